@@ -1,0 +1,421 @@
+"""Settings: one pydantic-settings class, read once per process from the environment.
+
+Local mode (the default) works with no variables at all: the analytics database is
+the embedded PostgreSQL, the source is the demo Open WebUI database, the estimator
+is the offline heuristic and the dashboard password is printed by ``make run``.
+Production refuses to start when a secret is missing or still a placeholder, and
+the error names the variable.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from enum import StrEnum
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.errors import ConfigurationError
+
+__all__ = [
+    "Environment",
+    "EstimatorKind",
+    "QueueBackend",
+    "Settings",
+    "get_settings",
+    "reset_settings_cache",
+    "REPO_ROOT",
+    "LOCAL_STATE_DIR",
+]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LOCAL_STATE_DIR = REPO_ROOT / ".local"
+
+# Values copied from examples and docs; a deployment that still has one is not configured.
+_PLACEHOLDER_SECRETS = frozenset(
+    {
+        "",
+        "changethis",
+        "change-me",
+        "changeme",
+        "secret",
+        "password",
+        "admin",
+        "analytics_hash_salt",
+        "unique_salt_for_user_hashing",
+        "sk-your_openai_api_key_here",
+        "local-dev-password",
+        "local-dev-hmac-key",
+        "local-dev-task-secret",
+    }
+)
+_MIN_SECRET_LENGTH = {"hmac_key": 32, "dashboard_password": 12, "task_secret": 24}
+
+# USD per 1M tokens: input, cached input, output. Override with ANALYTICS_LLM_PRICES.
+DEFAULT_LLM_PRICES: dict[str, dict[str, float]] = {
+    "gpt-4o-mini": {"input": 0.15, "cached_input": 0.075, "output": 0.60},
+    "gpt-4.1-mini": {"input": 0.40, "cached_input": 0.10, "output": 1.60},
+    "gpt-5-mini": {"input": 0.25, "cached_input": 0.025, "output": 2.00},
+}
+
+
+class Environment(StrEnum):
+    LOCAL = "local"
+    PRODUCTION = "production"
+
+
+class EstimatorKind(StrEnum):
+    AUTO = "auto"  # llm when an API key or base URL is configured, else heuristic
+    LLM = "llm"
+    HEURISTIC = "heuristic"
+
+
+class QueueBackend(StrEnum):
+    CLOUD_TASKS = "cloud_tasks"
+    LOCAL_HTTP = "local_http"
+    INLINE = "inline"
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """Every setting of the product. Field descriptions feed the README table."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    environment: Environment = Field(
+        Environment.LOCAL,
+        validation_alias=_env("ANALYTICS_ENVIRONMENT"),
+        description="`local` (embedded defaults allowed) or `production` (every secret required).",
+    )
+
+    # --- databases -----------------------------------------------------------------
+    analytics_database_url: str = Field(
+        "",
+        validation_alias=_env("COGNIFORCE_DATABASE_URL"),
+        description="Analytics Postgres, `postgresql+pg8000://user:pass@host/db` (add "
+        "`?unix_sock=/path/.s.PGSQL.5432` for a socket). Empty locally: the embedded PostgreSQL.",
+    )
+    analytics_cloudsql_instance: str = Field(
+        "",
+        validation_alias=_env("ANALYTICS_CLOUDSQL_INSTANCE"),
+        description="`project:region:instance`; when set, the analytics database is reached "
+        "through the Cloud SQL Python Connector with the user, password and database of "
+        "`COGNIFORCE_DATABASE_URL`.",
+    )
+    source_database_url: str = Field(
+        "",
+        validation_alias=_env("OPENWEBUI_DATABASE_URL"),
+        description="Open WebUI's database, read only: `sqlite:////path/webui.db` or a "
+        "`postgresql+pg8000://` URL. Empty locally: the generated demo database.",
+    )
+    source_cloudsql_instance: str = Field(
+        "",
+        validation_alias=_env("OPENWEBUI_CLOUDSQL_INSTANCE"),
+        description="`project:region:instance` of Open WebUI's Cloud SQL database, reached "
+        "through the connector with the credentials of `OPENWEBUI_DATABASE_URL`.",
+    )
+    db_pool_size: int = Field(
+        2,
+        ge=1,
+        le=50,
+        validation_alias=_env("ANALYTICS_DB_POOL_SIZE"),
+        description="Connections per process (a function instance serves one request at a time).",
+    )
+
+    # --- estimator -----------------------------------------------------------------
+    estimator: EstimatorKind = Field(
+        EstimatorKind.AUTO,
+        validation_alias=_env("ANALYTICS_ESTIMATOR"),
+        description="`auto` (LLM when `OPENAI_API_KEY` or `OPENAI_BASE_URL` is set, else "
+        "heuristic), `llm` or `heuristic`.",
+    )
+    openai_api_key: SecretStr = Field(
+        SecretStr(""),
+        validation_alias=_env("OPENAI_API_KEY"),
+        description="API key of the OpenAI-compatible server (may be empty for a local "
+        "server such as Ollama).",
+    )
+    openai_base_url: str = Field(
+        "",
+        validation_alias=_env("OPENAI_BASE_URL"),
+        description="OpenAI-compatible endpoint, e.g. `http://localhost:11434/v1` for "
+        "Ollama. Empty: OpenAI itself.",
+    )
+    openai_model: str = Field(
+        "gpt-4o-mini",
+        validation_alias=_env("ANALYTICS_OPENAI_MODEL"),
+        description="Model that estimates manual time.",
+    )
+    llm_rpm: int = Field(
+        50,
+        ge=1,
+        le=100_000,
+        validation_alias=_env("ANALYTICS_LLM_RPM"),
+        description="LLM requests per minute, per process; Terraform derives the queue's "
+        "dispatch rate from it.",
+    )
+    llm_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=600,
+        validation_alias=_env("ANALYTICS_LLM_TIMEOUT_SECONDS"),
+        description="Timeout of one LLM request; a timeout is retried by the queue.",
+    )
+    llm_prices: dict[str, dict[str, float]] = Field(
+        default_factory=lambda: dict(DEFAULT_LLM_PRICES),
+        validation_alias=_env("ANALYTICS_LLM_PRICES"),
+        description="JSON price table, USD per 1M tokens: "
+        '`{"model": {"input": 0.15, "cached_input": 0.075, "output": 0.6}}`.',
+    )
+    digest_token_budget: int = Field(
+        1500,
+        ge=200,
+        le=20_000,
+        validation_alias=_env("ANALYTICS_DIGEST_TOKEN_BUDGET"),
+        description="Upper bound, in tokens (≈ 4 characters each), of the redacted "
+        "transcript digest sent to the estimator.",
+    )
+
+    # --- privacy and auth ----------------------------------------------------------
+    hmac_key: SecretStr = Field(
+        SecretStr("local-dev-hmac-key"),
+        validation_alias=_env("ANALYTICS_HMAC_KEY", "ANALYTICS_SALT"),
+        description="Key of the HMAC-SHA256 that pseudonymises user ids (≥ 32 characters "
+        "in production). `ANALYTICS_SALT`, the spec's name, is accepted as an alias.",
+    )
+    dashboard_password: SecretStr = Field(
+        SecretStr("local-dev-password"),
+        validation_alias=_env("ANALYTICS_DASHBOARD_PASSWORD"),
+        description="Admin password of the API and dashboard (≥ 12 characters in production).",
+    )
+    webui_secret_key: SecretStr = Field(
+        SecretStr(""),
+        validation_alias=_env("WEBUI_SECRET_KEY"),
+        description="Open WebUI's JWT secret; when set, Open WebUI admin session tokens "
+        "are accepted as well as the dashboard password.",
+    )
+    task_secret: SecretStr = Field(
+        SecretStr("local-dev-task-secret"),
+        validation_alias=_env("ANALYTICS_TASK_SECRET"),
+        description="Shared secret header that authenticates pipeline calls when OIDC is "
+        "not used (local runs and tests).",
+    )
+    session_ttl_minutes: int = Field(
+        480,
+        ge=5,
+        le=10_080,
+        validation_alias=_env("ANALYTICS_SESSION_TTL_MINUTES"),
+        description="Lifetime of a dashboard login session.",
+    )
+    min_group_size: int = Field(
+        5,
+        ge=1,
+        le=1000,
+        validation_alias=_env("ANALYTICS_MIN_GROUP_SIZE"),
+        description="Groups with fewer members are hidden from group breakdowns.",
+    )
+
+    # --- processing ----------------------------------------------------------------
+    timezone: str = Field(
+        "Europe/Budapest",
+        validation_alias=_env("TZ"),
+        description="IANA zone that defines a day (attribution, schedule, dashboard).",
+    )
+    idle_threshold_minutes: int = Field(
+        10,
+        ge=1,
+        le=240,
+        validation_alias=_env("ANALYTICS_IDLE_THRESHOLD"),
+        description="Gaps between messages longer than this many minutes count as idle.",
+    )
+    max_conversations_per_run: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        validation_alias=_env("ANALYTICS_MAX_CONVERSATIONS"),
+        description="Conversations one run enqueues; the rest waits for the next run and is reported.",
+    )
+    schedule: str = Field(
+        "30 0 * * *",
+        validation_alias=_env("ANALYTICS_SCHEDULE"),
+        description="Cron schedule of the nightly run, in `TZ` (Terraform uses the same value).",
+    )
+    stale_run_minutes: int = Field(
+        120,
+        ge=5,
+        le=2880,
+        validation_alias=_env("ANALYTICS_STALE_RUN_MINUTES"),
+        description="A run still `running` after this long is closed as stale.",
+    )
+
+    # --- queue ---------------------------------------------------------------------
+    queue_backend: QueueBackend = Field(
+        QueueBackend.LOCAL_HTTP,
+        validation_alias=_env("ANALYTICS_QUEUE_BACKEND"),
+        description="`cloud_tasks`, `local_http` (functions-framework on loopback) or `inline`.",
+    )
+    gcp_project: str = Field(
+        "", validation_alias=_env("ANALYTICS_GCP_PROJECT"), description="Google Cloud project id."
+    )
+    gcp_region: str = Field(
+        "europe-west1",
+        validation_alias=_env("ANALYTICS_GCP_REGION"),
+        description="Region of the queue, functions and scheduler job.",
+    )
+    tasks_queue: str = Field(
+        "time-savings-analyzer",
+        validation_alias=_env("ANALYTICS_TASKS_QUEUE"),
+        description="Cloud Tasks queue name.",
+    )
+    tasks_emulator_host: str = Field(
+        "",
+        validation_alias=_env("ANALYTICS_TASKS_EMULATOR_HOST"),
+        description="`host:port` of gcloud-tasks-emulator; tests only.",
+    )
+    tasks_invoker_service_account: str = Field(
+        "",
+        validation_alias=_env("ANALYTICS_TASKS_SERVICE_ACCOUNT"),
+        description="Service account whose OIDC token Cloud Tasks attaches to each delivery.",
+    )
+    analyzer_url: str = Field(
+        "",
+        validation_alias=_env("ANALYTICS_ANALYZER_URL"),
+        description="URL of the analyzer function (also the OIDC audience it checks).",
+    )
+    aggregator_url: str = Field(
+        "",
+        validation_alias=_env("ANALYTICS_AGGREGATOR_URL"),
+        description="URL of the aggregator function (also its OIDC audience).",
+    )
+    dispatcher_url: str = Field(
+        "",
+        validation_alias=_env("ANALYTICS_DISPATCHER_URL"),
+        description="URL of the dispatcher function (its OIDC audience).",
+    )
+    scheduler_job: str = Field(
+        "",
+        validation_alias=_env("ANALYTICS_SCHEDULER_JOB"),
+        description="Full Cloud Scheduler job name; `health` reads the next run from it in production.",
+    )
+    local_concurrency: int = Field(
+        4,
+        ge=1,
+        le=64,
+        validation_alias=_env("ANALYTICS_LOCAL_CONCURRENCY"),
+        description="Parallel deliveries of the local HTTP queue.",
+    )
+
+    log_format: str = Field(
+        "text",
+        validation_alias=_env("ANALYTICS_LOG_FORMAT"),
+        description="`text` or `json` (structured, for Cloud Logging).",
+    )
+
+    # --- validation ----------------------------------------------------------------
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"TZ={value!r} is not an IANA time zone") from exc
+        return value
+
+    @field_validator("llm_prices", mode="before")
+    @classmethod
+    def _parse_prices(cls, value: object) -> object:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else dict(DEFAULT_LLM_PRICES)
+        return value
+
+    @field_validator("log_format")
+    @classmethod
+    def _known_log_format(cls, value: str) -> str:
+        if value not in ("text", "json"):
+            raise ValueError("ANALYTICS_LOG_FORMAT must be 'text' or 'json'")
+        return value
+
+    @model_validator(mode="after")
+    def _production_needs_real_secrets(self) -> Settings:
+        if self.environment is Environment.PRODUCTION:
+            problems = self.production_problems()
+            if problems:
+                raise ConfigurationError("production settings are incomplete: " + "; ".join(problems))
+        return self
+
+    def production_problems(self) -> list[str]:
+        """What stops these settings from running in production, one line per variable."""
+        problems: list[str] = []
+        for field_name, variable in (
+            ("hmac_key", "ANALYTICS_HMAC_KEY"),
+            ("dashboard_password", "ANALYTICS_DASHBOARD_PASSWORD"),
+        ):
+            value = getattr(self, field_name).get_secret_value()
+            if value.strip().lower() in _PLACEHOLDER_SECRETS:
+                problems.append(f"{variable} is missing or a placeholder")
+            elif len(value) < _MIN_SECRET_LENGTH[field_name]:
+                problems.append(f"{variable} is shorter than {_MIN_SECRET_LENGTH[field_name]} characters")
+        if not self.analytics_database_url:
+            problems.append("COGNIFORCE_DATABASE_URL is missing")
+        if not self.source_database_url:
+            problems.append("OPENWEBUI_DATABASE_URL is missing")
+        api_key = self.openai_api_key.get_secret_value()
+        if self.estimator is not EstimatorKind.HEURISTIC:
+            if api_key and api_key.strip().lower() in _PLACEHOLDER_SECRETS:
+                problems.append("OPENAI_API_KEY is a placeholder")
+            elif not api_key and not self.openai_base_url:
+                problems.append(
+                    "OPENAI_API_KEY is missing (set it, point OPENAI_BASE_URL at a server "
+                    "that needs no key, or choose ANALYTICS_ESTIMATOR=heuristic)"
+                )
+        if self.queue_backend is QueueBackend.CLOUD_TASKS:
+            for field_name, variable in (
+                ("gcp_project", "ANALYTICS_GCP_PROJECT"),
+                ("tasks_invoker_service_account", "ANALYTICS_TASKS_SERVICE_ACCOUNT"),
+                ("analyzer_url", "ANALYTICS_ANALYZER_URL"),
+                ("aggregator_url", "ANALYTICS_AGGREGATOR_URL"),
+            ):
+                if not getattr(self, field_name):
+                    problems.append(f"{variable} is missing (needed by the cloud_tasks queue)")
+        else:
+            secret = self.task_secret.get_secret_value()
+            if secret.strip().lower() in _PLACEHOLDER_SECRETS or len(secret) < _MIN_SECRET_LENGTH["task_secret"]:
+                problems.append("ANALYTICS_TASK_SECRET is missing or a placeholder")
+        return problems
+
+    # --- derived -------------------------------------------------------------------
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.PRODUCTION
+
+    @property
+    def effective_estimator(self) -> EstimatorKind:
+        """The estimator that will actually run (resolves `auto`)."""
+        if self.estimator is not EstimatorKind.AUTO:
+            return self.estimator
+        if self.openai_api_key.get_secret_value() or self.openai_base_url:
+            return EstimatorKind.LLM
+        return EstimatorKind.HEURISTIC
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    return Settings()
+
+
+def reset_settings_cache() -> None:
+    """Forget the cached settings (tests change the environment)."""
+    get_settings.cache_clear()

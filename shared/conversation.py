@@ -1,0 +1,86 @@
+"""The shapes a conversation takes on its way through the pipeline.
+
+Source row → `Conversation` (reader) → `Timing` (timing) and `TranscriptDigest`
+(digest, redacted) → estimator. These are plain frozen dataclasses so every stage
+can be tested on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+
+__all__ = ["Message", "Conversation", "Timing", "DigestFeatures", "TranscriptDigest"]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message on the kept branch."""
+
+    id: str
+    role: str  # "user", "assistant" or "system"
+    text: str  # content flattened to text (string or list-of-blocks content)
+    timestamp: datetime | None  # aware UTC; None when the source had no valid timestamp
+    model: str | None = None  # which model answered (assistant messages only)
+    attachments: int = 0  # files attached to the message
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """A chat row of Open WebUI, reduced to the branch the user kept (root → currentId)."""
+
+    conversation_id: str  # the chat row id (not the id inside the JSON)
+    user_id: str  # raw source user id: pseudonymise before storing, never log
+    source_updated_at: datetime  # chat.updated_at, aware UTC
+    messages: tuple[Message, ...]
+    title: str = ""
+    archived: bool = False
+    regenerations: int = 0  # extra assistant answers under the kept branch's user messages
+    abandoned_branches: int = 0  # branches the user left (edits, regenerations not kept)
+    models: tuple[str, ...] = ()  # models that answered on the kept branch, first use order
+    notes: tuple[str, ...] = ()  # repairs made while reading (e.g. currentId pointed nowhere)
+    fingerprint: str = ""  # sha256 of the kept branch's content; equal fingerprints = same conversation
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Measured working time. Minutes are whole; active + idle == total."""
+
+    first_message_at: datetime
+    last_message_at: datetime
+    total_minutes: int
+    active_minutes: int
+    idle_minutes: int
+    timed_messages: int
+
+
+@dataclass(frozen=True, slots=True)
+class DigestFeatures:
+    """Countable facts about a conversation, used by the heuristic and sent with the digest."""
+
+    user_turns: int = 0
+    assistant_turns: int = 0
+    user_words: int = 0
+    assistant_words: int = 0
+    code_lines_by_language: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    tables: int = 0
+    attachments: int = 0
+    regenerations: int = 0
+    abandoned_branches: int = 0
+    models: tuple[str, ...] = ()
+
+    @property
+    def code_lines(self) -> int:
+        return sum(self.code_lines_by_language.values())
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptDigest:
+    """The redacted, bounded description of a conversation that an estimator sees."""
+
+    text: str
+    features: DigestFeatures
+    approx_tokens: int
+    truncated: bool = False
