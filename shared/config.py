@@ -13,22 +13,23 @@ import functools
 import json
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.errors import ConfigurationError
 
 __all__ = [
+    "LOCAL_STATE_DIR",
+    "REPO_ROOT",
     "Environment",
     "EstimatorKind",
     "QueueBackend",
     "Settings",
     "get_settings",
     "reset_settings_cache",
-    "REPO_ROOT",
-    "LOCAL_STATE_DIR",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -167,7 +168,7 @@ class Settings(BaseSettings):
         validation_alias=_env("ANALYTICS_LLM_TIMEOUT_SECONDS"),
         description="Timeout of one LLM request; a timeout is retried by the queue.",
     )
-    llm_prices: dict[str, dict[str, float]] = Field(
+    llm_prices: Annotated[dict[str, dict[str, float]], NoDecode] = Field(
         default_factory=lambda: dict(DEFAULT_LLM_PRICES),
         validation_alias=_env("ANALYTICS_LLM_PRICES"),
         description="JSON price table, USD per 1M tokens: "
@@ -331,9 +332,14 @@ class Settings(BaseSettings):
     @field_validator("llm_prices", mode="before")
     @classmethod
     def _parse_prices(cls, value: object) -> object:
-        if isinstance(value, str):
-            return json.loads(value) if value.strip() else dict(DEFAULT_LLM_PRICES)
-        return value
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return dict(DEFAULT_LLM_PRICES)
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"ANALYTICS_LLM_PRICES is not valid JSON: {exc}") from exc
 
     @field_validator("log_format")
     @classmethod
@@ -386,7 +392,10 @@ class Settings(BaseSettings):
                     problems.append(f"{variable} is missing (needed by the cloud_tasks queue)")
         else:
             secret = self.task_secret.get_secret_value()
-            if secret.strip().lower() in _PLACEHOLDER_SECRETS or len(secret) < _MIN_SECRET_LENGTH["task_secret"]:
+            if (
+                secret.strip().lower() in _PLACEHOLDER_SECRETS
+                or len(secret) < _MIN_SECRET_LENGTH["task_secret"]
+            ):
                 problems.append("ANALYTICS_TASK_SECRET is missing or a placeholder")
         return problems
 

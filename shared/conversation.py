@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 
-__all__ = ["Message", "Conversation", "Timing", "DigestFeatures", "TranscriptDigest"]
+__all__ = ["Conversation", "DigestFeatures", "Message", "Timing", "TranscriptDigest"]
 
 
 @dataclass(frozen=True, slots=True)

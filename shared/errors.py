@@ -17,13 +17,13 @@ from __future__ import annotations
 
 __all__ = [
     "AnalyticsError",
-    "ConfigurationError",
-    "RetryableError",
-    "PermanentError",
-    "SkipConversation",
-    "EstimationFailed",
-    "RequestRejected",
     "AuthenticationFailed",
+    "ConfigurationError",
+    "EstimationFailed",
+    "PermanentError",
+    "RequestRejected",
+    "RetryableError",
+    "SkipConversation",
 ]
 
 

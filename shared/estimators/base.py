@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from shared.conversation import TranscriptDigest
 
-__all__ = ["TASK_CATEGORIES", "EstimateUsage", "Estimate", "Estimator"]
+__all__ = ["TASK_CATEGORIES", "Estimate", "EstimateUsage", "Estimator"]
 
 # The fixed task categories, in the order the dashboard lists them.
 TASK_CATEGORIES: tuple[str, ...] = (

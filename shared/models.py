@@ -1,0 +1,284 @@
+"""SQLAlchemy 2 models of the analytics schema.
+
+`migrations/` is the source of truth; these classes mirror it for typed queries,
+and `tests/test_schema.py` fails when the two drift apart.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "Base",
+    "ConversationAnalysis",
+    "DailyAggregate",
+    "DailyBreakdown",
+    "GroupMember",
+    "ProcessingLog",
+    "RunOutcome",
+    "SchemaMigration",
+    "UserGroup",
+]
+
+_NOW = text("now()")
+_TS = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _uuid_pk() -> Mapped[uuid.UUID]:
+    return mapped_column(UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()"))
+
+
+def _count(*, big: bool = False) -> Mapped[int]:
+    return mapped_column(BigInteger if big else Integer, nullable=False, server_default=text("0"))
+
+
+def _usd() -> Mapped[Decimal]:
+    return mapped_column(Numeric(12, 6), nullable=False, server_default=text("0"))
+
+
+class SchemaMigration(Base):
+    __tablename__ = "schema_migrations"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(255))
+    checksum: Mapped[str] = mapped_column(String(64))
+    applied_at: Mapped[datetime] = mapped_column(_TS, server_default=_NOW)
+
+
+class ProcessingLog(Base):
+    __tablename__ = "processing_log"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    run_date: Mapped[date] = mapped_column(Date)
+    started_at: Mapped[datetime] = mapped_column(_TS, server_default=_NOW)
+    completed_at: Mapped[datetime | None] = mapped_column(_TS)
+    status: Mapped[str] = mapped_column(String(20), server_default=text("'running'"))
+    trigger: Mapped[str] = mapped_column(String(20), server_default=text("'scheduler'"))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    force_reestimate: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+
+    conversations_expected: Mapped[int] = _count()
+    conversations_deferred: Mapped[int] = _count()
+    conversations_processed: Mapped[int] = _count()
+    conversations_skipped: Mapped[int] = _count()
+    conversations_failed: Mapped[int] = _count()
+    estimates_reused: Mapped[int] = _count()
+
+    total_llm_requests: Mapped[int] = _count()
+    total_prompt_tokens: Mapped[int] = _count(big=True)
+    total_completion_tokens: Mapped[int] = _count(big=True)
+    total_cached_tokens: Mapped[int] = _count(big=True)
+    total_llm_cost_usd: Mapped[Decimal] = _usd()
+    processing_duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    aggregation_requested_at: Mapped[datetime | None] = mapped_column(_TS)
+
+    error_message: Mapped[str | None] = mapped_column(Text)
+    error_details: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(_TS, server_default=_NOW)
+
+    __table_args__ = (
+        Index("idx_processing_log_run_date", "run_date"),
+        Index("idx_processing_log_started_at", text("started_at DESC")),
+        Index(
+            "idx_processing_log_one_open_run",
+            "run_date",
+            unique=True,
+            postgresql_where=text("status IN ('running', 'aggregating')"),
+        ),
+        Index(
+            "idx_processing_log_idempotency_key",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
+    )
+
+    @property
+    def conversations_finished(self) -> int:
+        return self.conversations_processed + self.conversations_skipped + self.conversations_failed
+
+
+class ConversationAnalysis(Base):
+    __tablename__ = "conversation_analysis"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    conversation_id: Mapped[str] = mapped_column(String(255))
+    user_id_hash: Mapped[str] = mapped_column(String(64))
+    group_ids: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
+
+    status: Mapped[str] = mapped_column(String(20))
+    skip_reason: Mapped[str | None] = mapped_column(String(64))
+    skip_detail: Mapped[str | None] = mapped_column(Text)
+
+    analysis_date: Mapped[date | None] = mapped_column(Date)
+    first_message_at: Mapped[datetime | None] = mapped_column(_TS)
+    last_message_at: Mapped[datetime | None] = mapped_column(_TS)
+    total_duration_minutes: Mapped[int | None] = mapped_column(Integer)
+    active_duration_minutes: Mapped[int | None] = mapped_column(Integer)
+    idle_time_minutes: Mapped[int | None] = mapped_column(Integer)
+
+    manual_time_low: Mapped[int | None] = mapped_column(Integer)
+    manual_time_most_likely: Mapped[int | None] = mapped_column(Integer)
+    manual_time_high: Mapped[int | None] = mapped_column(Integer)
+    confidence_level: Mapped[int | None] = mapped_column(Integer)
+    time_saved_minutes: Mapped[int | None] = mapped_column(Integer)
+    task_category: Mapped[str | None] = mapped_column(String(32))
+    task_description: Mapped[str | None] = mapped_column(Text)
+
+    estimator: Mapped[str | None] = mapped_column(String(20))
+    estimator_model: Mapped[str | None] = mapped_column(String(128))
+    prompt_version: Mapped[str | None] = mapped_column(String(64))
+    processing_version: Mapped[str] = mapped_column(String(20), server_default=text("'2.0'"))
+
+    message_count: Mapped[int] = _count()
+    user_message_count: Mapped[int] = _count()
+    regeneration_count: Mapped[int] = _count()
+    models_used: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
+    primary_model: Mapped[str | None] = mapped_column(String(255))
+    source_updated_at: Mapped[datetime] = mapped_column(_TS)
+    content_fingerprint: Mapped[str] = mapped_column(String(64))
+
+    llm_requests: Mapped[int] = _count()
+    prompt_tokens: Mapped[int] = _count()
+    completion_tokens: Mapped[int] = _count()
+    cached_tokens: Mapped[int] = _count()
+    llm_cost_usd: Mapped[Decimal] = _usd()
+
+    conversation_summary: Mapped[str | None] = mapped_column(Text)
+    llm_response: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    run_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("processing_log.id", ondelete="SET NULL")
+    )
+    processed_at: Mapped[datetime] = mapped_column(_TS, server_default=_NOW)
+
+    __table_args__ = (
+        Index("idx_conversation_analysis_conversation_id", "conversation_id", unique=True),
+        Index(
+            "idx_conversation_analysis_date",
+            "analysis_date",
+            postgresql_where=text("status = 'analyzed'"),
+        ),
+        Index("idx_conversation_analysis_user_date", "user_id_hash", "analysis_date"),
+        Index("idx_conversation_analysis_processed_at", "processed_at"),
+        Index("idx_conversation_analysis_run", "run_id"),
+    )
+
+
+class RunOutcome(Base):
+    __tablename__ = "run_outcomes"
+
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("processing_log.id", ondelete="CASCADE"), primary_key=True
+    )
+    conversation_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    analysis_date: Mapped[date | None] = mapped_column(Date)
+    previous_analysis_date: Mapped[date | None] = mapped_column(Date)
+    estimate_reused: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    llm_requests: Mapped[int] = _count()
+    prompt_tokens: Mapped[int] = _count()
+    completion_tokens: Mapped[int] = _count()
+    cached_tokens: Mapped[int] = _count()
+    llm_cost_usd: Mapped[Decimal] = _usd()
+    recorded_at: Mapped[datetime] = mapped_column(_TS, server_default=_NOW)
+
+
+class _AggregateMetrics:
+    """Columns shared by daily aggregates and breakdowns."""
+
+    conversation_count: Mapped[int] = _count()
+    message_count: Mapped[int] = _count()
+    total_active_time: Mapped[int] = _count()
+    total_manual_time_estimated: Mapped[int] = _count()
+    total_manual_time_low: Mapped[int] = _count()
+    total_manual_time_high: Mapped[int] = _count()
+    total_time_saved: Mapped[int] = _count()
+    total_time_saved_low: Mapped[int] = _count()
+    total_time_saved_high: Mapped[int] = _count()
+    confidence_sum: Mapped[int] = _count()
+    llm_estimated_count: Mapped[int] = _count()
+    heuristic_estimated_count: Mapped[int] = _count()
+    updated_at: Mapped[datetime] = mapped_column(_TS, server_default=_NOW)
+
+
+class DailyAggregate(_AggregateMetrics, Base):
+    __tablename__ = "daily_aggregates"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    analysis_date: Mapped[date] = mapped_column(Date)
+    user_id_hash: Mapped[str | None] = mapped_column(String(64))
+    avg_time_saved_per_conversation: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))
+    avg_confidence_level: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
+    created_at: Mapped[datetime] = mapped_column(_TS, server_default=_NOW)
+
+    __table_args__ = (
+        Index(
+            "idx_daily_aggregates_date_user",
+            "analysis_date",
+            "user_id_hash",
+            unique=True,
+            postgresql_nulls_not_distinct=True,
+        ),
+        Index(
+            "idx_daily_aggregates_user_date",
+            "user_id_hash",
+            "analysis_date",
+            postgresql_where=text("user_id_hash IS NOT NULL"),
+        ),
+    )
+
+
+class DailyBreakdown(_AggregateMetrics, Base):
+    __tablename__ = "daily_breakdowns"
+
+    analysis_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    group_id: Mapped[str] = mapped_column(String(255), primary_key=True, server_default=text("''"))
+    dimension: Mapped[str] = mapped_column(String(16), primary_key=True)
+    dimension_value: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user_count: Mapped[int] = _count()
+
+    __table_args__ = (Index("idx_daily_breakdowns_lookup", "dimension", "group_id", "analysis_date"),)
+
+
+class UserGroup(Base):
+    __tablename__ = "user_groups"
+
+    group_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    member_count: Mapped[int] = _count()
+    refreshed_at: Mapped[datetime] = mapped_column(_TS, server_default=_NOW)
+
+
+class GroupMember(Base):
+    __tablename__ = "group_members"
+
+    group_id: Mapped[str] = mapped_column(
+        String(255), ForeignKey("user_groups.group_id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+    __table_args__ = (Index("idx_group_members_user", "user_id_hash"),)

@@ -1,0 +1,89 @@
+"""Shared fixtures: a real embedded PostgreSQL for the whole session, a fresh database per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from infra.embedded_pg import EmbeddedPostgres
+from shared.config import reset_settings_cache
+from shared.db import make_engine, reset_engines
+from shared.migrate import apply_migrations
+
+# Variables a developer's shell may carry that would point tests at real services.
+_ISOLATED_VARIABLES = (
+    "COGNIFORCE_DATABASE_URL",
+    "OPENWEBUI_DATABASE_URL",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "ANALYTICS_ENVIRONMENT",
+    "ANALYTICS_ESTIMATOR",
+    "ANALYTICS_QUEUE_BACKEND",
+    "WEBUI_SECRET_KEY",
+)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test starts from local defaults and leaves no cached settings or engines behind."""
+    for name in _ISOLATED_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TZ", "Europe/Budapest")
+    reset_settings_cache()
+    yield
+    reset_settings_cache()
+    reset_engines()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[EmbeddedPostgres]:
+    """One embedded PostgreSQL for the whole test session, in a temporary folder."""
+    server = EmbeddedPostgres().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def _admin_engine(postgres_server: EmbeddedPostgres) -> Iterator[Engine]:
+    engine = sa.create_engine(postgres_server.url(), isolation_level="AUTOCOMMIT")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def fresh_database_url(postgres_server: EmbeddedPostgres, _admin_engine: Engine) -> Iterator[str]:
+    """The URL of a new, empty database, dropped after the test."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with _admin_engine.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    yield postgres_server.url(name)
+    reset_engines()
+    with _admin_engine.connect() as connection:
+        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def analytics_url(fresh_database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A freshly migrated analytics database, also set as COGNIFORCE_DATABASE_URL."""
+    engine = make_engine(fresh_database_url)
+    try:
+        apply_migrations(engine)
+    finally:
+        engine.dispose()
+    monkeypatch.setenv("COGNIFORCE_DATABASE_URL", fresh_database_url)
+    reset_settings_cache()
+    return fresh_database_url
+
+
+@pytest.fixture
+def analytics_engine(analytics_url: str) -> Iterator[Engine]:
+    """An engine on a freshly migrated analytics database."""
+    engine = make_engine(analytics_url)
+    yield engine
+    engine.dispose()
