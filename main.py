@@ -1,6 +1,33 @@
-"""Cloud Functions entry points and the command line (`python main.py --help`)."""
+"""Cloud Functions entry points and the command line (`python main.py --help`).
+
+Each entry point only hands the request to `functions/`; see ARCHITECTURE in the README.
+"""
 
 from __future__ import annotations
+
+import flask
+import functions_framework
+
+from functions import pipeline
+
+
+@functions_framework.http
+def dispatch(request: flask.Request) -> flask.Response:
+    """Cloud Scheduler → open tonight's run and enqueue one task per changed conversation."""
+    return pipeline.dispatch_endpoint(request)
+
+
+@functions_framework.http
+def analyze(request: flask.Request) -> flask.Response:
+    """Cloud Tasks → analyse one conversation."""
+    return pipeline.analyze_endpoint(request)
+
+
+@functions_framework.http
+def aggregate(request: flask.Request) -> flask.Response:
+    """Cloud Tasks → recompute the aggregates of a finished run."""
+    return pipeline.aggregate_endpoint(request)
+
 
 if __name__ == "__main__":
     from functions.cli import cli

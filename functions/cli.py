@@ -1,30 +1,154 @@
-"""The command line: `python main.py COMMAND`. Every command honours the same settings as the functions."""
+"""The command line: `python main.py COMMAND`. Every command honours the same settings as the functions.
+
+Locally, with nothing configured, commands start the embedded PostgreSQL, build
+the demo Open WebUI database when needed, and run the pipeline through the four
+functions under functions-framework on loopback (`--inline` runs it in-process).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import click
+import requests
+import sqlalchemy as sa
 
-from shared.config import get_settings
-from shared.db import analytics_engine, resolve_analytics_url
+from shared.config import LOCAL_STATE_DIR, QueueBackend, Settings, get_settings
+from shared.db import DEMO_SOURCE_PATH, analytics_engine, resolve_analytics_url
+from shared.logs import configure_logging
 from shared.migrate import apply_migrations
+from shared.pseudonym import pseudonymise
+from shared.queue import TASK_SECRET_HEADER
 
 __all__ = ["cli"]
 
+_FINAL_STATUSES = ("completed", "stale", "failed")
 
-def _emit(as_json: bool, data: dict[str, Any], text: str) -> None:
+
+def _emit(as_json: bool, data: Any, text: str) -> None:
     click.echo(json.dumps(data, default=str, indent=2) if as_json else text)
+
+
+def _ensure_demo_source(settings: Settings) -> None:
+    """Locally with no Open WebUI database configured, build the labelled demo database once."""
+    if settings.source_database_url or settings.is_production or DEMO_SOURCE_PATH.exists():
+        return
+    from infra.demo_data import build_demo_database
+
+    click.echo(f"building the demo Open WebUI database (synthetic data) at {DEMO_SOURCE_PATH} ...", err=True)
+    build_demo_database(DEMO_SOURCE_PATH, zone=settings.zone)
+
+
+def _prepare(settings: Settings) -> dict[str, str]:
+    """Databases ready and migrated; the environment the function processes need."""
+    analytics_url = resolve_analytics_url(settings)
+    apply_migrations(analytics_engine(settings))
+    _ensure_demo_source(settings)
+    source_url = settings.source_database_url or f"sqlite:///{DEMO_SOURCE_PATH}"
+    return {"COGNIFORCE_DATABASE_URL": analytics_url, "OPENWEBUI_DATABASE_URL": source_url}
+
+
+@contextmanager
+def _pipeline_functions(settings: Settings, environment: dict[str, str]) -> Iterator[str | None]:
+    """The dispatcher URL to call: a local stack started for the command, or the configured one."""
+    if settings.queue_backend is not QueueBackend.LOCAL_HTTP or settings.dispatcher_url:
+        yield settings.dispatcher_url or None
+        return
+    from infra.local_stack import LocalStack
+
+    stack = LocalStack(
+        environment, log_dir=LOCAL_STATE_DIR / "logs", functions=("dispatch", "analyze", "aggregate")
+    )
+    with stack:
+        yield stack.urls["dispatch"]
+
+
+def _dispatch_over_http(settings: Settings, url: str, day: date, force: bool) -> dict[str, Any]:
+    response = requests.post(
+        url,
+        json={"date": day.isoformat(), "force": force},
+        headers={TASK_SECRET_HEADER: settings.task_secret.get_secret_value()},
+        timeout=settings.task_deadline_seconds,
+    )
+    if response.status_code != 200:
+        raise click.ClickException(f"dispatcher answered {response.status_code}: {response.text[:500]}")
+    return response.json()
+
+
+def _dispatch_inline(settings: Settings, day: date, force: bool, trigger: str) -> dict[str, Any]:
+    from functions import dispatcher
+    from functions.pipeline import inline_queue
+
+    result = dispatcher.dispatch(
+        target_date=day, force=force, trigger=trigger, settings=settings, queue=inline_queue(settings)
+    )
+    return asdict(result)
+
+
+def _wait_for_runs(run_ids: list[uuid.UUID], timeout: float) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    query = sa.text(
+        "SELECT id, run_date, status, conversations_expected, conversations_processed, "
+        "conversations_skipped, conversations_failed, conversations_deferred, estimates_reused, "
+        "total_llm_requests, total_llm_cost_usd, processing_duration_seconds, error_message "
+        "FROM processing_log WHERE id = ANY(:ids) ORDER BY run_date"
+    )
+    while True:
+        with analytics_engine().connect() as connection:
+            rows = [dict(row._mapping) for row in connection.execute(query, {"ids": run_ids})]
+        if all(row["status"] in _FINAL_STATUSES for row in rows) or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.5)
+
+
+def _describe_run(row: dict[str, Any]) -> str:
+    return (
+        f"{row['run_date']}  run {row['id']}  {row['status']}: {row['conversations_expected']} planned, "
+        f"{row['conversations_processed']} analysed ({row['estimates_reused']} reused), "
+        f"{row['conversations_skipped']} skipped, {row['conversations_failed']} failed, "
+        f"{row['conversations_deferred']} deferred; {row['total_llm_requests']} LLM requests, "
+        f"${row['total_llm_cost_usd']}" + (f"  ({row['error_message']})" if row.get("error_message") else "")
+    )
+
+
+def _run_dates(days: list[date], *, force: bool, inline: bool, timeout: float) -> list[dict[str, Any]]:
+    settings = get_settings()
+    environment = _prepare(settings)
+    trigger = "backfill" if len(days) > 1 else "cli"
+    results: list[dict[str, Any]] = []
+    if inline:
+        results = [_dispatch_inline(settings, day, force, trigger) for day in days]
+    else:
+        with _pipeline_functions(settings, environment) as url:
+            if url is None:  # Cloud Tasks from an operator's machine: dispatch here, the cloud does the rest
+                results = [_dispatch_inline_cloud(settings, day, force, trigger) for day in days]
+                return results
+            for day in days:
+                results.append(_dispatch_over_http(settings, url, day, force))
+            return _wait_for_runs([uuid.UUID(str(r["run_id"])) for r in results], timeout)
+    return _wait_for_runs([uuid.UUID(str(r["run_id"])) for r in results], timeout)
+
+
+def _dispatch_inline_cloud(settings: Settings, day: date, force: bool, trigger: str) -> dict[str, Any]:
+    from functions import dispatcher
+
+    return asdict(dispatcher.dispatch(target_date=day, force=force, trigger=trigger, settings=settings))
 
 
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
 def cli(verbose: bool) -> None:
     """Time Savings Analytics: how much working time Open WebUI saves your people."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr)
+    configure_logging(get_settings().log_format, logging.DEBUG if verbose else logging.WARNING)
 
 
 @cli.command()
@@ -40,11 +164,67 @@ def migrate(as_json: bool) -> None:
     )
 
 
+_DATE = click.DateTime(["%Y-%m-%d"])
+
+
 @cli.command()
-def serve() -> None:
-    """Start the local stack (embedded PostgreSQL, migrations) and keep it running."""
-    settings = get_settings()
-    url = resolve_analytics_url(settings)
-    applied = apply_migrations(analytics_engine(settings))
-    click.echo(f"analytics PostgreSQL: {url}")
-    click.echo(f"migrations applied now: {len(applied)}")
+@click.option("--date", "day", type=_DATE, help="Local date to process (default: yesterday).")
+@click.option("--force", is_flag=True, help="Re-estimate conversations even when unchanged.")
+@click.option("--inline", is_flag=True, help="Run in this process instead of through the functions.")
+@click.option("--timeout", default=3600.0, show_default=True, help="Seconds to wait for the run.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def run(day: datetime | None, force: bool, inline: bool, timeout: float, as_json: bool) -> None:
+    """Process one day, as the nightly schedule does."""
+    from functions.dispatcher import yesterday
+
+    target = day.date() if day else yesterday(get_settings())
+    rows = _run_dates([target], force=force, inline=inline, timeout=timeout)
+    _emit(as_json, rows, "\n".join(_describe_run(r) if "status" in r else str(r) for r in rows))
+
+
+@cli.command()
+@click.option("--start-date", type=_DATE, required=True)
+@click.option("--end-date", type=_DATE, required=True)
+@click.option("--force", is_flag=True, help="Re-estimate conversations even when unchanged.")
+@click.option("--inline", is_flag=True, help="Run in this process instead of through the functions.")
+@click.option("--timeout", default=3600.0, show_default=True, help="Seconds to wait for the runs.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def backfill(
+    start_date: datetime, end_date: datetime, force: bool, inline: bool, timeout: float, as_json: bool
+) -> None:
+    """Process every date of a range, oldest first."""
+    first, last = start_date.date(), end_date.date()
+    if last < first:
+        raise click.BadParameter("--end-date is before --start-date")
+    if (last - first).days > 366:
+        raise click.BadParameter("a backfill covers at most 366 days")
+    days = [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+    rows = _run_dates(days, force=force, inline=inline, timeout=timeout)
+    _emit(as_json, rows, "\n".join(_describe_run(r) if "status" in r else str(r) for r in rows))
+
+
+@cli.command("hash-user")
+@click.argument("user_id")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def hash_user(user_id: str, as_json: bool) -> None:
+    """Print the pseudonym of an Open WebUI user id (to find a person's rows)."""
+    pseudonym = pseudonymise(user_id, get_settings().hmac_key.get_secret_value())
+    _emit(as_json, {"user_id_hash": pseudonym}, pseudonym)
+
+
+@cli.command("demo-data")
+@click.option("--days", default=30, show_default=True, help="Days of synthetic history.")
+@click.option("--users", default=24, show_default=True, help="Synthetic users.")
+def demo_data(days: int, users: int) -> None:
+    """(Re)build the demo Open WebUI database: synthetic, clearly labelled conversations."""
+    from infra.demo_data import build_demo_database
+
+    summary = build_demo_database(DEMO_SOURCE_PATH, zone=get_settings().zone, days=days, users=users)
+    click.echo(f"demo database {DEMO_SOURCE_PATH}: {summary}")
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except KeyboardInterrupt:
+        sys.exit(130)

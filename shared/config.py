@@ -247,6 +247,14 @@ class Settings(BaseSettings):
         validation_alias=_env("ANALYTICS_SCHEDULE"),
         description="Cron schedule of the nightly run, in `TZ` (Terraform uses the same value).",
     )
+    lookback_days: int = Field(
+        7,
+        ge=0,
+        le=90,
+        validation_alias=_env("ANALYTICS_LOOKBACK_DAYS"),
+        description="A run also picks up conversations changed this many days before its date "
+        "that are still unanalysed (deferred by the per-run limit, or failed transiently).",
+    )
     stale_run_minutes: int = Field(
         120,
         ge=5,
@@ -303,6 +311,26 @@ class Settings(BaseSettings):
         "",
         validation_alias=_env("ANALYTICS_SCHEDULER_JOB"),
         description="Full Cloud Scheduler job name; `health` reads the next run from it in production.",
+    )
+    task_max_attempts: int = Field(
+        10,
+        ge=1,
+        le=100,
+        validation_alias=_env("ANALYTICS_TASK_MAX_ATTEMPTS"),
+        description="Deliveries of one task before it is given up; the analyzer records the "
+        "last failed attempt as a failure (Terraform sets the queue's max_attempts to this).",
+    )
+    task_deadline_seconds: int = Field(
+        600,
+        ge=15,
+        le=1800,
+        validation_alias=_env("ANALYTICS_TASK_DEADLINE_SECONDS"),
+        description="Dispatch deadline of one task; function timeouts must not exceed it.",
+    )
+    scheduler_invoker_service_account: str = Field(
+        "",
+        validation_alias=_env("ANALYTICS_SCHEDULER_SERVICE_ACCOUNT"),
+        description="Service account whose OIDC token Cloud Scheduler sends to the dispatcher.",
     )
     local_concurrency: int = Field(
         4,

@@ -74,7 +74,14 @@ def make_engine(
         if not parsed.database:
             raise ConfigurationError("a sqlite URL needs a file path, e.g. sqlite:////data/webui.db")
         if read_only:
-            return sa.create_engine("sqlite://", creator=_sqlite_read_only_creator(parsed.database))
+            # a file URI opened with mode=ro; a file database gets a QueuePool (thread-safe here)
+            return sa.create_engine(
+                "sqlite://",
+                creator=_sqlite_read_only_creator(parsed.database),
+                poolclass=sa.pool.QueuePool,
+                pool_size=pool_size,
+                max_overflow=8,
+            )
         return sa.create_engine(parsed)
     if parsed.get_backend_name() != "postgresql":
         raise ConfigurationError(f"unsupported database URL scheme {parsed.drivername!r}")

@@ -35,6 +35,7 @@ __all__ = [
     "GroupMember",
     "ProcessingLog",
     "RunOutcome",
+    "RunTask",
     "SchemaMigration",
     "UserGroup",
 ]
@@ -282,3 +283,26 @@ class GroupMember(Base):
     user_id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
 
     __table_args__ = (Index("idx_group_members_user", "user_id_hash"),)
+
+
+class TaskRejection(Base):
+    __tablename__ = "task_rejections"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(_TS, server_default=_NOW)
+    function_name: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text)
+    body_bytes: Mapped[int] = mapped_column(Integer)
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    task_name: Mapped[str | None] = mapped_column(String(500))
+
+    __table_args__ = (Index("idx_task_rejections_received_at", "received_at"),)
+
+
+class RunTask(Base):
+    __tablename__ = "run_tasks"
+
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("processing_log.id", ondelete="CASCADE"), primary_key=True
+    )
+    conversation_id: Mapped[str] = mapped_column(String(255), primary_key=True)

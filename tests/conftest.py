@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from functions.pipeline import reset_queue
 from infra.embedded_pg import EmbeddedPostgres
 from shared.config import reset_settings_cache
 from shared.db import make_engine, reset_engines
@@ -37,6 +38,7 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     reset_settings_cache()
     reset_engines()
+    reset_queue()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,31 @@
+"""Estimators: how long a conversation's task would take a person without AI.
+
+`build_estimator(settings)` returns the LLM estimator when an API key or base URL
+is configured (or `ANALYTICS_ESTIMATOR=llm`), else the offline heuristic.
+"""
+
+from __future__ import annotations
+
+from shared.config import EstimatorKind, Settings
+from shared.estimators.base import TASK_CATEGORIES, Estimate, EstimateUsage, Estimator
+from shared.estimators.heuristic import HeuristicEstimator
+from shared.estimators.llm import LlmEstimator
+from shared.estimators.prompt import PROMPT_VERSION
+
+__all__ = [
+    "PROMPT_VERSION",
+    "TASK_CATEGORIES",
+    "Estimate",
+    "EstimateUsage",
+    "Estimator",
+    "HeuristicEstimator",
+    "LlmEstimator",
+    "build_estimator",
+]
+
+
+def build_estimator(settings: Settings) -> Estimator:
+    """The estimator these settings select (`settings.effective_estimator`)."""
+    if settings.effective_estimator is EstimatorKind.LLM:
+        return LlmEstimator(settings)
+    return HeuristicEstimator()

@@ -1,0 +1,83 @@
+"""Daily aggregates and breakdowns, rebuilt for given dates from `conversation_analysis`.
+
+A pure function of the analyses: the rows of the dates are deleted and rebuilt in
+the caller's transaction, under an advisory lock so two rebuilds never interleave.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+__all__ = ["recompute_dates"]
+
+_AGGREGATION_LOCK_KEY = 7_291_042_119
+
+_METRICS = """
+    count(*),
+    coalesce(sum(message_count), 0),
+    coalesce(sum(active_duration_minutes), 0),
+    coalesce(sum(manual_time_most_likely), 0),
+    coalesce(sum(manual_time_low), 0),
+    coalesce(sum(manual_time_high), 0),
+    coalesce(sum(time_saved_minutes), 0),
+    coalesce(sum(GREATEST(0, manual_time_low - active_duration_minutes)), 0),
+    coalesce(sum(GREATEST(0, manual_time_high - active_duration_minutes)), 0),
+    coalesce(sum(confidence_level), 0),
+    count(*) FILTER (WHERE estimator = 'llm'),
+    count(*) FILTER (WHERE estimator = 'heuristic')
+"""
+_METRIC_COLUMNS = """
+    conversation_count, message_count, total_active_time, total_manual_time_estimated,
+    total_manual_time_low, total_manual_time_high, total_time_saved, total_time_saved_low,
+    total_time_saved_high, confidence_sum, llm_estimated_count, heuristic_estimated_count
+"""
+
+_REBUILD_DAILY = f"""
+INSERT INTO daily_aggregates (analysis_date, user_id_hash, {_METRIC_COLUMNS},
+    avg_time_saved_per_conversation, avg_confidence_level)
+SELECT analysis_date, user_id_hash, {_METRICS},
+    round(avg(time_saved_minutes), 2), round(avg(confidence_level), 2)
+FROM conversation_analysis
+WHERE status = 'analyzed' AND analysis_date = ANY(:dates)
+GROUP BY GROUPING SETS ((analysis_date), (analysis_date, user_id_hash))
+"""
+
+# Everyone split by model and category; each group's totals and its own split.
+# Groups overlap (a person can be in several), so group rows need not add up to the total.
+_REBUILD_BREAKDOWNS = f"""
+WITH analysed AS (
+    SELECT * FROM conversation_analysis WHERE status = 'analyzed' AND analysis_date = ANY(:dates)
+), scoped AS (
+    SELECT analysed.*, '' AS scope_group FROM analysed
+    UNION ALL
+    SELECT analysed.*, member_of.group_id FROM analysed
+    CROSS JOIN LATERAL (SELECT DISTINCT unnest(analysed.group_ids) AS group_id) AS member_of
+)
+INSERT INTO daily_breakdowns (analysis_date, group_id, dimension, dimension_value, user_count,
+    {_METRIC_COLUMNS})
+SELECT analysis_date, scope_group, dimension, dimension_value, count(DISTINCT user_id_hash), {_METRICS}
+FROM scoped CROSS JOIN LATERAL (VALUES
+    ('total', ''),
+    ('model', coalesce(primary_model, 'unknown')),
+    ('category', task_category)
+) AS split(dimension, dimension_value)
+WHERE NOT (scope_group = '' AND dimension = 'total')
+GROUP BY analysis_date, scope_group, dimension, dimension_value
+"""
+
+
+def recompute_dates(connection: Connection, dates: Iterable[date]) -> None:
+    """Rebuild the aggregates and breakdowns of `dates` inside the caller's transaction."""
+    day_list = sorted(set(dates))
+    if not day_list:
+        return
+    connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AGGREGATION_LOCK_KEY})
+    params = {"dates": day_list}
+    connection.execute(sa.text("DELETE FROM daily_aggregates WHERE analysis_date = ANY(:dates)"), params)
+    connection.execute(sa.text("DELETE FROM daily_breakdowns WHERE analysis_date = ANY(:dates)"), params)
+    connection.execute(sa.text(_REBUILD_DAILY), params)
+    connection.execute(sa.text(_REBUILD_BREAKDOWNS), params)

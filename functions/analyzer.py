@@ -1,0 +1,420 @@
+"""The analyzer: one conversation per task — read, measure, redact, estimate, upsert, count once.
+
+Outcomes:
+* analysed: the analysis row is upserted by `conversation_id` and counted on the run;
+* skipped (cannot be measured) or failed (the estimator refused, or transient errors
+  outlasted the queue's attempts): recorded with a reason and acknowledged;
+* transient trouble before the last attempt: `RetryableError`, so the queue retries.
+
+Estimates are reused, at no cost, when the stored analysis has the same content
+fingerprint, estimator, model and prompt version (unless the run is forced). A
+failure never overwrites an earlier good analysis of the same conversation.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Connection, Engine, Row
+
+from functions import runs
+from functions.outcomes import commit_outcome
+from shared.config import Settings, get_settings
+from shared.conversation import Conversation, Timing
+from shared.db import analytics_engine, source_engine
+from shared.digest import build_digest
+from shared.errors import EstimationFailed, RequestRejected, RetryableError, SkipConversation
+from shared.estimators import build_estimator
+from shared.estimators.base import Estimate, EstimateUsage, Estimator
+from shared.models import ConversationAnalysis
+from shared.openwebui import reader
+from shared.openwebui.document import primary_model
+from shared.pseudonym import pseudonymise
+from shared.queue import TaskQueue
+from shared.timing import attribution_date, measure
+
+__all__ = ["PROCESSING_VERSION", "AnalyzePayload", "AnalyzeResult", "analyze", "parse_payload"]
+
+_log = logging.getLogger(__name__)
+PROCESSING_VERSION = "2.0"
+
+
+class AnalyzePayload(BaseModel):
+    """The body of an analyzer task: ids only, never conversation content."""
+
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+    run_id: uuid.UUID
+    conversation_id: str = Field(min_length=1, max_length=255)
+    force: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyzeResult:
+    run_id: uuid.UUID
+    conversation_id: str
+    outcome: str  # analyzed | skipped | failed | duplicate
+    reason: str | None = None
+    estimate_reused: bool = False
+
+
+def parse_payload(body: dict[str, Any]) -> AnalyzePayload:
+    try:
+        return AnalyzePayload.model_validate(body)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
+        raise RequestRejected(f"invalid analyzer payload: {problems}") from exc
+
+
+def _stored(connection: Connection, conversation_id: str) -> Row[Any] | None:
+    """The stored analysis row of the conversation, if any."""
+    table = ConversationAnalysis.__table__
+    return connection.execute(sa.select(table).where(table.c.conversation_id == conversation_id)).first()
+
+
+def _reusable(stored: Row[Any] | None, conversation: Conversation, estimator: Estimator, force: bool) -> bool:
+    return (
+        not force
+        and stored is not None
+        and stored.status == "analyzed"
+        and stored.content_fingerprint == conversation.fingerprint
+        and stored.estimator == estimator.name
+        and stored.estimator_model == estimator.model
+        and stored.prompt_version == estimator.prompt_version
+    )
+
+
+def _estimate_from_row(row: Row[Any]) -> Estimate:
+    return Estimate(
+        low=row.manual_time_low or 0,
+        most_likely=row.manual_time_most_likely or 0,
+        high=row.manual_time_high or 0,
+        confidence=row.confidence_level or 0,
+        task_category=row.task_category or "other",
+        task_description=row.task_description or "",
+        reasoning="",
+        estimator=row.estimator or "",
+        model=row.estimator_model,
+        prompt_version=row.prompt_version or "",
+        usage=EstimateUsage(),
+        raw_response=row.llm_response,
+    )
+
+
+def _upsert(connection: Connection, values: dict[str, Any]) -> None:
+    statement = insert(ConversationAnalysis).values(**values)
+    updates = {name: statement.excluded[name] for name in values if name != "conversation_id"}
+    updates["processed_at"] = sa.func.now()
+    connection.execute(statement.on_conflict_do_update(index_elements=["conversation_id"], set_=updates))
+
+
+def _analysis_values(
+    conversation: Conversation,
+    timing: Timing,
+    estimate: Estimate,
+    *,
+    run_id: uuid.UUID,
+    settings: Settings,
+    user_hash: str,
+    group_ids: list[str],
+    summary: str | None,
+) -> dict[str, Any]:
+    usage = estimate.usage
+    return {
+        "conversation_id": conversation.conversation_id,
+        "user_id_hash": user_hash,
+        "group_ids": group_ids,
+        "status": "analyzed",
+        "skip_reason": None,
+        "skip_detail": None,
+        "analysis_date": attribution_date(timing.last_message_at, settings.zone),
+        "first_message_at": timing.first_message_at,
+        "last_message_at": timing.last_message_at,
+        "total_duration_minutes": timing.total_minutes,
+        "active_duration_minutes": timing.active_minutes,
+        "idle_time_minutes": timing.idle_minutes,
+        "manual_time_low": estimate.low,
+        "manual_time_most_likely": estimate.most_likely,
+        "manual_time_high": estimate.high,
+        "confidence_level": estimate.confidence,
+        "time_saved_minutes": max(0, estimate.most_likely - timing.active_minutes),
+        "task_category": estimate.task_category,
+        "task_description": estimate.task_description,
+        "estimator": estimate.estimator,
+        "estimator_model": estimate.model,
+        "prompt_version": estimate.prompt_version,
+        "processing_version": PROCESSING_VERSION,
+        "message_count": len(conversation.messages),
+        "user_message_count": sum(1 for m in conversation.messages if m.role == "user"),
+        "regeneration_count": conversation.regenerations,
+        "models_used": list(conversation.models),
+        "primary_model": primary_model(conversation),
+        "source_updated_at": conversation.source_updated_at,
+        "content_fingerprint": conversation.fingerprint,
+        "llm_requests": usage.requests,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "cached_tokens": usage.cached_tokens,
+        "llm_cost_usd": usage.cost_usd,
+        "conversation_summary": summary,
+        "llm_response": estimate.raw_response,
+        "run_id": run_id,
+    }
+
+
+def _not_analysed_values(
+    conversation_id: str,
+    *,
+    status: str,
+    reason: str,
+    detail: str,
+    run_id: uuid.UUID,
+    user_hash: str,
+    source_updated_at: datetime,
+    fingerprint: str,
+) -> dict[str, Any]:
+    return {
+        "conversation_id": conversation_id,
+        "user_id_hash": user_hash,
+        "status": status,
+        "skip_reason": reason,
+        "skip_detail": detail[:2000],
+        "source_updated_at": source_updated_at,
+        "content_fingerprint": fingerprint,
+        "run_id": run_id,
+        # clear every measured and estimated field of an earlier row
+        **dict.fromkeys(
+            (
+                "analysis_date",
+                "first_message_at",
+                "last_message_at",
+                "total_duration_minutes",
+                "active_duration_minutes",
+                "idle_time_minutes",
+                "manual_time_low",
+                "manual_time_most_likely",
+                "manual_time_high",
+                "confidence_level",
+                "time_saved_minutes",
+                "task_category",
+                "task_description",
+                "estimator",
+                "estimator_model",
+                "prompt_version",
+                "primary_model",
+                "conversation_summary",
+                "llm_response",
+            )
+        ),
+    }
+
+
+class _Context:
+    """Everything one analysis needs, resolved once per call."""
+
+    def __init__(
+        self,
+        payload: AnalyzePayload,
+        *,
+        attempt: int,
+        settings: Settings,
+        engine: Engine,
+        source: Engine,
+        estimator: Estimator,
+        queue: TaskQueue,
+    ) -> None:
+        self.payload = payload
+        self.run_id = payload.run_id
+        self.conversation_id = payload.conversation_id
+        self.attempt = attempt
+        self.settings = settings
+        self.engine = engine
+        self.source = source
+        self.estimator = estimator
+        self.queue = queue
+        self.key = settings.hmac_key.get_secret_value()
+
+    @property
+    def last_attempt(self) -> bool:
+        return self.attempt + 1 >= self.settings.task_max_attempts
+
+    def result(self, outcome: str, reason: str | None = None, *, reused: bool = False) -> AnalyzeResult:
+        return AnalyzeResult(self.run_id, self.conversation_id, outcome, reason, reused)
+
+
+def _record_not_analysed(
+    ctx: _Context,
+    stored: Row[Any] | None,
+    *,
+    outcome: str,
+    reason: str,
+    detail: str,
+    conversation: Conversation | None,
+) -> AnalyzeResult:
+    """Count a skip or failure; write a row unless it would overwrite a good analysis."""
+    ref = None if conversation is not None else reader.load_conversation_ref(ctx.source, ctx.conversation_id)
+    keep_existing = stored is not None and stored.status == "analyzed" and outcome == "failed"
+    write = None
+    if not keep_existing and (conversation is not None or ref is not None):
+        user_id = conversation.user_id if conversation is not None else ref.user_id
+        values = _not_analysed_values(
+            ctx.conversation_id,
+            status=outcome,
+            reason=reason,
+            detail=detail,
+            run_id=ctx.run_id,
+            user_hash=pseudonymise(user_id, ctx.key),
+            source_updated_at=conversation.source_updated_at if conversation is not None else ref.updated_at,
+            fingerprint=conversation.fingerprint if conversation is not None else "",
+        )
+
+        def write(connection: Connection) -> None:
+            _upsert(connection, values)
+
+    previous = stored.analysis_date if stored is not None and not keep_existing else None
+    record = runs.OutcomeRecord(ctx.conversation_id, outcome, reason=reason, previous_analysis_date=previous)
+    counted = commit_outcome(ctx.engine, ctx.queue, ctx.run_id, record, write=write)
+    _log.info("run %s: conversation %s %s (%s)", ctx.run_id, ctx.conversation_id, outcome, reason)
+    return ctx.result(outcome if counted else "duplicate", reason)
+
+
+def _estimate(
+    ctx: _Context, conversation: Conversation, stored: Row[Any] | None
+) -> tuple[Estimate, str | None, bool]:
+    """The estimate and the stored digest; (reused estimate, stored summary) when nothing changed."""
+    if _reusable(stored, conversation, ctx.estimator, ctx.payload.force):
+        assert stored is not None
+        return _estimate_from_row(stored), stored.conversation_summary, True
+    digest = build_digest(conversation, ctx.settings.digest_token_budget)
+    return ctx.estimator.estimate(digest), digest.text, False
+
+
+def _run(ctx: _Context) -> AnalyzeResult:
+    with ctx.engine.connect() as connection:
+        if runs.outcome_exists(connection, ctx.run_id, ctx.conversation_id):
+            return ctx.result("duplicate")
+        if runs.run_status(connection, ctx.run_id) is None:
+            raise RequestRejected(f"run {ctx.run_id} does not exist")
+        stored = _stored(connection, ctx.conversation_id)
+
+    conversation: Conversation | None = None
+    try:
+        conversation = reader.load_conversation(ctx.source, ctx.conversation_id)
+        timing = measure(conversation.messages, ctx.settings.idle_threshold_minutes)
+    except SkipConversation as skip:
+        if skip.reason_code == "not_found":  # deleted in Open WebUI: count it, keep any earlier analysis
+            record = runs.OutcomeRecord(ctx.conversation_id, "skipped", reason="not_found")
+            counted = commit_outcome(ctx.engine, ctx.queue, ctx.run_id, record)
+            return ctx.result("skipped" if counted else "duplicate", "not_found")
+        return _record_not_analysed(
+            ctx,
+            stored,
+            outcome="skipped",
+            reason=skip.reason_code,
+            detail=str(skip),
+            conversation=conversation,
+        )
+
+    try:
+        estimate, summary, reused = _estimate(ctx, conversation, stored)
+    except EstimationFailed as failure:
+        return _record_not_analysed(
+            ctx,
+            stored,
+            outcome="failed",
+            reason=failure.reason_code,
+            detail=str(failure),
+            conversation=conversation,
+        )
+    except RetryableError as error:
+        if not ctx.last_attempt:
+            raise
+        return _record_not_analysed(
+            ctx,
+            stored,
+            outcome="failed",
+            reason="transient_error",
+            detail=f"gave up after {ctx.attempt + 1} attempts: {error}",
+            conversation=conversation,
+        )
+
+    values = _analysis_values(
+        conversation,
+        timing,
+        estimate,
+        run_id=ctx.run_id,
+        settings=ctx.settings,
+        user_hash=pseudonymise(conversation.user_id, ctx.key),
+        group_ids=sorted(
+            {group.id for group in reader.load_user_groups_of(ctx.source, conversation.user_id)}
+        ),
+        summary=summary,
+    )
+    previous = (
+        stored.analysis_date
+        if stored is not None and stored.analysis_date != values["analysis_date"]
+        else None
+    )
+    usage = estimate.usage
+    record = runs.OutcomeRecord(
+        ctx.conversation_id,
+        "analyzed",
+        analysis_date=values["analysis_date"],
+        previous_analysis_date=previous,
+        estimate_reused=reused,
+        llm_requests=usage.requests,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cached_tokens=usage.cached_tokens,
+        llm_cost_usd=usage.cost_usd,
+    )
+
+    def write(connection: Connection) -> None:
+        _upsert(connection, values)
+
+    counted = commit_outcome(ctx.engine, ctx.queue, ctx.run_id, record, write=write)
+    return ctx.result("analyzed" if counted else "duplicate", reused=reused)
+
+
+_estimators: dict[tuple[Any, ...], Estimator] = {}
+
+
+def _default_estimator(settings: Settings) -> Estimator:
+    key = (settings.effective_estimator, settings.openai_model, settings.openai_base_url, settings.llm_rpm)
+    if key not in _estimators:
+        _estimators[key] = build_estimator(settings)
+    return _estimators[key]
+
+
+def analyze(
+    body: dict[str, Any],
+    *,
+    attempt: int = 0,
+    settings: Settings | None = None,
+    estimator: Estimator | None = None,
+    queue: TaskQueue | None = None,
+) -> AnalyzeResult:
+    """Analyse the conversation a task names; see the module docstring for the outcomes."""
+    settings = settings or get_settings()
+    payload = parse_payload(body)
+    if queue is None:
+        from functions.pipeline import default_queue
+
+        queue = default_queue(settings)
+    ctx = _Context(
+        payload,
+        attempt=attempt,
+        settings=settings,
+        engine=analytics_engine(settings),
+        source=source_engine(settings),
+        estimator=estimator or _default_estimator(settings),
+        queue=queue,
+    )
+    return _run(ctx)

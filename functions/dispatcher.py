@@ -1,0 +1,312 @@
+"""The dispatcher: pick the conversations a run must analyse, open the run, enqueue one task each.
+
+Selection for target date D (a local date in the configured zone):
+
+* every chat whose `updated_at` lies in D — the day's new and continued work;
+* plus chats changed in the `lookback_days` before D that still have no current
+  analysis (deferred by `ANALYTICS_MAX_CONVERSATIONS`, or failed transiently);
+* minus chats whose stored analysis already has the same source `updated_at`
+  (nothing changed). `force` re-plans every chat of D regardless.
+
+A chat whose `updated_at` moved but whose content did not (archiving, pinning) is
+still planned: the analyzer compares content fingerprints and reuses the stored
+estimate, so it costs no estimator call.
+
+Idempotency: a run is unique per open date (and per scheduler execution); a
+duplicate dispatch joins the open run and re-enqueues its planned tasks that have
+no outcome yet, under the same deterministic task names, so nothing is doubled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from functions import runs
+from functions.aggregator import aggregate_run
+from functions.outcomes import commit_outcome
+from shared.config import Settings, get_settings
+from shared.db import analytics_engine, source_engine
+from shared.openwebui import reader
+from shared.pseudonym import pseudonymise
+from shared.queue import TaskQueue
+
+__all__ = ["DispatchResult", "backfill", "dispatch", "task_name", "yesterday"]
+
+_log = logging.getLogger(__name__)
+_RETRYABLE_FAILURES = ("transient_error", "enqueue_failed")
+_TASK_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+_ID_BATCH = 5000
+_GROUPS_LOCK_KEY = 7_291_042_120
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchResult:
+    run_id: uuid.UUID
+    run_date: date
+    status: str
+    expected: int
+    deferred: int
+    joined_existing: bool
+    enqueued: int = 0
+    enqueue_failed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    conversation_id: str
+    updated_at: datetime
+
+
+def yesterday(settings: Settings) -> date:
+    return datetime.now(settings.zone).date() - timedelta(days=1)
+
+
+def task_name(run_id: uuid.UUID, conversation_id: str) -> str:
+    """Deterministic per run and conversation; a hash prefix spreads Cloud Tasks' name index."""
+    prefix = hashlib.sha256(conversation_id.encode()).hexdigest()[:8]
+    return f"{prefix}-{run_id.hex}-{_TASK_NAME_UNSAFE.sub('_', conversation_id)[:300]}"
+
+
+def _stored_versions(
+    connection: Connection, ids: Sequence[str]
+) -> dict[str, tuple[datetime, str, str | None]]:
+    stored: dict[str, tuple[datetime, str, str | None]] = {}
+    for offset in range(0, len(ids), _ID_BATCH):
+        rows = connection.execute(
+            sa.text(
+                "SELECT conversation_id, source_updated_at, status, skip_reason "
+                "FROM conversation_analysis WHERE conversation_id = ANY(:ids)"
+            ),
+            {"ids": list(ids[offset : offset + _ID_BATCH])},
+        )
+        for row in rows:
+            stored[row.conversation_id] = (row.source_updated_at, row.status, row.skip_reason)
+    return stored
+
+
+def _in_flight(connection: Connection) -> set[str]:
+    """Conversations planned by an open run that have not reported yet: not planned twice."""
+    rows = connection.execute(
+        sa.text(
+            "SELECT t.conversation_id FROM run_tasks t "
+            "JOIN processing_log p ON p.id = t.run_id AND p.status = 'running' "
+            "LEFT JOIN run_outcomes o ON o.run_id = t.run_id AND o.conversation_id = t.conversation_id "
+            "WHERE o.conversation_id IS NULL"
+        )
+    )
+    return {row[0] for row in rows}
+
+
+def _needs_analysis(candidate: _Candidate, stored: tuple[datetime, str, str | None] | None) -> bool:
+    if stored is None:
+        return True
+    source_updated_at, status, reason = stored
+    if source_updated_at != candidate.updated_at:
+        return True
+    return status == "failed" and reason in _RETRYABLE_FAILURES
+
+
+def _select(
+    settings: Settings, source: Engine, analytics: Engine, run_date: date, force: bool
+) -> list[_Candidate]:
+    day_start, day_end = reader.local_day_bounds(run_date, settings.zone)
+    since = day_start if force else day_start - timedelta(days=settings.lookback_days)
+    candidates = [
+        _Candidate(ref.id, ref.updated_at) for ref in reader.list_changed_since(source, since, until=day_end)
+    ]
+    with analytics.connect() as connection:
+        in_flight = _in_flight(connection)
+        stored = {} if force else _stored_versions(connection, [c.conversation_id for c in candidates])
+    chosen = [
+        c
+        for c in candidates
+        if c.conversation_id not in in_flight and (force or _needs_analysis(c, stored.get(c.conversation_id)))
+    ]
+    # oldest first, so a backlog deferred by the per-run limit drains before newer work
+    return sorted(chosen, key=lambda c: (c.updated_at, c.conversation_id))
+
+
+def refresh_groups(settings: Settings, source: Engine, analytics: Engine) -> int:
+    """Copy Open WebUI's groups (names, sizes, pseudonymous members) into the analytics DB."""
+    key = settings.hmac_key.get_secret_value()
+    groups = reader.load_user_groups(source)
+    with analytics.begin() as connection:
+        # concurrent dispatches refresh one after the other, never interleaved
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _GROUPS_LOCK_KEY})
+        connection.execute(sa.text("DELETE FROM group_members"))
+        connection.execute(sa.text("DELETE FROM user_groups"))
+        for group in groups:
+            members = sorted({pseudonymise(user_id, key) for user_id in group.member_ids})
+            connection.execute(
+                sa.text("INSERT INTO user_groups (group_id, name, member_count) VALUES (:g, :n, :c)"),
+                {"g": group.id, "n": group.name, "c": len(members)},
+            )
+            if members:
+                connection.execute(
+                    sa.text(
+                        "INSERT INTO group_members (group_id, user_id_hash) "
+                        "SELECT :g, unnest(CAST(:members AS varchar[]))"
+                    ),
+                    {"g": group.id, "members": members},
+                )
+    return len(groups)
+
+
+def _plan(connection: Connection, run_id: uuid.UUID, ids: Sequence[str]) -> None:
+    for offset in range(0, len(ids), _ID_BATCH):
+        connection.execute(
+            sa.text(
+                "INSERT INTO run_tasks (run_id, conversation_id) "
+                "SELECT :run, unnest(CAST(:ids AS varchar[])) ON CONFLICT DO NOTHING"
+            ),
+            {"run": run_id, "ids": list(ids[offset : offset + _ID_BATCH])},
+        )
+
+
+def _unfinished_tasks(connection: Connection, run_id: uuid.UUID) -> list[str]:
+    rows = connection.execute(
+        sa.text(
+            "SELECT t.conversation_id FROM run_tasks t LEFT JOIN run_outcomes o "
+            "ON o.run_id = t.run_id AND o.conversation_id = t.conversation_id "
+            "WHERE t.run_id = :run AND o.conversation_id IS NULL ORDER BY t.conversation_id"
+        ),
+        {"run": run_id},
+    )
+    return [row[0] for row in rows]
+
+
+def _enqueue(
+    engine: Engine, queue: TaskQueue, run_id: uuid.UUID, conversation_ids: Iterable[str], force: bool
+) -> tuple[int, int]:
+    by_name = {task_name(run_id, cid): cid for cid in conversation_ids}
+    report = queue.enqueue_many(
+        "analyze",
+        (
+            (name, {"run_id": str(run_id), "conversation_id": cid, "force": force})
+            for name, cid in by_name.items()
+        ),
+    )
+    for name, error in report.failed:
+        record = runs.OutcomeRecord(by_name[name], "failed", reason="enqueue_failed")
+        commit_outcome(engine, queue, run_id, record)
+        _log.error("run %s: conversation %s not enqueued: %s", run_id, by_name[name], error)
+    return report.enqueued, len(report.failed)
+
+
+def dispatch(
+    *,
+    target_date: date | None = None,
+    trigger: str = "scheduler",
+    force: bool = False,
+    idempotency_key: str | None = None,
+    settings: Settings | None = None,
+    queue: TaskQueue | None = None,
+) -> DispatchResult:
+    """Open (or join) the run for `target_date` (default: yesterday) and enqueue its tasks."""
+    settings = settings or get_settings()
+    if queue is None:
+        from functions.pipeline import default_queue
+
+        queue = default_queue(settings)
+    run_date = target_date or yesterday(settings)
+    analytics, source = analytics_engine(settings), source_engine(settings)
+
+    with analytics.begin() as connection:
+        closed = runs.close_stale_runs(connection, settings)
+    if closed:
+        _log.warning("closed %d stale run(s) before dispatching: %s", len(closed), closed)
+
+    refresh_groups(settings, source, analytics)
+    chosen = _select(settings, source, analytics, run_date, force)
+    planned = chosen[: settings.max_conversations_per_run]
+    deferred = len(chosen) - len(planned)
+    with analytics.begin() as connection:
+        opened = runs.open_run(
+            connection,
+            run_date=run_date,
+            trigger=trigger,
+            force=force,
+            idempotency_key=idempotency_key,
+            expected=len(planned),
+            deferred=deferred,
+        )
+        if not opened.joined_existing:
+            _plan(connection, opened.run_id, [c.conversation_id for c in planned])
+
+    if opened.joined_existing:
+        if opened.status != "running":
+            _log.info(
+                "dispatch for %s joined run %s (%s): nothing to do", run_date, opened.run_id, opened.status
+            )
+            return _result(opened)
+        with analytics.connect() as connection:
+            todo = _unfinished_tasks(connection, opened.run_id)
+        enqueued, failed = _enqueue(analytics, queue, opened.run_id, todo, force)
+        _log.info("dispatch for %s joined open run %s; re-enqueued %d", run_date, opened.run_id, enqueued)
+        return _result(opened, enqueued, failed)
+
+    if opened.expected == 0:
+        aggregate_run(opened.run_id, engine=analytics)
+        _log.info("run %s for %s: nothing to analyse; completed", opened.run_id, run_date)
+        return _result(opened, status="completed")
+
+    enqueued, failed = _enqueue(analytics, queue, opened.run_id, (c.conversation_id for c in planned), force)
+    _log.info(
+        "run %s for %s: %d planned, %d enqueued, %d failed to enqueue, %d deferred to the next run",
+        opened.run_id,
+        run_date,
+        opened.expected,
+        enqueued,
+        failed,
+        deferred,
+    )
+    return _result(opened, enqueued, failed)
+
+
+def _result(
+    opened: runs.OpenedRun, enqueued: int = 0, failed: int = 0, status: str | None = None
+) -> DispatchResult:
+    return DispatchResult(
+        run_id=opened.run_id,
+        run_date=opened.run_date,
+        status=status or opened.status,
+        expected=opened.expected,
+        deferred=opened.deferred,
+        joined_existing=opened.joined_existing,
+        enqueued=enqueued,
+        enqueue_failed=failed,
+    )
+
+
+def backfill(
+    start_date: date,
+    end_date: date,
+    *,
+    force: bool = False,
+    trigger: str = "backfill",
+    settings: Settings | None = None,
+    queue: TaskQueue | None = None,
+) -> list[DispatchResult]:
+    """Dispatch every date from `start_date` to `end_date`, oldest first."""
+    if end_date < start_date:
+        raise ValueError("end_date is before start_date")
+    days = (end_date - start_date).days + 1
+    return [
+        dispatch(
+            target_date=start_date + timedelta(days=offset),
+            trigger=trigger,
+            force=force,
+            settings=settings,
+            queue=queue,
+        )
+        for offset in range(days)
+    ]

@@ -1,0 +1,121 @@
+"""The four functions under functions-framework on loopback: one process per function, as in the cloud.
+
+The processes share the caller's settings through their environment, plus the URLs
+of each other (the local HTTP queue delivers to them) and the shared task secret.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from shared.config import REPO_ROOT
+
+__all__ = ["FUNCTIONS", "LocalStack", "free_port"]
+
+FUNCTIONS = ("dispatch", "analyze", "aggregate", "api")
+_URL_VARIABLES = {
+    "dispatch": "ANALYTICS_DISPATCHER_URL",
+    "analyze": "ANALYTICS_ANALYZER_URL",
+    "aggregate": "ANALYTICS_AGGREGATOR_URL",
+}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"function server on port {port} exited:\n{log.read_text()[-3000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"function server on port {port} did not start within {timeout:.0f}s")
+
+
+class LocalStack:
+    """Start and stop `functions-framework` processes for the product's functions."""
+
+    def __init__(
+        self,
+        environment: Mapping[str, str],
+        *,
+        log_dir: Path,
+        ports: Mapping[str, int] | None = None,
+        functions: tuple[str, ...] = FUNCTIONS,
+    ) -> None:
+        self.functions = functions
+        self.ports = {name: (ports or {}).get(name) or free_port() for name in functions}
+        self.urls = {name: f"http://127.0.0.1:{port}/" for name, port in self.ports.items()}
+        self._log_dir = log_dir
+        self._processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.environment = {
+            **os.environ,
+            **environment,
+            "ANALYTICS_QUEUE_BACKEND": "local_http",
+            **{_URL_VARIABLES[name]: url for name, url in self.urls.items() if name in _URL_VARIABLES},
+        }
+
+    def log_path(self, function: str) -> Path:
+        return self._log_dir / f"{function}.log"
+
+    def start_function(self, function: str, timeout: float = 30.0) -> None:
+        self._log_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path(function)
+        with log.open("ab") as output:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "functions_framework",
+                    f"--target={function}",
+                    f"--source={REPO_ROOT / 'main.py'}",
+                    "--host=127.0.0.1",
+                    f"--port={self.ports[function]}",
+                ],
+                cwd=REPO_ROOT,
+                env=self.environment,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        self._processes[function] = process
+        _wait_for_port(self.ports[function], process, timeout, log)
+
+    def start(self) -> LocalStack:
+        for function in self.functions:
+            self.start_function(function)
+        return self
+
+    def kill_function(self, function: str) -> None:
+        """Kill one function's process abruptly (chaos tests), without waiting for its work."""
+        process = self._processes.pop(function)
+        process.kill()
+        process.wait(timeout=10)
+
+    def stop(self) -> None:
+        for process in self._processes.values():
+            process.terminate()
+        for process in self._processes.values():
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self._processes.clear()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

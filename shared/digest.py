@@ -1,0 +1,358 @@
+"""The redacted, bounded transcript digest that an estimator sees and the analytics database stores.
+
+What it keeps: what the user asked, in order, redacted (fenced code the user
+pasted is replaced by ``[python code 40 lines]``, long asks are shortened with an
+ellipsis marker that says how long they were). What it describes instead of
+pasting: each answer by kind and size (``assistant: 420 words, python code 35
+lines, 1 table``), regenerations, abandoned branches, attachments, the models.
+Assistant text, system prompts and titles are never copied, and every piece of
+user text (and the model names) goes through `shared.redaction.redact` before it
+is placed in the digest.
+
+Size: the budget is in tokens, approximated as 4 characters each (the usual
+figure for English with OpenAI tokenizers; Hungarian and German run a little
+denser, so the bound errs on the generous side). When the digest does not fit,
+asks are shortened more and more (600 → 300 → 160 → 80 characters, ending in
+``… [N chars]`` with the full length); if that is
+still too long, the first turns and the last turn stay and the middle is replaced
+by one line that says how many turns were omitted and what they contained. The
+text never exceeds ``4 × token_budget`` characters. Output is deterministic.
+
+Features (`DigestFeatures`): words exclude fenced code; code lines, tables and
+lists describe what the assistant produced; attachments count the files and
+images of all kept messages.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from shared.conversation import Conversation, DigestFeatures, Message, TranscriptDigest
+from shared.redaction import redact
+
+__all__ = ["CHARS_PER_TOKEN", "build_digest"]
+
+CHARS_PER_TOKEN = 4
+_ASK_CAPS = (600, 300, 160, 80)  # characters per user message, tried in turn until the digest fits
+_REDACTION_MARGIN = 400  # redacted characters kept beyond what is shown, so no item is cut unredacted
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*([^\s`]*)")
+_WORD = re.compile(r"[^\W_]+(?:['’\-][^\W_]+)*")
+_LIST_ITEM = re.compile(r"^\s*([-*+]|\d{1,9}[.)])\s+(?=\S)")
+_TABLE_CELL = re.compile(r"^:?-+:?$")
+_WHITESPACE = re.compile(r"\s+")
+_LANGUAGE_ALIASES = {
+    "py": "python",
+    "python3": "python",
+    "js": "javascript",
+    "jsx": "javascript",
+    "ts": "typescript",
+    "tsx": "typescript",
+    "sh": "bash",
+    "shell": "bash",
+    "zsh": "bash",
+    "console": "bash",
+    "yml": "yaml",
+    "c++": "cpp",
+    "cs": "csharp",
+    "c#": "csharp",
+    "golang": "go",
+    "rs": "rust",
+    "md": "markdown",
+    "ps1": "powershell",
+    "postgresql": "sql",
+    "psql": "sql",
+}
+_LANGUAGE_NAME = re.compile(r"^[a-z][a-z0-9+#._-]{0,19}$")
+_UNLABELLED = "unlabelled"
+
+
+def build_digest(conversation: Conversation, token_budget: int) -> TranscriptDigest:
+    """Describe `conversation` in at most `token_budget` tokens (≈ 4 characters each), redacted."""
+    if token_budget < 1:
+        raise ValueError("token_budget must be positive")
+    max_chars = token_budget * CHARS_PER_TOKEN
+    turns, system_words, system_messages = _turns(conversation.messages)
+    answered = _Shape()
+    for turn in turns:
+        answered.add(turn.answer_shape)
+    features = _features(conversation, turns, answered)
+    header = _header(features, answered, system_messages, system_words)
+
+    text, truncated = _fit(header, turns, max_chars)
+    if len(text) > max_chars:
+        text, truncated = text[: max(0, max_chars - 1)].rstrip() + "…", True
+    return TranscriptDigest(
+        text=text,
+        features=features,
+        approx_tokens=math.ceil(len(text) / CHARS_PER_TOKEN),
+        truncated=truncated,
+    )
+
+
+@dataclass(slots=True)
+class _Shape:
+    """What a text contains, by kind and size."""
+
+    words: int = 0
+    code_lines: Counter[str] = field(default_factory=Counter)
+    tables: int = 0
+    lists: int = 0
+    list_items: int = 0
+    display: str = ""  # the prose, whitespace collapsed, fenced code replaced by a size note
+
+    def add(self, other: _Shape) -> None:
+        self.words += other.words
+        self.code_lines.update(other.code_lines)
+        self.tables += other.tables
+        self.lists += other.lists
+        self.list_items += other.list_items
+
+
+@dataclass(slots=True)
+class _Turn:
+    """A user message and the answers that followed it (the first turn may have no user message)."""
+
+    ask: Message | None
+    ask_shape: _Shape
+    answers: list[Message] = field(default_factory=list)
+    answer_shape: _Shape = field(default_factory=_Shape)
+    _redacted: str | None = None
+
+    def redacted_ask(self) -> str:
+        """The ask's display text, redacted once (a prefix long enough for the largest cap)."""
+        if self._redacted is None:
+            self._redacted = _redacted_prefix(self.ask_shape.display, max(_ASK_CAPS))
+        return self._redacted
+
+
+def _turns(messages: Iterable[Message]) -> tuple[list[_Turn], int, int]:
+    turns: list[_Turn] = []
+    system_words = system_messages = 0
+    for message in messages:
+        if message.role == "system":
+            system_messages += 1
+            system_words += _analyse(message.text).words
+        elif message.role == "user":
+            turns.append(_Turn(ask=message, ask_shape=_analyse(message.text, display=True)))
+        else:
+            if not turns:
+                turns.append(_Turn(ask=None, ask_shape=_Shape()))
+            turns[-1].answers.append(message)
+            turns[-1].answer_shape.add(_analyse(message.text))
+    return turns, system_words, system_messages
+
+
+def _analyse(text: str, *, display: bool = False) -> _Shape:
+    """Count words, fenced code lines per language, markdown tables and lists of a message."""
+    shape = _Shape()
+    fence = ""
+    language = _UNLABELLED
+    previous_prose = ""
+    list_kind = ""  # "bullet" or "ordered" while inside a list
+    display_parts: list[str] = []
+    block_lines = 0
+    for line in text.splitlines():
+        if fence:
+            stripped = line.strip()
+            if stripped.startswith(fence) and not stripped.strip(fence[0]):
+                fence = ""
+                if display:
+                    display_parts.append(_code_note(language, block_lines))
+            else:
+                shape.code_lines[language] += 1
+                block_lines += 1
+            continue
+        opening = _FENCE.match(line)
+        if opening:
+            fence, language, block_lines = opening.group(1), _language(opening.group(2)), 0
+            list_kind = ""
+            continue
+        item = _LIST_ITEM.match(line)
+        shape.words += len(_WORD.findall(line, item.end(1) if item else 0))
+        if display:
+            display_parts.append(line)
+        if _is_table_delimiter(line) and "|" in previous_prose:
+            shape.tables += 1
+        if item:
+            kind = "ordered" if item.group(1)[0].isdigit() else "bullet"
+            if list_kind != kind:
+                shape.lists += 1
+                list_kind = kind
+            shape.list_items += 1
+        elif line.strip() and not line[:1].isspace():
+            list_kind = ""
+        if line.strip():
+            previous_prose = line
+    if fence and display:  # an unclosed fence runs to the end of the message
+        display_parts.append(_code_note(language, block_lines))
+    if display:
+        shape.display = _WHITESPACE.sub(" ", " ".join(display_parts)).strip()
+    return shape
+
+
+def _language(info: str) -> str:
+    name = info.strip().strip("{}.").lower()
+    name = _LANGUAGE_ALIASES.get(name, name)
+    if not name:
+        return _UNLABELLED
+    return name if _LANGUAGE_NAME.match(name) else "other"
+
+
+def _code_note(language: str, lines: int) -> str:
+    kind = "code" if language == _UNLABELLED else f"{language} code"
+    return f" [{kind} {lines} lines] "
+
+
+def _is_table_delimiter(line: str) -> bool:
+    stripped = line.strip()
+    if "|" not in stripped or "-" not in stripped:
+        return False
+    cells = stripped.removeprefix("|").removesuffix("|").split("|")
+    return all(_TABLE_CELL.match(cell.strip()) for cell in cells)
+
+
+def _features(conversation: Conversation, turns: list[_Turn], assistant: _Shape) -> DigestFeatures:
+    user_words = user_turns = assistant_turns = 0
+    for turn in turns:
+        if turn.ask is not None:
+            user_turns += 1
+            user_words += turn.ask_shape.words
+        assistant_turns += sum(1 for answer in turn.answers if answer.role == "assistant")
+    return DigestFeatures(
+        user_turns=user_turns,
+        assistant_turns=assistant_turns,
+        user_words=user_words,
+        assistant_words=assistant.words,
+        code_lines_by_language=MappingProxyType(dict(_sorted_languages(assistant.code_lines))),
+        tables=assistant.tables,
+        attachments=sum(message.attachments for message in conversation.messages),
+        regenerations=conversation.regenerations,
+        abandoned_branches=conversation.abandoned_branches,
+        models=conversation.models,
+    )
+
+
+def _sorted_languages(code_lines: Counter[str]) -> list[tuple[str, int]]:
+    return sorted(code_lines.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _header(features: DigestFeatures, answered: _Shape, system_messages: int, system_words: int) -> list[str]:
+    counts = [
+        _plural(features.user_turns, "user message"),
+        _plural(features.assistant_turns, "assistant message"),
+    ]
+    if system_messages:
+        counts.append(f"{_plural(system_messages, 'system message')} ({system_words} words, not shown)")
+    lines = [f"Conversation: {', '.join(counts)}."]
+    if features.models:
+        lines.append("Models: " + redact(", ".join(features.models)) + ".")
+    extras = []
+    if features.regenerations:
+        extras.append(f"{_plural(features.regenerations, 'regenerated answer')}")
+    if features.abandoned_branches:
+        extras.append(f"{_plural(features.abandoned_branches, 'abandoned branch', 'abandoned branches')}")
+    if features.attachments:
+        extras.append(f"{_plural(features.attachments, 'attachment')}")
+    if extras:
+        lines.append("Effort signals: " + ", ".join(extras) + ".")
+    lines.append(f"Assistant output in total: {_describe(answered, 0)}.")
+    lines.append(
+        "Turns (user asks redacted, long ones cut: '… [N chars]' gives the full length; answers by size):"
+    )
+    return lines
+
+
+def _describe(shape: _Shape, attachments: int) -> str:
+    parts = [_plural(shape.words, "word")]
+    for language, lines in _sorted_languages(shape.code_lines):
+        kind = "code" if language == _UNLABELLED else f"{language} code"
+        parts.append(f"{kind} {_plural(lines, 'line')}")
+    if shape.tables:
+        parts.append(_plural(shape.tables, "table"))
+    if shape.lists:
+        parts.append(f"{_plural(shape.lists, 'list')} ({_plural(shape.list_items, 'item')})")
+    if attachments:
+        parts.append(_plural(attachments, "file"))
+    return ", ".join(parts)
+
+
+def _render_turn(number: int, turn: _Turn, cap: int) -> tuple[str, bool]:
+    """Two lines: the (shortened) ask and the description of the answers; True when shortened."""
+    shortened = False
+    if turn.ask is None:
+        ask_line = f"{number}. (no user message)"
+    else:
+        ask, shortened = _shorten(turn.redacted_ask(), cap, len(turn.ask_shape.display))
+        attachments = f" [{_plural(turn.ask.attachments, 'attachment')}]" if turn.ask.attachments else ""
+        ask_line = f"{number}. user: {ask or '(no text)'}{attachments}"
+    if not turn.answers:
+        return f"{ask_line}\n   assistant: no answer", shortened
+    label = "assistant" if len(turn.answers) == 1 else f"assistant ({len(turn.answers)} messages)"
+    files = sum(answer.attachments for answer in turn.answers)
+    return f"{ask_line}\n   {label}: {_describe(turn.answer_shape, files)}", shortened
+
+
+def _fit(header: list[str], turns: list[_Turn], max_chars: int) -> tuple[str, bool]:
+    """The digest text within `max_chars` where possible, and whether anything was cut."""
+    head = "\n".join(header)
+    rendered: list[tuple[str, bool]] = []
+    text = head
+    for cap in _ASK_CAPS:
+        rendered = [_render_turn(number, turn, cap) for number, turn in enumerate(turns, start=1)]
+        text = "\n".join([head, *(line for line, _ in rendered)])
+        if len(text) <= max_chars:
+            return text, any(cut for _, cut in rendered)
+    if len(turns) < 2:
+        return text, True
+    lines = [line for line, _ in rendered]
+    prefix_lengths = [0]
+    for line in lines[:-1]:
+        prefix_lengths.append(prefix_lengths[-1] + len(line) + 1)
+    fixed = len(head) + 1 + len(lines[-1]) + 1
+    asked, answered = _Shape(), _Shape()
+    omission = ""
+    for kept in range(len(turns) - 2, -1, -1):  # keep turns[:kept] and the last; omit the middle
+        asked.add(turns[kept].ask_shape)
+        answered.add(turns[kept].answer_shape)
+        omission = _omission_line(len(turns) - 1 - kept, asked, answered)
+        if fixed + prefix_lengths[kept] + len(omission) <= max_chars:
+            return "\n".join([head, *lines[:kept], omission, lines[-1]]), True
+    return "\n".join([head, omission, lines[-1]]), True
+
+
+def _omission_line(count: int, asked: _Shape, answered: _Shape) -> str:
+    return (
+        f"[… {_plural(count, 'turn')} omitted: user {_plural(asked.words, 'word')}; "
+        f"assistant {_describe(answered, 0)} …]"
+    )
+
+
+def _redacted_prefix(text: str, shown: int) -> str:
+    """`text` redacted; a long text only as far as needed to show `shown` characters safely."""
+    window = max(4 * shown, shown + 2000)
+    while True:
+        if len(text) <= window:
+            return redact(text)
+        cut = text.rfind(" ", window // 2, window)
+        redacted = redact(text[: cut if cut > 0 else window])
+        if len(redacted) >= shown + _REDACTION_MARGIN:
+            return redacted
+        window *= 2
+
+
+def _shorten(text: str, cap: int, original_length: int) -> tuple[str, bool]:
+    if len(text) <= cap:
+        return text, False
+    marker = f" … [{original_length} chars]"
+    room = max(0, cap - len(marker))
+    cut = text.rfind(" ", room * 4 // 5, room)
+    return text[: cut if cut > 0 else room].rstrip() + marker, True
+
+
+def _plural(count: int, singular: str, plural: str | None = None) -> str:
+    return f"{count} {singular if count == 1 else plural or singular + 's'}"
