@@ -257,8 +257,9 @@ def _record_not_analysed(
     reason: str,
     detail: str,
     conversation: Conversation | None,
+    usage: EstimateUsage | None = None,
 ) -> AnalyzeResult:
-    """Count a skip or failure; write a row unless it would overwrite a good analysis."""
+    """Count a skip or failure (with what a failed estimate cost); never overwrite a good analysis."""
     ref = None if conversation is not None else reader.load_conversation_ref(ctx.source, ctx.conversation_id)
     keep_existing = stored is not None and stored.status == "analyzed" and outcome == "failed"
     write = None
@@ -279,7 +280,18 @@ def _record_not_analysed(
             _upsert(connection, values)
 
     previous = stored.analysis_date if stored is not None and not keep_existing else None
-    record = runs.OutcomeRecord(ctx.conversation_id, outcome, reason=reason, previous_analysis_date=previous)
+    usage = usage or EstimateUsage()
+    record = runs.OutcomeRecord(
+        ctx.conversation_id,
+        outcome,
+        reason=reason,
+        previous_analysis_date=previous,
+        llm_requests=usage.requests,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cached_tokens=usage.cached_tokens,
+        llm_cost_usd=usage.cost_usd,
+    )
     counted = commit_outcome(ctx.engine, ctx.queue, ctx.run_id, record, write=write)
     _log.info("run %s: conversation %s %s (%s)", ctx.run_id, ctx.conversation_id, outcome, reason)
     return ctx.result(outcome if counted else "duplicate", reason)
@@ -332,6 +344,7 @@ def _run(ctx: _Context) -> AnalyzeResult:
             reason=failure.reason_code,
             detail=str(failure),
             conversation=conversation,
+            usage=getattr(failure, "usage", None),
         )
     except RetryableError as error:
         if not ctx.last_attempt:
@@ -343,6 +356,7 @@ def _run(ctx: _Context) -> AnalyzeResult:
             reason="transient_error",
             detail=f"gave up after {ctx.attempt + 1} attempts: {error}",
             conversation=conversation,
+            usage=getattr(error, "usage", None),
         )
 
     values = _analysis_values(

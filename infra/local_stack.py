@@ -63,9 +63,9 @@ class LocalStack:
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self.environment = {
             **os.environ,
-            **environment,
             "ANALYTICS_QUEUE_BACKEND": "local_http",
             **{_URL_VARIABLES[name]: url for name, url in self.urls.items() if name in _URL_VARIABLES},
+            **environment,  # the caller's choices win (e.g. the Cloud Tasks emulator as the queue)
         }
 
     def log_path(self, function: str) -> Path:

@@ -121,6 +121,12 @@ class Settings(BaseSettings):
         description="`project:region:instance` of Open WebUI's Cloud SQL database, reached "
         "through the connector with the credentials of `OPENWEBUI_DATABASE_URL`.",
     )
+    migrate_on_start: bool = Field(
+        True,
+        validation_alias=_env("ANALYTICS_MIGRATE_ON_START"),
+        description="Apply pending migrations when a process first connects (under the "
+        "migration lock, so concurrent cold starts are safe); `false` leaves it to `main.py migrate`.",
+    )
     db_pool_size: int = Field(
         2,
         ge=1,

@@ -147,16 +147,22 @@ def _cached(key: str, build: Any) -> Engine:
 
 
 def analytics_engine(settings: Settings | None = None) -> Engine:
-    """The process-wide engine of the analytics database."""
+    """The process-wide engine of the analytics database, migrated on first use if configured."""
     settings = settings or get_settings()
-    return _cached(
-        "analytics",
-        lambda: make_engine(
+
+    def build() -> Engine:
+        engine = make_engine(
             resolve_analytics_url(settings),
             cloudsql_instance=settings.analytics_cloudsql_instance,
             pool_size=settings.db_pool_size,
-        ),
-    )
+        )
+        if settings.migrate_on_start:
+            from shared.migrate import apply_migrations
+
+            apply_migrations(engine)
+        return engine
+
+    return _cached("analytics", build)
 
 
 def source_engine(settings: Settings | None = None) -> Engine:
