@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -230,6 +231,7 @@ def serve(port: int, days: int) -> None:
     from functions.dispatcher import yesterday
     from infra.local_stack import LocalStack, free_port
 
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # stop the function servers and Postgres on `kill`
     settings = get_settings()
     environment = _prepare(settings)
     dashboard_port = port if _port_is_free(port) else free_port()
@@ -260,6 +262,10 @@ def serve(port: int, days: int) -> None:
                 time.sleep(3600)
         except KeyboardInterrupt:
             click.echo("stopping ...")
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _port_is_free(port: int) -> bool:
