@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine, Row
 
 from functions import runs
-from functions.outcomes import commit_outcome
+from functions.outcomes import commit_outcome, request_aggregation
 from shared.config import Settings, get_settings
 from shared.conversation import Conversation, Timing
 from shared.db import analytics_engine, source_engine
@@ -310,10 +310,15 @@ def _estimate(
 
 def _run(ctx: _Context) -> AnalyzeResult:
     with ctx.engine.connect() as connection:
-        if runs.outcome_exists(connection, ctx.run_id, ctx.conversation_id):
-            return ctx.result("duplicate")
-        if runs.run_status(connection, ctx.run_id) is None:
+        status = runs.run_status(connection, ctx.run_id)
+        if status is None:
             raise RequestRejected(f"run {ctx.run_id} does not exist")
+        if runs.outcome_exists(connection, ctx.run_id, ctx.conversation_id):
+            if status == "aggregating":
+                # the delivery that finished the run may have died before starting the
+                # aggregator; asking again is harmless (named task, idempotent aggregator)
+                request_aggregation(ctx.queue, ctx.run_id)
+            return ctx.result("duplicate")
         stored = _stored(connection, ctx.conversation_id)
 
     conversation: Conversation | None = None

@@ -26,7 +26,9 @@ from shared.config import Settings, get_settings
 __all__ = [
     "OpenedRun",
     "OutcomeRecord",
+    "all_outcomes_in",
     "close_stale_runs",
+    "complete_run",
     "mark_stale",
     "open_run",
     "outcome_exists",
@@ -71,6 +73,28 @@ class OutcomeRecord:
     cached_tokens: int = 0
     llm_cost_usd: Decimal = Decimal("0")
 
+
+_COMPLETE_RUN = """
+UPDATE processing_log SET
+    status = 'completed',
+    completed_at = now(),
+    processing_duration_seconds = EXTRACT(EPOCH FROM now() - started_at)::int,
+    total_llm_requests = totals.requests,
+    total_prompt_tokens = totals.prompt_tokens,
+    total_completion_tokens = totals.completion_tokens,
+    total_cached_tokens = totals.cached_tokens,
+    total_llm_cost_usd = totals.cost
+FROM (
+    SELECT coalesce(sum(llm_requests), 0) AS requests,
+           coalesce(sum(prompt_tokens), 0) AS prompt_tokens,
+           coalesce(sum(completion_tokens), 0) AS completion_tokens,
+           coalesce(sum(cached_tokens), 0) AS cached_tokens,
+           coalesce(sum(llm_cost_usd), 0) AS cost
+    FROM run_outcomes WHERE run_id = :run
+) AS totals
+WHERE processing_log.id = :run AND processing_log.status = :from_status
+RETURNING processing_log.id
+"""
 
 _RUN_COLUMNS = "id, run_date, status, conversations_expected, conversations_deferred"
 
@@ -204,6 +228,19 @@ def record_outcome(connection: Connection, run_id: uuid.UUID, record: OutcomeRec
     return True, flipped is not None
 
 
+def all_outcomes_in(connection: Connection, run_id: uuid.UUID) -> bool:
+    """Whether every conversation the run expects has reported (true at once for an empty run)."""
+    return bool(
+        connection.execute(
+            sa.text(
+                "SELECT conversations_processed + conversations_skipped + conversations_failed "
+                ">= conversations_expected FROM processing_log WHERE id = :run"
+            ),
+            {"run": run_id},
+        ).scalar_one_or_none()
+    )
+
+
 def touched_dates(connection: Connection, run_id: uuid.UUID) -> list[date]:
     """Every date whose aggregates the run's outcomes may have changed."""
     rows = connection.execute(
@@ -247,11 +284,33 @@ def mark_stale(connection: Connection, run_id: uuid.UUID) -> bool:
     return closed is not None
 
 
+def complete_run(
+    connection: Connection, run_id: uuid.UUID, *, from_status: str
+) -> tuple[tuple[date, ...], bool]:
+    """Rebuild every date the run touched and mark it completed with its totals.
+
+    Returns the dates and whether this call completed the run (False if another did).
+    """
+    dates = tuple(touched_dates(connection, run_id))
+    recompute_dates(connection, dates)
+    completed = connection.execute(sa.text(_COMPLETE_RUN), {"run": run_id, "from_status": from_status})
+    return dates, completed.first() is not None
+
+
 def close_stale_runs(connection: Connection, settings: Settings | None = None) -> list[uuid.UUID]:
-    """Close runs open past their deadline as `stale`, aggregating the outcomes that did arrive."""
+    """Close runs open past their deadline.
+
+    A run whose outcomes all arrived but whose aggregator never ran (`aggregating`)
+    is completed here; a run still missing outcomes is closed as `stale`, with the
+    outcomes that did arrive aggregated. Returns the ids of the runs closed as stale.
+    """
     settings = settings or get_settings()
     closed: list[uuid.UUID] = []
     for run_id in stale_runs(connection, settings):
+        if run_status(connection, run_id) == "aggregating":
+            complete_run(connection, run_id, from_status="aggregating")
+            _log.warning("completed run %s, whose aggregator never ran", run_id)
+            continue
         recompute_dates(connection, touched_dates(connection, run_id))
         if mark_stale(connection, run_id):
             closed.append(run_id)

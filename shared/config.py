@@ -263,7 +263,7 @@ class Settings(BaseSettings):
     )
     stale_run_minutes: int = Field(
         120,
-        ge=5,
+        ge=1,
         le=2880,
         validation_alias=_env("ANALYTICS_STALE_RUN_MINUTES"),
         description="A run still `running` after this long is closed as stale.",
