@@ -53,7 +53,7 @@ def postgres_server() -> Iterator[EmbeddedPostgres]:
 
 @pytest.fixture(scope="session")
 def _admin_engine(postgres_server: EmbeddedPostgres) -> Iterator[Engine]:
-    engine = sa.create_engine(postgres_server.url(), isolation_level="AUTOCOMMIT")
+    engine = sa.create_engine(postgres_server.url(), isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     yield engine
     engine.dispose()
 
