@@ -40,6 +40,7 @@ def configure_logging(log_format: str = "text", level: int = logging.INFO) -> No
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    # replace plain console handlers (ours or a framework's); keep special ones such as test capture
+    root.handlers[:] = [h for h in root.handlers if type(h) is not logging.StreamHandler] + [handler]
     root.setLevel(level)
     _configured = True
