@@ -32,11 +32,11 @@ import sqlalchemy as sa  # noqa: E402
 
 from infra.embedded_pg import EmbeddedPostgres  # noqa: E402
 from infra.local_stack import LocalStack  # noqa: E402
+from infra.openwebui_fixture import BulkChat, OpenWebUIFixture, realistic_chat  # noqa: E402
 from shared.db import make_engine  # noqa: E402
 from shared.migrate import apply_migrations  # noqa: E402
 from shared.queue import TASK_SECRET_HEADER  # noqa: E402
 from tests.fake_openai import FakeOpenAIServer  # noqa: E402
-from tests.openwebui_factory import BulkChat, OpenWebUIFixture, realistic_chat  # noqa: E402
 
 ZONE = ZoneInfo("Europe/Budapest")
 DAY = date(2026, 11, 20)

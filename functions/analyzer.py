@@ -14,7 +14,9 @@ failure never overwrites an earlier good analysis of the same conversation.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -304,7 +306,9 @@ def _estimate(
     if _reusable(stored, conversation, ctx.estimator, ctx.payload.force):
         assert stored is not None
         return _estimate_from_row(stored), stored.conversation_summary, True
-    digest = build_digest(conversation, ctx.settings.digest_token_budget)
+    digest = build_digest(
+        conversation, ctx.settings.digest_token_budget, known_names=_known_names(ctx.source)
+    )
     return ctx.estimator.estimate(digest), digest.text, False
 
 
@@ -403,6 +407,17 @@ def _run(ctx: _Context) -> AnalyzeResult:
 
 
 _estimators: dict[tuple[Any, ...], Estimator] = {}
+_NAMES_TTL_SECONDS = 600.0
+_names_cache: weakref.WeakKeyDictionary[Engine, tuple[float, list[str]]] = weakref.WeakKeyDictionary()
+
+
+def _known_names(source: Engine) -> list[str]:
+    """Open WebUI users' names, to scrub from the digest; re-read every ten minutes per process."""
+    cached = _names_cache.get(source)
+    now = time.monotonic()
+    if cached is None or now - cached[0] > _NAMES_TTL_SECONDS:
+        cached = _names_cache[source] = (now, reader.load_known_names(source))
+    return cached[1]
 
 
 def _default_estimator(settings: Settings) -> Estimator:

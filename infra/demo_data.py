@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from tests.openwebui_factory import OpenWebUIFixture, realistic_chat
+from infra.openwebui_fixture import OpenWebUIFixture, realistic_chat
 
 __all__ = ["build_demo_database"]
 

@@ -7,7 +7,7 @@ pasting: each answer by kind and size (``assistant: 420 words, python code 35
 lines, 1 table``), regenerations, abandoned branches, attachments, the models.
 Assistant text, system prompts and titles are never copied, and every piece of
 user text (and the model names) goes through `shared.redaction.redact` before it
-is placed in the digest.
+is placed in the digest; known people's names (`known_names`) become ``[NAME]``.
 
 Size: the budget is in tokens, approximated as 4 characters each (the usual
 figure for English with OpenAI tokenizers; Hungarian and German run a little
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ _WORD = re.compile(r"[^\W_]+(?:['’\-][^\W_]+)*")
 _LIST_ITEM = re.compile(r"^\s*([-*+]|\d{1,9}[.)])\s+(?=\S)")
 _TABLE_CELL = re.compile(r"^:?-+:?$")
 _WHITESPACE = re.compile(r"\s+")
+_NAME_WORD = re.compile(r"[^\W\d_]+")
+_REPEATED_NAME = re.compile(r"\[NAME\](?:[\s,.-]*\[NAME\])+")
 _LANGUAGE_ALIASES = {
     "py": "python",
     "python3": "python",
@@ -67,16 +70,36 @@ _LANGUAGE_ALIASES = {
     "postgresql": "sql",
     "psql": "sql",
 }
-_LANGUAGE_NAME = re.compile(r"^[a-z][a-z0-9+#._-]{0,19}$")
+# Fence labels outside this list are reported as "other": a label is free text and could be anything.
+# fmt: off
+_KNOWN_LANGUAGES = frozenset({
+    "python", "javascript", "typescript", "java", "kotlin", "scala", "groovy", "c", "cpp", "csharp",
+    "fsharp", "go", "rust", "swift", "objectivec", "php", "ruby", "perl", "lua", "r", "julia", "matlab",
+    "dart", "elixir", "erlang", "haskell", "clojure", "ocaml", "zig", "nim", "fortran", "cobol", "vb",
+    "bash", "powershell", "bat", "cmd", "fish", "sql", "plsql", "graphql", "json", "jsonc", "yaml", "toml",
+    "ini", "xml", "html", "css", "scss", "less", "svg", "markdown", "latex", "tex", "csv", "tsv",
+    "dockerfile", "makefile", "cmake", "nginx", "apache", "terraform", "hcl", "proto", "regex", "diff",
+    "mermaid", "plantuml", "text", "plaintext", "txt", "log", "vue", "svelte", "jsx", "solidity", "asm",
+    "wasm", "vhdl", "verilog", "abap", "apex",
+})
+# fmt: on
 _UNLABELLED = "unlabelled"
 
 
-def build_digest(conversation: Conversation, token_budget: int) -> TranscriptDigest:
-    """Describe `conversation` in at most `token_budget` tokens (≈ 4 characters each), redacted."""
+def build_digest(
+    conversation: Conversation, token_budget: int, *, known_names: Iterable[str] = ()
+) -> TranscriptDigest:
+    """Describe `conversation` in at most `token_budget` tokens (≈ 4 characters each), redacted.
+
+    `known_names`: people's names to replace by ``[NAME]`` wherever the user's text
+    mentions them (e.g. the Open WebUI users' names, `reader.load_known_names`); each
+    part of a name counts, with up to 6 trailing letters for inflected forms
+    ("Kovácsnak"). General names cannot be detected; known ones can.
+    """
     if token_budget < 1:
         raise ValueError("token_budget must be positive")
     max_chars = token_budget * CHARS_PER_TOKEN
-    turns, system_words, system_messages = _turns(conversation.messages)
+    turns, system_words, system_messages = _turns(conversation.messages, _NameScrubber(known_names))
     answered = _Shape()
     for turn in turns:
         answered.add(turn.answer_shape)
@@ -121,16 +144,61 @@ class _Turn:
     ask_shape: _Shape
     answers: list[Message] = field(default_factory=list)
     answer_shape: _Shape = field(default_factory=_Shape)
+    names: _NameScrubber | None = None
     _redacted: str | None = None
 
     def redacted_ask(self) -> str:
         """The ask's display text, redacted once (a prefix long enough for the largest cap)."""
         if self._redacted is None:
-            self._redacted = _redacted_prefix(self.ask_shape.display, max(_ASK_CAPS))
+            self._redacted = _redacted_prefix(self.ask_shape.display, max(_ASK_CAPS), self.names)
         return self._redacted
 
 
-def _turns(messages: Iterable[Message]) -> tuple[list[_Turn], int, int]:
+class _NameScrubber:
+    """Replaces known people's names (any part, inflected or unaccented forms too) by ``[NAME]``.
+
+    Only capitalised words are candidates: a colleague called Will must not erase "will".
+    """
+
+    _MAX_SUFFIX = 6
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.parts = {
+            _fold(part)
+            for name in names
+            if isinstance(name, str)
+            for part in _NAME_WORD.findall(name)
+            if len(part) >= 3
+        }
+
+    def __call__(self, text: str) -> str:
+        if not self.parts:
+            return text
+        scrubbed = _NAME_WORD.sub(self._replace, text)
+        return _REPEATED_NAME.sub("[NAME]", scrubbed)
+
+    def _replace(self, match: re.Match[str]) -> str:
+        text, start, end = match.string, match.start(), match.end()
+        if text[start - 1 : start] == "[" and text[end : end + 1] == "]":
+            return match.group(0)  # a placeholder such as [EMAIL]
+        if not match.group(0)[:1].isupper():
+            return match.group(0)  # names are written capitalised; "will" or "marketing" are words
+        word = _fold(match.group(0))
+        if word in self.parts:
+            return "[NAME]"
+        shortest = max(4, len(word) - self._MAX_SUFFIX)
+        if any(word[:length] in self.parts for length in range(shortest, len(word))):
+            return "[NAME]"
+        return match.group(0)
+
+
+def _fold(word: str) -> str:
+    """Case- and accent-insensitive form: "Zsófiának" and "zsofianak" compare equal."""
+    decomposed = unicodedata.normalize("NFKD", word.casefold())
+    return "".join(char for char in decomposed if not unicodedata.combining(char))
+
+
+def _turns(messages: Iterable[Message], names: _NameScrubber) -> tuple[list[_Turn], int, int]:
     turns: list[_Turn] = []
     system_words = system_messages = 0
     for message in messages:
@@ -138,7 +206,7 @@ def _turns(messages: Iterable[Message]) -> tuple[list[_Turn], int, int]:
             system_messages += 1
             system_words += _analyse(message.text).words
         elif message.role == "user":
-            turns.append(_Turn(ask=message, ask_shape=_analyse(message.text, display=True)))
+            turns.append(_Turn(ask=message, ask_shape=_analyse(message.text, display=True), names=names))
         else:
             if not turns:
                 turns.append(_Turn(ask=None, ask_shape=_Shape()))
@@ -200,7 +268,7 @@ def _language(info: str) -> str:
     name = _LANGUAGE_ALIASES.get(name, name)
     if not name:
         return _UNLABELLED
-    return name if _LANGUAGE_NAME.match(name) else "other"
+    return name if name in _KNOWN_LANGUAGES else "other"
 
 
 def _code_note(language: str, lines: int) -> str:
@@ -332,14 +400,19 @@ def _omission_line(count: int, asked: _Shape, answered: _Shape) -> str:
     )
 
 
-def _redacted_prefix(text: str, shown: int) -> str:
+def _redacted_prefix(text: str, shown: int, names: _NameScrubber | None = None) -> str:
     """`text` redacted; a long text only as far as needed to show `shown` characters safely."""
+
+    def clean(part: str) -> str:
+        redacted = redact(part)  # first: a name inside an e-mail address must not hide the address
+        return names(redacted) if names else redacted
+
     window = max(4 * shown, shown + 2000)
     while True:
         if len(text) <= window:
-            return redact(text)
+            return clean(text)
         cut = text.rfind(" ", window // 2, window)
-        redacted = redact(text[: cut if cut > 0 else window])
+        redacted = clean(text[: cut if cut > 0 else window])
         if len(redacted) >= shown + _REDACTION_MARGIN:
             return redacted
         window *= 2

@@ -1,12 +1,18 @@
 """Remove personal data and secrets from conversation text before an estimator sees it.
 
-Each kind of data is found by one detector; the detectors run in a fixed order over
-the text, and each replaces what it finds with a typed placeholder (`[EMAIL]`,
-`[PHONE]`, ...) before the next one looks. Secrets and URLs go first so that parts
-of a token are not mistaken for a phone number; phone numbers go last because the
-phone matcher is the most eager. Every detector that could match look-alikes checks
-its candidates (mod-97 for IBANs, Luhn for cards, `ipaddress` for IPs, libphonenumber
-validity for phones) so dates, versions, amounts and order numbers survive.
+Each kind of data is found by a detector; the detectors run in a fixed order, and
+each replaces what it finds with a typed placeholder (`[EMAIL]`, `[PHONE]`, ...)
+before the next one looks. Secrets and URLs go first so that parts of a token are
+not mistaken for a phone number; phone numbers go last because the phone matcher is
+the most eager. Detectors that could match look-alikes verify their candidates
+(mod-97 for IBANs, Luhn for cards, `ipaddress` for IPs, libphonenumber for phones),
+so dates, versions, amounts and order numbers survive.
+
+A placeholder changes the context of its neighbours (two phone numbers glued
+together, an address right after another), so lines that received one are redacted
+again until nothing changes. No detector matches across a line break except the
+private-key one, whose markers no placeholder can create, so the other lines are
+already final. This makes `redact` idempotent.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import phonenumbers
 __all__ = ["Redaction", "redact", "redact_counts"]
 
 _Span = tuple[int, int]
+_MAX_PASSES = 5  # lines settle in one or two passes; the cap only guards against a detector bug
 
 
 class Redaction(NamedTuple):
@@ -41,12 +48,32 @@ def redact(text: str) -> str:
 def redact_counts(text: str) -> Redaction:
     """Redact `text` and count the replacements per kind; kinds with no finding are left out."""
     counts: dict[str, int] = {}
-    for detector in _DETECTORS:
+    lines = _redact_once(text, counts, _DETECTORS).split("\n")
+    unsettled = [index for index, line in enumerate(lines) if "[" in line]
+    for _ in range(_MAX_PASSES):
+        if not unsettled:
+            break
+        found_before = sum(counts.values())
+        again = _redact_once("\n".join(lines[index] for index in unsettled), counts, _LINE_DETECTORS)
+        if sum(counts.values()) == found_before:
+            break
+        changed = []
+        for index, line in zip(unsettled, again.split("\n"), strict=True):
+            if line != lines[index]:
+                lines[index] = line
+                changed.append(index)
+        unsettled = changed
+    return Redaction("\n".join(lines), counts)
+
+
+def _redact_once(text: str, counts: dict[str, int], detectors: tuple[_Detector, ...]) -> str:
+    """Run `detectors` once, in order, adding what each replaced to `counts`."""
+    for detector in detectors:
         spans = list(detector.find(text))
         if spans:
             text = _replace_spans(text, spans, f"[{detector.kind.upper()}]")
             counts[detector.kind] = counts.get(detector.kind, 0) + len(spans)
-    return Redaction(text, counts)
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +82,7 @@ class _Detector:
 
     kind: str
     find: Callable[[str], Iterator[_Span]]
+    multiline: bool = False  # whether a match may span a line break
 
 
 def _replace_spans(text: str, spans: list[_Span], placeholder: str) -> str:
@@ -76,6 +104,34 @@ def _looks_like_credential(token: str) -> bool:
     if len(token) < 8 or has_digit + has_lower + has_upper < 2:
         return False
     return not (token.isalpha() and token[1:].islower())  # "Understanding" is a word
+
+
+# Most patterns below begin with a plain character class and check the character before it
+# with a two-character lookbehind (`[0-9](?<![\w.][0-9])` rather than `(?<![\w.])[0-9]`):
+# `re` can then skip straight to candidates instead of trying every position, which
+# matters on megabytes of text. Patterns built around a rare anchor (`@`, `://`) are
+# matched only near it, see `_anchored_spans`.
+
+
+def _anchored_spans(
+    text: str, anchor: str, head: re.Pattern[str], tail: re.Pattern[str], reach: int
+) -> Iterator[_Span]:
+    """Spans of `head` + `tail` around each `anchor`.
+
+    `head` ends with the anchor and `\\Z`, spans at most `reach` characters and never
+    contains another anchor, so it is searched for only just before each anchor.
+    """
+    floor = 0  # no head starts before the end of the previous match or anchor
+    position = text.find(anchor)
+    while position >= 0:
+        head_end = position + len(anchor)
+        head_match = head.search(text, max(head_end - reach, floor), head_end)
+        tail_match = tail.match(text, head_end) if head_match is not None else None
+        if head_match is not None and tail_match is not None:
+            yield head_match.start(), tail_match.end()
+            floor = tail_match.end()
+        floor = max(floor, head_end)
+        position = text.find(anchor, floor)
 
 
 # --- secrets -------------------------------------------------------------------------------
@@ -100,11 +156,13 @@ def _find_private_keys(text: str) -> Iterator[_Span]:
         if end_index < len(ends) and ends[end_index] <= next_begin:
             end = ends[end_index]
         else:
-            end = _PEM_BODY_LINES.match(text, begin.end()).end()  # type: ignore[union-attr]
+            body = _PEM_BODY_LINES.match(text, begin.end())
+            end = body.end() if body is not None else begin.end()
         yield begin.start(), end
         covered_until = end
 
 
+_TOKEN_START = re.compile(r"sk-|gh[pousr]_|github_pat_|xox[bpars]-|AKIA|ASIA|AIza|eyJ")
 _TOKEN = re.compile(
     r"""
     (?<![A-Za-z0-9_-])
@@ -121,13 +179,17 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
-_AUTHORIZATION = re.compile(r"\b(?i:bearer|basic)[ \t]+([A-Za-z0-9._~+/-]{8,}+=*+)(?![\w=])")
+_AUTHORIZATION = re.compile(r"[Bb](?<!\w[Bb])(?i:earer|asic)[ \t]+([A-Za-z0-9._~+/-]{8,}+=*+)(?![\w=])")
 
 
 def _find_tokens(text: str) -> Iterator[_Span]:
     """API keys and tokens of known shapes (OpenAI, GitHub, Slack, AWS, Google, JWT)."""
-    for match in _TOKEN.finditer(text):
-        yield match.span()
+    end_of_previous = 0
+    for start in _TOKEN_START.finditer(text):
+        match = _TOKEN.match(text, start.start()) if start.start() >= end_of_previous else None
+        if match is not None:
+            yield match.span()
+            end_of_previous = match.end()
 
 
 def _find_authorization_tokens(text: str) -> Iterator[_Span]:
@@ -139,8 +201,10 @@ def _find_authorization_tokens(text: str) -> Iterator[_Span]:
 
 # --- URLs ----------------------------------------------------------------------------------
 
-_URL = re.compile(r"(?<![\w.+-])[A-Za-z][A-Za-z0-9+.-]{0,20}+://[^\s<>\"'`{}|\\^]++")
+_URL_HEAD = re.compile(r"[A-Za-z](?<![\w.+-][A-Za-z])[A-Za-z0-9+.-]{0,20}+://\Z")  # the scheme
+_URL_TAIL = re.compile(r"[^\s<>\"'`{}|\\^]++")
 _URL_TRAILING_PUNCTUATION = ".,;:!?'\""
+_URL_SECRET_PARAMETER = re.compile(r"[?&;#]([^=&;#?/]+)=[^&;#\s]")  # names of parameters with a value
 _PARAMETER_NAME_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 _SECRET_PARAMETER_WORDS = frozenset(
     {
@@ -153,12 +217,10 @@ _SECRET_PARAMETER_WORDS = frozenset(
 
 def _find_secret_urls(text: str) -> Iterator[_Span]:
     """URLs with `user:pass@` credentials or a token/key/secret-like query parameter."""
-    if "://" not in text:
-        return
-    for match in _URL.finditer(text):
-        url = _trim_url(match.group())
+    for start, end in _anchored_spans(text, "://", _URL_HEAD, _URL_TAIL, reach=24):
+        url = _trim_url(text[start:end])
         if _url_carries_secret(url):
-            yield match.start(), match.start() + len(url)
+            yield start, start + len(url)
 
 
 def _trim_url(url: str) -> str:
@@ -179,14 +241,7 @@ def _url_carries_secret(url: str) -> bool:
         userinfo = authority.rsplit("@", 1)[0]
         if ":" in userinfo or _looks_like_credential(userinfo):
             return True
-    for separator in "?#":
-        if separator not in rest:
-            continue
-        for parameter in re.split(r"[&;]", rest.split(separator, 1)[1]):
-            name, equals, value = parameter.partition("=")
-            if equals and value and _is_secret_parameter(name):
-                return True
-    return False
+    return any(_is_secret_parameter(name) for name in _URL_SECRET_PARAMETER.findall(rest))
 
 
 def _is_secret_parameter(name: str) -> bool:
@@ -197,20 +252,22 @@ def _is_secret_parameter(name: str) -> bool:
 
 # --- e-mail addresses ------------------------------------------------------------------------
 
-_EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]++@(?:[^\W_][\w-]*+\.)+[^\W\d_]{2,}+(?![\w-])")
+_EMAIL_HEAD = re.compile(r"[\w.%+-](?<![\w.%+-]{2})[\w.%+-]{0,63}+@\Z")  # the local part
+_EMAIL_TAIL = re.compile(r"(?:[^\W_][\w-]*+\.)+[^\W\d_]{2,}+(?![\w-])")
 
 
 def _find_emails(text: str) -> Iterator[_Span]:
     """E-mail addresses, including plus-addressing, subdomains and non-ASCII letters."""
-    if "@" in text:
-        for match in _EMAIL.finditer(text):
-            yield match.span()
+    for start, end in _anchored_spans(text, "@", _EMAIL_HEAD, _EMAIL_TAIL, reach=65):
+        address = text[start:end].lstrip(".%+-")  # "...john@x.com", "%jane@x.com"
+        if not address.startswith("@"):
+            yield end - len(address), end
 
 
 # --- bank accounts and cards ---------------------------------------------------------------
 
 _IBAN_CANDIDATE = re.compile(
-    r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}+(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])"
+    r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z][0-9]{2}(?: ?[A-Z0-9]{4}){2,7}+(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])"
 )
 _IBAN_LENGTH_BY_COUNTRY = {
     "AT": 20, "BE": 16, "BG": 22, "CH": 21, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "EE": 20,
@@ -243,8 +300,11 @@ def _is_valid_iban(compact: str) -> bool:
     return int("".join(str(int(char, 36)) for char in rearranged)) % 97 == 1
 
 
-_DIGIT_GROUPS = re.compile(r"(?<![\w.,])(?<![0-9][ -])[0-9]++(?:[ -][0-9]++)*+(?![^\W\d]|_|[.,][0-9])")
+_DIGIT_GROUPS = re.compile(  # digit groups joined by single spaces or dashes, not in a word or decimal
+    r"[0-9](?<![\w.,][0-9])(?<![0-9][ -][0-9])[0-9]*+(?:[ -][0-9]++)*+(?!_|[^\W\d]|[.,][0-9])"
+)
 _DIGITS = re.compile(r"[0-9]+")
+_CARD_FIRST_DIGITS = "23456"  # Mastercard 2-series, Amex/Diners/JCB, Visa, Mastercard, Discover/UnionPay
 
 
 def _find_cards(text: str) -> Iterator[_Span]:
@@ -272,10 +332,12 @@ def _card_windows(groups: list[str]) -> Iterator[tuple[int, int]]:
 def _card_ending_at(groups: list[str], first: int) -> int | None:
     """Index of the last group of the longest card number starting at group `first`, if any.
 
-    A card is one group of 13–19 digits, or groups shaped like printed cards (4-4-4-4,
-    4-4-4-4-3, 4-6-5, ...) with no group of four or more digits next to it, which would
-    make it part of a longer number.
+    A card starts with a major network's digit (2–6) and is one group of 13–19 digits,
+    or groups shaped like printed cards (4-4-4-4, 4-4-4-4-3, 4-6-5, ...) with no group
+    of four or more digits next to it, which would make it part of a longer number.
     """
+    if groups[first][0] not in _CARD_FIRST_DIGITS:
+        return None  # also spares millisecond timestamps (17…) and most internal ids
     if 13 <= len(groups[first]) <= 19:
         return first if _luhn_ok(groups[first]) else None
     if len(groups[first]) != 4 or (first > 0 and len(groups[first - 1]) > 3):
@@ -306,23 +368,26 @@ def _luhn_ok(digits: str) -> bool:
 
 # --- IP addresses --------------------------------------------------------------------------
 
-_IPV4_CANDIDATE = re.compile(r"(?<![\w.])[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?![\w]|\.[0-9])")
-_IPV6_CANDIDATE = re.compile(
-    r"(?<![\w:.])(?:[0-9A-Fa-f]{1,4}|(?=:))(?::[0-9A-Fa-f]{0,4}){2,8}+"
-    r"(?:\.[0-9]{1,3}){0,3}+(?:%[0-9A-Za-z]++)?(?![\w:.]|\.[0-9])"
+_IPV4_CANDIDATE = re.compile(r"[0-9](?<![\w.][0-9])[0-9]{0,2}(?:\.[0-9]{1,3}){3}(?!\w|\.[0-9])")
+_IPV6_CANDIDATE = re.compile(  # hex groups between two to eight colons, an IPv4 tail, a zone
+    r"(?:[0-9A-Fa-f](?<![\w:.].)[0-9A-Fa-f]{0,3}(?::[0-9A-Fa-f]{0,4}){2,8}+"
+    r"|:(?<![\w:.]:)(?::[0-9A-Fa-f]{0,4}){1,7}+)"
+    r"(?:\.[0-9]{1,3}){0,3}+(?:%[0-9A-Za-z]++)?(?![\w:]|\.[0-9])"
 )
 
 
-def _find_ip_addresses(text: str) -> Iterator[_Span]:
-    """IPv4 addresses with four valid octets and IPv6 addresses that `ipaddress` accepts."""
-    spans = [match.span() for match in _IPV4_CANDIDATE.finditer(text) if _is_ip(match.group(), 4)]
-    if "::" in text or text.count(":") >= 7:
-        spans.extend(
-            match.span()
-            for match in _IPV6_CANDIDATE.finditer(text)
-            if _is_ip(match.group(), 6) and _plausible_ipv6(text, *match.span())
-        )
-    yield from sorted(spans)
+def _find_ipv6_addresses(text: str) -> Iterator[_Span]:
+    """IPv6 addresses that `ipaddress` accepts, full, compressed, IPv4-mapped or scoped."""
+    for match in _IPV6_CANDIDATE.finditer(text):
+        if _is_ip(match.group(), 6) and _plausible_ipv6(text, *match.span()):
+            yield match.span()
+
+
+def _find_ipv4_addresses(text: str) -> Iterator[_Span]:
+    """Dotted quads with four valid octets; three-part versions such as 10.0.0 do not qualify."""
+    for match in _IPV4_CANDIDATE.finditer(text):
+        if _is_ip(match.group(), 4):
+            yield match.span()
 
 
 def _is_ip(candidate: str, version: int) -> bool:
@@ -348,11 +413,14 @@ def _plausible_ipv6(text: str, start: int, end: int) -> bool:
 
 _PHONE_REGION = "HU"
 _PHONE_SEPARATOR = r"(?:[^\S\r\n]|[-‐‑‒–—―−ー－/／.．()（）\[\]［］~⁓∼～\u00ad\u200b\u2060])"
-_PHONE_RUN = re.compile(rf"(?:[+＋]|[(（][+＋]?)?\d(?:{_PHONE_SEPARATOR}{{0,4}}\d)*+")
-_PHONE_RUN_DIGITS = range(7, 61)  # fewer cannot be a number; more is a table of numbers, not prose
+_PHONE_RUN = re.compile(rf"\d(?:{_PHONE_SEPARATOR}{{0,4}}\d)*+")
+_PHONE_RUN_LEAD = re.compile(r"(?:[+＋]|[(（][+＋]?)\Z")  # "+" or "(" right before a run belongs to it
+_MIN_PHONE_DIGITS = 7
+_MAX_RUN_DIGITS = 60  # a longer run is a table of numbers, not prose; it is not searched
 _INTERNATIONAL_PREFIX = re.compile(r"[(（]?(?:[+＋]|00)[1-9]")
 _HUNGARIAN_AREA_SLASH = re.compile(r"\(?[0-9]{1,2}\)?/[0-9]{3}[ -]?[0-9]{3,4}")
-_AMOUNT_AFTER = re.compile(r"\s?(?:Ft\b|HUF\b|EUR\b|USD\b|forint|euro|€|\$)", re.IGNORECASE)
+_EXTENSION_TAIL = re.compile(r"/[0-9]{1,4}\Z")
+_AMOUNT_AFTER = re.compile(r"[ \u00a0]?(?:Ft\b|HUF\b|EUR\b|USD\b|forint|euro|€|\$)", re.IGNORECASE)
 
 
 def _find_phone_numbers(text: str) -> Iterator[_Span]:
@@ -362,11 +430,15 @@ def _find_phone_numbers(text: str) -> Iterator[_Span]:
     slow per candidate; repeated runs (logs, pasted tables) are answered from a cache.
     """
     for run in _PHONE_RUN.finditer(text):
-        if sum(char.isdigit() for char in run.group()) not in _PHONE_RUN_DIGITS:
+        if len(run.group()) < _MIN_PHONE_DIGITS:
             continue
-        for start, end in _phone_spans_in(run.group()):
-            if _phone_context_ok(text, run.start() + start, run.start() + end):
-                yield run.start() + start, run.start() + end
+        if not _MIN_PHONE_DIGITS <= sum(map(str.isdigit, run.group())) <= _MAX_RUN_DIGITS:
+            continue
+        lead = _PHONE_RUN_LEAD.search(text, max(run.start() - 2, 0), run.start())
+        run_start = lead.start() if lead is not None else run.start()
+        for start, end in _phone_spans_in(text[run_start : run.end()]):
+            if _phone_context_ok(text, run_start + start, run_start + end):
+                yield run_start + start, run_start + end
 
 
 @functools.lru_cache(maxsize=4096)
@@ -376,24 +448,36 @@ def _phone_spans_in(run: str) -> tuple[_Span, ...]:
     The strict pass accepts numbers libphonenumber calls valid; a lenient pass adds
     numbers with an explicit country code that are merely possible (fictional ranges
     such as +44 7700 900…) and the Hungarian `30/123-4567` habit of writing the area
-    code without the 06 trunk prefix.
+    code without the 06 trunk prefix. A trailing `/123` extension, which libphonenumber
+    takes for part of a date, is set aside.
     """
-    spans = [(match.start, match.end) for match in _phone_matches(run, phonenumbers.Leniency.VALID)]
+    spans = [_phone_span(match) for match in _phone_matcher(run, phonenumbers.Leniency.VALID)]
     if _INTERNATIONAL_PREFIX.match(run) or "/" in run:
         spans.extend(
-            (match.start, match.end)
-            for match in _phone_matches(run, phonenumbers.Leniency.POSSIBLE)
-            if _is_lenient_phone(match) and not _overlaps((match.start, match.end), spans)
+            _phone_span(match)
+            for match in _phone_matcher(run, phonenumbers.Leniency.POSSIBLE)
+            if _is_lenient_phone(match) and not _overlaps(_phone_span(match), spans)
         )
+    extension = _EXTENSION_TAIL.search(run)
+    if not spans and extension is not None:
+        return _phone_spans_in(run[: extension.start()])
     return tuple(sorted(spans))
+
+
+def _phone_span(match: phonenumbers.PhoneNumberMatch) -> _Span:
+    """The match's span without an opening bracket it never closes: `(+61 2 9374 4000)`."""
+    raw = match.raw_string
+    if raw[:1] in "(（" and not any(bracket in raw for bracket in ")）"):
+        return match.start + 1, match.end
+    return match.start, match.end
 
 
 def _overlaps(span: _Span, spans: list[_Span]) -> bool:
     return any(start < span[1] and span[0] < end for start, end in spans)
 
 
-def _phone_matches(text: str, leniency: int) -> Iterator[phonenumbers.PhoneNumberMatch]:
-    return iter(phonenumbers.PhoneNumberMatcher(text, _PHONE_REGION, leniency=leniency))
+def _phone_matcher(text: str, leniency: int) -> phonenumbers.PhoneNumberMatcher:
+    return phonenumbers.PhoneNumberMatcher(text, _PHONE_REGION, leniency=leniency)
 
 
 def _is_lenient_phone(match: phonenumbers.PhoneNumberMatch) -> bool:
@@ -406,23 +490,24 @@ def _is_lenient_phone(match: phonenumbers.PhoneNumberMatch) -> bool:
 
 def _phone_context_ok(text: str, start: int, end: int) -> bool:
     """False when the digits continue a longer number, version or timestamp, or are an amount."""
-    previous, before_previous = text[start - 1 : start], text[max(start - 2, 0) : max(start - 1, 0)]
-    following, after_following = text[end : end + 1], text[end + 1 : end + 2]
-    if previous.isalnum() or (previous and previous in ".,:/-" and before_previous.isdigit()):
+    before, after = text[max(start - 2, 0) : start].rjust(2), text[end : end + 2].ljust(2)
+    if before[1].isalnum() or (before[1] in ".,:/-" and before[0].isdigit()):
         return False
-    if following.isalnum() or (following and following in ".,:/-" and after_following.isdigit()):
+    if after[0].isalnum() or (after[0] in ".,:-" and after[1].isdigit()):
         return False
     return _AMOUNT_AFTER.match(text, end) is None
 
 
 _DETECTORS: tuple[_Detector, ...] = (
-    _Detector("secret", _find_private_keys),
+    _Detector("secret", _find_private_keys, multiline=True),
     _Detector("secret", _find_tokens),
     _Detector("secret", _find_authorization_tokens),
     _Detector("url", _find_secret_urls),
     _Detector("email", _find_emails),
     _Detector("iban", _find_ibans),
     _Detector("card", _find_cards),
-    _Detector("ip", _find_ip_addresses),
+    _Detector("ip", _find_ipv6_addresses),  # first, so the tail of ::ffff:192.0.2.1 stays inside it
+    _Detector("ip", _find_ipv4_addresses),
     _Detector("phone", _find_phone_numbers),
 )
+_LINE_DETECTORS = tuple(detector for detector in _DETECTORS if not detector.multiline)

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from tests.openwebui_factory import ChatBuilder, OpenWebUIFixture, realistic_chat
+from infra.openwebui_fixture import ChatBuilder, OpenWebUIFixture, realistic_chat
 
 BUDAPEST = ZoneInfo("Europe/Budapest")
 

@@ -18,10 +18,10 @@ from sqlalchemy.engine import Engine
 
 from functions import analyzer, runs
 from functions.pipeline import inline_queue
+from infra.openwebui_fixture import OpenWebUIFixture
 from shared.config import get_settings, reset_settings_cache
 from shared.db import reset_engines
 from shared.queue import TASK_SECRET_HEADER
-from tests.openwebui_factory import OpenWebUIFixture
 from tests.pipeline_support import rows
 
 DAY = date(2026, 11, 19)

@@ -12,9 +12,9 @@ from sqlalchemy.engine import Engine
 
 from functions import aggregator, dispatcher
 from functions.pipeline import inline_queue
+from infra.openwebui_fixture import ChatBuilder
 from shared.config import Settings, get_settings, reset_settings_cache
 from shared.db import reset_engines
-from tests.openwebui_factory import ChatBuilder
 from tests.pipeline_support import BUDAPEST, Dataset, assert_books_balance, build_dataset, rows
 
 DAYS = [date(2026, 11, 20), date(2026, 11, 21), date(2026, 11, 22)]

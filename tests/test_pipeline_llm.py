@@ -15,10 +15,10 @@ from sqlalchemy.engine import Engine
 
 from functions import dispatcher
 from functions.pipeline import inline_queue
+from infra.openwebui_fixture import ChatBuilder
 from shared.config import get_settings, reset_settings_cache
 from shared.db import reset_engines
 from tests.fake_openai import FakeOpenAIServer, fake_openai_fixture  # noqa: F401 - fixture
-from tests.openwebui_factory import ChatBuilder
 from tests.pipeline_support import BUDAPEST, Dataset, assert_books_balance, build_dataset, rows
 
 DAY = date(2026, 11, 26)

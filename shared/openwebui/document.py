@@ -60,9 +60,10 @@ _EARLIEST_VALID = 1_577_836_800  # 2020-01-01T00:00:00Z
 _FUTURE_TOLERANCE_SECONDS = 86_400
 _IMAGE_BLOCK_TYPES = frozenset({"image_url", "image", "input_image"})
 _TEXT_BLOCK_TYPES = frozenset({"text", "input_text", "output_text"})
-_FINGERPRINT_VERSION = b"tsa-fingerprint-v1\n"
+_FINGERPRINT_VERSION = b"tsa-fingerprint-v1\n"  # bump when the encoding below changes
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_KNOWN_ROLES = frozenset({"user", "assistant", "system"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,12 +169,16 @@ def is_internal(meta: Any) -> bool:
 
 def parse_timestamp(value: Any, *, now: datetime) -> datetime | None:
     """A message timestamp as an aware UTC datetime, or None when it is not a valid one."""
+    return _timestamp(value, now.timestamp() + _FUTURE_TOLERANCE_SECONDS)
+
+
+def _timestamp(value: Any, latest_valid: float) -> datetime | None:
     seconds = _number(value)
     if seconds is None:
         return None
     if seconds > _MILLISECONDS_ABOVE:
         seconds /= 1000
-    if seconds < _EARLIEST_VALID or seconds > now.timestamp() + _FUTURE_TOLERANCE_SECONDS:
+    if seconds < _EARLIEST_VALID or seconds > latest_valid:
         return None
     return datetime.fromtimestamp(seconds, tz=UTC)
 
@@ -216,7 +221,10 @@ def build_conversation(
     else:
         raise SkipConversation("the chat holds no messages", reason_code="no_messages")
 
-    messages = tuple(_to_message(message_id, tree.nodes[message_id], now) for message_id in tree.path)
+    latest_valid = now.timestamp() + _FUTURE_TOLERANCE_SECONDS
+    messages = tuple(
+        _to_message(message_id, tree.nodes[message_id], latest_valid) for message_id in tree.path
+    )
     models = tuple(dict.fromkeys(m.model for m in messages if m.role == "assistant" and m.model))
     title = record.title if isinstance(record.title, str) else (document or {}).get("title")
     return Conversation(
@@ -238,9 +246,11 @@ def conversation_fingerprint(messages: Sequence[Message]) -> str:
     """sha256 over the kept branch's (role, text, timestamp); titles, tags and flags do not count."""
     digest = hashlib.sha256(_FINGERPRINT_VERSION)
     for message in messages:
-        stamp = message.timestamp.isoformat() if message.timestamp else None
-        digest.update(json.dumps([message.role, message.text, stamp]).encode("ascii"))
-        digest.update(b"\n")
+        stamp = repr(message.timestamp.timestamp()) if message.timestamp else "-"
+        # length prefixes keep the encoding unambiguous whatever the text contains
+        digest.update(
+            f"{len(message.role)}:{message.role}{len(message.text)}:{message.text}{stamp}\n".encode()
+        )
     return digest.hexdigest()
 
 
@@ -351,21 +361,21 @@ class _Tree:
 
 def _history(document: Mapping[str, Any] | None) -> Mapping[str, Any]:
     history = document.get("history") if isinstance(document, Mapping) else None
-    return history if isinstance(history, Mapping) else {}
+    return history if isinstance(history, dict) else {}
 
 
 def _history_map(document: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:
     messages = _history(document).get("messages")
-    if not isinstance(messages, Mapping):
+    if not isinstance(messages, dict):
         return {}
-    return {str(key): value for key, value in messages.items() if isinstance(value, Mapping)}
+    return {str(key): value for key, value in messages.items() if isinstance(value, dict)}
 
 
 def _message_list(document: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
     listed = document.get("messages") if isinstance(document, Mapping) else None
     if not isinstance(listed, list):
         return []
-    return [item for item in listed if isinstance(item, Mapping)]
+    return [item for item in listed if isinstance(item, dict)]
 
 
 def _nodes_from_rows(chat_id: str, records: Sequence[MessageRecord]) -> dict[str, Mapping[str, Any]]:
@@ -390,7 +400,7 @@ def _nodes_from_rows(chat_id: str, records: Sequence[MessageRecord]) -> dict[str
     return nodes
 
 
-def _to_message(message_id: str, node: Mapping[str, Any], now: datetime) -> Message:
+def _to_message(message_id: str, node: Mapping[str, Any], latest_valid: float) -> Message:
     role = _role(node)
     text, images = _flatten_content(node.get("content"))
     files = node.get("files")
@@ -404,7 +414,7 @@ def _to_message(message_id: str, node: Mapping[str, Any], now: datetime) -> Mess
         id=message_id,
         role=role,
         text=text,
-        timestamp=parse_timestamp(node.get("timestamp"), now=now),
+        timestamp=_timestamp(node.get("timestamp"), latest_valid),
         model=model,
         attachments=attachments,
     )
@@ -414,6 +424,8 @@ def _role(node: Mapping[str, Any]) -> str:
     role = node.get("role")
     if not isinstance(role, str):
         return "unknown"
+    if role in _KNOWN_ROLES:
+        return role
     return _clean_text(role.strip().lower()) or "unknown"
 
 
@@ -421,7 +433,7 @@ def _flatten_content(content: Any) -> tuple[str, int]:
     """Content as text, and how many image blocks it carried (a string, a list of blocks, or None)."""
     if isinstance(content, str):
         return _clean_text(content), 0
-    if isinstance(content, Mapping):
+    if isinstance(content, dict):
         content = [content]
     if not isinstance(content, list):
         return "", 0
@@ -430,8 +442,10 @@ def _flatten_content(content: Any) -> tuple[str, int]:
     for block in content:
         if isinstance(block, str):
             parts.append(block)
-        elif isinstance(block, Mapping):
+        elif isinstance(block, dict):
             kind = block.get("type")
+            if kind is not None and not isinstance(kind, str):  # e.g. a list: not a block type
+                continue
             if kind in _IMAGE_BLOCK_TYPES:
                 images += 1
             elif (kind in _TEXT_BLOCK_TYPES or kind is None) and isinstance(block.get("text"), str):
@@ -443,9 +457,7 @@ def _clean_text(text: str) -> str:
     """Text that Postgres and UTF-8 accept: no NUL characters, no lone surrogates."""
     if "\x00" in text:
         text = text.replace("\x00", "")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
+    if not text.isascii() and _SURROGATE.search(text):
         text = _SURROGATE.sub("\ufffd", text)
     return text
 
@@ -453,7 +465,7 @@ def _clean_text(text: str) -> str:
 def _as_id(value: Any) -> str | None:
     if isinstance(value, str):
         return value or None
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63:
         return str(value)
     return None
 

@@ -35,7 +35,7 @@ import threading
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -66,6 +66,7 @@ __all__ = [
     "list_conversation_ids_for_local_date",
     "load_conversation",
     "load_conversation_ref",
+    "load_known_names",
     "load_user_groups",
     "load_user_groups_of",
     "load_user_role",
@@ -99,7 +100,7 @@ def local_day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
     # after a skipped one: both are the real start of the local day.
     start = datetime.combine(day, time(0), tzinfo=zone)
     end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
-    return start.astimezone(ZoneInfo("UTC")), end.astimezone(ZoneInfo("UTC"))
+    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 def list_conversation_ids_for_local_date(engine: Engine, day: date, zone: ZoneInfo) -> list[ConversationRef]:
@@ -222,6 +223,24 @@ def load_user_groups(engine: Engine) -> list[UserGroup]:
 def load_user_groups_of(engine: Engine, user_id: str) -> list[UserGroup]:
     """The groups `user_id` belongs to."""
     return [group for group in load_user_groups(engine) if user_id in group.member_ids]
+
+
+def load_known_names(engine: Engine, user_ids: Iterable[str] | None = None) -> list[str]:
+    """The display names (and usernames, where the column exists) of some users, or of all.
+
+    For scrubbing: `shared.digest.build_digest(..., known_names=...)` replaces them by ``[NAME]``.
+    """
+    schema = _source_schema(engine)
+    if schema.user is None or "name" not in schema.user.c:
+        return []
+    user = schema.user
+    columns = [user.c.name] + ([user.c.username] if "username" in user.c else [])
+    statement = sa.select(*columns)
+    if user_ids is not None:
+        statement = statement.where(user.c.id.in_(list(dict.fromkeys(user_ids))))
+    with engine.connect() as connection:
+        names = {value for row in connection.execute(statement) for value in row if isinstance(value, str)}
+    return sorted(name for name in names if name.strip())
 
 
 def load_user_role(engine: Engine, user_id: str) -> str | None:
@@ -413,7 +432,7 @@ _CHAT_MESSAGE_COLUMNS: dict[str, sa.types.TypeEngine[Any]] = {
     "files": sa.Text(),
     "created_at": sa.BigInteger(),
 }
-_USER_COLUMNS = {"id": sa.Text(), "role": sa.Text()}
+_USER_COLUMNS = {"id": sa.Text(), "role": sa.Text(), "name": sa.Text(), "username": sa.Text()}
 _GROUP_COLUMNS = {"id": sa.Text(), "name": sa.Text(), "user_ids": sa.Text()}
 _GROUP_MEMBER_COLUMNS = {"group_id": sa.Text(), "user_id": sa.Text()}
 

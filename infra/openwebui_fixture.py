@@ -27,7 +27,7 @@ import io
 import json
 import random
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -212,8 +212,10 @@ class ChatBuilder:
         chat_id: str | None = None,
         title: str = "New Chat",
         model: str = "gpt-4o",
+        new_id: Callable[[], str] | None = None,
     ) -> None:
-        self.chat_id = chat_id or str(uuid.uuid4())
+        self._new_id = new_id or (lambda: str(uuid.uuid4()))
+        self.chat_id = chat_id or self._new_id()
         self.title = title
         self.model = model
         self.clock = start.timestamp() if isinstance(start, datetime) else float(start)
@@ -307,7 +309,7 @@ class ChatBuilder:
         extra: Mapping[str, Any] | None = None,
     ) -> str:
         self.clock += after
-        message_id = message_id or str(uuid.uuid4())
+        message_id = message_id or self._new_id()
         parent_id = self.current_id if parent is AUTO else parent
         node: dict[str, Any] = {"id": message_id, "parentId": parent_id, "childrenIds": []}
         node.update(message)
@@ -414,10 +416,15 @@ _MODELS = ("gpt-4o", "gpt-4o-mini", "llama3.1:8b")
 
 
 def realistic_chat(rng: random.Random, start: datetime, *, chat_id: str | None = None) -> ChatBuilder:
-    """A plausible chat: 4–30 messages, think times mostly under the idle threshold, some
-    long breaks, occasional regenerations and edits, prose in three languages, code, tables, lists."""
+    """A plausible chat, the same for the same `rng` state: 4–30 messages on the kept branch,
+    think times mostly under the idle threshold, some long breaks, occasional regenerations
+    and edits, prose in English, Hungarian and German, code, tables, lists."""
+
+    def new_id() -> str:
+        return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
     model = rng.choice(_MODELS)
-    chat = ChatBuilder(start, chat_id=chat_id, title=rng.choice(_PROSE)[:40], model=model)
+    chat = ChatBuilder(start, chat_id=chat_id, title=rng.choice(_PROSE)[:40], model=model, new_id=new_id)
     turns = rng.randint(2, 15)
     for index in range(turns):
         think = rng.choice((15, 40, 90, 180, 400)) if rng.random() > 0.1 else rng.randint(900, 7200)
@@ -432,7 +439,7 @@ def realistic_chat(rng: random.Random, start: datetime, *, chat_id: str | None =
             answer += "\n\n" + _LIST
         chat.assistant(answer, after=rng.uniform(0, 2))
         if rng.random() < 0.08:
-            chat.regenerate(question, answer[::-1][:200] + " (second try)", after=rng.uniform(10, 60))
+            chat.regenerate(question, rng.choice(_ANSWER_PARTS) + "(second try)", after=rng.uniform(10, 60))
         if index and rng.random() < 0.04:
             edited = chat.edit(question, ask + " (edited)", after=rng.uniform(10, 60))
             chat.assistant(answer, after=1, parent=edited)
