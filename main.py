@@ -8,6 +8,7 @@ from __future__ import annotations
 import flask
 import functions_framework
 
+from functions import api as admin_api
 from functions import pipeline
 
 
@@ -27,6 +28,12 @@ def analyze(request: flask.Request) -> flask.Response:
 def aggregate(request: flask.Request) -> flask.Response:
     """Cloud Tasks → recompute the aggregates of a finished run."""
     return pipeline.aggregate_endpoint(request)
+
+
+@functions_framework.http
+def api(request: flask.Request) -> flask.Response:
+    """Browsers and admins → the dashboard and the `/api/v1/analytics/...` endpoints."""
+    return admin_api.handle(request)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ def build_demo_database(
     partial.unlink(missing_ok=True)
     fixture = OpenWebUIFixture.sqlite(partial)
     people = [
-        fixture.add_user(name=f"Demo User {n:02d}", email=f"demo{n:02d}@demo.invalid") for n in range(1, users + 1)
+        fixture.add_user(name=f"Demo User {n:02d}", email=f"demo{n:02d}@demo.invalid")
+        for n in range(1, users + 1)
     ]
     fixture.add_user(name="Demo Admin", email="admin@demo.invalid", role="admin")
     offset = 0
@@ -49,7 +50,9 @@ def build_demo_database(
                 minutes=rng.randint(0, 10 * 60)
             )
             chat = realistic_chat(rng, start)
-            fixture.add_chat(rng.choice(people), chat, title=f"[demo] {chat.title}", archived=rng.random() < 0.1)
+            fixture.add_chat(
+                rng.choice(people), chat, title=f"[demo] {chat.title}", archived=rng.random() < 0.1
+            )
             chats += 1
     fixture.dispose()
     partial.replace(path)

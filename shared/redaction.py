@@ -9,10 +9,10 @@ the most eager. Detectors that could match look-alikes verify their candidates
 so dates, versions, amounts and order numbers survive.
 
 A placeholder changes the context of its neighbours (two phone numbers glued
-together, an address right after another), so lines that received one are redacted
-again until nothing changes. No detector matches across a line break except the
-private-key one, whose markers no placeholder can create, so the other lines are
-already final. This makes `redact` idempotent.
+together, an address right after another), so lines holding one are redacted again
+until nothing changes; that makes `redact` idempotent. Lines without one are already
+final: apart from private keys, whose markers no placeholder can create, no detector
+looks beyond the line it matches in.
 """
 
 from __future__ import annotations
@@ -304,7 +304,9 @@ _DIGIT_GROUPS = re.compile(  # digit groups joined by single spaces or dashes, n
     r"[0-9](?<![\w.,][0-9])(?<![0-9][ -][0-9])[0-9]*+(?:[ -][0-9]++)*+(?!_|[^\W\d]|[.,][0-9])"
 )
 _DIGITS = re.compile(r"[0-9]+")
-_CARD_FIRST_DIGITS = "23456"  # Mastercard 2-series, Amex/Diners/JCB, Visa, Mastercard, Discover/UnionPay
+_CARD_FIRST_DIGITS_BY_LENGTH = {  # 13: old Visa; 14: Diners; 15: Amex; longer: every major network
+    13: "4", 14: "3", 15: "3", 16: "23456", 17: "3456", 18: "3456", 19: "3456",
+}  # fmt: skip
 
 
 def _find_cards(text: str) -> Iterator[_Span]:
@@ -332,14 +334,12 @@ def _card_windows(groups: list[str]) -> Iterator[tuple[int, int]]:
 def _card_ending_at(groups: list[str], first: int) -> int | None:
     """Index of the last group of the longest card number starting at group `first`, if any.
 
-    A card starts with a major network's digit (2–6) and is one group of 13–19 digits,
-    or groups shaped like printed cards (4-4-4-4, 4-4-4-4-3, 4-6-5, ...) with no group
-    of four or more digits next to it, which would make it part of a longer number.
+    A card is one group of 13–19 digits, or groups shaped like printed cards (4-4-4-4,
+    4-4-4-4-3, 4-6-5, ...) with no group of four or more digits next to it, which would
+    make it part of a longer number.
     """
-    if groups[first][0] not in _CARD_FIRST_DIGITS:
-        return None  # also spares millisecond timestamps (17…) and most internal ids
-    if 13 <= len(groups[first]) <= 19:
-        return first if _luhn_ok(groups[first]) else None
+    if len(groups[first]) >= 13:
+        return first if _is_card_number(groups[first]) else None
     if len(groups[first]) != 4 or (first > 0 and len(groups[first - 1]) > 3):
         return None
     digits = groups[first]
@@ -349,11 +349,21 @@ def _card_ending_at(groups: list[str], first: int) -> int | None:
             break
         digits += groups[last]
         next_is_short = last + 1 == len(groups) or len(groups[last + 1]) <= 3
-        if len(digits) >= 13 and next_is_short and _luhn_ok(digits):
+        if next_is_short and _is_card_number(digits):
             longest = last
         if len(groups[last]) not in (4, 6):
             break
     return longest
+
+
+def _is_card_number(digits: str) -> bool:
+    """13–19 digits with a major network's first digit for that length, passing Luhn.
+
+    The first-digit rule spares millisecond timestamps (17…), most internal ids and
+    most EAN-13 barcodes, which Luhn alone would let through one time in ten.
+    """
+    first_digits = _CARD_FIRST_DIGITS_BY_LENGTH.get(len(digits), "")
+    return digits[0] in first_digits and _luhn_ok(digits)
 
 
 def _luhn_ok(digits: str) -> bool:

@@ -47,7 +47,9 @@ def test_every_conversation_ends_analysed_or_skipped_and_the_books_balance(
     dataset: Dataset, analytics_engine: Engine
 ) -> None:
     results = [_run(day) for day in DAYS]
-    assert all(r["status"] == "completed" for r in rows(analytics_engine, "SELECT status FROM processing_log"))
+    assert all(
+        r["status"] == "completed" for r in rows(analytics_engine, "SELECT status FROM processing_log")
+    )
     assert sum(r.expected for r in results) == len(dataset.chat_ids)
 
     analyses = {

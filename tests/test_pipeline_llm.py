@@ -118,9 +118,7 @@ def test_an_unchanged_rerun_and_a_forced_one(
 def test_transient_errors_are_retried_and_a_refusal_is_recorded(
     llm_dataset: Dataset, fake_openai: FakeOpenAIServer, analytics_engine: Engine
 ) -> None:
-    fake_openai.default = lambda body, index: (
-        "refusal" if "[IBAN]" in str(body) else "ok"
-    )
+    fake_openai.default = lambda body, index: "refusal" if "[IBAN]" in str(body) else "ok"
     fake_openai.enqueue("rate_limit", "server_error")
     result = _run()
     run = rows(analytics_engine, "SELECT * FROM processing_log WHERE id = :r", r=result.run_id)[0]

@@ -1,0 +1,395 @@
+"""The api function's Flask app: the route table, authentication, errors and security headers.
+
+`ROUTES` is the one place routes are declared. From it come the Flask URL map, the
+OpenAPI document and the security tests' list of routes. Every route is admin-only
+unless marked public; the public ones are the login page and the static assets.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import flask
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from werkzeug.exceptions import HTTPException
+
+from functions.api import dashboard, endpoints
+from functions.api.openapi import build_openapi
+from functions.api.schemas import (
+    BreakdownQuery,
+    BreakdownResponse,
+    DailyPoint,
+    ErrorResponse,
+    ExportQuery,
+    GroupBreakdownResponse,
+    HealthResponse,
+    InvalidParameter,
+    NoQuery,
+    ParameterProblem,
+    RangeQuery,
+    SummaryQuery,
+    SummaryResponse,
+    TrendQuery,
+    TriggerQuery,
+    TriggerResponse,
+    UserBreakdownQuery,
+    UserRow,
+)
+from functions.api.services import ApiServices
+from shared.auth import RateLimited, authenticate, session_cookie_name
+from shared.config import Settings, get_settings
+from shared.errors import AuthenticationFailed, ConfigurationError, RequestRejected, RetryableError
+
+__all__ = ["API_PREFIX", "ROUTES", "Route", "create_app"]
+
+_log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1/analytics"
+_EXTENSION = "time_savings_api"
+
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+_API_CSP = "default-src 'none'; frame-ancestors 'none'"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One route: where, who may call it, what it takes and what it answers."""
+
+    path: str
+    endpoint: str
+    view: Callable[..., Any]
+    methods: tuple[str, ...] = ("GET",)
+    access: Literal["admin", "public"] = "admin"
+    kind: Literal["api", "page"] = "api"
+    session_ok: bool = True  # the dashboard's cookie is accepted (unsafe methods: with a CSRF token)
+    query: type[BaseModel] | None = None
+    response: Any = None
+    status: int = 200
+    media_type: str = "application/json"
+    summary: str = ""
+    description: str = ""
+    tag: str = "analytics"
+
+    @property
+    def documented(self) -> bool:
+        """API routes are in the OpenAPI document; pages and assets are not."""
+        return self.kind == "api"
+
+
+def _openapi(services: ApiServices, query: NoQuery) -> flask.Response:
+    document = build_openapi(ROUTES, session_cookie=session_cookie_name(services.settings))
+    return flask.jsonify(document)
+
+
+def _api(path: str, endpoint: str, view: Callable[..., Any], **options: Any) -> Route:
+    return Route(path=API_PREFIX + path, endpoint=endpoint, view=view, **options)
+
+
+ROUTES: tuple[Route, ...] = (
+    _api(
+        "/summary",
+        "summary",
+        endpoints.summary,
+        query=SummaryQuery,
+        response=SummaryResponse,
+        summary="Totals over a range, with the previous period and a daily trend",
+        description="Time saved, conversations, averages and confidence over the range, each with "
+        "its low–high band and the estimators behind it; the same figures for the period of equal "
+        "length just before; one point per day. Read from the daily aggregates only.",
+    ),
+    _api(
+        "/daily-trend",
+        "daily-trend",
+        endpoints.daily_trend,
+        query=TrendQuery,
+        response=list[DailyPoint],
+        summary="One point per local date of the range",
+        description="Every date of the range, zero where nothing was analysed.",
+    ),
+    _api(
+        "/user-breakdown",
+        "user-breakdown",
+        endpoints.user_breakdown,
+        query=UserBreakdownQuery,
+        response=list[UserRow],
+        summary="Top users by time saved (pseudonymous)",
+        description="Users are identified only by their HMAC pseudonym. With `group`, only the "
+        "group's current members are ranked.",
+    ),
+    _api(
+        "/model-breakdown",
+        "model-breakdown",
+        endpoints.model_breakdown,
+        query=BreakdownQuery,
+        response=BreakdownResponse,
+        summary="Time saved per model",
+        description="Per primary model of the conversations (the model that answered most).",
+    ),
+    _api(
+        "/category-breakdown",
+        "category-breakdown",
+        endpoints.category_breakdown,
+        query=BreakdownQuery,
+        response=BreakdownResponse,
+        summary="Time saved per task category",
+        description="Per task category (coding, writing, analysis, research, translation, learning, other).",
+    ),
+    _api(
+        "/group-breakdown",
+        "group-breakdown",
+        endpoints.group_breakdown,
+        query=RangeQuery,
+        response=GroupBreakdownResponse,
+        summary="Time saved per Open WebUI group",
+        description="Groups with fewer members than the minimum group size are left out (and "
+        "counted) so that no small team can be singled out. A person in several groups counts in each.",
+    ),
+    _api(
+        "/export/csv",
+        "export-csv",
+        endpoints.export_csv,
+        query=ExportQuery,
+        media_type="text/csv",
+        summary="The analyses of a range as CSV",
+        description="Streamed, one row per analysed conversation, with a header row and ISO dates. "
+        "Users appear only as pseudonyms; no names, e-mails or conversation text. Cells that a "
+        "spreadsheet would read as a formula are prefixed with `'`.",
+    ),
+    _api(
+        "/health",
+        "health",
+        endpoints.health,
+        query=NoQuery,
+        response=HealthResponse,
+        summary="Pipeline health: last run, stale runs, next run, settings",
+        description="Closes runs that have been running for longer than the stale limit (and lists "
+        "them), reports the last run and its counts, and the next scheduled run (from Cloud "
+        "Scheduler in production, computed from the schedule and zone locally).",
+    ),
+    _api(
+        "/trigger-processing",
+        "trigger-processing",
+        endpoints.trigger_processing,
+        methods=("POST",),
+        session_ok=False,
+        query=TriggerQuery,
+        response=TriggerResponse,
+        status=202,
+        summary="Start processing a date, or backfill a range",
+        description="Starts a dispatch for `date` (default: yesterday), or for every date from "
+        "`start_date` to `end_date` (a backfill, at most 366 days). Returns the run ids; follow "
+        "them with `health`. Bearer credentials only (not the dashboard cookie).",
+    ),
+    _api(
+        "/openapi.json",
+        "openapi",
+        _openapi,
+        query=NoQuery,
+        summary="This OpenAPI document",
+        description="The OpenAPI 3.1 description of this API.",
+        tag="meta",
+    ),
+    Route("/", "dashboard", dashboard.dashboard_page, kind="page", media_type="text/html"),
+    Route("/login", "login", dashboard.login_page, access="public", kind="page", media_type="text/html"),
+    Route(
+        "/login",
+        "login-submit",
+        dashboard.login_submit,
+        methods=("POST",),
+        access="public",
+        kind="page",
+        media_type="text/html",
+    ),
+    Route("/logout", "logout", dashboard.logout, methods=("POST",), kind="page"),
+    Route(
+        "/charts/<any('daily-trend','model','category','group'):chart>.svg",
+        "chart",
+        dashboard.chart,
+        kind="page",
+        media_type="image/svg+xml",
+    ),
+    # not /static/: functions-framework's own Flask app answers that prefix before our function runs
+    Route("/assets/<path:filename>", "assets", dashboard.static_file, access="public", kind="page"),
+)
+
+
+# --- request handling -------------------------------------------------------------------
+
+
+def _services() -> ApiServices:
+    """The services of the app handling the current request."""
+    return flask.current_app.extensions[_EXTENSION]
+
+
+def _authenticate(route: Route) -> None:
+    """Let the caller in or raise; a cookie-authenticated unsafe request also needs its CSRF token."""
+    current = _services()
+    request = flask.request
+    principal = authenticate(
+        request,
+        current.settings,
+        current.limiter,
+        role_lookup=current.role_lookup,
+        signer=current.signer if route.session_ok else None,
+    )
+    if principal.method == "session" and request.method not in ("GET", "HEAD"):
+        assert current.signer is not None
+        cookie = request.cookies.get(session_cookie_name(current.settings))
+        token = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token")
+        if not dashboard.same_origin(request) or not current.signer.verify_csrf(cookie, token):
+            raise AuthenticationFailed("missing or wrong CSRF token", status_code=403)
+    flask.g.principal = principal
+
+
+class _InvalidQuery(RequestRejected):
+    """The query string failed validation: one problem per parameter."""
+
+    status_code = 422
+
+    def __init__(self, problems: list[ParameterProblem]) -> None:
+        super().__init__("; ".join(f"{p.parameter}: {p.message}" for p in problems))
+        self.problems = problems
+
+
+def _parse_query(model: type[BaseModel]) -> BaseModel:
+    args = flask.request.args
+    repeated = [name for name in args if len(args.getlist(name)) > 1]
+    if repeated:
+        raise InvalidParameter(repeated[0], "given more than once")
+    try:
+        return model.model_validate(args.to_dict())
+    except ValidationError as exc:
+        problems = []
+        for item in exc.errors(include_url=False):
+            parameter = ".".join(str(part) for part in item["loc"]) or "query"
+            message = "unknown parameter" if item["type"] == "extra_forbidden" else item["msg"]
+            problems.append(ParameterProblem(parameter=parameter, message=message))
+        raise _InvalidQuery(problems) from exc
+
+
+@functools.cache
+def _adapter(response: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(response)
+
+
+def _wrap(route: Route) -> Callable[..., Any]:
+    def view(**path_values: Any) -> Any:
+        if route.access == "admin":
+            try:
+                _authenticate(route)
+            except AuthenticationFailed as exc:
+                if route.endpoint == "dashboard" and exc.status_code == 401:
+                    return flask.redirect(flask.url_for("login"), code=303)
+                raise
+        if route.kind == "page":
+            return route.view(_services(), **path_values)
+        query = _parse_query(route.query or NoQuery)
+        result = route.view(_services(), query)
+        if isinstance(result, flask.Response):
+            return result
+        body = _adapter(route.response).dump_json(result)
+        return flask.Response(body, status=route.status, mimetype="application/json")
+
+    view.__name__ = route.endpoint.replace("-", "_")
+    return view
+
+
+def _error(
+    status: int, error: str, message: str, detail: list[ParameterProblem] | None = None
+) -> flask.Response:
+    body = ErrorResponse(error=error, message=message, detail=detail)
+    return flask.Response(body.model_dump_json(exclude_none=True), status=status, mimetype="application/json")
+
+
+def _rejected(exc: RequestRejected) -> flask.Response:
+    if isinstance(exc, _InvalidQuery):
+        return _error(422, "invalid_parameter", str(exc), exc.problems)
+    if isinstance(exc, InvalidParameter):
+        problem = ParameterProblem(parameter=exc.parameter, message=exc.problem)
+        return _error(422, "invalid_parameter", str(exc), [problem])
+    if isinstance(exc, RateLimited):
+        response = _error(429, "rate_limited", str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after_seconds)
+        return response
+    if isinstance(exc, AuthenticationFailed):
+        code = "forbidden" if exc.status_code == 403 else "unauthorized"
+        response = _error(exc.status_code, code, str(exc))
+        if exc.status_code == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="time-savings-analytics"'
+        return response
+    return _error(exc.status_code, "bad_request", str(exc))
+
+
+def _http_error(exc: HTTPException) -> flask.Response:
+    response = exc.get_response()
+    error = {404: "not_found", 405: "method_not_allowed"}.get(exc.code or 500, "http_error")
+    replacement = _error(exc.code or 500, error, exc.description or exc.name)
+    for name, value in response.headers.items():
+        if name.lower() == "allow":
+            replacement.headers[name] = value
+    return replacement
+
+
+def _unavailable(exc: RetryableError) -> flask.Response:
+    _log.warning("dependency unavailable: %s", exc)
+    return _error(503, "unavailable", str(exc))
+
+
+def _misconfigured(exc: ConfigurationError) -> flask.Response:
+    _log.error("configuration error: %s", exc)
+    return _error(500, "configuration_error", str(exc))
+
+
+def _unexpected(exc: Exception) -> flask.Response:
+    _log.exception("unhandled error")
+    return _error(500, "internal_error", "internal error; see the function's logs")
+
+
+def _security_headers(response: flask.Response) -> flask.Response:
+    settings = _services().settings
+    headers = response.headers
+    is_static = flask.request.endpoint == "assets"
+    if response.mimetype == "text/html":
+        headers.setdefault("Content-Security-Policy", PAGE_CSP)
+    else:
+        headers.setdefault("Content-Security-Policy", _API_CSP)
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    # same-origin, not no-referrer: with no-referrer browsers send `Origin: null` on form posts
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    headers.setdefault("Cache-Control", "public, max-age=3600" if is_static else "no-store")
+    if settings.is_production:
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    return response
+
+
+def create_app(settings: Settings | None = None, *, services: ApiServices | None = None) -> flask.Flask:
+    """The api function's app; tests pass `services` with fakes at the network edge."""
+    current = services or ApiServices(settings or get_settings())
+    app = flask.Flask(__name__, static_folder=None, template_folder="templates")
+    app.extensions[_EXTENSION] = current
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.jinja_env.filters.update(dashboard.TEMPLATE_FILTERS)
+    for route in ROUTES:
+        app.add_url_rule(
+            route.path,
+            endpoint=route.endpoint,
+            view_func=_wrap(route),
+            methods=list(route.methods),
+            provide_automatic_options=False,
+        )
+    app.register_error_handler(RequestRejected, _rejected)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(RetryableError, _unavailable)
+    app.register_error_handler(ConfigurationError, _misconfigured)
+    app.register_error_handler(Exception, _unexpected)
+    app.after_request(_security_headers)
+    return app

@@ -1,0 +1,207 @@
+"""The API's handlers: a validated query in, a response model (or a streamed response) out.
+
+Authentication, parameter parsing, serialisation and error mapping are done once,
+by the route wrapper in `app.py`; these functions only answer the question.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Literal
+
+import flask
+from sqlalchemy.engine import Connection
+
+from functions.api import queries
+from functions.api.csv_export import stream_csv
+from functions.api.health import health_report
+from functions.api.schemas import (
+    BreakdownQuery,
+    BreakdownResponse,
+    DailyPoint,
+    DateRange,
+    ExportQuery,
+    GroupBreakdownResponse,
+    GroupInfo,
+    HealthResponse,
+    InvalidParameter,
+    NoQuery,
+    PeriodComparison,
+    RangeQuery,
+    SummaryQuery,
+    SummaryResponse,
+    TrendQuery,
+    TriggeredRun,
+    TriggerQuery,
+    TriggerResponse,
+    UserBreakdownQuery,
+    UserRow,
+)
+from functions.api.services import ApiServices
+
+__all__ = [
+    "category_breakdown",
+    "checked_group",
+    "daily_trend",
+    "export_csv",
+    "group_breakdown",
+    "health",
+    "model_breakdown",
+    "previous_range",
+    "summary",
+    "trigger_processing",
+    "user_breakdown",
+]
+
+
+def checked_group(connection: Connection, services: ApiServices, group_id: str | None) -> GroupInfo | None:
+    """The group a `group` filter names; 422 when it is unknown or too small to show."""
+    if group_id is None:
+        return None
+    group = queries.load_group(connection, group_id)
+    if group is None:
+        raise InvalidParameter("group", f"no group with id {group_id!r}")
+    minimum = services.settings.min_group_size
+    if group.member_count < minimum:
+        raise InvalidParameter(
+            "group",
+            f"groups with fewer than {minimum} members are hidden so no individual can be singled out",
+        )
+    return group
+
+
+def previous_range(date_range: DateRange) -> DateRange:
+    """The range of equal length that ends the day before `date_range` starts."""
+    end = date_range.start_date - timedelta(days=1)
+    return DateRange(start_date=end - timedelta(days=date_range.days - 1), end_date=end, days=date_range.days)
+
+
+def _change_pct(current: int, previous: int) -> float | None:
+    return round((current - previous) * 100 / previous, 1) if previous else None
+
+
+def summary(services: ApiServices, query: SummaryQuery) -> SummaryResponse:
+    query.check_scope()
+    date_range = query.date_range(services.today())
+    earlier = previous_range(date_range)
+    with services.engine.connect() as connection:
+        group = checked_group(connection, services, query.group)
+        scope = queries.Scope(user_id_hash=query.user_id_hash, group_id=query.group)
+        trend = queries.daily_trend(connection, scope, date_range)
+        current = queries.figures(connection, scope, date_range).model_dump()
+        before = queries.figures(connection, scope, earlier)
+    return SummaryResponse(
+        **current,
+        range=date_range,
+        timezone=services.settings.timezone,
+        group=group,
+        user_id_hash=query.user_id_hash,
+        total_conversations=current["conversation_count"],
+        confidence_level=current["avg_confidence_level"],
+        previous_period=PeriodComparison(
+            range=earlier,
+            figures=before,
+            time_saved_change_pct=_change_pct(current["total_time_saved"], before.total_time_saved),
+            conversation_change_pct=_change_pct(current["conversation_count"], before.conversation_count),
+        ),
+        daily_trend=trend,
+    )
+
+
+def daily_trend(services: ApiServices, query: TrendQuery) -> list[DailyPoint]:
+    query.check_scope()
+    date_range = query.date_range(services.today())
+    with services.engine.connect() as connection:
+        checked_group(connection, services, query.group)
+        scope = queries.Scope(user_id_hash=query.user_id_hash, group_id=query.group)
+        return queries.daily_trend(connection, scope, date_range)
+
+
+def user_breakdown(services: ApiServices, query: UserBreakdownQuery) -> list[UserRow]:
+    date_range = query.date_range(services.today())
+    with services.engine.connect() as connection:
+        checked_group(connection, services, query.group)
+        return queries.user_breakdown(connection, date_range, limit=query.limit, group_id=query.group)
+
+
+def _dimension(
+    services: ApiServices, query: BreakdownQuery, dimension: Literal["model", "category"]
+) -> BreakdownResponse:
+    date_range = query.date_range(services.today())
+    with services.engine.connect() as connection:
+        group = checked_group(connection, services, query.group)
+        rows = queries.dimension_breakdown(connection, dimension, date_range, group_id=query.group)
+    return BreakdownResponse(range=date_range, group=group, dimension=dimension, rows=rows)
+
+
+def model_breakdown(services: ApiServices, query: BreakdownQuery) -> BreakdownResponse:
+    return _dimension(services, query, "model")
+
+
+def category_breakdown(services: ApiServices, query: BreakdownQuery) -> BreakdownResponse:
+    return _dimension(services, query, "category")
+
+
+def group_breakdown(services: ApiServices, query: RangeQuery) -> GroupBreakdownResponse:
+    date_range = query.date_range(services.today())
+    minimum = services.settings.min_group_size
+    with services.engine.connect() as connection:
+        rows, hidden = queries.group_breakdown(connection, date_range, min_group_size=minimum)
+    return GroupBreakdownResponse(
+        range=date_range, min_group_size=minimum, hidden_group_count=hidden, rows=rows
+    )
+
+
+def export_csv(services: ApiServices, query: ExportQuery) -> flask.Response:
+    date_range = query.date_range(services.today())
+    with services.engine.connect() as connection:
+        checked_group(connection, services, query.group)
+    name = f"time-savings-{date_range.start_date.isoformat()}-to-{date_range.end_date.isoformat()}.csv"
+    chunks = stream_csv(
+        services.engine,
+        date_range.start_date,
+        date_range.end_date,
+        services.settings.zone,
+        group_id=query.group,
+    )
+    return flask.Response(
+        chunks,
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+def health(services: ApiServices, query: NoQuery) -> HealthResponse:
+    return health_report(
+        services.engine, services.settings, services.now(), services.scheduler_client_factory
+    )
+
+
+def _triggered(result: Any) -> TriggeredRun:
+    return TriggeredRun(
+        run_id=result.run_id,
+        run_date=result.run_date,
+        status=result.status,
+        expected=result.expected,
+        deferred=result.deferred,
+        joined_existing=result.joined_existing,
+    )
+
+
+def trigger_processing(services: ApiServices, query: TriggerQuery) -> TriggerResponse:
+    dates = query.target_dates(services.today())
+    settings = services.settings
+    if dates is None:
+        results = [
+            services.dispatch(target_date=query.date, trigger="manual", force=query.force, settings=settings)
+        ]
+    else:
+        results = list(
+            services.backfill(dates[0], dates[1], force=query.force, trigger="backfill", settings=settings)
+        )
+    runs = [_triggered(result) for result in results]
+    if not runs:
+        raise InvalidParameter("start_date", "the range contains no date to process")
+    return TriggerResponse(
+        status="processing_started", job_id=runs[0].run_id, run_ids=[run.run_id for run in runs], runs=runs
+    )

@@ -1,0 +1,177 @@
+"""Health of the pipeline: last run, stale runs, next scheduled run, settings that matter.
+
+The next run comes from Cloud Scheduler itself in production (`get_job` on
+`ANALYTICS_SCHEDULER_JOB`: its `schedule_time`, `state` and last attempt status);
+locally, and when the job cannot be read, it is computed from `ANALYTICS_SCHEDULE`
+in `TZ`, the same values Terraform gives the job.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from cronsim import CronSim, CronSimError
+from sqlalchemy.engine import Connection, Engine
+
+from functions.api.queries import latest_analysis_date
+from functions.api.schemas import HealthResponse, NextRun, RunInfo, SystemInfo
+from shared.config import EstimatorKind, Settings
+
+__all__ = ["SchedulerClientFactory", "computed_next_run", "health_report", "next_run"]
+
+_log = logging.getLogger(__name__)
+
+SchedulerClientFactory = Callable[[], Any]
+"""Returns an object with `get_job(name=...)` (a `CloudSchedulerClient` or a test fake)."""
+
+_PROCESSING_VERSION = "2.0"  # the schema default stamped on every analysis
+
+_RUN_COLUMNS = """
+    id AS run_id, run_date, status, trigger, started_at, completed_at, processing_duration_seconds,
+    conversations_expected, conversations_processed, conversations_skipped, conversations_failed,
+    conversations_deferred, estimates_reused, total_llm_requests, total_llm_cost_usd, error_message
+"""
+
+
+def _cloud_scheduler_client() -> Any:
+    from google.cloud import scheduler_v1
+
+    return scheduler_v1.CloudSchedulerClient()
+
+
+def computed_next_run(schedule: str, now: datetime) -> datetime:
+    """The first time after `now` (aware, in the schedule's zone) that the cron schedule fires."""
+    return next(iter(CronSim(schedule, now)))
+
+
+def _computed(settings: Settings, now: datetime, error: str | None = None) -> NextRun:
+    try:
+        scheduled_at: datetime | None = computed_next_run(settings.schedule, now.astimezone(settings.zone))
+    except (CronSimError, StopIteration) as exc:
+        scheduled_at, error = None, f"ANALYTICS_SCHEDULE {settings.schedule!r} is not a valid schedule: {exc}"
+    return NextRun(
+        scheduled_at=scheduled_at,
+        schedule=settings.schedule,
+        timezone=settings.timezone,
+        source="computed",
+        job_state=None,
+        last_attempt_status=None,
+        error=error,
+    )
+
+
+def _attempt_status(job: Any) -> str | None:
+    if getattr(job, "last_attempt_time", None) is None:
+        return None
+    status = getattr(job, "status", None)
+    code = getattr(status, "code", 0) or 0
+    return "OK" if code == 0 else f"error {code}: {getattr(status, 'message', '')}".strip()
+
+
+def next_run(
+    settings: Settings, now: datetime, scheduler_client_factory: SchedulerClientFactory | None = None
+) -> NextRun:
+    """The next scheduled run: from Cloud Scheduler in production, else computed."""
+    if not settings.is_production:
+        return _computed(settings, now)
+    if not settings.scheduler_job:
+        return _computed(settings, now, "ANALYTICS_SCHEDULER_JOB is not set; computed from the settings")
+    try:
+        client = (scheduler_client_factory or _cloud_scheduler_client)()
+        job = client.get_job(name=settings.scheduler_job)
+    except Exception as exc:  # any API or credential failure: report it, don't fail health
+        _log.warning("cannot read Cloud Scheduler job %s: %s", settings.scheduler_job, exc)
+        return _computed(settings, now, f"cannot read the Cloud Scheduler job: {type(exc).__name__}")
+    scheduled_at = getattr(job, "schedule_time", None)
+    state = getattr(job, "state", None)
+    return NextRun(
+        scheduled_at=scheduled_at.astimezone(settings.zone) if scheduled_at else None,
+        schedule=getattr(job, "schedule", "") or settings.schedule,
+        timezone=getattr(job, "time_zone", "") or settings.timezone,
+        source="cloud_scheduler",
+        job_state=getattr(state, "name", None) or (str(state) if state is not None else None),
+        last_attempt_status=_attempt_status(job),
+        error=None,
+    )
+
+
+def _system_info(settings: Settings) -> SystemInfo:
+    llm = settings.effective_estimator is EstimatorKind.LLM
+    if llm:
+        from shared.estimators.prompt import PROMPT_VERSION
+
+        version = PROMPT_VERSION
+    else:
+        from shared.estimators.heuristic import HEURISTIC_VERSION
+
+        version = HEURISTIC_VERSION
+    return SystemInfo(
+        environment=settings.environment.value,
+        timezone=settings.timezone,
+        idle_threshold_minutes=settings.idle_threshold_minutes,
+        estimator=settings.effective_estimator.value,
+        estimator_model=settings.openai_model if llm else None,
+        prompt_version=version,
+        processing_version=_PROCESSING_VERSION,
+        min_group_size=settings.min_group_size,
+        stale_run_minutes=settings.stale_run_minutes,
+    )
+
+
+def _run(connection: Connection, where: str) -> RunInfo | None:
+    row = (
+        connection.execute(
+            sa.text(f"SELECT {_RUN_COLUMNS} FROM processing_log {where} ORDER BY started_at DESC LIMIT 1")
+        )
+        .mappings()
+        .first()
+    )
+    return RunInfo(**row) if row is not None else None
+
+
+def _status(last: RunInfo | None, settings: Settings) -> tuple[str, list[str]]:
+    if last is None:
+        return "unhealthy", ["no processing run has been recorded yet"]
+    if last.status == "completed":
+        return "healthy", []
+    if last.status in ("running", "aggregating"):
+        return "running", []
+    if last.status == "stale":
+        return "unhealthy", [
+            f"the last run (for {last.run_date.isoformat()}) made no progress for "
+            f"{settings.stale_run_minutes} minutes and was closed as stale"
+        ]
+    detail = f": {last.error_message}" if last.error_message else ""
+    return "unhealthy", [f"the last run (for {last.run_date.isoformat()}) failed{detail}"]
+
+
+def health_report(
+    engine: Engine,
+    settings: Settings,
+    now: datetime,
+    scheduler_client_factory: SchedulerClientFactory | None = None,
+) -> HealthResponse:
+    """Close stale runs (so they are reported and closed), then describe the pipeline."""
+    from functions.runs import close_stale_runs
+
+    with engine.begin() as connection:
+        closed = close_stale_runs(connection, settings)
+    with engine.connect() as connection:
+        last = _run(connection, "")
+        last_completed = _run(connection, "WHERE status = 'completed'")
+        latest_date = latest_analysis_date(connection)
+    status, problems = _status(last, settings)
+    return HealthResponse(
+        status=status,  # type: ignore[arg-type]
+        problems=problems,
+        last_run=last,
+        last_completed_run=last_completed,
+        stale_runs_closed=closed,
+        latest_analysis_date=latest_date,
+        next_run=next_run(settings, now, scheduler_client_factory),
+        system_info=_system_info(settings),
+    )

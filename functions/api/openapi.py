@@ -1,0 +1,161 @@
+"""The OpenAPI 3.1 document, built from the route table and the pydantic models.
+
+Nothing is written by hand twice: paths, methods, parameters (with their bounds),
+response schemas and status codes come from the same `Route` entries and models
+that the endpoints use, so the document cannot drift from what they do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, get_args, get_origin
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from functions.api.schemas import RANGE_RULES, ErrorResponse
+
+if TYPE_CHECKING:
+    from functions.api.app import Route
+
+__all__ = ["build_openapi"]
+
+_REF = "#/components/schemas/{model}"
+
+_ERRORS = {
+    "401": "Missing or wrong credentials.",
+    "403": "A valid Open WebUI token of a user who is not an admin.",
+    "422": "A parameter is invalid; `detail` names it.",
+    "429": "Too many failed attempts from this client; see `Retry-After`.",
+}
+
+
+def _model_of(response: Any) -> type[BaseModel] | None:
+    if isinstance(response, type) and issubclass(response, BaseModel):
+        return response
+    if get_origin(response) is list:
+        (item,) = get_args(response)
+        return _model_of(item)
+    return None
+
+
+def _schema_of(response: Any) -> dict[str, Any]:
+    if get_origin(response) is list:
+        (item,) = get_args(response)
+        return {"type": "array", "items": _schema_of(item)}
+    model = _model_of(response)
+    if model is None:
+        return {"type": "object"}
+    return {"$ref": _REF.format(model=model.__name__)}
+
+
+def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter is absent rather than null: drop the `null` branch of an optional."""
+    branches = schema.get("anyOf")
+    if not branches:
+        return schema
+    kept = [branch for branch in branches if branch.get("type") != "null"]
+    rest = {key: value for key, value in schema.items() if key != "anyOf"}
+    if len(kept) == 1:
+        return {**kept[0], **rest}
+    return {**rest, "anyOf": kept}
+
+
+def _parameters(model: type[BaseModel] | None) -> list[dict[str, Any]]:
+    if model is None:
+        return []
+    schema = model.model_json_schema(mode="validation")
+    required = set(schema.get("required", ()))
+    parameters = []
+    for name, field_schema in schema.get("properties", {}).items():
+        cleaned = _without_null(dict(field_schema))
+        cleaned.pop("title", None)
+        if cleaned.get("default", 0) is None:
+            del cleaned["default"]
+        description = cleaned.pop("description", "")
+        parameters.append(
+            {
+                "name": name,
+                "in": "query",
+                "required": name in required,
+                "description": description,
+                "schema": cleaned,
+            }
+        )
+    return parameters
+
+
+def _operation(route: Route) -> dict[str, Any]:
+    success: dict[str, Any] = {"description": route.summary}
+    if route.media_type == "application/json":
+        success["content"] = {"application/json": {"schema": _schema_of(route.response)}}
+    else:
+        success["content"] = {route.media_type: {"schema": {"type": "string"}}}
+    responses: dict[str, Any] = {str(route.status): success}
+    error_content = {"application/json": {"schema": {"$ref": _REF.format(model="ErrorResponse")}}}
+    for code, description in _ERRORS.items():
+        responses[code] = {"description": description, "content": error_content}
+    responses["429"]["headers"] = {
+        "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}
+    }
+    security: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+    if route.session_ok:
+        security.append({"sessionCookie": []})
+    description = route.description
+    if route.query is not None and "days" in route.query.model_fields:
+        description = f"{description}\n\n{RANGE_RULES}"
+    return {
+        "operationId": route.endpoint.replace("-", "_"),
+        "summary": route.summary,
+        "description": description,
+        "tags": [route.tag],
+        "parameters": _parameters(route.query),
+        "responses": responses,
+        "security": security,
+    }
+
+
+def build_openapi(routes: Sequence[Route], *, session_cookie: str, version: str = "1.0.0") -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the documented (API) routes."""
+    documented = [route for route in routes if route.documented]
+    models: set[type[BaseModel]] = {ErrorResponse}
+    for route in documented:
+        model = _model_of(route.response)
+        if model is not None:
+            models.add(model)
+    _, definitions = models_json_schema(
+        [(model, "serialization") for model in sorted(models, key=lambda m: m.__name__)],
+        ref_template=_REF,
+    )
+    paths: dict[str, dict[str, Any]] = {}
+    for route in documented:
+        for method in route.methods:
+            paths.setdefault(route.path, {})[method.lower()] = _operation(route)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Time Savings Analytics API",
+            "version": version,
+            "description": "Admin API over the time-savings analyses of an Open WebUI deployment. "
+            "Times are in minutes; every total carries its low–high band and the estimators "
+            "behind it. Dates are local dates of the configured time zone.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": definitions.get("$defs", {}),
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The dashboard password, or an Open WebUI admin session token "
+                    "(when WEBUI_SECRET_KEY is configured).",
+                },
+                "sessionCookie": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": session_cookie,
+                    "description": "The dashboard's login session (GET requests only).",
+                },
+            },
+        },
+    }

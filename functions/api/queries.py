@@ -1,0 +1,234 @@
+"""SQL over the aggregate tables: `daily_aggregates`, `daily_breakdowns`, `user_groups`.
+
+Summaries, trends and breakdowns read only these (one row per date, per user-date or
+per date-dimension), never `conversation_analysis`; averages are recomputed from
+sums (`confidence_sum`), so figures over a range are exact. Only the CSV export
+(`csv_export.py`) reads analyses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, RowMapping
+
+from functions.api.schemas import (
+    DailyPoint,
+    DateRange,
+    DimensionRow,
+    EstimatorLabel,
+    Figures,
+    GroupInfo,
+    GroupRow,
+    UserRow,
+)
+
+__all__ = [
+    "Scope",
+    "daily_trend",
+    "dimension_breakdown",
+    "figures",
+    "group_breakdown",
+    "latest_analysis_date",
+    "load_group",
+    "user_breakdown",
+]
+
+_SUMMED = (
+    "conversation_count",
+    "message_count",
+    "total_active_time",
+    "total_time_saved",
+    "total_time_saved_low",
+    "total_time_saved_high",
+    "total_manual_time_estimated",
+    "total_manual_time_low",
+    "total_manual_time_high",
+    "confidence_sum",
+    "llm_estimated_count",
+    "heuristic_estimated_count",
+)
+_SUMS_SQL = ", ".join(f"COALESCE(SUM({column}), 0)::bigint AS {column}" for column in _SUMMED)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose figures: everyone, one pseudonymous user, or one group."""
+
+    user_id_hash: str | None = None
+    group_id: str | None = None
+
+    def source(self) -> tuple[str, dict[str, Any]]:
+        """`FROM ... WHERE ...` (without the date condition) and its parameters."""
+        if self.group_id is not None:
+            return (
+                "FROM daily_breakdowns WHERE group_id = :group_id AND dimension = 'total'",
+                {"group_id": self.group_id},
+            )
+        if self.user_id_hash is not None:
+            return "FROM daily_aggregates WHERE user_id_hash = :user_id_hash", {
+                "user_id_hash": self.user_id_hash
+            }
+        return "FROM daily_aggregates WHERE user_id_hash IS NULL", {}
+
+
+def _average(total: int, count: int) -> float | None:
+    return round(total / count, 2) if count else None
+
+
+def _estimator(llm: int, heuristic: int) -> EstimatorLabel:
+    if llm and heuristic:
+        return "mixed"
+    if llm:
+        return "llm"
+    return "heuristic" if heuristic else "none"
+
+
+def _figures(row: RowMapping | Mapping[str, Any]) -> dict[str, Any]:
+    """Figures fields from a row of summed columns."""
+    values = {column: int(row.get(column) or 0) for column in _SUMMED}
+    count = values["conversation_count"]
+    confidence_sum = values.pop("confidence_sum")
+    return {
+        **values,
+        "avg_time_saved_per_conversation": _average(values["total_time_saved"], count),
+        "avg_time_saved_per_conversation_low": _average(values["total_time_saved_low"], count),
+        "avg_time_saved_per_conversation_high": _average(values["total_time_saved_high"], count),
+        "avg_confidence_level": _average(confidence_sum, count),
+        "estimator": _estimator(values["llm_estimated_count"], values["heuristic_estimated_count"]),
+    }
+
+
+_DATES = "analysis_date BETWEEN :start_date AND :end_date"
+
+
+def _range_params(date_range: DateRange) -> dict[str, Any]:
+    return {"start_date": date_range.start_date, "end_date": date_range.end_date}
+
+
+def figures(connection: Connection, scope: Scope, date_range: DateRange) -> Figures:
+    """Totals of `scope` over `date_range`."""
+    source, params = scope.source()
+    row = (
+        connection.execute(
+            sa.text(f"SELECT {_SUMS_SQL} {source} AND {_DATES}"), {**params, **_range_params(date_range)}
+        )
+        .mappings()
+        .one()
+    )
+    return Figures(**_figures(row))
+
+
+def daily_trend(connection: Connection, scope: Scope, date_range: DateRange) -> list[DailyPoint]:
+    """One point per date of the range; dates without analyses are zero points."""
+    source, params = scope.source()
+    rows = connection.execute(
+        sa.text(f"SELECT analysis_date, {_SUMS_SQL} {source} AND {_DATES} GROUP BY analysis_date"),
+        {**params, **_range_params(date_range)},
+    ).mappings()
+    by_date = {row["analysis_date"]: row for row in rows}
+    empty: dict[str, Any] = {}
+    points = []
+    for offset in range(date_range.days):
+        day = date_range.start_date + timedelta(days=offset)
+        points.append(DailyPoint(analysis_date=day, **_figures(by_date.get(day, empty))))
+    return points
+
+
+def user_breakdown(
+    connection: Connection, date_range: DateRange, *, limit: int, group_id: str | None = None
+) -> list[UserRow]:
+    """The `limit` users who saved the most time, optionally among a group's current members."""
+    member_filter = (
+        "AND user_id_hash IN (SELECT user_id_hash FROM group_members WHERE group_id = :group_id)"
+        if group_id is not None
+        else ""
+    )
+    rows = connection.execute(
+        sa.text(
+            f"SELECT user_id_hash, COUNT(*) FILTER (WHERE conversation_count > 0) AS active_days, "
+            f"{_SUMS_SQL} FROM daily_aggregates "
+            f"WHERE user_id_hash IS NOT NULL AND {_DATES} {member_filter} "
+            "GROUP BY user_id_hash "
+            "ORDER BY SUM(total_time_saved) DESC, SUM(conversation_count) DESC, user_id_hash "
+            "LIMIT :limit"
+        ),
+        {**_range_params(date_range), "limit": limit, "group_id": group_id},
+    ).mappings()
+    return [
+        UserRow(user_id_hash=row["user_id_hash"], active_days=int(row["active_days"]), **_figures(row))
+        for row in rows
+    ]
+
+
+def dimension_breakdown(
+    connection: Connection,
+    dimension: Literal["model", "category"],
+    date_range: DateRange,
+    *,
+    group_id: str | None = None,
+) -> list[DimensionRow]:
+    """Totals per model or task category, for everyone or within a group."""
+    rows = connection.execute(
+        sa.text(
+            f"SELECT dimension_value, {_SUMS_SQL} FROM daily_breakdowns "
+            f"WHERE dimension = :dimension AND group_id = :group_id AND {_DATES} "
+            "GROUP BY dimension_value "
+            "ORDER BY SUM(total_time_saved) DESC, SUM(conversation_count) DESC, dimension_value"
+        ),
+        {**_range_params(date_range), "dimension": dimension, "group_id": group_id or ""},
+    ).mappings()
+    return [DimensionRow(value=row["dimension_value"], **_figures(row)) for row in rows]
+
+
+def group_breakdown(
+    connection: Connection, date_range: DateRange, *, min_group_size: int
+) -> tuple[list[GroupRow], int]:
+    """Totals per group with at least `min_group_size` members, and how many were hidden."""
+    rows = connection.execute(
+        sa.text(
+            f"SELECT g.group_id, g.name, g.member_count, {_SUMS_SQL} "
+            "FROM user_groups g LEFT JOIN daily_breakdowns b "
+            "ON b.group_id = g.group_id AND b.dimension = 'total' "
+            f"AND b.{_DATES} "
+            "WHERE g.member_count >= :min_group_size "
+            "GROUP BY g.group_id, g.name, g.member_count "
+            "ORDER BY SUM(total_time_saved) DESC NULLS LAST, g.name, g.group_id"
+        ),
+        {**_range_params(date_range), "min_group_size": min_group_size},
+    ).mappings()
+    shown = [
+        GroupRow(
+            group_id=row["group_id"], name=row["name"], member_count=row["member_count"], **_figures(row)
+        )
+        for row in rows
+    ]
+    hidden = connection.execute(
+        sa.text("SELECT COUNT(*) FROM user_groups WHERE member_count < :min_group_size"),
+        {"min_group_size": min_group_size},
+    ).scalar_one()
+    return shown, int(hidden)
+
+
+def load_group(connection: Connection, group_id: str) -> GroupInfo | None:
+    """The group with this id, or None."""
+    row = (
+        connection.execute(
+            sa.text("SELECT group_id, name, member_count FROM user_groups WHERE group_id = :group_id"),
+            {"group_id": group_id},
+        )
+        .mappings()
+        .one_or_none()
+    )
+    return GroupInfo(**row) if row is not None else None
+
+
+def latest_analysis_date(connection: Connection) -> date | None:
+    """The newest date with a global aggregate row."""
+    return connection.execute(
+        sa.text("SELECT MAX(analysis_date) FROM daily_aggregates WHERE user_id_hash IS NULL")
+    ).scalar_one()

@@ -1,0 +1,396 @@
+"""Pydantic models of the API: query parameters in, responses out.
+
+Every time figure is in minutes and comes with its uncertainty band: the sum of the
+per-conversation low and high estimates (`..._low`, `..._high`) around the most
+likely value, and with the estimators that produced it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from datetime import date, datetime, timedelta
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.errors import RequestRejected
+
+__all__ = [
+    "MAX_DATE",
+    "MAX_RANGE_DAYS",
+    "MIN_DATE",
+    "BreakdownQuery",
+    "BreakdownResponse",
+    "DailyPoint",
+    "DateRange",
+    "DimensionRow",
+    "ErrorResponse",
+    "EstimatorLabel",
+    "ExportQuery",
+    "Figures",
+    "GroupBreakdownResponse",
+    "GroupInfo",
+    "GroupRow",
+    "HealthResponse",
+    "InvalidParameter",
+    "NextRun",
+    "NoQuery",
+    "ParameterProblem",
+    "PeriodComparison",
+    "RangeQuery",
+    "RunInfo",
+    "SummaryQuery",
+    "SummaryResponse",
+    "SystemInfo",
+    "TrendQuery",
+    "TriggerQuery",
+    "TriggerResponse",
+    "TriggeredRun",
+    "UserBreakdownQuery",
+    "UserRow",
+]
+
+MAX_RANGE_DAYS = 366
+DEFAULT_DAYS = 30
+MIN_DATE = _dt.date(2000, 1, 1)  # far enough back for any Open WebUI data; keeps date arithmetic in range
+MAX_DATE = _dt.date(2100, 12, 31)
+_BOUNDS = f" Between {MIN_DATE.isoformat()} and {MAX_DATE.isoformat()}."
+
+RANGE_RULES = (
+    "Give either `days` (the N local days ending yesterday, in the configured time zone) "
+    "or both `start_date` and `end_date` (inclusive, `start_date ≤ end_date`, at most "
+    f"{MAX_RANGE_DAYS} days); with neither, the last {DEFAULT_DAYS} days ending yesterday. "
+    "Yesterday is the last day the nightly run has analysed, so a range ending today "
+    "would end on a day that is still incomplete."
+)
+
+
+class InvalidParameter(RequestRejected):
+    """A query parameter is out of bounds or inconsistent with another one (422)."""
+
+    status_code = 422
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(f"{parameter}: {message}")
+        self.parameter = parameter
+        self.problem = message
+
+
+# --- queries ---------------------------------------------------------------------------
+
+
+class _Query(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoQuery(_Query):
+    """No query parameters."""
+
+
+_GROUP = Field(
+    None,
+    min_length=1,
+    max_length=255,
+    pattern=r"^[^\x00-\x1f\x7f]+$",  # no control characters (PostgreSQL refuses NUL in text)
+    description="Open WebUI group id: only that group's figures (from the analyses of its members). "
+    "Groups with fewer members than the minimum group size are refused (422).",
+)
+_USER = Field(
+    None,
+    pattern=r"^[0-9a-f]{64}$",
+    description="Pseudonymous user id (64 hex characters, as in user-breakdown): only that user's figures.",
+)
+
+
+class RangeQuery(_Query):
+    """A local date range: `days`, or `start_date` and `end_date`."""
+
+    days: int | None = Field(
+        None, ge=1, le=365, description="Number of local days ending yesterday (1–365). Default 30."
+    )
+    start_date: date | None = Field(
+        None, ge=MIN_DATE, le=MAX_DATE, description="First local date, inclusive (ISO 8601)." + _BOUNDS
+    )
+    end_date: date | None = Field(
+        None, ge=MIN_DATE, le=MAX_DATE, description="Last local date, inclusive (ISO 8601)." + _BOUNDS
+    )
+
+    def date_range(self, today: date) -> DateRange:
+        """The inclusive range these parameters mean when the local date is `today`."""
+        if self.start_date is None and self.end_date is None:
+            days = self.days or DEFAULT_DAYS
+            end = today - timedelta(days=1)
+            return DateRange(start_date=end - timedelta(days=days - 1), end_date=end, days=days)
+        if self.days is not None:
+            raise InvalidParameter("days", "give either days or start_date and end_date, not both")
+        if self.start_date is None:
+            raise InvalidParameter("start_date", "required when end_date is given")
+        if self.end_date is None:
+            raise InvalidParameter("end_date", "required when start_date is given")
+        if self.start_date > self.end_date:
+            raise InvalidParameter("start_date", "must not be after end_date")
+        days = (self.end_date - self.start_date).days + 1
+        if days > MAX_RANGE_DAYS:
+            raise InvalidParameter("end_date", f"the range may span at most {MAX_RANGE_DAYS} days")
+        return DateRange(start_date=self.start_date, end_date=self.end_date, days=days)
+
+
+class BreakdownQuery(RangeQuery):
+    """A range, optionally within one group."""
+
+    group: str | None = _GROUP
+
+
+class SummaryQuery(BreakdownQuery):
+    """A range, optionally within one group or for one user (not both)."""
+
+    user_id_hash: str | None = _USER
+
+    def check_scope(self) -> None:
+        if self.group is not None and self.user_id_hash is not None:
+            raise InvalidParameter("user_id_hash", "give either group or user_id_hash, not both")
+
+
+class TrendQuery(SummaryQuery):
+    """Same parameters as the summary."""
+
+
+class UserBreakdownQuery(BreakdownQuery):
+    limit: int = Field(10, ge=1, le=100, description="Number of users, most time saved first (1–100).")
+
+
+class ExportQuery(BreakdownQuery):
+    """A range of analyses to export, optionally only those of one group."""
+
+
+class TriggerQuery(_Query):
+    """One date to process, or a range to backfill."""
+
+    date: _dt.date | None = Field(
+        None,
+        ge=MIN_DATE,
+        le=MAX_DATE,
+        description="Local date to process (default: yesterday). Not with start_date/end_date." + _BOUNDS,
+    )
+    start_date: _dt.date | None = Field(
+        None, ge=MIN_DATE, le=MAX_DATE, description="Backfill: first local date, inclusive." + _BOUNDS
+    )
+    end_date: _dt.date | None = Field(
+        None, ge=MIN_DATE, le=MAX_DATE, description="Backfill: last local date, inclusive." + _BOUNDS
+    )
+    force: bool = Field(
+        False, description="Re-estimate conversations even when their content has not changed."
+    )
+
+    def target_dates(self, today: _dt.date) -> tuple[_dt.date, _dt.date] | None:
+        """None for a single dispatch (of `date`, or the dispatcher's default); else the range."""
+        if self.start_date is None and self.end_date is None:
+            if self.date is not None and self.date > today:
+                raise InvalidParameter("date", "must not be in the future")
+            return None
+        if self.date is not None:
+            raise InvalidParameter("date", "give either date or start_date and end_date, not both")
+        if self.start_date is None:
+            raise InvalidParameter("start_date", "required when end_date is given")
+        if self.end_date is None:
+            raise InvalidParameter("end_date", "required when start_date is given")
+        if self.start_date > self.end_date:
+            raise InvalidParameter("start_date", "must not be after end_date")
+        if self.end_date > today:
+            raise InvalidParameter("end_date", "must not be in the future")
+        if (self.end_date - self.start_date).days + 1 > MAX_RANGE_DAYS:
+            raise InvalidParameter("end_date", f"a backfill may span at most {MAX_RANGE_DAYS} days")
+        return self.start_date, self.end_date
+
+
+# --- responses --------------------------------------------------------------------------
+
+EstimatorLabel = Literal["llm", "heuristic", "mixed", "none"]
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class DateRange(_Response):
+    start_date: date = Field(description="First local date, inclusive.")
+    end_date: date = Field(description="Last local date, inclusive.")
+    days: int = Field(description="Number of days in the range.")
+
+
+class Figures(_Response):
+    """Totals over a set of analyses; time in minutes, each with its low–high band."""
+
+    conversation_count: int = Field(description="Analysed conversations.")
+    message_count: int = Field(description="Messages in those conversations.")
+    total_active_time: int = Field(description="Minutes people actually worked with the AI.")
+    total_time_saved: int = Field(description="Minutes saved, most likely estimate.")
+    total_time_saved_low: int = Field(description="Minutes saved, sum of the low estimates.")
+    total_time_saved_high: int = Field(description="Minutes saved, sum of the high estimates.")
+    total_manual_time_estimated: int = Field(description="Minutes the tasks would take by hand, most likely.")
+    total_manual_time_low: int = Field(description="Minutes by hand, sum of the low estimates.")
+    total_manual_time_high: int = Field(description="Minutes by hand, sum of the high estimates.")
+    avg_time_saved_per_conversation: float | None = Field(
+        description="Minutes saved per conversation, most likely (null without conversations)."
+    )
+    avg_time_saved_per_conversation_low: float | None = Field(description="Per conversation, low.")
+    avg_time_saved_per_conversation_high: float | None = Field(description="Per conversation, high.")
+    avg_confidence_level: float | None = Field(description="Mean estimator confidence, 0–100.")
+    llm_estimated_count: int = Field(description="Conversations estimated by the LLM.")
+    heuristic_estimated_count: int = Field(description="Conversations estimated by the offline heuristic.")
+    estimator: EstimatorLabel = Field(
+        description="Which estimator made these figures: `llm`, `heuristic` (a rough rule-based "
+        "estimate), `mixed`, or `none` without conversations."
+    )
+
+
+class DailyPoint(Figures):
+    analysis_date: date = Field(description="Local date the conversations are attributed to.")
+
+
+class GroupInfo(_Response):
+    group_id: str
+    name: str
+    member_count: int
+
+
+class PeriodComparison(_Response):
+    """The period of equal length just before the requested one."""
+
+    range: DateRange
+    figures: Figures
+    time_saved_change_pct: float | None = Field(
+        description="Change of total_time_saved against this period, in percent (null when it was 0)."
+    )
+    conversation_change_pct: float | None = Field(
+        description="Change of conversation_count against this period, in percent (null when it was 0)."
+    )
+
+
+class SummaryResponse(Figures):
+    range: DateRange
+    timezone: str = Field(description="IANA zone whose local dates these are.")
+    group: GroupInfo | None = Field(description="The group filter, if any.")
+    user_id_hash: str | None = Field(description="The user filter, if any.")
+    total_conversations: int = Field(description="Same as conversation_count (the specification's name).")
+    confidence_level: float | None = Field(
+        description="Same as avg_confidence_level (the specification's name)."
+    )
+    previous_period: PeriodComparison
+    daily_trend: list[DailyPoint] = Field(description="One point per local date of the range.")
+
+
+class UserRow(Figures):
+    user_id_hash: str = Field(description="Pseudonymous user id (HMAC-SHA256, 64 hex characters).")
+    active_days: int = Field(description="Days of the range with at least one analysed conversation.")
+
+
+class DimensionRow(Figures):
+    value: str = Field(description="The model id or task category.")
+
+
+class BreakdownResponse(_Response):
+    range: DateRange
+    group: GroupInfo | None
+    dimension: Literal["model", "category"]
+    rows: list[DimensionRow] = Field(description="Most time saved first.")
+
+
+class GroupRow(Figures):
+    group_id: str
+    name: str
+    member_count: int
+
+
+class GroupBreakdownResponse(_Response):
+    range: DateRange
+    min_group_size: int = Field(description="Groups with fewer members are not shown.")
+    hidden_group_count: int = Field(description="Groups left out because they are too small.")
+    rows: list[GroupRow] = Field(description="Every group large enough to show, most time saved first.")
+
+
+class RunInfo(_Response):
+    run_id: UUID
+    run_date: date
+    status: Literal["running", "aggregating", "completed", "failed", "stale"]
+    trigger: str
+    started_at: datetime
+    completed_at: datetime | None
+    processing_duration_seconds: int | None
+    conversations_expected: int
+    conversations_processed: int
+    conversations_skipped: int
+    conversations_failed: int
+    conversations_deferred: int
+    estimates_reused: int
+    total_llm_requests: int
+    total_llm_cost_usd: float
+    error_message: str | None
+
+
+class NextRun(_Response):
+    scheduled_at: datetime | None = Field(description="Next scheduled run, in the configured zone.")
+    schedule: str = Field(description="Cron schedule.")
+    timezone: str
+    source: Literal["cloud_scheduler", "computed"] = Field(
+        description="`cloud_scheduler`: read from the deployed job; `computed`: from the settings."
+    )
+    job_state: str | None = Field(description="The Cloud Scheduler job's state (ENABLED, PAUSED, ...).")
+    last_attempt_status: str | None = Field(description="Outcome of the job's last attempt, if known.")
+    error: str | None = Field(description="Why the job could not be read, if it could not.")
+
+
+class SystemInfo(_Response):
+    environment: str
+    timezone: str
+    idle_threshold_minutes: int
+    estimator: str = Field(description="Estimator new analyses use: `llm` or `heuristic`.")
+    estimator_model: str | None
+    prompt_version: str | None = Field(description="Version stamped on new estimates.")
+    processing_version: str
+    min_group_size: int
+    stale_run_minutes: int
+
+
+class HealthResponse(_Response):
+    status: Literal["healthy", "running", "unhealthy"] = Field(
+        description="`healthy`: the last run completed; `running`: one is in progress; "
+        "`unhealthy`: the last run failed or went stale, or there is none."
+    )
+    problems: list[str] = Field(description="Human-readable reasons for a status other than healthy.")
+    last_run: RunInfo | None
+    last_completed_run: RunInfo | None
+    stale_runs_closed: list[UUID] = Field(
+        description="Runs this request found running for too long and closed as stale."
+    )
+    latest_analysis_date: date | None = Field(description="Newest local date with aggregated figures.")
+    next_run: NextRun
+    system_info: SystemInfo
+
+
+class TriggeredRun(_Response):
+    run_id: UUID
+    run_date: date
+    status: str
+    expected: int = Field(description="Conversations enqueued for analysis.")
+    deferred: int = Field(description="Conversations left for the next run (over the per-run limit).")
+    joined_existing: bool = Field(description="True when an open run for that date was joined.")
+
+
+class TriggerResponse(_Response):
+    status: Literal["processing_started"]
+    job_id: UUID = Field(description="The first run's id (the specification's name).")
+    run_ids: list[UUID]
+    runs: list[TriggeredRun]
+
+
+class ParameterProblem(_Response):
+    parameter: str
+    message: str
+
+
+class ErrorResponse(_Response):
+    error: str = Field(description="Machine-readable code, e.g. `invalid_parameter`, `unauthorized`.")
+    message: str
+    detail: list[ParameterProblem] | None = None

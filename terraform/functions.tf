@@ -1,0 +1,421 @@
+# The four functions, built from one source archive of the repository.
+
+locals {
+  function_names = {
+    dispatch  = "${var.name_prefix}-dispatch"
+    analyze   = "${var.name_prefix}-analyze"
+    aggregate = "${var.name_prefix}-aggregate"
+    api       = "${var.name_prefix}-api"
+  }
+
+  # Deterministic Cloud Run URLs, https://SERVICE-PROJECT_NUMBER.REGION.run.app
+  # (a gen2 function is a Cloud Run service of the same name). They are known
+  # before the services exist, so one function can be told another's URL without
+  # referencing its resource: no dependency cycle (the dispatcher needs the
+  # analyzer's URL, the analyzer the aggregator's, all of them their own as OIDC
+  # audience). They are run.app URLs on purpose: Cloud Run counts calls from
+  # Cloud Tasks and Cloud Scheduler of the same project as internal traffic only
+  # on the default run.app URLs, which lets the pipeline functions refuse the
+  # internet (ALLOW_INTERNAL_ONLY) while their OIDC-authenticated tasks get in.
+  function_urls = {
+    for key, name in local.function_names :
+    key => "https://${name}-${local.project_number}.${var.region}.run.app"
+  }
+
+  scheduler_job_name = "${var.name_prefix}-nightly"
+  # Full name, computed rather than read from the job: the job targets the
+  # dispatcher, so reading it back here would be a cycle.
+  scheduler_job_id = "projects/${var.project_id}/locations/${var.region}/jobs/${local.scheduler_job_name}"
+
+  # --- timeouts -----------------------------------------------------------------
+  # Cloud Tasks waits task_deadline_seconds (the dispatch deadline shared/queue.py
+  # sets on every task) for the analyzer or aggregator. A function that outlives
+  # it is retried while it still runs, so their timeouts must fit inside it
+  # (preconditions below). The dispatcher is called by Cloud Scheduler, whose
+  # attempt_deadline follows its timeout (scheduler.tf).
+  task_dispatch_deadline_seconds = var.task_deadline_seconds
+  timeout_seconds = {
+    dispatch  = 540 # enqueues up to max_conversations_per_run tasks concurrently
+    analyze   = 300 # one conversation: source read, one LLM call with retries, upsert
+    aggregate = 540 # recomputes the touched days in one transaction
+    api       = 540 # a manual trigger runs a dispatch in-process; CSV export streams
+  }
+
+  # --- instances ------------------------------------------------------------------
+  # Every instance serves one request at a time (max_instance_request_concurrency
+  # = 1) and holds up to db_pool_size connections, so instances x pool must stay
+  # below max_connections.
+  max_instances_fixed = {
+    dispatch  = 2 # one run at a time; the second absorbs a Scheduler retry
+    aggregate = 2 # one per run; the second absorbs a duplicate delivery
+    api       = 3 # a handful of admins
+  }
+
+  # The analyzer is sized by the LLM: the queue starts llm_rpm/60 analyses per
+  # second, each lasts about llm_latency_seconds, so Little's law gives the number
+  # in flight: rate x latency.
+  queue_dispatches_per_second = var.llm_rpm / 60
+  analyzer_instances_for_llm  = ceil(local.queue_dispatches_per_second * var.llm_latency_seconds)
+
+  # ... and capped by the database: what the other functions can hold at their
+  # maximum, 3 connections Cloud SQL reserves for superusers, and 5 for operators
+  # (psql through the proxy, `python main.py migrate`) are not available to it.
+  db_connections_reserved   = sum(values(local.max_instances_fixed)) * var.db_pool_size + 3 + 5
+  analyzer_instances_for_db = floor((var.db_max_connections - local.db_connections_reserved) / var.db_pool_size)
+
+  analyzer_max_instances = max(1, min(local.analyzer_instances_for_llm, local.analyzer_instances_for_db))
+
+  max_instances          = merge(local.max_instances_fixed, { analyze = local.analyzer_max_instances })
+  db_connections_at_peak = (sum(values(local.max_instances)) * var.db_pool_size) + 3 + 5
+
+  # --- environment ----------------------------------------------------------------
+  # Every name is an alias of a field of shared.config.Settings (checked by
+  # tests/test_terraform.py). All four functions read the same settings.
+  required_environment = {
+    ANALYTICS_ENVIRONMENT               = "production"
+    ANALYTICS_CLOUDSQL_INSTANCE         = google_sql_database_instance.analytics.connection_name
+    ANALYTICS_DB_POOL_SIZE              = tostring(var.db_pool_size)
+    ANALYTICS_ESTIMATOR                 = var.estimator
+    ANALYTICS_OPENAI_MODEL              = var.openai_model
+    ANALYTICS_LLM_RPM                   = tostring(var.llm_rpm)
+    TZ                                  = var.time_zone
+    ANALYTICS_SCHEDULE                  = var.schedule
+    ANALYTICS_IDLE_THRESHOLD            = tostring(var.idle_threshold_minutes)
+    ANALYTICS_MAX_CONVERSATIONS         = tostring(var.max_conversations_per_run)
+    ANALYTICS_LOOKBACK_DAYS             = tostring(var.lookback_days)
+    ANALYTICS_QUEUE_BACKEND             = "cloud_tasks"
+    ANALYTICS_GCP_PROJECT               = var.project_id
+    ANALYTICS_GCP_REGION                = var.region
+    ANALYTICS_TASKS_QUEUE               = google_cloud_tasks_queue.pipeline.name
+    ANALYTICS_TASKS_SERVICE_ACCOUNT     = google_service_account.tasks_invoker.email
+    ANALYTICS_TASK_MAX_ATTEMPTS         = tostring(var.task_max_attempts)
+    ANALYTICS_TASK_DEADLINE_SECONDS     = tostring(var.task_deadline_seconds)
+    ANALYTICS_SCHEDULER_SERVICE_ACCOUNT = google_service_account.scheduler_invoker.email
+    ANALYTICS_DISPATCHER_URL            = local.function_urls.dispatch
+    ANALYTICS_ANALYZER_URL              = local.function_urls.analyze
+    ANALYTICS_AGGREGATOR_URL            = local.function_urls.aggregate
+    ANALYTICS_SCHEDULER_JOB             = local.scheduler_job_id
+    ANALYTICS_LOG_FORMAT                = "json"
+  }
+  # Left out when empty, so the Settings defaults apply.
+  optional_environment = {
+    OPENAI_BASE_URL             = var.openai_base_url
+    OPENWEBUI_CLOUDSQL_INSTANCE = var.openwebui_cloudsql_instance
+  }
+  environment = merge(
+    local.required_environment,
+    { for name, value in local.optional_environment : name => value if value != "" },
+  )
+
+  # Conditions every function checks before it is deployed; they mirror
+  # Settings.production_problems() for what Terraform cannot generate itself.
+  openwebui_url_configured  = var.openwebui_database_url_version != ""
+  estimator_key_configured  = var.estimator == "heuristic" || var.openai_api_key_version != "" || var.openai_base_url != ""
+  db_connections_sufficient = local.db_connections_at_peak <= var.db_max_connections
+}
+
+# --- source archive -----------------------------------------------------------------
+
+data "archive_file" "source" {
+  type        = "zip"
+  source_dir  = "${path.module}/.."
+  output_path = "${path.module}/.terraform/function-source.zip"
+
+  # What is left is the runtime: main.py, requirements.txt, functions/, shared/,
+  # migrations/. Patterns are globs matched against paths relative to the
+  # repository root (archive provider >= 2.5); a matching directory is skipped
+  # whole. tests/test_terraform.py applies them to the working tree and fails if
+  # anything else would be shipped. ".?*" rather than ".*": the latter also
+  # matches "." (the root itself) and would empty the archive.
+  excludes = [
+    ".?*",    # .git, .venv*, .local, .ci, caches, .env files
+    "**/.?*", # dotfiles further down
+    "**/__pycache__",
+    "**/*.pyc",
+    "bench",
+    "infra",
+    "terraform",
+    "tests",
+    "test-artifacts",
+    "docs",
+    "spec",
+    "node_modules",
+    "*.md",
+    "Makefile",
+    "pyproject.toml",
+    "requirements-*.txt",
+  ]
+}
+
+resource "google_storage_bucket" "source" {
+  #checkov:skip=CKV_GCP_62:Holds only build inputs regenerated from the repository, never public; an access-log bucket would need this same exemption.
+  name                        = "${var.project_id}-${var.name_prefix}-source"
+  project                     = var.project_id
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = true # nothing here that the repository cannot rebuild
+  labels                      = local.labels
+
+  versioning {
+    enabled = true
+  }
+
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = 30
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_storage_bucket_object" "source" {
+  # Named after the archive's hash: any change to the runtime files is a new
+  # object, which changes build_config and redeploys all four functions.
+  name   = "function-source-${data.archive_file.source.output_sha256}.zip"
+  bucket = google_storage_bucket.source.name
+  source = data.archive_file.source.output_path
+}
+
+# --- functions --------------------------------------------------------------------------
+
+resource "google_cloudfunctions2_function" "dispatch" {
+  name        = local.function_names.dispatch
+  project     = var.project_id
+  location    = var.region
+  description = "Opens a run and enqueues one analysis task per changed conversation (Cloud Scheduler, nightly)."
+  labels      = local.labels
+
+  build_config {
+    runtime         = var.function_runtime
+    entry_point     = "dispatch"
+    service_account = google_service_account.build.id
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    available_memory                 = "512Mi"
+    available_cpu                    = "1"
+    timeout_seconds                  = local.timeout_seconds.dispatch
+    max_instance_count               = local.max_instances.dispatch
+    min_instance_count               = 0
+    max_instance_request_concurrency = 1
+    ingress_settings                 = var.pipeline_ingress_settings
+    all_traffic_on_latest_revision   = true
+    service_account_email            = google_service_account.function["dispatch"].email
+    environment_variables            = local.environment
+
+    dynamic "secret_environment_variables" {
+      for_each = local.function_secrets.dispatch
+      content {
+        key        = secret_environment_variables.key
+        project_id = var.project_id
+        secret     = secret_environment_variables.value.secret
+        version    = secret_environment_variables.value.version
+      }
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = local.openwebui_url_configured
+      error_message = "Set openwebui_database_url_version: add Open WebUI's database URL with `gcloud secrets versions add` first (README, first run)."
+    }
+    precondition {
+      condition     = local.estimator_key_configured
+      error_message = "Set openai_api_key_version (README, first run), or set openai_base_url to a server that needs no key, or estimator = \"heuristic\"."
+    }
+  }
+
+  depends_on = [google_secret_manager_secret_iam_member.function, google_project_iam_member.build]
+}
+
+resource "google_cloudfunctions2_function" "analyze" {
+  name        = local.function_names.analyze
+  project     = var.project_id
+  location    = var.region
+  description = "Analyses one conversation per Cloud Task: timing, redaction, estimate, upsert."
+  labels      = local.labels
+
+  build_config {
+    runtime         = var.function_runtime
+    entry_point     = "analyze"
+    service_account = google_service_account.build.id
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    available_memory                 = "512Mi"
+    available_cpu                    = "1"
+    timeout_seconds                  = local.timeout_seconds.analyze
+    max_instance_count               = local.max_instances.analyze
+    min_instance_count               = 0
+    max_instance_request_concurrency = 1
+    ingress_settings                 = var.pipeline_ingress_settings
+    all_traffic_on_latest_revision   = true
+    service_account_email            = google_service_account.function["analyze"].email
+    environment_variables            = local.environment
+
+    dynamic "secret_environment_variables" {
+      for_each = local.function_secrets.analyze
+      content {
+        key        = secret_environment_variables.key
+        project_id = var.project_id
+        secret     = secret_environment_variables.value.secret
+        version    = secret_environment_variables.value.version
+      }
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = local.timeout_seconds.analyze <= local.task_dispatch_deadline_seconds
+      error_message = "The analyze function's timeout (timeout_seconds in functions.tf) exceeds task_deadline_seconds: Cloud Tasks would retry it while it still runs. Raise task_deadline_seconds or lower the timeout."
+    }
+    precondition {
+      condition     = local.openwebui_url_configured
+      error_message = "Set openwebui_database_url_version: add Open WebUI's database URL with `gcloud secrets versions add` first (README, first run)."
+    }
+    precondition {
+      condition     = local.estimator_key_configured
+      error_message = "Set openai_api_key_version (README, first run), or set openai_base_url to a server that needs no key, or estimator = \"heuristic\"."
+    }
+    precondition {
+      condition     = local.db_connections_sufficient
+      error_message = "max instances x db_pool_size exceeds db_max_connections: raise db_max_connections (and db_tier) or lower db_pool_size."
+    }
+  }
+
+  depends_on = [google_secret_manager_secret_iam_member.function, google_project_iam_member.build]
+}
+
+resource "google_cloudfunctions2_function" "aggregate" {
+  name        = local.function_names.aggregate
+  project     = var.project_id
+  location    = var.region
+  description = "Recomputes the daily aggregates a run touched and closes the run (Cloud Task from the last analysis)."
+  labels      = local.labels
+
+  build_config {
+    runtime         = var.function_runtime
+    entry_point     = "aggregate"
+    service_account = google_service_account.build.id
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    available_memory                 = "512Mi"
+    available_cpu                    = "1"
+    timeout_seconds                  = local.timeout_seconds.aggregate
+    max_instance_count               = local.max_instances.aggregate
+    min_instance_count               = 0
+    max_instance_request_concurrency = 1
+    ingress_settings                 = var.pipeline_ingress_settings
+    all_traffic_on_latest_revision   = true
+    service_account_email            = google_service_account.function["aggregate"].email
+    environment_variables            = local.environment
+
+    dynamic "secret_environment_variables" {
+      for_each = local.function_secrets.aggregate
+      content {
+        key        = secret_environment_variables.key
+        project_id = var.project_id
+        secret     = secret_environment_variables.value.secret
+        version    = secret_environment_variables.value.version
+      }
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = local.timeout_seconds.aggregate <= local.task_dispatch_deadline_seconds
+      error_message = "The aggregate function's timeout (timeout_seconds in functions.tf) exceeds task_deadline_seconds: Cloud Tasks would retry it while it still runs. Raise task_deadline_seconds or lower the timeout."
+    }
+    precondition {
+      condition     = local.openwebui_url_configured
+      error_message = "Set openwebui_database_url_version: add Open WebUI's database URL with `gcloud secrets versions add` first (README, first run)."
+    }
+    precondition {
+      condition     = local.estimator_key_configured
+      error_message = "Set openai_api_key_version (README, first run), or set openai_base_url to a server that needs no key, or estimator = \"heuristic\"."
+    }
+  }
+
+  depends_on = [google_secret_manager_secret_iam_member.function, google_project_iam_member.build]
+}
+
+resource "google_cloudfunctions2_function" "api" {
+  #checkov:skip=CKV_GCP_124:The api serves the dashboard to admins' browsers, so it must accept internet traffic; the app authenticates admins itself (password or Open WebUI session).
+  name        = local.function_names.api
+  project     = var.project_id
+  location    = var.region
+  description = "Dashboard page, read API, CSV export, health and manual trigger (admin authentication in the app)."
+  labels      = local.labels
+
+  build_config {
+    runtime         = var.function_runtime
+    entry_point     = "api"
+    service_account = google_service_account.build.id
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    available_memory                 = "512Mi"
+    available_cpu                    = "1"
+    timeout_seconds                  = local.timeout_seconds.api
+    max_instance_count               = local.max_instances.api
+    min_instance_count               = 0
+    max_instance_request_concurrency = 1
+    ingress_settings                 = "ALLOW_ALL"
+    all_traffic_on_latest_revision   = true
+    service_account_email            = google_service_account.function["api"].email
+    environment_variables            = local.environment
+
+    dynamic "secret_environment_variables" {
+      for_each = local.function_secrets.api
+      content {
+        key        = secret_environment_variables.key
+        project_id = var.project_id
+        secret     = secret_environment_variables.value.secret
+        version    = secret_environment_variables.value.version
+      }
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = local.openwebui_url_configured
+      error_message = "Set openwebui_database_url_version: add Open WebUI's database URL with `gcloud secrets versions add` first (README, first run)."
+    }
+    precondition {
+      condition     = local.estimator_key_configured
+      error_message = "Set openai_api_key_version (README, first run), or set openai_base_url to a server that needs no key, or estimator = \"heuristic\"."
+    }
+  }
+
+  depends_on = [google_secret_manager_secret_iam_member.function, google_project_iam_member.build]
+}

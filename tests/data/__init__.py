@@ -1,0 +1,1 @@
+"""Test data modules (corpora, fixtures as plain Python)."""

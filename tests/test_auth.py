@@ -1,0 +1,397 @@
+"""Authentication of the api function: every route, every credential kind, rate limits, sessions."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import jwt
+import pytest
+from flask.testing import FlaskClient
+
+from functions.api.app import API_PREFIX, ROUTES, create_app
+from functions.api.services import ApiServices
+from infra.openwebui_fixture import OpenWebUIFixture
+from shared.auth import FailureLimiter, SessionSigner, client_address, session_cookie_name
+from shared.config import Settings, get_settings, reset_settings_cache
+from shared.errors import ConfigurationError
+
+PASSWORD = "local-dev-password"
+SECRET = "open-webui-secret-key-for-tests-" + "x" * 40
+SUMMARY = API_PREFIX + "/summary"
+
+# The only routes anyone may call without credentials: the login page and the static assets.
+PUBLIC_ROUTES = {
+    ("GET", "/login"),
+    ("HEAD", "/login"),
+    ("POST", "/login"),
+    ("GET", "/assets/<path:filename>"),
+    ("HEAD", "/assets/<path:filename>"),
+}
+_SAMPLE_VALUES = {"filename": "dashboard.css", "chart": "model"}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def make_client(settings: Settings | None = None, clock: Clock | None = None, **options: Any) -> FlaskClient:
+    settings = settings or get_settings()
+    if clock is not None:
+        options.setdefault("limiter", FailureLimiter(clock=clock))
+        options.setdefault("signer", SessionSigner(settings, clock=clock))
+    return create_app(services=ApiServices(settings, **options)).test_client()
+
+
+@pytest.fixture
+def client(analytics_url: str, clock: Clock) -> FlaskClient:
+    return make_client(clock=clock)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _url(rule_path: str) -> str:
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", lambda m: _SAMPLE_VALUES[m.group(1)], rule_path)
+
+
+def _routes(client: FlaskClient) -> Iterator[tuple[str, str]]:
+    for rule in client.application.url_map.iter_rules():
+        for method in sorted(rule.methods or ()):
+            yield method, rule.rule
+
+
+# --- every route -------------------------------------------------------------------------------
+
+
+def test_the_route_table_is_the_whole_url_map(client: FlaskClient) -> None:
+    declared = {(route.path, tuple(sorted(route.methods))) for route in ROUTES}
+    mapped = {
+        (rule.rule, tuple(sorted(set(rule.methods or ()) - {"HEAD"})))
+        for rule in client.application.url_map.iter_rules()
+    }
+    assert mapped == declared
+    public = {(m, route.path) for route in ROUTES if route.access == "public" for m in route.methods}
+    assert public | {("HEAD", path) for method, path in public if method == "GET"} == PUBLIC_ROUTES
+
+
+@pytest.fixture
+def entry_point(analytics_url: str) -> Iterator[FlaskClient]:
+    """main.py's `api` entry point under functions-framework, as deployed."""
+    import functions_framework
+
+    import functions.api as api_package
+
+    api_package._app = None
+    main = Path(__file__).resolve().parent.parent / "main.py"
+    with functions_framework.create_app(target="api", source=str(main)).test_client() as client:
+        yield client
+    api_package._app = None
+
+
+def _reset_entry_point_limiter() -> None:
+    import functions.api as api_package
+
+    assert api_package._app is not None
+    api_package._app.extensions["time_savings_api"].limiter.reset()
+
+
+def test_every_route_rejects_missing_and_wrong_credentials(
+    client: FlaskClient, entry_point: FlaskClient
+) -> None:
+    """A route added later is covered here automatically: it must refuse strangers.
+
+    Routes come from the app's URL map; requests go through main.py's entry point.
+    """
+    checked = 0
+    routes = list(_routes(client))
+    client = entry_point
+    for method, rule in routes:
+        url = _url(rule)
+        if (method, rule) in PUBLIC_ROUTES:
+            response = client.open(url, method=method)
+            expected = 401 if method == "POST" else 200  # the login form, answering "Wrong password."
+            assert response.status_code == expected, (method, rule, response.status_code)
+            assert not response.is_json
+            continue
+        for headers in ({}, bearer("wrong password"), {"Authorization": f"Basic {PASSWORD}"}):
+            response = client.open(url, method=method, headers=headers)
+            if rule == "/" and method in ("GET", "HEAD"):
+                assert response.status_code == 303, (method, rule, headers)
+                assert response.headers["Location"].endswith("/login")
+            else:
+                assert response.status_code == 401, (method, rule, headers, response.status_code)
+                assert "WWW-Authenticate" in response.headers
+        client.set_cookie(session_cookie_name(get_settings()), "9999999999.forged.signature")
+        response = client.open(url, method=method)
+        client.delete_cookie(session_cookie_name(get_settings()))
+        assert response.status_code in (401, 303), (method, rule, "forged cookie")
+        checked += 1
+        _reset_entry_point_limiter()  # 401s, not 429s, on the next route
+    assert checked >= 14
+
+
+def test_every_route_admits_the_password(client: FlaskClient, entry_point: FlaskClient) -> None:
+    for method, rule in _routes(client):
+        if method == "HEAD" or (method, rule) in PUBLIC_ROUTES:
+            continue
+        response = entry_point.open(_url(rule), method=method, headers=bearer(PASSWORD))
+        assert response.status_code not in (401, 403), (method, rule, response.status_code)
+
+
+# --- credential kinds ------------------------------------------------------------------------
+
+
+def test_bearer_password(client: FlaskClient) -> None:
+    assert client.get(SUMMARY).status_code == 401
+    assert client.get(SUMMARY, headers=bearer("nope")).get_json()["error"] == "unauthorized"
+    assert client.get(SUMMARY, headers=bearer(PASSWORD + " ")).status_code == 200  # token is trimmed
+    assert client.get(SUMMARY, headers=bearer(PASSWORD[:-1])).status_code == 401
+    assert client.get(SUMMARY, headers={"Authorization": PASSWORD}).status_code == 401
+    assert client.get(SUMMARY, headers=bearer(PASSWORD)).status_code == 200
+    assert client.get(SUMMARY, query_string={"password": PASSWORD}).status_code == 401
+
+
+@pytest.fixture
+def webui(tmp_path: Path, analytics_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """An Open WebUI database with an admin and a plain user; its JWT secret configured."""
+    fixture = OpenWebUIFixture.sqlite(tmp_path / "webui.db")
+    users = {
+        "admin": fixture.add_user(name="Ada Admin", role="admin"),
+        "user": fixture.add_user(name="Uma User", role="user"),
+        "pending": fixture.add_user(name="Pat Pending", role="pending"),
+    }
+    fixture.dispose()
+    monkeypatch.setenv("OPENWEBUI_DATABASE_URL", f"sqlite:///{tmp_path / 'webui.db'}")
+    monkeypatch.setenv("WEBUI_SECRET_KEY", SECRET)
+    reset_settings_cache()
+    return users
+
+
+def token(user_id: str, *, expires_in: timedelta = timedelta(hours=1), key: str = SECRET) -> str:
+    return jwt.encode({"id": user_id, "exp": datetime.now(UTC) + expires_in}, key, algorithm="HS256")
+
+
+def test_open_webui_session_tokens(webui: dict[str, str]) -> None:
+    client = make_client()
+    assert client.get(SUMMARY, headers=bearer(token(webui["admin"]))).status_code == 200
+    for role in ("user", "pending"):
+        response = client.get(SUMMARY, headers=bearer(token(webui[role])))
+        assert response.status_code == 403
+        assert response.get_json()["error"] == "forbidden"
+    expired = client.get(SUMMARY, headers=bearer(token(webui["admin"], expires_in=timedelta(minutes=-5))))
+    assert expired.status_code == 401
+    assert "expired" in expired.get_json()["message"]
+    forged = token(webui["admin"], key="another-secret-key-" + "y" * 60)
+    assert client.get(SUMMARY, headers=bearer(forged)).status_code == 401
+    assert client.get(SUMMARY, headers=bearer(token("no-such-user"))).status_code == 401
+    no_id = jwt.encode({"sub": webui["admin"]}, SECRET, algorithm="HS256")
+    assert client.get(SUMMARY, headers=bearer(no_id)).status_code == 401
+    other_algorithm = jwt.encode({"id": webui["admin"]}, SECRET, algorithm="HS512")
+    assert client.get(SUMMARY, headers=bearer(other_algorithm)).status_code == 401
+
+
+def test_open_webui_tokens_are_refused_without_the_secret(
+    webui: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WEBUI_SECRET_KEY")
+    reset_settings_cache()
+    assert make_client().get(SUMMARY, headers=bearer(token(webui["admin"]))).status_code == 401
+
+
+def test_production_refuses_a_default_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANALYTICS_ENVIRONMENT", "production")
+    monkeypatch.setenv("ANALYTICS_HMAC_KEY", "k" * 40)
+    monkeypatch.setenv("ANALYTICS_DASHBOARD_PASSWORD", PASSWORD)
+    with pytest.raises(ConfigurationError, match="ANALYTICS_DASHBOARD_PASSWORD"):
+        Settings()
+
+
+# --- rate limiting -----------------------------------------------------------------------------
+
+
+def test_failed_attempts_are_rate_limited_per_client(client: FlaskClient, clock: Clock) -> None:
+    for _ in range(10):
+        assert client.get(SUMMARY, headers=bearer("guess")).status_code == 401
+    limited = client.get(SUMMARY, headers=bearer("guess"))
+    assert limited.status_code == 429
+    assert int(limited.headers["Retry-After"]) == 300
+    assert client.get(SUMMARY, headers=bearer(PASSWORD)).status_code == 429  # even the right one
+    other = client.get(SUMMARY, headers=bearer(PASSWORD), environ_base={"REMOTE_ADDR": "10.9.8.7"})
+    assert other.status_code == 200
+    spoofed = client.get(SUMMARY, headers={**bearer(PASSWORD), "X-Forwarded-For": "1.2.3.4"})
+    assert spoofed.status_code == 429  # outside Google's front end the header is not trusted
+    clock.now += 120
+    assert int(client.get(SUMMARY, headers=bearer(PASSWORD)).headers["Retry-After"]) == 180
+    clock.now += 181
+    assert client.get(SUMMARY, headers=bearer(PASSWORD)).status_code == 200
+
+
+def test_missing_credentials_are_not_counted_as_failures(client: FlaskClient) -> None:
+    for _ in range(20):
+        assert client.get(SUMMARY).status_code == 401
+    assert client.get(SUMMARY, headers=bearer(PASSWORD)).status_code == 200
+
+
+def test_failed_logins_are_rate_limited_too(client: FlaskClient) -> None:
+    for _ in range(10):
+        assert client.post("/login", data={"password": "guess"}).status_code == 401
+    response = client.post("/login", data={"password": PASSWORD})
+    assert response.status_code == 429
+    assert "Too many failed attempts" in response.get_data(as_text=True)
+    assert "Retry-After" in response.headers
+
+
+def test_client_address_behind_google_front_end() -> None:
+    request = SimpleNamespace(headers={"X-Forwarded-For": "6.6.6.6, 203.0.113.9"}, remote_addr="169.254.1.1")
+    assert client_address(request, behind_google_front_end=True) == "203.0.113.9"
+    assert client_address(request, behind_google_front_end=False) == "169.254.1.1"
+
+
+def test_the_limiter_forgets_old_failures_and_bounds_its_memory(clock: Clock) -> None:
+    limiter = FailureLimiter(max_failures=2, window_seconds=10, clock=clock, max_clients=3)
+    for client in ("a", "b", "c", "d"):
+        limiter.record_failure(client)
+        clock.now += 1
+    assert len(limiter._failures) == 3
+    limiter.record_failure("d")
+    with pytest.raises(Exception, match="retry in"):
+        limiter.check("d")
+    clock.now += 10
+    limiter.check("d")
+
+
+# --- dashboard session ---------------------------------------------------------------------------
+
+
+def _login(client: FlaskClient, password: str = PASSWORD, **headers: str) -> Any:
+    return client.post("/login", data={"password": password}, headers=headers)
+
+
+def test_login_sets_a_strict_http_only_session_cookie(client: FlaskClient) -> None:
+    response = _login(client)
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/"
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("tsa_session=")
+    for attribute in ("HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=28800", "Expires="):
+        assert attribute in cookie
+    assert "Secure" not in cookie  # local http; production below
+    assert PASSWORD not in cookie
+    assert client.get("/").status_code == 200
+    assert client.get(SUMMARY).status_code == 200
+    assert client.get("/login").status_code == 303  # already signed in
+
+
+def test_a_wrong_password_shows_an_error(client: FlaskClient) -> None:
+    response = _login(client, "wrong")
+    assert response.status_code == 401
+    assert "Wrong password." in response.get_data(as_text=True)
+    assert "Set-Cookie" not in response.headers
+    assert client.get("/").status_code == 303
+
+
+def test_the_login_form_posts_the_password_in_the_body(client: FlaskClient) -> None:
+    html = client.get("/login").get_data(as_text=True)
+    assert re.search(r'<form method="post" action="/login"', html)
+    assert 'type="password"' in html
+    assert client.get("/login", query_string={"password": PASSWORD}).headers.get("Set-Cookie") is None
+
+
+def test_sessions_expire_and_cannot_be_forged(client: FlaskClient, clock: Clock) -> None:
+    _login(client)
+    name = session_cookie_name(get_settings())
+    value = client.get_cookie(name).value
+    expiry, nonce, mac = value.split(".")
+    client.set_cookie(name, f"{int(expiry) + 86400}.{nonce}.{mac}")
+    assert client.get("/").status_code == 303
+    client.set_cookie(name, value)
+    assert client.get("/").status_code == 200
+    clock.now += 8 * 3600 + 1
+    assert client.get("/").status_code == 303
+    assert client.get(SUMMARY).status_code == 401
+
+
+def test_changing_the_password_ends_every_session(
+    analytics_url: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = make_client(clock=clock)
+    _login(client)
+    name = session_cookie_name(get_settings())
+    value = client.get_cookie(name).value
+    monkeypatch.setenv("ANALYTICS_DASHBOARD_PASSWORD", "a-brand-new-password")
+    reset_settings_cache()
+    later = make_client(clock=clock)
+    later.set_cookie(name, value)
+    assert later.get("/").status_code == 303
+
+
+def test_logout_needs_the_csrf_token(client: FlaskClient) -> None:
+    _login(client)
+    assert client.post("/logout").status_code == 403
+    assert client.post("/logout", data={"csrf_token": "forged"}).status_code == 403
+    page = client.get("/").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    cross = client.post("/logout", data={"csrf_token": csrf}, headers={"Origin": "https://evil.example"})
+    assert cross.status_code == 403
+    response = client.post("/logout", data={"csrf_token": csrf}, headers={"Origin": "http://localhost"})
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/login"
+    assert "tsa_session=;" in response.headers["Set-Cookie"]
+    assert client.get("/").status_code == 303
+
+
+def test_cross_site_login_is_refused(client: FlaskClient) -> None:
+    assert _login(client, Origin="https://evil.example").status_code == 403
+    assert _login(client, Origin="null").status_code == 403
+    assert _login(client, Origin="http://localhost").status_code == 303
+
+
+def test_production_cookie_is_secure_and_host_bound(
+    analytics_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "ANALYTICS_ENVIRONMENT": "production",
+        "ANALYTICS_HMAC_KEY": "k" * 40,
+        "ANALYTICS_DASHBOARD_PASSWORD": "a-real-production-password",
+        "OPENWEBUI_DATABASE_URL": "sqlite:////nonexistent/webui.db",
+        "ANALYTICS_ESTIMATOR": "heuristic",
+        "ANALYTICS_TASK_SECRET": "t" * 32,
+    }.items():
+        monkeypatch.setenv(name, value)
+    reset_settings_cache()
+    client = make_client()
+    response = _login(client, "a-real-production-password")
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("__Host-tsa_session=")
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+
+
+def test_session_signer_round_trip(analytics_url: str) -> None:
+    now = [time.time()]
+    signer = SessionSigner(get_settings(), clock=lambda: now[0])
+    value = signer.issue()
+    assert signer.verify(value)
+    assert not signer.verify(value + "x")
+    assert not signer.verify(None)
+    assert not signer.verify("a.b")
+    token_value = signer.csrf_token(value)
+    assert signer.verify_csrf(value, token_value)
+    assert not signer.verify_csrf(signer.issue(), token_value)
+    now[0] += signer.ttl_seconds + 1
+    assert not signer.verify(value)

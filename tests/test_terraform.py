@@ -1,0 +1,635 @@
+"""Offline validation of terraform/: no terraform binary, no cloud.
+
+The configuration is parsed with python-hcl2 and cross-checked against the code it
+deploys (main.py's entry points, shared.config.Settings), then scanned by checkov
+from its own virtual environment (infra/checkov.py).
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+from pydantic import AliasChoices
+
+from infra.checkov import run_checkov
+from shared.config import Settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TERRAFORM_DIR = REPO_ROOT / "terraform"
+TF_FILES = sorted(TERRAFORM_DIR.glob("*.tf"))
+
+ENTRY_POINTS = {"dispatch", "analyze", "aggregate", "api"}
+# Functions Cloud Tasks delivers to; their timeout must fit the dispatch deadline.
+TASK_TARGETS = {"analyze", "aggregate"}
+# Production values that deliberately differ from the Settings defaults.
+INTENTIONAL_DEFAULT_DIFFERENCES = {
+    # "auto" would quietly fall back to the heuristic if the key went missing;
+    # a production deployment pins the LLM so that it fails loudly instead.
+    "ANALYTICS_ESTIMATOR",
+}
+
+_HCL_OPTIONS = hcl2.SerializationOptions(with_comments=False, explicit_blocks=False, strip_string_quotes=True)
+_VAR_REF = re.compile(r"\bvar\.([A-Za-z_][A-Za-z0-9_-]*)")
+_LOCAL_REF = re.compile(r"\blocal\.([A-Za-z_][A-Za-z0-9_-]*)")
+# "${var.x}" or "${tostring(var.x)}": a value Terraform passes through unchanged.
+_PLAIN_VAR = re.compile(r"^\$\{(?:tostring\()?var\.([A-Za-z_][A-Za-z0-9_]*)\)?\}$")
+_SKIP_COMMENT = re.compile(r"#\s*checkov:skip=(?P<check>[^:\s]+)(?::(?P<reason>.*))?$")
+
+
+# --- loading ----------------------------------------------------------------------
+
+
+@functools.cache
+def _parsed(path: Path) -> dict[str, Any]:
+    with path.open() as handle:
+        return hcl2.load(handle, serialization_options=_HCL_OPTIONS)
+
+
+@functools.cache
+def _config() -> dict[str, Any]:
+    """All .tf files merged: {"variable": {name: body}, "locals": {...}, "resource": {type: {name: body}}, ...}."""
+    merged: dict[str, Any] = {"variable": {}, "locals": {}, "resource": {}, "data": {}, "output": {}}
+    for path in TF_FILES:
+        document = _parsed(path)
+        for block in document.get("variable", []):
+            merged["variable"].update(block)
+        for block in document.get("output", []):
+            merged["output"].update(block)
+        for block in document.get("locals", []):
+            duplicates = merged["locals"].keys() & block.keys()
+            assert not duplicates, f"{path.name} redefines locals {sorted(duplicates)}"
+            merged["locals"].update(block)
+        for kind in ("resource", "data"):
+            for block in document.get(kind, []):
+                for type_name, instances in block.items():
+                    merged[kind].setdefault(type_name, {}).update(instances)
+    return merged
+
+
+def _resources(type_name: str) -> dict[str, dict[str, Any]]:
+    return _config()["resource"].get(type_name, {})
+
+
+def _local(name: str) -> Any:
+    locals_ = _config()["locals"]
+    assert name in locals_, f"terraform/ defines no local.{name}"
+    return locals_[name]
+
+
+def _variable_default(name: str) -> Any:
+    return _config()["variable"][name].get("default")
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string inside a parsed value (expressions are strings too)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _normalised(expression: str) -> str:
+    return re.sub(r"\s+", "", expression)
+
+
+def _functions() -> dict[str, dict[str, Any]]:
+    """Cloud Functions by entry point."""
+    functions = {}
+    for resource_name, body in _resources("google_cloudfunctions2_function").items():
+        entry_point = body["build_config"][0]["entry_point"]
+        assert entry_point not in functions, f"two functions share entry point {entry_point!r}"
+        functions[entry_point] = {"resource": resource_name, **body}
+    return functions
+
+
+# --- Settings ----------------------------------------------------------------------
+
+
+def _aliases(field_name: str) -> list[str]:
+    alias = Settings.model_fields[field_name].validation_alias
+    if isinstance(alias, AliasChoices):
+        return [choice for choice in alias.choices if isinstance(choice, str)]
+    return [alias] if isinstance(alias, str) else []
+
+
+def _settings_field_by_alias() -> dict[str, str]:
+    return {alias: name for name in Settings.model_fields for alias in _aliases(name)}
+
+
+def _plain_environment() -> dict[str, str]:
+    """Environment variables Terraform sets in every function, name => HCL expression."""
+    return {**_local("required_environment"), **_local("optional_environment")}
+
+
+def _secret_environment() -> dict[str, dict[str, str]]:
+    return _local("secret_environment")
+
+
+def _resolved(expression: Any) -> str | None:
+    """The value an expression takes with the variable defaults, when that is knowable offline."""
+    if not isinstance(expression, str):
+        return str(expression)
+    if "${" not in expression:
+        return expression
+    match = _PLAIN_VAR.match(expression)
+    if match:
+        default = _variable_default(match.group(1))
+        return None if default is None else str(default)
+    return None
+
+
+# --- tests: the files ----------------------------------------------------------------
+
+
+def test_terraform_directory_is_split_by_concern():
+    names = {path.name for path in TF_FILES}
+    expected = {
+        "versions.tf",
+        "variables.tf",
+        "outputs.tf",
+        "apis.tf",
+        "sql.tf",
+        "secrets.tf",
+        "iam.tf",
+        "functions.tf",
+        "tasks.tf",
+        "scheduler.tf",
+    }
+    assert expected <= names, f"missing: {sorted(expected - names)}"
+    for companion in ("README.md", "terraform.tfvars.example", "openwebui_readonly_role.sql"):
+        assert (TERRAFORM_DIR / companion).is_file(), f"terraform/{companion} is missing"
+
+
+@pytest.mark.parametrize("path", TF_FILES, ids=lambda path: path.name)
+def test_every_tf_file_parses(path):
+    document = _parsed(path)
+    assert document, f"{path.name} is empty"
+
+
+def test_tfvars_example_parses_and_names_declared_variables():
+    with (TERRAFORM_DIR / "terraform.tfvars.example").open() as handle:
+        values = hcl2.load(handle, serialization_options=_HCL_OPTIONS)
+    variables = _config()["variable"]
+    undeclared = set(values) - set(variables)
+    assert not undeclared, f"terraform.tfvars.example sets undeclared variables {sorted(undeclared)}"
+    assert "project_id" in values
+    # Commented-out assignments document the defaults: they must be the defaults.
+    text = (TERRAFORM_DIR / "terraform.tfvars.example").read_text()
+    for name, value in re.findall(r'^#\s*(\w+)\s*=\s*("[^"]*"|[^\s#]+)', text, flags=re.MULTILINE):
+        assert name in variables, f"terraform.tfvars.example documents an undeclared variable {name!r}"
+        shown = hcl2.loads(f"shown = {value}\n", serialization_options=_HCL_OPTIONS)["shown"]
+        assert shown == variables[name].get("default"), (
+            f"{name}: the example shows {shown!r}, the default differs"
+        )
+
+
+def test_provider_ranges():
+    (terraform_block,) = _parsed(TERRAFORM_DIR / "versions.tf")["terraform"]
+    providers = {}
+    for block in terraform_block["required_providers"]:
+        providers.update(block)
+    assert set(providers) >= {"google", "google-beta", "archive", "random"}
+    for name in ("google", "google-beta"):
+        assert ">= 6" in providers[name]["version"], f"{name} must be >= 6: {providers[name]['version']}"
+
+
+def test_every_variable_is_documented():
+    for name, body in _config()["variable"].items():
+        assert str(body.get("description", "")).strip(), f"variable {name!r} has no description"
+        assert "type" in body, f"variable {name!r} has no type"
+
+
+@pytest.mark.parametrize(
+    "name", ["region", "schedule", "time_zone", "llm_rpm", "project_id", "db_version", "name_prefix"]
+)
+def test_error_prone_variables_are_validated(name):
+    assert _config()["variable"][name].get("validation"), f"variable {name!r} has no validation block"
+
+
+def test_variables_and_locals_are_declared_and_used():
+    declared_variables = set(_config()["variable"])
+    declared_locals = set(_config()["locals"])
+    used_variables: set[str] = set()
+    used_locals: set[str] = set()
+    for path in TF_FILES:
+        document = _parsed(path)
+        for kind, blocks in document.items():
+            if kind == "variable":
+                # A validation refers to its own variable; that is not a use.
+                for block in blocks:
+                    for body in block.values():
+                        for text in _strings(body.get("default")):
+                            used_variables.update(_VAR_REF.findall(text))
+                continue
+            for text in _strings(blocks):
+                used_variables.update(_VAR_REF.findall(text))
+                used_locals.update(_LOCAL_REF.findall(text))
+    assert used_variables <= declared_variables, f"undeclared: {sorted(used_variables - declared_variables)}"
+    assert declared_variables <= used_variables, f"unused: {sorted(declared_variables - used_variables)}"
+    assert used_locals <= declared_locals, f"undefined locals: {sorted(used_locals - declared_locals)}"
+    assert declared_locals <= used_locals, f"unused locals: {sorted(declared_locals - used_locals)}"
+
+
+# --- tests: the code Terraform deploys ---------------------------------------------------
+
+
+def test_functions_use_the_four_entry_points_and_one_source():
+    functions = _functions()
+    assert set(functions) == ENTRY_POINTS
+    for entry_point, function in functions.items():
+        build = function["build_config"][0]
+        assert build["runtime"] == "${var.function_runtime}"
+        storage = build["source"][0]["storage_source"][0]
+        assert storage["object"] == "${google_storage_bucket_object.source.name}", entry_point
+    assert set(_config()["variable"]["function_runtime"]["validation"][0]["condition"].split('"')) >= {
+        "python311",
+        "python312",
+    }
+
+
+def test_entry_points_exist_in_main_py():
+    main_py = REPO_ROOT / "main.py"
+    if not main_py.is_file():
+        pytest.fail(f"main.py does not exist; Terraform deploys entry points {sorted(ENTRY_POINTS)} from it")
+    tree = ast.parse(main_py.read_text(), filename=str(main_py))
+    defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
+    missing = set(_functions()) - defined
+    assert not missing, (
+        f"main.py lacks the entry points {sorted(missing)} that terraform/functions.tf deploys"
+    )
+
+
+def _doublestar(pattern: str) -> re.Pattern[str]:
+    """A glob of the archive provider's excludes (bmatcuk/doublestar) as a regular expression."""
+    parts = []
+    index = 0
+    while index < len(pattern):
+        if pattern.startswith("**/", index):
+            parts.append("(?:.*/)?")
+            index += 3
+        elif pattern.startswith("**", index):
+            parts.append(".*")
+            index += 2
+        elif pattern[index] == "*":
+            parts.append("[^/]*")
+            index += 1
+        elif pattern[index] == "?":
+            parts.append("[^/]")
+            index += 1
+        else:
+            parts.append(re.escape(pattern[index]))
+            index += 1
+    return re.compile("".join(parts) + r"\Z")
+
+
+def _archive_excludes() -> list[re.Pattern[str]]:
+    archive = _config()["data"]["archive_file"]["source"]
+    assert archive["source_dir"] == "${path.module}/.."
+    return [_doublestar(pattern) for pattern in archive["excludes"]]
+
+
+def _runtime_file(relative: str) -> bool:
+    return relative in {"main.py", "requirements.txt"} or relative.startswith(
+        ("functions/", "shared/", "migrations/")
+    )
+
+
+def _excluder() -> tuple[Any, Any]:
+    """(matches, excluded): one pattern matches a path; a path or one of its directories does."""
+    excludes = _archive_excludes()
+
+    def matches(relative: str) -> bool:
+        return any(pattern.match(relative) for pattern in excludes)
+
+    def excluded(relative: str) -> bool:
+        # The provider skips a matching directory whole, so an ancestor's match counts.
+        parts = relative.split("/")
+        return any(matches("/".join(parts[:depth])) for depth in range(1, len(parts) + 1))
+
+    return matches, excluded
+
+
+def _shipped_files() -> list[str]:
+    """The files archive_file would zip, walking the working tree the way the provider does."""
+    matches, _ = _excluder()
+    shipped = []
+    for directory, subdirectories, files in os.walk(REPO_ROOT):
+        relative_dir = Path(directory).relative_to(REPO_ROOT).as_posix()
+        prefix = "" if relative_dir == "." else relative_dir + "/"
+        subdirectories[:] = [name for name in subdirectories if not matches(prefix + name)]
+        shipped.extend(prefix + name for name in files if not matches(prefix + name))
+    return sorted(shipped)
+
+
+def test_source_archive_holds_only_the_runtime_files():
+    matches, excluded = _excluder()
+    assert not matches("."), "an exclude matches the repository root: the archive would be empty"
+    for kept in (
+        "main.py",
+        "requirements.txt",
+        "functions/analyze.py",
+        "shared/config.py",
+        "migrations/001.sql",
+    ):
+        assert not excluded(kept), f"{kept} would be left out of the function source"
+    for dropped in (
+        "tests/test_x.py",
+        "bench/run.py",
+        "infra/checkov.py",
+        "terraform/sql.tf",
+        ".venv/bin/python",
+        ".env",
+        "shared/__pycache__/config.cpython-311.pyc",
+    ):
+        assert excluded(dropped), f"{dropped} would be shipped"
+
+    shipped = _shipped_files()
+    assert "requirements.txt" in shipped
+    leaks = [path for path in shipped if not _runtime_file(path)]
+    assert not leaks, f"the function source would contain non-runtime files (extend the excludes): {leaks}"
+
+
+def test_shipped_code_does_not_import_what_is_left_out():
+    # infra/, tests/ and bench/ are not deployed: runtime modules may import them
+    # only lazily, inside a function that production never calls.
+    left_out = {"infra", "tests", "bench"}
+    offenders = []
+    for relative in _shipped_files():
+        if not relative.endswith(".py"):
+            continue
+        tree = ast.parse((REPO_ROOT / relative).read_text(), filename=relative)
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules = [node.module]
+            else:
+                continue
+            offenders.extend(
+                f"{relative}:{node.lineno} imports {module}"
+                for module in modules
+                if module.split(".")[0] in left_out
+            )
+    assert not offenders, "module-level imports of code the archive leaves out:\n" + "\n".join(offenders)
+
+
+def test_source_object_is_named_after_the_archive_hash():
+    obj = _resources("google_storage_bucket_object")["source"]
+    assert "data.archive_file.source.output_sha256" in obj["name"]
+    assert obj["source"] == "${data.archive_file.source.output_path}"
+
+
+def test_environment_variables_are_settings_aliases():
+    aliases = _settings_field_by_alias()
+    names = set(_plain_environment()) | set(_secret_environment())
+    unknown = sorted(names - aliases.keys())
+    assert not unknown, f"Terraform sets variables that Settings does not read: {unknown}"
+
+
+def test_every_function_gets_the_checked_environment():
+    # The other tests read the environment from these locals; make sure the
+    # functions really use them (and nothing else).
+    assert _normalised(_local("environment")) == _normalised(
+        "${merge(local.required_environment, {for name, value in local.optional_environment"
+        ' : name => value if value != ""})}'
+    )
+    for entry_point, function in _functions().items():
+        service = function["service_config"][0]
+        assert service["environment_variables"] == "${local.environment}", entry_point
+        assert "secret_environment_variables" not in service, (
+            f"{entry_point}: mount secrets via the dynamic block"
+        )
+        (dynamic,) = service["dynamic"]
+        block = dynamic["secret_environment_variables"]
+        assert block["for_each"] == f"${{local.function_secrets.{entry_point}}}", entry_point
+        content = block["content"][0]
+        assert content["key"] == "${secret_environment_variables.key}"
+        assert content["version"] == "${secret_environment_variables.value.version}"
+
+
+def test_secret_versions_are_pinned_numbers():
+    for name, secret in _secret_environment().items():
+        version = secret["version"]
+        generated = re.fullmatch(r"\$\{google_secret_manager_secret_version\.\w+\.version\}", version)
+        provided = re.fullmatch(r"\$\{var\.(\w+_version)\}", version)
+        assert generated or provided, f"{name}: version {version!r} is neither a created version nor a pin"
+        if provided:
+            variable = _config()["variable"][provided.group(1)]
+            condition = variable["validation"][0]["condition"]
+            assert "[1-9][0-9]*" in condition, f"{provided.group(1)} must only accept version numbers"
+            assert not re.fullmatch(r"^([1-9][0-9]*)?$", "latest")
+
+
+def test_terraform_satisfies_production_settings(monkeypatch):
+    """Settings built from exactly what Terraform sets has no production problem."""
+    aliases = _settings_field_by_alias()
+    for alias in aliases:
+        monkeypatch.delenv(alias, raising=False)
+
+    values: dict[str, str] = {}
+    for name, expression in _local("required_environment").items():
+        values[name] = _resolved(expression) or f"dummy-{name.lower()}"
+    for name, expression in _local("optional_environment").items():
+        resolved = _resolved(expression)
+        if resolved:  # empty optional values are left out of the functions
+            values[name] = resolved
+    for name in _secret_environment():
+        # Operator secrets count once their version is pinned (the first-run checklist).
+        values[name] = f"{name.lower()}-dummy-0123456789abcdef0123456789abcdef"
+
+    assert values["ANALYTICS_ENVIRONMENT"] == "production"
+    assert values["ANALYTICS_QUEUE_BACKEND"] == "cloud_tasks"
+    settings = Settings(**values)  # raises ConfigurationError on a production problem
+    assert settings.production_problems() == []
+
+    # Not vacuous: without the secrets Terraform mounts, production refuses to start.
+    bare = {name: value for name, value in values.items() if name not in _secret_environment()}
+    bare["ANALYTICS_ENVIRONMENT"] = "local"
+    assert Settings(**bare).production_problems()
+
+
+def test_every_function_mounts_the_secrets_production_needs():
+    required = {
+        "COGNIFORCE_DATABASE_URL",
+        "OPENWEBUI_DATABASE_URL",
+        "ANALYTICS_HMAC_KEY",
+        "ANALYTICS_DASHBOARD_PASSWORD",
+    }
+    pipeline = set(_local("pipeline_secret_variables"))
+    assert required | {"OPENAI_API_KEY"} <= pipeline
+    per_function = _local("function_secret_variables")
+    assert set(per_function) == ENTRY_POINTS
+    for entry_point in ENTRY_POINTS - {"api"}:
+        assert per_function[entry_point] == "${local.pipeline_secret_variables}", entry_point
+
+
+def test_plain_defaults_match_settings_defaults():
+    fields = _settings_field_by_alias()
+    for name, expression in _plain_environment().items():
+        match = _PLAIN_VAR.match(expression) if isinstance(expression, str) else None
+        if not match or name in INTENTIONAL_DEFAULT_DIFFERENCES:
+            continue
+        default = _variable_default(match.group(1))
+        if default is None:  # required variable, e.g. project_id
+            continue
+        field_default = Settings.model_fields[fields[name]].default
+        field_default = getattr(field_default, "value", field_default)
+        assert str(default) == str(field_default), (
+            f"var.{match.group(1)} = {default!r} but Settings says {field_default!r}"
+        )
+
+
+def test_schedule_defaults_equal_settings_defaults():
+    assert _variable_default("time_zone") == Settings.model_fields["timezone"].default
+    assert _variable_default("schedule") == Settings.model_fields["schedule"].default
+    job = _resources("google_cloud_scheduler_job")["nightly"]
+    assert job["schedule"] == "${var.schedule}"
+    assert job["time_zone"] == "${var.time_zone}"
+
+
+def test_scheduler_calls_the_dispatcher_with_oidc():
+    job = _resources("google_cloud_scheduler_job")["nightly"]
+    target = job["http_target"][0]
+    assert target["uri"] == "${local.function_urls.dispatch}"
+    token = target["oidc_token"][0]
+    assert token["audience"] == target["uri"]
+    assert token["service_account_email"] == "${google_service_account.scheduler_invoker.email}"
+    assert job["retry_config"], "the job needs a retry_config"
+    assert job["attempt_deadline"] == "${local.timeout_seconds.dispatch}s"
+    assert 15 <= _local("timeout_seconds")["dispatch"] <= 1800, "attempt_deadline must be 15 s - 30 min"
+
+
+def test_queue_rate_follows_the_llm_rate():
+    assert _normalised(_local("queue_dispatches_per_second")) == "${var.llm_rpm/60}"
+    assert _variable_default("llm_rpm") == Settings.model_fields["llm_rpm"].default
+    queue = _resources("google_cloud_tasks_queue")["pipeline"]
+    rate = queue["rate_limits"][0]
+    assert rate["max_dispatches_per_second"] == "${local.queue_dispatches_per_second}"
+    assert rate["max_concurrent_dispatches"] == "${local.analyzer_max_instances}"
+    retry = queue["retry_config"][0]
+    assert {"max_attempts", "min_backoff", "max_backoff", "max_doublings", "max_retry_duration"} <= set(retry)
+
+
+def test_function_timeouts_fit_the_dispatch_deadline():
+    # One deadline for Terraform and the app, which sets it on every task it creates.
+    assert _local("task_dispatch_deadline_seconds") == "${var.task_deadline_seconds}"
+    assert (
+        _local("required_environment")["ANALYTICS_TASK_DEADLINE_SECONDS"]
+        == "${tostring(var.task_deadline_seconds)}"
+    )
+    deadline = _variable_default("task_deadline_seconds")
+    assert deadline == Settings.model_fields["task_deadline_seconds"].default
+    assert 15 <= deadline <= 1800, "Cloud Tasks accepts dispatch deadlines of 15 s to 30 min"
+    timeouts = _local("timeout_seconds")
+    functions = _functions()
+    assert set(timeouts) == ENTRY_POINTS
+    for entry_point, function in functions.items():
+        assert function["service_config"][0]["timeout_seconds"] == f"${{local.timeout_seconds.{entry_point}}}"
+        assert timeouts[entry_point] <= 3600, "HTTP functions time out after at most 60 minutes"
+    task_targets = set(re.findall(r'"(\w+)"', _local("task_targets")))
+    assert task_targets == TASK_TARGETS
+    for entry_point in task_targets:
+        assert timeouts[entry_point] <= deadline, f"{entry_point} may outlive its task's dispatch deadline"
+        # ... and a non-default deadline is checked at plan time.
+        conditions = [
+            _normalised(check["condition"])
+            for check in functions[entry_point]["lifecycle"][0]["precondition"]
+        ]
+        expected = f"${{local.timeout_seconds.{entry_point}<=local.task_dispatch_deadline_seconds}}"
+        assert expected in conditions, f"{entry_point} lacks the timeout <= deadline precondition"
+
+
+def test_only_the_api_is_public():
+    functions = _functions()
+    for entry_point, function in functions.items():
+        ingress = function["service_config"][0]["ingress_settings"]
+        if entry_point == "api":
+            assert ingress == "ALLOW_ALL"
+        else:
+            assert ingress == "${var.pipeline_ingress_settings}", entry_point
+    assert _variable_default("pipeline_ingress_settings") == "ALLOW_INTERNAL_ONLY"
+
+    config = _config()["resource"]
+    assert not [name for name in config if name.startswith("google_cloudfunctions2_function_iam")], (
+        "grant roles/run.invoker on the Cloud Run service, not through cloudfunctions2_function_iam_*"
+    )
+    public = [
+        (type_name, name)
+        for type_name, instances in config.items()
+        for name, body in instances.items()
+        if body.get("member") in ("allUsers", "allAuthenticatedUsers")
+    ]
+    assert public == [("google_cloud_run_v2_service_iam_member", "api_public")]
+    assert config["google_cloud_run_v2_service_iam_member"]["api_public"]["name"] == (
+        "${google_cloudfunctions2_function.api.name}"
+    )
+
+
+def test_sql_instance_is_protected_and_backed_up():
+    instance = _resources("google_sql_database_instance")["analytics"]
+    assert instance["deletion_protection"] == "${var.db_deletion_protection}"
+    assert _variable_default("db_deletion_protection") is True
+    settings = instance["settings"][0]
+    backup = settings["backup_configuration"][0]
+    assert backup["enabled"] is True
+    assert backup["point_in_time_recovery_enabled"] is True
+    ip = settings["ip_configuration"][0]
+    assert not ip.get("authorized_networks"), "nothing may connect to the analytics database by address"
+    assert ip["ssl_mode"] in ("ENCRYPTED_ONLY", "TRUSTED_CLIENT_CERTIFICATE_REQUIRED")
+
+
+# --- tests: checkov -------------------------------------------------------------------------
+
+
+def _skip_comments() -> list[tuple[str, int, str, str]]:
+    """(file, line, check id, reason) of every checkov skip in terraform/."""
+    skips = []
+    for path in TF_FILES:
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            if "checkov:skip" not in line:
+                continue
+            match = _SKIP_COMMENT.search(line.strip())
+            assert match, f"{path.name}:{number}: malformed checkov skip: {line.strip()}"
+            skips.append((path.name, number, match.group("check"), (match.group("reason") or "").strip()))
+    return skips
+
+
+def test_every_checkov_skip_has_a_reason():
+    for file_name, number, check, reason in _skip_comments():
+        assert re.fullmatch(r"CKV2?_[A-Z]+_\d+", check), f"{file_name}:{number}: {check} is not a checkov id"
+        assert len(reason) >= 20, f"{file_name}:{number}: skip of {check} needs a one-line reason"
+
+
+def test_checkov_passes():
+    report = run_checkov(TERRAFORM_DIR)
+    summary = report["summary"]
+    results = report["results"]
+    failed = [
+        f"{check['check_id']} {check['resource']}: {check['check_name']}"
+        for check in results.get("failed_checks", [])
+    ]
+    assert not failed, "checkov failed checks:\n" + "\n".join(failed)
+    assert summary["parsing_errors"] == 0
+    assert summary["passed"] > 0 and summary["resource_count"] > 0
+
+    skipped = results.get("skipped_checks", [])
+    for check in skipped:
+        comment = (check.get("check_result") or {}).get("suppress_comment", "")
+        assert comment.strip(), f"{check['check_id']} on {check['resource']} is skipped without a reason"
+    # Every skip in the code still suppresses something: no stale skips.
+    reported = {check["check_id"] for check in skipped}
+    stale = {check for _, _, check, _ in _skip_comments()} - reported
+    assert not stale, f"skips that no longer match a check: {sorted(stale)}"
