@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -201,6 +202,66 @@ def backfill(
     days = [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
     rows = _run_dates(days, force=force, inline=inline, timeout=timeout)
     _emit(as_json, rows, "\n".join(_describe_run(r) if "status" in r else str(r) for r in rows))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def health(as_json: bool) -> None:
+    """Last run, stale runs (closed now), next scheduled run and the settings that matter."""
+    from functions.api.health import health_report
+
+    settings = get_settings()
+    report = health_report(analytics_engine(settings), settings, datetime.now(settings.zone))
+    data = report.model_dump(mode="json")
+    last = report.last_run
+    lines = [
+        f"status: {report.status}" + (f" ({'; '.join(report.problems)})" if report.problems else ""),
+        f"last run: {last.run_date} {last.status}, {last.conversations_processed} analysed, "
+        f"{last.conversations_skipped} skipped, {last.conversations_failed} failed"
+        if last
+        else "last run: none yet",
+        f"stale runs closed now: {len(report.stale_runs_closed)}",
+        f"next run: {report.next_run.scheduled_at} ({report.next_run.source})",
+        f"zone {settings.timezone}, idle threshold {settings.idle_threshold_minutes} min, "
+        f"estimator {report.system_info.estimator} ({report.system_info.prompt_version})",
+    ]
+    _emit(as_json, data, "\n".join(lines))
+    if report.status != "healthy":
+        sys.exit(1)
+
+
+@cli.command()
+@click.option(
+    "--days", default=7, show_default=True, type=click.IntRange(1, 365), help="Local days ending yesterday."
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def stats(days: int, as_json: bool) -> None:
+    """Time saved over the last days, from the daily aggregates."""
+    from functions.api import queries
+    from functions.api.schemas import DateRange
+    from functions.dispatcher import yesterday
+
+    settings = get_settings()
+    end = yesterday(settings)
+    date_range = DateRange(start_date=end - timedelta(days=days - 1), end_date=end, days=days)
+    with analytics_engine(settings).connect() as connection:
+        totals = queries.figures(connection, queries.Scope(), date_range)
+        trend = queries.daily_trend(connection, queries.Scope(), date_range)
+    data = {
+        "range": date_range.model_dump(mode="json"),
+        "totals": totals.model_dump(mode="json"),
+        "daily": [point.model_dump(mode="json") for point in trend],
+    }
+    hours = [
+        round(v / 60, 1)
+        for v in (totals.total_time_saved_low, totals.total_time_saved, totals.total_time_saved_high)
+    ]
+    lines = [
+        f"{date_range.start_date} … {date_range.end_date} ({days} days, {settings.timezone}), estimator: {totals.estimator}",
+        f"conversations {totals.conversation_count}, hours saved {hours[1]} (band {hours[0]}–{hours[2]}), "
+        f"active hours {round(totals.total_active_time / 60, 1)}, mean confidence {totals.avg_confidence_level}",
+    ]
+    _emit(as_json, data, "\n".join(lines))
 
 
 @cli.command("hash-user")
