@@ -251,6 +251,21 @@ class _Context:
         return AnalyzeResult(self.run_id, self.conversation_id, outcome, reason, reused)
 
 
+def _outcome(ctx: _Context, outcome: str, usage: EstimateUsage | None, **fields: Any) -> runs.OutcomeRecord:
+    """The run outcome of this conversation, carrying what its estimate cost."""
+    usage = usage or EstimateUsage()
+    return runs.OutcomeRecord(
+        ctx.conversation_id,
+        outcome,
+        llm_requests=usage.requests,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cached_tokens=usage.cached_tokens,
+        llm_cost_usd=usage.cost_usd,
+        **fields,
+    )
+
+
 def _record_not_analysed(
     ctx: _Context,
     stored: Row[Any] | None,
@@ -282,18 +297,7 @@ def _record_not_analysed(
             _upsert(connection, values)
 
     previous = stored.analysis_date if stored is not None and not keep_existing else None
-    usage = usage or EstimateUsage()
-    record = runs.OutcomeRecord(
-        ctx.conversation_id,
-        outcome,
-        reason=reason,
-        previous_analysis_date=previous,
-        llm_requests=usage.requests,
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-        cached_tokens=usage.cached_tokens,
-        llm_cost_usd=usage.cost_usd,
-    )
+    record = _outcome(ctx, outcome, usage, reason=reason, previous_analysis_date=previous)
     counted = commit_outcome(ctx.engine, ctx.queue, ctx.run_id, record, write=write)
     _log.info("run %s: conversation %s %s (%s)", ctx.run_id, ctx.conversation_id, outcome, reason)
     return ctx.result(outcome if counted else "duplicate", reason)
@@ -385,18 +389,13 @@ def _run(ctx: _Context) -> AnalyzeResult:
         if stored is not None and stored.analysis_date != values["analysis_date"]
         else None
     )
-    usage = estimate.usage
-    record = runs.OutcomeRecord(
-        ctx.conversation_id,
+    record = _outcome(
+        ctx,
         "analyzed",
+        estimate.usage,
         analysis_date=values["analysis_date"],
         previous_analysis_date=previous,
         estimate_reused=reused,
-        llm_requests=usage.requests,
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-        cached_tokens=usage.cached_tokens,
-        llm_cost_usd=usage.cost_usd,
     )
 
     def write(connection: Connection) -> None:

@@ -103,6 +103,19 @@ _USER = Field(
 )
 
 
+def _date_pair(start: date | None, end: date | None, what: str) -> tuple[date, date]:
+    """Both dates given, in order, and at most MAX_RANGE_DAYS apart; else the parameter at fault."""
+    if start is None:
+        raise InvalidParameter("start_date", "required when end_date is given")
+    if end is None:
+        raise InvalidParameter("end_date", "required when start_date is given")
+    if start > end:
+        raise InvalidParameter("start_date", "must not be after end_date")
+    if (end - start).days + 1 > MAX_RANGE_DAYS:
+        raise InvalidParameter("end_date", f"{what} may span at most {MAX_RANGE_DAYS} days")
+    return start, end
+
+
 class RangeQuery(_Query):
     """A local date range: `days`, or `start_date` and `end_date`."""
 
@@ -124,16 +137,9 @@ class RangeQuery(_Query):
             return DateRange(start_date=end - timedelta(days=days - 1), end_date=end, days=days)
         if self.days is not None:
             raise InvalidParameter("days", "give either days or start_date and end_date, not both")
-        if self.start_date is None:
-            raise InvalidParameter("start_date", "required when end_date is given")
-        if self.end_date is None:
-            raise InvalidParameter("end_date", "required when start_date is given")
-        if self.start_date > self.end_date:
-            raise InvalidParameter("start_date", "must not be after end_date")
-        days = (self.end_date - self.start_date).days + 1
-        if days > MAX_RANGE_DAYS:
-            raise InvalidParameter("end_date", f"the range may span at most {MAX_RANGE_DAYS} days")
-        return DateRange(start_date=self.start_date, end_date=self.end_date, days=days)
+        start, end = _date_pair(self.start_date, self.end_date, "the range")
+        days = (end - start).days + 1
+        return DateRange(start_date=start, end_date=end, days=days)
 
 
 class BreakdownQuery(RangeQuery):
@@ -191,17 +197,10 @@ class TriggerQuery(_Query):
             return None
         if self.date is not None:
             raise InvalidParameter("date", "give either date or start_date and end_date, not both")
-        if self.start_date is None:
-            raise InvalidParameter("start_date", "required when end_date is given")
-        if self.end_date is None:
-            raise InvalidParameter("end_date", "required when start_date is given")
-        if self.start_date > self.end_date:
-            raise InvalidParameter("start_date", "must not be after end_date")
-        if self.end_date > today:
+        start, end = _date_pair(self.start_date, self.end_date, "a backfill")
+        if end > today:
             raise InvalidParameter("end_date", "must not be in the future")
-        if (self.end_date - self.start_date).days + 1 > MAX_RANGE_DAYS:
-            raise InvalidParameter("end_date", f"a backfill may span at most {MAX_RANGE_DAYS} days")
-        return self.start_date, self.end_date
+        return start, end
 
 
 # --- responses --------------------------------------------------------------------------
