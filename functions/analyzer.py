@@ -228,7 +228,6 @@ class _Context:
         attempt: int,
         settings: Settings,
         engine: Engine,
-        source: Engine,
         estimator: Estimator,
         queue: TaskQueue,
     ) -> None:
@@ -238,10 +237,14 @@ class _Context:
         self.attempt = attempt
         self.settings = settings
         self.engine = engine
-        self.source = source
         self.estimator = estimator
         self.queue = queue
         self.key = settings.hmac_key.get_secret_value()
+
+    @property
+    def source(self) -> Engine:
+        """Open WebUI's database, opened only once the task is known to be worth reading."""
+        return source_engine(self.settings)
 
     @property
     def last_attempt(self) -> bool:
@@ -446,7 +449,6 @@ def analyze(
         attempt=attempt,
         settings=settings,
         engine=analytics_engine(settings),
-        source=source_engine(settings),
         estimator=estimator or _default_estimator(settings),
         queue=queue,
     )

@@ -17,7 +17,13 @@ import sqlalchemy as sa
 
 from shared.config import Settings, get_settings
 from shared.db import analytics_engine
-from shared.errors import AuthenticationFailed, PermanentError, RequestRejected, RetryableError
+from shared.errors import (
+    AuthenticationFailed,
+    ConfigurationError,
+    PermanentError,
+    RequestRejected,
+    RetryableError,
+)
 from shared.logs import configure_logging
 from shared.pipeline_auth import verify_pipeline_caller
 from shared.queue import TASK_RETRY_HEADER
@@ -124,6 +130,10 @@ def pipeline_response(
         return _json_response(503, {"status": "retry", "reason": str(exc)}, retry_after)
     except PermanentError as exc:
         return _json_response(200, {"status": "failed", "reason": exc.reason_code, "detail": str(exc)})
+    except ConfigurationError as exc:
+        # the deployment is wrong, not the task: keep it queued (non-2xx) and say what to fix
+        _log.error("%s cannot run: %s", function_name, exc)
+        return _json_response(500, {"status": "misconfigured", "reason": str(exc)})
     except sa.exc.DBAPIError as exc:
         _log.warning("%s: database error, the queue will retry: %s", function_name, type(exc.orig).__name__)
         return _json_response(503, {"status": "retry", "reason": "database unavailable"})

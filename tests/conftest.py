@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from functions.api import reset_app
 from functions.pipeline import reset_queue
 from infra.embedded_pg import EmbeddedPostgres
 from shared.config import reset_settings_cache
@@ -39,6 +40,7 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     reset_settings_cache()
     reset_engines()
     reset_queue()
+    reset_app()
 
 
 @pytest.fixture(scope="session")

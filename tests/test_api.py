@@ -570,6 +570,27 @@ def test_trigger_processing_dispatches_a_date(client: FlaskClient, fake_dispatch
     assert fake_dispatch.calls[1]["target_date"] is None  # the dispatcher's default: yesterday
 
 
+def test_trigger_processing_takes_its_parameters_as_a_json_body_too(
+    client: FlaskClient, fake_dispatch: FakeDispatch
+) -> None:
+    response = client.post(
+        API_PREFIX + "/trigger-processing", json={"date": "2026-06-11", "force": True}, headers=AUTH
+    )
+    assert response.status_code == 202
+    call = fake_dispatch.calls[0]
+    assert (call["target_date"], call["force"]) == (date(2026, 6, 11), True)
+    both = client.post(
+        API_PREFIX + "/trigger-processing",
+        query_string={"date": "2026-06-11"},
+        json={"date": "2026-06-12"},
+        headers=AUTH,
+    )
+    assert both.status_code == 422 and "date" in both.get_data(as_text=True)
+    listed = client.post(API_PREFIX + "/trigger-processing", json=["2026-06-11"], headers=AUTH)
+    assert listed.status_code == 422 and "body" in listed.get_data(as_text=True)
+    assert len(fake_dispatch.calls) == 1
+
+
 def test_trigger_processing_backfills_a_range_with_force(
     client: FlaskClient, fake_dispatch: FakeDispatch
 ) -> None:

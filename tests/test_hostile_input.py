@@ -227,3 +227,16 @@ def test_a_bad_dispatch_body_is_a_client_error(analytics_engine: Engine) -> None
 def test_pipeline_entry_points_answer_only_post(analytics_engine: Engine) -> None:
     client = functions_framework.create_app(target="analyze", source="main.py").test_client()
     assert client.get("/").status_code == 405
+
+
+def test_a_misconfigured_source_keeps_the_task_queued_and_says_why(
+    analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("OPENWEBUI_DATABASE_URL", f"mysql://nobody@/{tmp_path}/nothing")
+    reset_settings_cache()
+    run_id = _open_run(analytics_engine, 1)
+    response = _post("analyze", json.dumps({"run_id": str(run_id), "conversation_id": "c"}).encode())
+    assert response.status_code == 500  # not 2xx: the queue keeps it until the deployment is fixed
+    assert response.get_json()["status"] == "misconfigured"
+    assert "unsupported database URL" in response.get_json()["reason"]
+    assert rows(analytics_engine, "SELECT count(*) AS n FROM run_outcomes")[0]["n"] == 0

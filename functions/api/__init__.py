@@ -14,7 +14,7 @@ import flask
 
 from functions.api.app import create_app
 
-__all__ = ["create_app", "handle"]
+__all__ = ["create_app", "handle", "reset_app"]
 
 _app: flask.Flask | None = None
 _app_lock = threading.Lock()
@@ -26,6 +26,13 @@ def _shared_app() -> flask.Flask:
         if _app is None:
             _app = create_app()
         return _app
+
+
+def reset_app() -> None:
+    """Forget the process-wide app (tests switch settings and databases)."""
+    global _app
+    with _app_lock:
+        _app = None
 
 
 def handle(request: flask.Request) -> flask.Response:

@@ -258,13 +258,27 @@ class _InvalidQuery(RequestRejected):
         self.problems = problems
 
 
-def _parse_query(model: type[BaseModel]) -> BaseModel:
+def _request_parameters() -> dict[str, Any]:
+    """The query string, plus for POST an optional JSON object body with the same parameters."""
     args = flask.request.args
     repeated = [name for name in args if len(args.getlist(name)) > 1]
     if repeated:
         raise InvalidParameter(repeated[0], "given more than once")
+    parameters: dict[str, Any] = args.to_dict()
+    if flask.request.method == "POST" and flask.request.get_data(cache=True):
+        body = flask.request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise InvalidParameter("body", "must be a JSON object of the operation's parameters")
+        both = sorted(set(body) & set(parameters))
+        if both:
+            raise InvalidParameter(both[0], "given in both the query string and the body")
+        parameters.update(body)
+    return parameters
+
+
+def _parse_query(model: type[BaseModel]) -> BaseModel:
     try:
-        return model.model_validate(args.to_dict())
+        return model.model_validate(_request_parameters())
     except ValidationError as exc:
         problems = []
         for item in exc.errors(include_url=False):

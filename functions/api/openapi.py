@@ -104,7 +104,7 @@ def _operation(route: Route) -> dict[str, Any]:
     description = route.description
     if route.query is not None and "days" in route.query.model_fields:
         description = f"{description}\n\n{RANGE_RULES}"
-    return {
+    operation = {
         "operationId": route.endpoint.replace("-", "_"),
         "summary": route.summary,
         "description": description,
@@ -113,6 +113,15 @@ def _operation(route: Route) -> dict[str, Any]:
         "responses": responses,
         "security": security,
     }
+    if "POST" in route.methods and route.query is not None:
+        # a POST takes the same parameters in the query string or as a JSON object body
+        body_schema = route.query.model_json_schema(mode="validation")
+        body_schema.pop("title", None)
+        operation["requestBody"] = {
+            "required": False,
+            "content": {"application/json": {"schema": body_schema}},
+        }
+    return operation
 
 
 def build_openapi(routes: Sequence[Route], *, session_cookie: str, version: str = "1.0.0") -> dict[str, Any]:
