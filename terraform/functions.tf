@@ -1,12 +1,45 @@
 # The four functions, built from one source archive of the repository.
 
 locals {
-  function_names = {
-    dispatch  = "${var.name_prefix}-dispatch"
-    analyze   = "${var.name_prefix}-analyze"
-    aggregate = "${var.name_prefix}-aggregate"
-    api       = "${var.name_prefix}-api"
+  # --- the functions ----------------------------------------------------------------
+  # One entry per function, keyed by its entry point in main.py (also the suffix of
+  # its name, service account and URL), holding what differs between them; the
+  # resource at the end of this file gives all four everything else alike.
+  #
+  # Timeouts: Cloud Tasks waits task_deadline_seconds (the dispatch deadline
+  # shared/queue.py sets on every task) for the function a task targets. A
+  # function that outlives it is retried while it still runs, so a task target's
+  # timeout must fit inside it (precondition below). The dispatcher is called by
+  # Cloud Scheduler, whose attempt_deadline follows its timeout (scheduler.tf).
+  functions = {
+    dispatch = {
+      description     = "Opens a run and enqueues one analysis task per changed conversation (Cloud Scheduler, nightly)."
+      timeout_seconds = 540 # enqueues up to max_conversations_per_run tasks concurrently
+      ingress         = var.pipeline_ingress_settings
+      task_target     = false
+    }
+    analyze = {
+      description     = "Analyses one conversation per Cloud Task: timing, redaction, estimate, upsert."
+      timeout_seconds = 300 # one conversation: source read, one LLM call with retries, upsert
+      ingress         = var.pipeline_ingress_settings
+      task_target     = true
+    }
+    aggregate = {
+      description     = "Recomputes the daily aggregates a run touched and closes the run (Cloud Task from the last analysis)."
+      timeout_seconds = 540 # recomputes the touched days in one transaction
+      ingress         = var.pipeline_ingress_settings
+      task_target     = true
+    }
+    # The only public function: browsers open the dashboard, the app authenticates admins.
+    api = {
+      description     = "Dashboard page, read API, CSV export, health and manual trigger (admin authentication in the app)."
+      timeout_seconds = 540 # a manual trigger runs a dispatch in-process; CSV export streams
+      ingress         = "ALLOW_ALL"
+      task_target     = false
+    }
   }
+
+  function_names = { for key in keys(local.functions) : key => "${var.name_prefix}-${key}" }
 
   # Deterministic Cloud Run URLs, https://SERVICE-PROJECT_NUMBER.REGION.run.app
   # (a gen2 function is a Cloud Run service of the same name). They are known
@@ -27,19 +60,8 @@ locals {
   # dispatcher, so reading it back here would be a cycle.
   scheduler_job_id = "projects/${var.project_id}/locations/${var.region}/jobs/${local.scheduler_job_name}"
 
-  # --- timeouts -----------------------------------------------------------------
-  # Cloud Tasks waits task_deadline_seconds (the dispatch deadline shared/queue.py
-  # sets on every task) for the analyzer or aggregator. A function that outlives
-  # it is retried while it still runs, so their timeouts must fit inside it
-  # (preconditions below). The dispatcher is called by Cloud Scheduler, whose
-  # attempt_deadline follows its timeout (scheduler.tf).
+  # Cloud Tasks' dispatch deadline, which the task targets' timeouts must fit.
   task_dispatch_deadline_seconds = var.task_deadline_seconds
-  timeout_seconds = {
-    dispatch  = 540 # enqueues up to max_conversations_per_run tasks concurrently
-    analyze   = 300 # one conversation: source read, one LLM call with retries, upsert
-    aggregate = 540 # recomputes the touched days in one transaction
-    api       = 540 # a manual trigger runs a dispatch in-process; CSV export streams
-  }
 
   # --- instances ------------------------------------------------------------------
   # Every instance serves one request at a time (max_instance_request_concurrency
@@ -87,10 +109,10 @@ locals {
     ANALYTICS_GCP_PROJECT               = var.project_id
     ANALYTICS_GCP_REGION                = var.region
     ANALYTICS_TASKS_QUEUE               = google_cloud_tasks_queue.pipeline.name
-    ANALYTICS_TASKS_SERVICE_ACCOUNT     = google_service_account.tasks_invoker.email
+    ANALYTICS_TASKS_SERVICE_ACCOUNT     = google_service_account.platform["tasks"].email
     ANALYTICS_TASK_MAX_ATTEMPTS         = tostring(var.task_max_attempts)
     ANALYTICS_TASK_DEADLINE_SECONDS     = tostring(var.task_deadline_seconds)
-    ANALYTICS_SCHEDULER_SERVICE_ACCOUNT = google_service_account.scheduler_invoker.email
+    ANALYTICS_SCHEDULER_SERVICE_ACCOUNT = google_service_account.platform["scheduler"].email
     ANALYTICS_DISPATCHER_URL            = local.function_urls.dispatch
     ANALYTICS_ANALYZER_URL              = local.function_urls.analyze
     ANALYTICS_AGGREGATOR_URL            = local.function_urls.aggregate
@@ -183,17 +205,20 @@ resource "google_storage_bucket_object" "source" {
 
 # --- functions --------------------------------------------------------------------------
 
-resource "google_cloudfunctions2_function" "dispatch" {
-  name        = local.function_names.dispatch
+resource "google_cloudfunctions2_function" "function" {
+  #checkov:skip=CKV_GCP_124:The api must accept internet traffic (browsers open the dashboard, the app authenticates admins); tests/test_terraform.py checks that every other function keeps var.pipeline_ingress_settings.
+  for_each = local.functions
+
+  name        = local.function_names[each.key]
   project     = var.project_id
   location    = var.region
-  description = "Opens a run and enqueues one analysis task per changed conversation (Cloud Scheduler, nightly)."
+  description = each.value.description
   labels      = local.labels
 
   build_config {
     runtime         = var.function_runtime
-    entry_point     = "dispatch"
-    service_account = google_service_account.build.id
+    entry_point     = each.key
+    service_account = google_service_account.platform["build"].id
     source {
       storage_source {
         bucket = google_storage_bucket.source.name
@@ -205,17 +230,17 @@ resource "google_cloudfunctions2_function" "dispatch" {
   service_config {
     available_memory                 = "512Mi"
     available_cpu                    = "1"
-    timeout_seconds                  = local.timeout_seconds.dispatch
-    max_instance_count               = local.max_instances.dispatch
+    timeout_seconds                  = each.value.timeout_seconds
+    max_instance_count               = local.max_instances[each.key]
     min_instance_count               = 0
-    max_instance_request_concurrency = 1
-    ingress_settings                 = var.pipeline_ingress_settings
+    max_instance_request_concurrency = 1 # the connection budget above assumes it
+    ingress_settings                 = each.value.ingress
     all_traffic_on_latest_revision   = true
-    service_account_email            = google_service_account.function["dispatch"].email
+    service_account_email            = google_service_account.function[each.key].email
     environment_variables            = local.environment
 
     dynamic "secret_environment_variables" {
-      for_each = local.function_secrets.dispatch
+      for_each = local.function_secrets[each.key]
       content {
         key        = secret_environment_variables.key
         project_id = var.project_id
@@ -227,64 +252,8 @@ resource "google_cloudfunctions2_function" "dispatch" {
 
   lifecycle {
     precondition {
-      condition     = local.openwebui_url_configured
-      error_message = "Set openwebui_database_url_version: add Open WebUI's database URL with `gcloud secrets versions add` first (README, first run)."
-    }
-    precondition {
-      condition     = local.estimator_key_configured
-      error_message = "Set openai_api_key_version (README, first run), or set openai_base_url to a server that needs no key, or estimator = \"heuristic\"."
-    }
-  }
-
-  depends_on = [google_secret_manager_secret_iam_member.function, google_project_iam_member.build]
-}
-
-resource "google_cloudfunctions2_function" "analyze" {
-  name        = local.function_names.analyze
-  project     = var.project_id
-  location    = var.region
-  description = "Analyses one conversation per Cloud Task: timing, redaction, estimate, upsert."
-  labels      = local.labels
-
-  build_config {
-    runtime         = var.function_runtime
-    entry_point     = "analyze"
-    service_account = google_service_account.build.id
-    source {
-      storage_source {
-        bucket = google_storage_bucket.source.name
-        object = google_storage_bucket_object.source.name
-      }
-    }
-  }
-
-  service_config {
-    available_memory                 = "512Mi"
-    available_cpu                    = "1"
-    timeout_seconds                  = local.timeout_seconds.analyze
-    max_instance_count               = local.max_instances.analyze
-    min_instance_count               = 0
-    max_instance_request_concurrency = 1
-    ingress_settings                 = var.pipeline_ingress_settings
-    all_traffic_on_latest_revision   = true
-    service_account_email            = google_service_account.function["analyze"].email
-    environment_variables            = local.environment
-
-    dynamic "secret_environment_variables" {
-      for_each = local.function_secrets.analyze
-      content {
-        key        = secret_environment_variables.key
-        project_id = var.project_id
-        secret     = secret_environment_variables.value.secret
-        version    = secret_environment_variables.value.version
-      }
-    }
-  }
-
-  lifecycle {
-    precondition {
-      condition     = local.timeout_seconds.analyze <= local.task_dispatch_deadline_seconds
-      error_message = "The analyze function's timeout (timeout_seconds in functions.tf) exceeds task_deadline_seconds: Cloud Tasks would retry it while it still runs. Raise task_deadline_seconds or lower the timeout."
+      condition     = !each.value.task_target || each.value.timeout_seconds <= local.task_dispatch_deadline_seconds
+      error_message = "The ${each.key} function's timeout (timeout_seconds in functions.tf) exceeds task_deadline_seconds: Cloud Tasks would retry it while it still runs. Raise task_deadline_seconds or lower the timeout."
     }
     precondition {
       condition     = local.openwebui_url_configured
@@ -295,125 +264,9 @@ resource "google_cloudfunctions2_function" "analyze" {
       error_message = "Set openai_api_key_version (README, first run), or set openai_base_url to a server that needs no key, or estimator = \"heuristic\"."
     }
     precondition {
-      condition     = local.db_connections_sufficient
+      # Checked once, on the analyzer: it gets the connections the others leave.
+      condition     = each.key != "analyze" || local.db_connections_sufficient
       error_message = "max instances x db_pool_size exceeds db_max_connections: raise db_max_connections (and db_tier) or lower db_pool_size."
-    }
-  }
-
-  depends_on = [google_secret_manager_secret_iam_member.function, google_project_iam_member.build]
-}
-
-resource "google_cloudfunctions2_function" "aggregate" {
-  name        = local.function_names.aggregate
-  project     = var.project_id
-  location    = var.region
-  description = "Recomputes the daily aggregates a run touched and closes the run (Cloud Task from the last analysis)."
-  labels      = local.labels
-
-  build_config {
-    runtime         = var.function_runtime
-    entry_point     = "aggregate"
-    service_account = google_service_account.build.id
-    source {
-      storage_source {
-        bucket = google_storage_bucket.source.name
-        object = google_storage_bucket_object.source.name
-      }
-    }
-  }
-
-  service_config {
-    available_memory                 = "512Mi"
-    available_cpu                    = "1"
-    timeout_seconds                  = local.timeout_seconds.aggregate
-    max_instance_count               = local.max_instances.aggregate
-    min_instance_count               = 0
-    max_instance_request_concurrency = 1
-    ingress_settings                 = var.pipeline_ingress_settings
-    all_traffic_on_latest_revision   = true
-    service_account_email            = google_service_account.function["aggregate"].email
-    environment_variables            = local.environment
-
-    dynamic "secret_environment_variables" {
-      for_each = local.function_secrets.aggregate
-      content {
-        key        = secret_environment_variables.key
-        project_id = var.project_id
-        secret     = secret_environment_variables.value.secret
-        version    = secret_environment_variables.value.version
-      }
-    }
-  }
-
-  lifecycle {
-    precondition {
-      condition     = local.timeout_seconds.aggregate <= local.task_dispatch_deadline_seconds
-      error_message = "The aggregate function's timeout (timeout_seconds in functions.tf) exceeds task_deadline_seconds: Cloud Tasks would retry it while it still runs. Raise task_deadline_seconds or lower the timeout."
-    }
-    precondition {
-      condition     = local.openwebui_url_configured
-      error_message = "Set openwebui_database_url_version: add Open WebUI's database URL with `gcloud secrets versions add` first (README, first run)."
-    }
-    precondition {
-      condition     = local.estimator_key_configured
-      error_message = "Set openai_api_key_version (README, first run), or set openai_base_url to a server that needs no key, or estimator = \"heuristic\"."
-    }
-  }
-
-  depends_on = [google_secret_manager_secret_iam_member.function, google_project_iam_member.build]
-}
-
-resource "google_cloudfunctions2_function" "api" {
-  #checkov:skip=CKV_GCP_124:The api serves the dashboard to admins' browsers, so it must accept internet traffic; the app authenticates admins itself (password or Open WebUI session).
-  name        = local.function_names.api
-  project     = var.project_id
-  location    = var.region
-  description = "Dashboard page, read API, CSV export, health and manual trigger (admin authentication in the app)."
-  labels      = local.labels
-
-  build_config {
-    runtime         = var.function_runtime
-    entry_point     = "api"
-    service_account = google_service_account.build.id
-    source {
-      storage_source {
-        bucket = google_storage_bucket.source.name
-        object = google_storage_bucket_object.source.name
-      }
-    }
-  }
-
-  service_config {
-    available_memory                 = "512Mi"
-    available_cpu                    = "1"
-    timeout_seconds                  = local.timeout_seconds.api
-    max_instance_count               = local.max_instances.api
-    min_instance_count               = 0
-    max_instance_request_concurrency = 1
-    ingress_settings                 = "ALLOW_ALL"
-    all_traffic_on_latest_revision   = true
-    service_account_email            = google_service_account.function["api"].email
-    environment_variables            = local.environment
-
-    dynamic "secret_environment_variables" {
-      for_each = local.function_secrets.api
-      content {
-        key        = secret_environment_variables.key
-        project_id = var.project_id
-        secret     = secret_environment_variables.value.secret
-        version    = secret_environment_variables.value.version
-      }
-    }
-  }
-
-  lifecycle {
-    precondition {
-      condition     = local.openwebui_url_configured
-      error_message = "Set openwebui_database_url_version: add Open WebUI's database URL with `gcloud secrets versions add` first (README, first run)."
-    }
-    precondition {
-      condition     = local.estimator_key_configured
-      error_message = "Set openai_api_key_version (README, first run), or set openai_base_url to a server that needs no key, or estimator = \"heuristic\"."
     }
   }
 

@@ -1,14 +1,15 @@
 # Identities and what each may do. One service account per caller:
-#   - one runtime account per function (what the function's code may touch),
-#   - tasks-invoker: the identity Cloud Tasks puts in each task's OIDC token,
-#   - scheduler-invoker: the identity of the nightly Cloud Scheduler call,
-#   - build: what Cloud Build runs as when it builds the function source.
+#   - function[KEY]: one runtime account per function (what its code may touch),
+#   - platform["tasks"]: the identity Cloud Tasks puts in each task's OIDC token,
+#   - platform["scheduler"]: the identity of the nightly Cloud Scheduler call,
+#   - platform["build"]: what Cloud Build runs as when it builds the function source.
 # Invokers are granted roles/run.invoker on the function's Cloud Run service
 # (google_cloud_run_v2_service_iam_member); the cloudfunctions2_function IAM
 # resources cannot grant that role.
 
 resource "google_service_account" "function" {
-  for_each = local.function_names
+  # Over the literal map (not local.function_names) so checkov scans each instance.
+  for_each = local.functions
 
   project      = var.project_id
   account_id   = "${var.name_prefix}-fn-${each.key}"
@@ -17,26 +18,17 @@ resource "google_service_account" "function" {
   depends_on = [google_project_service.enabled]
 }
 
-resource "google_service_account" "tasks_invoker" {
+resource "google_service_account" "platform" {
+  # The identities Google services act as for us, by account id suffix.
+  for_each = {
+    tasks     = "Cloud Tasks OIDC identity"
+    scheduler = "Cloud Scheduler OIDC identity"
+    build     = "Cloud Build of the function source"
+  }
+
   project      = var.project_id
-  account_id   = "${var.name_prefix}-tasks"
-  display_name = "Time Savings Analytics: Cloud Tasks OIDC identity"
-
-  depends_on = [google_project_service.enabled]
-}
-
-resource "google_service_account" "scheduler_invoker" {
-  project      = var.project_id
-  account_id   = "${var.name_prefix}-scheduler"
-  display_name = "Time Savings Analytics: Cloud Scheduler OIDC identity"
-
-  depends_on = [google_project_service.enabled]
-}
-
-resource "google_service_account" "build" {
-  project      = var.project_id
-  account_id   = "${var.name_prefix}-build"
-  display_name = "Time Savings Analytics: Cloud Build of the function source"
+  account_id   = "${var.name_prefix}-${each.key}"
+  display_name = "Time Savings Analytics: ${each.value}"
 
   depends_on = [google_project_service.enabled]
 }
@@ -45,7 +37,7 @@ resource "google_service_account" "build" {
 
 resource "google_project_iam_member" "function_cloudsql_client" {
   # Connect through the Cloud SQL connector. Cloud SQL has no per-instance IAM.
-  for_each = local.function_names
+  for_each = local.functions
 
   project = var.project_id
   role    = "roles/cloudsql.client"
@@ -114,7 +106,7 @@ resource "google_service_account_iam_member" "enqueuer_acts_as_tasks_invoker" {
   # iam.serviceAccounts.actAs on that account, granted on it alone.
   for_each = local.enqueuing_functions
 
-  service_account_id = google_service_account.tasks_invoker.name
+  service_account_id = google_service_account.platform["tasks"].name
   role               = "roles/iam.serviceAccountUser"
   member             = google_service_account.function[each.key].member
 }
@@ -134,21 +126,15 @@ resource "google_project_iam_member" "build" {
   # Registry, write build logs; nothing else.
   project = var.project_id
   role    = "roles/run.builder"
-  member  = google_service_account.build.member
+  member  = google_service_account.platform["build"].member
 }
 
 # --- who may invoke which function ------------------------------------------------
 
 locals {
-  functions = {
-    dispatch  = google_cloudfunctions2_function.dispatch
-    analyze   = google_cloudfunctions2_function.analyze
-    aggregate = google_cloudfunctions2_function.aggregate
-    api       = google_cloudfunctions2_function.api
-  }
-  # Functions that Cloud Tasks delivers to (shared/queue.py TARGETS). The
-  # dispatcher is called by Cloud Scheduler only.
-  task_targets = toset(["analyze", "aggregate"])
+  # Functions that Cloud Tasks delivers to (shared/queue.py TARGETS), marked in
+  # local.functions. The dispatcher is called by Cloud Scheduler only.
+  task_targets = toset([for key, function in local.functions : key if function.task_target])
 }
 
 resource "google_cloud_run_v2_service_iam_member" "tasks_invoke" {
@@ -156,17 +142,17 @@ resource "google_cloud_run_v2_service_iam_member" "tasks_invoke" {
 
   project  = var.project_id
   location = var.region
-  name     = local.functions[each.key].name
+  name     = google_cloudfunctions2_function.function[each.key].name
   role     = "roles/run.invoker"
-  member   = google_service_account.tasks_invoker.member
+  member   = google_service_account.platform["tasks"].member
 }
 
 resource "google_cloud_run_v2_service_iam_member" "scheduler_invokes_dispatch" {
   project  = var.project_id
   location = var.region
-  name     = google_cloudfunctions2_function.dispatch.name
+  name     = google_cloudfunctions2_function.function["dispatch"].name
   role     = "roles/run.invoker"
-  member   = google_service_account.scheduler_invoker.member
+  member   = google_service_account.platform["scheduler"].member
 }
 
 resource "google_cloud_run_v2_service_iam_member" "api_public" {
@@ -174,7 +160,7 @@ resource "google_cloud_run_v2_service_iam_member" "api_public" {
   # authenticates admins itself (password or Open WebUI admin session).
   project  = var.project_id
   location = var.region
-  name     = google_cloudfunctions2_function.api.name
+  name     = google_cloudfunctions2_function.function["api"].name
   role     = "roles/run.invoker"
   member   = "allUsers"
 }

@@ -6,7 +6,7 @@ output "function_urls" {
 output "function_service_uris" {
   description = "URI each function's Cloud Run service reports (service_config.uri), for comparison with function_urls."
   value = {
-    for key, function in local.functions : key => function.service_config[0].uri
+    for key, function in google_cloudfunctions2_function.function : key => function.service_config[0].uri
   }
 }
 
@@ -48,9 +48,9 @@ output "service_accounts" {
   value = merge(
     { for key, account in google_service_account.function : "function-${key}" => account.email },
     {
-      tasks-invoker     = google_service_account.tasks_invoker.email
-      scheduler-invoker = google_service_account.scheduler_invoker.email
-      build             = google_service_account.build.email
+      tasks-invoker     = google_service_account.platform["tasks"].email
+      scheduler-invoker = google_service_account.platform["scheduler"].email
+      build             = google_service_account.platform["build"].email
     },
   )
 }

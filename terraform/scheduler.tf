@@ -11,7 +11,7 @@ resource "google_cloud_scheduler_job" "nightly" {
 
   # As long as the dispatcher may run; a shorter deadline would retry a run
   # that is still enqueueing.
-  attempt_deadline = "${local.timeout_seconds.dispatch}s"
+  attempt_deadline = "${local.functions.dispatch.timeout_seconds}s"
 
   retry_config {
     retry_count          = 3
@@ -31,14 +31,14 @@ resource "google_cloud_scheduler_job" "nightly" {
     body = base64encode("{}")
 
     oidc_token {
-      service_account_email = google_service_account.scheduler_invoker.email
+      service_account_email = google_service_account.platform["scheduler"].email
       audience              = local.function_urls.dispatch
     }
   }
 
   # The first execution should find the dispatcher deployed and invokable.
   depends_on = [
-    google_cloudfunctions2_function.dispatch,
+    google_cloudfunctions2_function.function["dispatch"],
     google_cloud_run_v2_service_iam_member.scheduler_invokes_dispatch,
   ]
 }

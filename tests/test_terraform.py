@@ -21,6 +21,7 @@ from pydantic import AliasChoices
 
 from infra.checkov import run_checkov
 from shared.config import Settings
+from shared.queue import TARGETS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TERRAFORM_DIR = REPO_ROOT / "terraform"
@@ -28,7 +29,7 @@ TF_FILES = sorted(TERRAFORM_DIR.glob("*.tf"))
 
 ENTRY_POINTS = {"dispatch", "analyze", "aggregate", "api"}
 # Functions Cloud Tasks delivers to; their timeout must fit the dispatch deadline.
-TASK_TARGETS = {"analyze", "aggregate"}
+TASK_TARGETS = set(TARGETS)
 # Production values that deliberately differ from the Settings defaults.
 INTENTIONAL_DEFAULT_DIFFERENCES = {
     # "auto" would quietly fall back to the heuristic if the key went missing;
@@ -42,6 +43,8 @@ _LOCAL_REF = re.compile(r"\blocal\.([A-Za-z_][A-Za-z0-9_-]*)")
 # "${var.x}" or "${tostring(var.x)}": a value Terraform passes through unchanged.
 _PLAIN_VAR = re.compile(r"^\$\{(?:tostring\()?var\.([A-Za-z_][A-Za-z0-9_]*)\)?\}$")
 _SKIP_COMMENT = re.compile(r"#\s*checkov:skip=(?P<check>[^:\s]+)(?::(?P<reason>.*))?$")
+# Inside a for_each block: each.key, each.value.NAME.
+_EACH_REF = re.compile(r"\beach\.(?:key\b|value\.([A-Za-z_][A-Za-z0-9_]*))")
 
 
 # --- loading ----------------------------------------------------------------------
@@ -56,9 +59,17 @@ def _parsed(path: Path) -> dict[str, Any]:
 @functools.cache
 def _config() -> dict[str, Any]:
     """All .tf files merged: {"variable": {name: body}, "locals": {...}, "resource": {type: {name: body}}, ...}."""
-    merged: dict[str, Any] = {"variable": {}, "locals": {}, "resource": {}, "data": {}, "output": {}}
+    merged: dict[str, Any] = {
+        "variable": {},
+        "locals": {},
+        "resource": {},
+        "data": {},
+        "output": {},
+        "moved": [],
+    }
     for path in TF_FILES:
         document = _parsed(path)
+        merged["moved"].extend(document.get("moved", []))
         for block in document.get("variable", []):
             merged["variable"].update(block)
         for block in document.get("output", []):
@@ -105,13 +116,91 @@ def _normalised(expression: str) -> str:
     return re.sub(r"\s+", "", expression)
 
 
+def _function_resource() -> dict[str, Any]:
+    """The one google_cloudfunctions2_function block, whose for_each makes the four functions."""
+    resources = _resources("google_cloudfunctions2_function")
+    assert set(resources) == {"function"}, (
+        f"expected one for_each resource google_cloudfunctions2_function.function, found {sorted(resources)}"
+    )
+    body = resources["function"]
+    assert body["for_each"] == "${local.functions}"
+    return body
+
+
+def _hcl_literal(value: Any) -> str:
+    """A parsed value written back as an HCL operand."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, str):
+        match = re.fullmatch(r"\$\{(.*)\}", value, flags=re.DOTALL)
+        return f"({match.group(1)})" if match else '"' + value + '"'
+    raise AssertionError(f"cannot substitute {value!r} into an expression")
+
+
+def _for_key(expression: Any, key: str) -> Any:
+    """An expression of the for_each block as it reads for one key of local.functions.
+
+    A whole "${each.key}" or "${each.value.NAME}" becomes that value itself; in a longer
+    expression each.key and each.value.NAME are replaced by HCL literals.
+    """
+    settings = _local("functions")[key]
+    if not isinstance(expression, str):
+        return expression
+
+    def value(name: str | None) -> Any:
+        if name is None:
+            return key
+        assert name in settings, f"each.value.{name} is not set for {key!r} in local.functions"
+        return settings[name]
+
+    whole = re.fullmatch(r"\$\{" + _EACH_REF.pattern + r"\}", expression)
+    if whole:
+        return value(whole.group(1))
+    return _EACH_REF.sub(lambda match: _hcl_literal(value(match.group(1))), expression)
+
+
+_GUARD = re.compile(r'(?P<guard>!true|!false|"(?P<left>\w+)"(?P<op>==|!=)"(?P<right>\w+)")\|\|(?P<rest>.+)')
+
+
+def _effective_condition(condition: str) -> str | None:
+    """A normalised precondition once its constant guard is folded: "${!true||X}" -> "${X}".
+
+    None when the guard makes it hold regardless ("${!false||X}"): the check does not apply.
+    """
+    match = _GUARD.fullmatch(condition[2:-1]) if condition.startswith("${") else None
+    if not match:
+        return condition
+    if match.group("op"):
+        holds = (match.group("left") == match.group("right")) == (match.group("op") == "==")
+    else:
+        holds = match.group("guard") == "!false"
+    return None if holds else "${" + match.group("rest") + "}"
+
+
 def _functions() -> dict[str, dict[str, Any]]:
-    """Cloud Functions by entry point."""
-    functions = {}
-    for resource_name, body in _resources("google_cloudfunctions2_function").items():
-        entry_point = body["build_config"][0]["entry_point"]
+    """Cloud Functions by entry point: the for_each block evaluated for each key of local.functions."""
+    body = _function_resource()
+    functions: dict[str, dict[str, Any]] = {}
+    for key in _local("functions"):
+        entry_point = _for_key(body["build_config"][0]["entry_point"], key)
+        assert isinstance(entry_point, str) and "${" not in entry_point, (
+            f"{key}: entry point {entry_point!r} is not known offline"
+        )
         assert entry_point not in functions, f"two functions share entry point {entry_point!r}"
-        functions[entry_point] = {"resource": resource_name, **body}
+        service = body["service_config"][0]
+        functions[entry_point] = {
+            "key": key,
+            "ingress_settings": _for_key(service["ingress_settings"], key),
+            "timeout_seconds": _for_key(service["timeout_seconds"], key),
+            # The checks that apply to this function, guards folded away.
+            "preconditions": [
+                condition
+                for check in body["lifecycle"][0]["precondition"]
+                if (condition := _effective_condition(_normalised(_for_key(check["condition"], key))))
+            ],
+        }
     return functions
 
 
@@ -249,11 +338,11 @@ def test_variables_and_locals_are_declared_and_used():
 def test_functions_use_the_four_entry_points_and_one_source():
     functions = _functions()
     assert set(functions) == ENTRY_POINTS
-    for entry_point, function in functions.items():
-        build = function["build_config"][0]
-        assert build["runtime"] == "${var.function_runtime}"
-        storage = build["source"][0]["storage_source"][0]
-        assert storage["object"] == "${google_storage_bucket_object.source.name}", entry_point
+    # One block serves all four, so what it does not take from each.* is the same for all.
+    build = _function_resource()["build_config"][0]
+    assert build["runtime"] == "${var.function_runtime}"
+    storage = build["source"][0]["storage_source"][0]
+    assert storage["object"] == "${google_storage_bucket_object.source.name}"
     assert set(_config()["variable"]["function_runtime"]["validation"][0]["condition"].split('"')) >= {
         "python311",
         "python312",
@@ -266,6 +355,7 @@ def test_entry_points_exist_in_main_py():
         pytest.fail(f"main.py does not exist; Terraform deploys entry points {sorted(ENTRY_POINTS)} from it")
     tree = ast.parse(main_py.read_text(), filename=str(main_py))
     defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
+    assert _functions(), "terraform/functions.tf deploys no function"
     missing = set(_functions()) - defined
     assert not missing, (
         f"main.py lacks the entry points {sorted(missing)} that terraform/functions.tf deploys"
@@ -406,18 +496,74 @@ def test_every_function_gets_the_checked_environment():
         "${merge(local.required_environment, {for name, value in local.optional_environment"
         ' : name => value if value != ""})}'
     )
-    for entry_point, function in _functions().items():
-        service = function["service_config"][0]
-        assert service["environment_variables"] == "${local.environment}", entry_point
-        assert "secret_environment_variables" not in service, (
-            f"{entry_point}: mount secrets via the dynamic block"
-        )
-        (dynamic,) = service["dynamic"]
-        block = dynamic["secret_environment_variables"]
-        assert block["for_each"] == f"${{local.function_secrets.{entry_point}}}", entry_point
-        content = block["content"][0]
-        assert content["key"] == "${secret_environment_variables.key}"
-        assert content["version"] == "${secret_environment_variables.value.version}"
+    service = _function_resource()["service_config"][0]
+    assert service["environment_variables"] == "${local.environment}"
+    assert "secret_environment_variables" not in service, "mount secrets via the dynamic block"
+    (dynamic,) = service["dynamic"]
+    block = dynamic["secret_environment_variables"]
+    # Each function mounts its own entry of local.function_secrets, keyed like local.functions.
+    assert block["for_each"] == "${local.function_secrets[each.key]}"
+    assert set(_local("function_secret_variables")) == set(_local("functions"))
+    content = block["content"][0]
+    assert content["key"] == "${secret_environment_variables.key}"
+    assert content["version"] == "${secret_environment_variables.value.version}"
+
+
+def test_every_function_is_sized_and_named_by_its_own_key():
+    # The per-function maps the block indexes with each.key have exactly its keys:
+    # a function missing from one would fail at plan, an extra entry deploy nothing.
+    keys = set(_local("functions"))
+    assert keys == ENTRY_POINTS
+    body = _function_resource()
+    service = body["service_config"][0]
+    assert body["name"] == "${local.function_names[each.key]}"
+    assert _normalised(_local("function_names")) == _normalised(
+        '${{for key in keys(local.functions) : key => "${var.name_prefix}-${key}"}}'
+    )
+    assert service["service_account_email"] == "${google_service_account.function[each.key].email}"
+    # for_each over the literal map rather than local.function_names (a for expression):
+    # checkov expands the former per function, the latter not at all.
+    assert _resources("google_service_account")["function"]["for_each"] == "${local.functions}"
+    assert (
+        _resources("google_project_iam_member")["function_cloudsql_client"]["for_each"]
+        == "${local.functions}"
+    )
+    assert service["max_instance_count"] == "${local.max_instances[each.key]}"
+    assert _normalised(_local("max_instances")) == _normalised(
+        "${merge(local.max_instances_fixed, {analyze = local.analyzer_max_instances})}"
+    )
+    assert set(_local("max_instances_fixed")) | {"analyze"} == keys
+    # The connection budget counts one request per instance.
+    assert service["max_instance_request_concurrency"] == 1
+    for key, settings in _local("functions").items():
+        assert str(settings.get("description", "")).strip(), f"{key} has no description"
+
+
+def test_renamed_functions_keep_their_deployed_instances():
+    # The functions and the platform service accounts were single resources before
+    # they became for_each instances; moved blocks carry existing state over
+    # instead of destroying and recreating them.
+    moves = {(move["from"], move["to"]) for move in _config()["moved"]}
+    for key in _local("functions"):
+        assert (
+            f"${{google_cloudfunctions2_function.{key}}}",
+            f'${{google_cloudfunctions2_function.function["{key}"]}}',
+        ) in moves, f"no moved block for the {key} function"
+    platform = _resources("google_service_account")["platform"]["for_each"]
+    for old, key in (("tasks_invoker", "tasks"), ("scheduler_invoker", "scheduler"), ("build", "build")):
+        assert key in platform, f"google_service_account.platform has no {key!r}"
+        assert (
+            f"${{google_service_account.{old}}}",
+            f'${{google_service_account.platform["{key}"]}}',
+        ) in moves
+    # Every move leads to an address that exists.
+    for _, target in moves:
+        match = re.fullmatch(r'\$\{(\w+)\.(\w+)\["(\w+)"\]\}', target)
+        assert match, f"unexpected moved target {target}"
+        type_name, name, key = match.groups()
+        for_each = _resources(type_name)[name]["for_each"]
+        keys = _local("functions") if for_each == "${local.functions}" else for_each
+        assert key in keys, f"moved to {target}, which the configuration does not create"
 
 
 def test_secret_versions_are_pinned_numbers():
@@ -506,10 +652,13 @@ def test_scheduler_calls_the_dispatcher_with_oidc():
     assert target["uri"] == "${local.function_urls.dispatch}"
     token = target["oidc_token"][0]
     assert token["audience"] == target["uri"]
-    assert token["service_account_email"] == "${google_service_account.scheduler_invoker.email}"
+    assert token["service_account_email"] == '${google_service_account.platform["scheduler"].email}'
     assert job["retry_config"], "the job needs a retry_config"
-    assert job["attempt_deadline"] == "${local.timeout_seconds.dispatch}s"
-    assert 15 <= _local("timeout_seconds")["dispatch"] <= 1800, "attempt_deadline must be 15 s - 30 min"
+    assert job["attempt_deadline"] == "${local.functions.dispatch.timeout_seconds}s"
+    assert _functions()["dispatch"]["timeout_seconds"] == _local("functions")["dispatch"]["timeout_seconds"]
+    assert 15 <= _local("functions")["dispatch"]["timeout_seconds"] <= 1800, (
+        "attempt_deadline must be 15 s - 30 min"
+    )
 
 
 def test_queue_rate_follows_the_llm_rate():
@@ -533,29 +682,51 @@ def test_function_timeouts_fit_the_dispatch_deadline():
     deadline = _variable_default("task_deadline_seconds")
     assert deadline == Settings.model_fields["task_deadline_seconds"].default
     assert 15 <= deadline <= 1800, "Cloud Tasks accepts dispatch deadlines of 15 s to 30 min"
-    timeouts = _local("timeout_seconds")
     functions = _functions()
-    assert set(timeouts) == ENTRY_POINTS
+    assert set(functions) == ENTRY_POINTS
     for entry_point, function in functions.items():
-        assert function["service_config"][0]["timeout_seconds"] == f"${{local.timeout_seconds.{entry_point}}}"
-        assert timeouts[entry_point] <= 3600, "HTTP functions time out after at most 60 minutes"
-    task_targets = set(re.findall(r'"(\w+)"', _local("task_targets")))
-    assert task_targets == TASK_TARGETS
-    for entry_point in task_targets:
-        assert timeouts[entry_point] <= deadline, f"{entry_point} may outlive its task's dispatch deadline"
-        # ... and a non-default deadline is checked at plan time.
-        conditions = [
-            _normalised(check["condition"])
-            for check in functions[entry_point]["lifecycle"][0]["precondition"]
-        ]
-        expected = f"${{local.timeout_seconds.{entry_point}<=local.task_dispatch_deadline_seconds}}"
-        assert expected in conditions, f"{entry_point} lacks the timeout <= deadline precondition"
+        assert isinstance(function["timeout_seconds"], int), f"{entry_point}: timeout is not a number"
+        assert function["timeout_seconds"] <= 3600, "HTTP functions time out after at most 60 minutes"
+    # Task targets are marked in local.functions; the tasks invoker grant follows them.
+    marked = {key for key, settings in _local("functions").items() if settings["task_target"] is True}
+    assert {functions[entry_point]["key"] for entry_point in TASK_TARGETS} == marked
+    assert _normalised(_local("task_targets")) == _normalised(
+        "${toset([for key, function in local.functions : key if function.task_target])}"
+    )
+    assert (
+        _resources("google_cloud_run_v2_service_iam_member")["tasks_invoke"]["for_each"]
+        == "${local.task_targets}"
+    )
+    for entry_point in TASK_TARGETS:
+        assert functions[entry_point]["timeout_seconds"] <= deadline, (
+            f"{entry_point} may outlive its task's dispatch deadline"
+        )
+        # ... and a non-default deadline is checked at plan time, for this function.
+        timeout = functions[entry_point]["timeout_seconds"]
+        expected = f"${{{timeout}<=local.task_dispatch_deadline_seconds}}"
+        assert expected in functions[entry_point]["preconditions"], (
+            f"{entry_point} lacks the timeout <= deadline precondition"
+        )
+
+
+def test_every_function_checks_what_production_needs_before_deploying():
+    # Mirrors Settings.production_problems() for what Terraform cannot generate itself.
+    for entry_point, function in _functions().items():
+        for condition in ("${local.openwebui_url_configured}", "${local.estimator_key_configured}"):
+            assert condition in function["preconditions"], f"{entry_point} lacks the precondition {condition}"
+    # The connection budget is checked once, on the analyzer, which gets what the others leave.
+    assert "${local.db_connections_sufficient}" in _functions()["analyze"]["preconditions"]
+    assert (
+        _normalised(_local("db_connections_sufficient"))
+        == "${local.db_connections_at_peak<=var.db_max_connections}"
+    )
 
 
 def test_only_the_api_is_public():
     functions = _functions()
+    assert set(functions) == ENTRY_POINTS
     for entry_point, function in functions.items():
-        ingress = function["service_config"][0]["ingress_settings"]
+        ingress = function["ingress_settings"]
         if entry_point == "api":
             assert ingress == "ALLOW_ALL"
         else:
@@ -574,7 +745,7 @@ def test_only_the_api_is_public():
     ]
     assert public == [("google_cloud_run_v2_service_iam_member", "api_public")]
     assert config["google_cloud_run_v2_service_iam_member"]["api_public"]["name"] == (
-        "${google_cloudfunctions2_function.api.name}"
+        '${google_cloudfunctions2_function.function["api"].name}'
     )
 
 
