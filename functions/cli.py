@@ -85,16 +85,6 @@ def _dispatch_over_http(settings: Settings, url: str, day: date, force: bool) ->
     return response.json()
 
 
-def _dispatch_inline(settings: Settings, day: date, force: bool, trigger: str) -> dict[str, Any]:
-    from functions import dispatcher
-    from functions.pipeline import inline_queue
-
-    result = dispatcher.dispatch(
-        target_date=day, force=force, trigger=trigger, settings=settings, queue=inline_queue(settings)
-    )
-    return asdict(result)
-
-
 def _wait_for_runs(run_ids: list[uuid.UUID], timeout: float) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     query = sa.text(
@@ -111,6 +101,13 @@ def _wait_for_runs(run_ids: list[uuid.UUID], timeout: float) -> list[dict[str, A
         time.sleep(0.5)
 
 
+def _describe(row: dict[str, Any]) -> str:
+    """A finished run's line, or a dispatched run's when the cloud is doing the work."""
+    if "id" not in row:
+        return f"{row['run_date']}  run {row['run_id']}  dispatched: {row['expected']} tasks enqueued on Cloud Tasks"
+    return _describe_run(row)
+
+
 def _describe_run(row: dict[str, Any]) -> str:
     return (
         f"{row['run_date']}  run {row['id']}  {row['status']}: {row['conversations_expected']} planned, "
@@ -122,27 +119,28 @@ def _describe_run(row: dict[str, Any]) -> str:
 
 
 def _run_dates(days: list[date], *, force: bool, inline: bool, timeout: float) -> list[dict[str, Any]]:
+    """Dispatch each date and wait for its run; with Cloud Tasks, dispatch and return at once."""
+    from functions import dispatcher
+    from functions.pipeline import inline_queue
+
     settings = get_settings()
     environment = _prepare(settings)
     trigger = "backfill" if len(days) > 1 else "cli"
-    results: list[dict[str, Any]] = []
     if inline:
-        results = [_dispatch_inline(settings, day, force, trigger) for day in days]
-    else:
-        with _pipeline_functions(settings, environment) as url:
-            if url is None:  # Cloud Tasks from an operator's machine: dispatch here, the cloud does the rest
-                results = [_dispatch_inline_cloud(settings, day, force, trigger) for day in days]
-                return results
-            for day in days:
-                results.append(_dispatch_over_http(settings, url, day, force))
-            return _wait_for_runs([uuid.UUID(str(r["run_id"])) for r in results], timeout)
-    return _wait_for_runs([uuid.UUID(str(r["run_id"])) for r in results], timeout)
-
-
-def _dispatch_inline_cloud(settings: Settings, day: date, force: bool, trigger: str) -> dict[str, Any]:
-    from functions import dispatcher
-
-    return asdict(dispatcher.dispatch(target_date=day, force=force, trigger=trigger, settings=settings))
+        queue = inline_queue(settings)
+        results = [
+            dispatcher.dispatch(target_date=day, force=force, trigger=trigger, settings=settings, queue=queue)
+            for day in days
+        ]
+        return _wait_for_runs([result.run_id for result in results], timeout)
+    with _pipeline_functions(settings, environment) as url:
+        if url is None:  # Cloud Tasks from an operator's machine: the cloud does the rest
+            return [
+                asdict(dispatcher.dispatch(target_date=day, force=force, trigger=trigger, settings=settings))
+                for day in days
+            ]
+        answers = [_dispatch_over_http(settings, url, day, force) for day in days]
+        return _wait_for_runs([uuid.UUID(str(answer["run_id"])) for answer in answers], timeout)
 
 
 @click.group()
@@ -180,7 +178,7 @@ def run(day: datetime | None, force: bool, inline: bool, timeout: float, as_json
 
     target = day.date() if day else yesterday(get_settings())
     rows = _run_dates([target], force=force, inline=inline, timeout=timeout)
-    _emit(as_json, rows, "\n".join(_describe_run(r) if "status" in r else str(r) for r in rows))
+    _emit(as_json, rows, "\n".join(_describe(r) for r in rows))
 
 
 @cli.command()
@@ -201,7 +199,7 @@ def backfill(
         raise click.BadParameter("a backfill covers at most 366 days")
     days = [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
     rows = _run_dates(days, force=force, inline=inline, timeout=timeout)
-    _emit(as_json, rows, "\n".join(_describe_run(r) if "status" in r else str(r) for r in rows))
+    _emit(as_json, rows, "\n".join(_describe(r) for r in rows))
 
 
 @cli.command()
