@@ -30,5 +30,14 @@ format: $(STAMP)
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
+# Quick sizes of every benchmark; each script's --help gives the issue-sized flags.
+bench: $(STAMP)
+	$(PY) bench/bench_rate_limiter.py
+	$(PY) bench/bench_reader.py --count 20000
+	$(PY) bench/bench_enqueue.py --local-count 20000 --emulator-count 10000
+	$(PY) bench/bench_pipeline.py --count 2000 --rpm 1200
+	$(PY) bench/bench_api.py --analyses 200000
+	$(PY) bench/bench_chaos.py --count 300
+
 clean:
 	rm -rf $(VENV) .venv-* .local test-artifacts .pytest_cache .ruff_cache
