@@ -310,6 +310,10 @@ def serve(port: int, days: int) -> None:
         password = settings.dashboard_password.get_secret_value()
         click.echo("")
         click.echo(f"dashboard:  {stack.urls['api']}")
+        click.echo(
+            f"analytics:  {environment['COGNIFORCE_DATABASE_URL']}  (psql: host=<unix_sock folder>, user postgres)"
+        )
+        click.echo(f"source:     {environment['OPENWEBUI_DATABASE_URL']}")
         click.echo(f"password:   {password}   (ANALYTICS_DASHBOARD_PASSWORD; local default)")
         click.echo(
             f"API:        curl -H 'Authorization: Bearer {password}' {stack.urls['api']}api/v1/analytics/summary"
