@@ -247,6 +247,15 @@ class _Context:
         return source_engine(self.settings)
 
     @property
+    def lease_seconds(self) -> float:
+        """How long a claim protects an estimate in progress: two LLM requests and some room.
+
+        Only an optimisation (the database counts each outcome once anyway), so it errs
+        short: a holder that died blocks the task's retries for no longer than this.
+        """
+        return 2 * self.settings.llm_timeout_seconds + 10
+
+    @property
     def last_attempt(self) -> bool:
         return self.attempt + 1 >= self.settings.task_max_attempts
 
@@ -331,7 +340,27 @@ def _run(ctx: _Context) -> AnalyzeResult:
                 request_aggregation(ctx.queue, ctx.run_id)
             return ctx.result("duplicate")
         stored = _stored(connection, ctx.conversation_id)
+    with ctx.engine.begin() as connection:
+        if not runs.claim(connection, ctx.run_id, ctx.conversation_id, ctx.lease_seconds):
+            # another delivery of this task is estimating it right now: come back when it is done
+            raise RetryableError("another delivery is analysing this conversation", retry_after_seconds=2)
+    try:
+        return _analyse_claimed(ctx, stored)
+    except BaseException:
+        _release_claim(ctx)  # a failed attempt must not block its own retry until the lease ends
+        raise
 
+
+def _release_claim(ctx: _Context) -> None:
+    try:
+        with ctx.engine.begin() as connection:
+            runs.release(connection, ctx.run_id, ctx.conversation_id)
+    except sa.exc.DBAPIError:
+        _log.warning("run %s: could not release the claim on %s; it expires", ctx.run_id, ctx.conversation_id)
+
+
+def _analyse_claimed(ctx: _Context, stored: Row[Any] | None) -> AnalyzeResult:
+    """Measure, estimate and record a conversation this delivery holds the claim on."""
     conversation: Conversation | None = None
     try:
         conversation = reader.load_conversation(ctx.source, ctx.conversation_id)

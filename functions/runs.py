@@ -27,12 +27,14 @@ __all__ = [
     "OpenedRun",
     "OutcomeRecord",
     "all_outcomes_in",
+    "claim",
     "close_stale_runs",
     "complete_run",
     "mark_stale",
     "open_run",
     "outcome_exists",
     "record_outcome",
+    "release",
     "run_status",
     "stale_runs",
     "touched_dates",
@@ -206,6 +208,7 @@ def record_outcome(connection: Connection, run_id: uuid.UUID, record: OutcomeRec
     ).first()
     if inserted is None:
         return False, False
+    release(connection, run_id, record.conversation_id)
     column = OUTCOME_COLUMN[record.outcome]
     finished = connection.execute(
         sa.text(
@@ -238,6 +241,28 @@ def all_outcomes_in(connection: Connection, run_id: uuid.UUID) -> bool:
             ),
             {"run": run_id},
         ).scalar_one_or_none()
+    )
+
+
+def claim(connection: Connection, run_id: uuid.UUID, conversation_id: str, lease_seconds: float) -> bool:
+    """Take (or take over an expired) lease on estimating this conversation for this run."""
+    taken = connection.execute(
+        sa.text(
+            "INSERT INTO analysis_claims (run_id, conversation_id, claimed_until) "
+            "VALUES (:run, :conv, now() + make_interval(secs => :lease)) "
+            "ON CONFLICT (run_id, conversation_id) DO UPDATE SET claimed_until = EXCLUDED.claimed_until "
+            "WHERE analysis_claims.claimed_until < now() RETURNING 1"
+        ),
+        {"run": run_id, "conv": conversation_id, "lease": lease_seconds},
+    ).first()
+    return taken is not None
+
+
+def release(connection: Connection, run_id: uuid.UUID, conversation_id: str) -> None:
+    """Give up the claim on a conversation (its outcome is recorded, or the attempt failed)."""
+    connection.execute(
+        sa.text("DELETE FROM analysis_claims WHERE run_id = :run AND conversation_id = :conv"),
+        {"run": run_id, "conv": conversation_id},
     )
 
 

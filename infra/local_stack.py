@@ -7,6 +7,7 @@ of each other (the local HTTP queue delivers to them) and the shared task secret
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -89,6 +90,7 @@ class LocalStack:
                 env=self.environment,
                 stdout=output,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: the server and its workers die together
             )
         self._processes[function] = process
         _wait_for_port(self.ports[function], process, timeout, log)
@@ -101,7 +103,7 @@ class LocalStack:
     def kill_function(self, function: str) -> None:
         """Kill one function's process abruptly (chaos tests), without waiting for its work."""
         process = self._processes.pop(function)
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)  # the gunicorn workers too, or one keeps the port
         process.wait(timeout=10)
 
     def stop(self) -> None:
@@ -111,7 +113,8 @@ class LocalStack:
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
         self._processes.clear()
 
     def __enter__(self) -> LocalStack:

@@ -28,6 +28,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "AnalysisClaim",
     "Base",
     "ConversationAnalysis",
     "DailyAggregate",
@@ -306,3 +307,13 @@ class RunTask(Base):
         UUID(as_uuid=True), ForeignKey("processing_log.id", ondelete="CASCADE"), primary_key=True
     )
     conversation_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+
+class AnalysisClaim(Base):
+    __tablename__ = "analysis_claims"
+
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("processing_log.id", ondelete="CASCADE"), primary_key=True
+    )
+    conversation_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    claimed_until: Mapped[datetime] = mapped_column(_TS)
