@@ -10,7 +10,6 @@ import csv
 import io
 import re
 import shutil
-import threading
 from collections.abc import Iterator
 from datetime import datetime, time, timedelta
 from pathlib import Path
@@ -19,12 +18,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from werkzeug.serving import make_server
 
 from functions.api.app import create_app
 from functions.api.services import ApiServices
 from shared.config import get_settings
 from tests.api_dataset import TODAY, ZONE, seed
+from tests.loopback import serve_wsgi
 
 pytestmark = pytest.mark.browser
 
@@ -58,14 +57,8 @@ def live_server(analytics_engine: Engine) -> Iterator[str]:
             {"d": TODAY - timedelta(days=1), "t": datetime.combine(TODAY, time(0, 31), ZONE)},
         )
     services = ApiServices(get_settings(), clock=lambda: datetime.combine(TODAY, time(12), ZONE))
-    server = make_server("127.0.0.1", 0, create_app(services=services), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+    with serve_wsgi(create_app(services=services)) as url:
+        yield url
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ whole module runs in well under a minute.
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +18,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from sqlalchemy.engine import Engine
-from werkzeug.serving import make_server
 
 from functions.api.app import API_PREFIX, ROUTES, create_app
 from functions.api.services import ApiServices
@@ -29,6 +27,7 @@ from shared.config import Settings
 from shared.db import make_engine
 from shared.migrate import apply_migrations
 from tests.api_dataset import TODAY, ZONE, seed
+from tests.loopback import serve_wsgi
 
 schemathesis = pytest.importorskip("schemathesis")
 # Schema-valid requests may still be refused (422) by rules OpenAPI cannot state for query
@@ -78,14 +77,10 @@ def api_server(postgres_server: EmbeddedPostgres, _admin_engine: Engine) -> Iter
         # schemathesis also sends wrong credentials on purpose; they must get 401, not 429
         limiter=FailureLimiter(max_failures=1_000_000),
     )
-    server = make_server("127.0.0.1", 0, create_app(services=services), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        with serve_wsgi(create_app(services=services)) as url:
+            yield url
     finally:
-        server.shutdown()
-        thread.join(timeout=10)
         engine.dispose()
         with _admin_engine.connect() as connection:
             connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
