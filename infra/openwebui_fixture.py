@@ -702,7 +702,8 @@ class OpenWebUIFixture:
             try:
                 cursor = raw.cursor()
                 cursor.execute(
-                    f"COPY chat ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)", stream=buffer
+                    f"COPY chat ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)",
+                    stream=buffer,  # type: ignore[call-arg]  # pg8000's COPY extension to DB-API
                 )
                 raw.commit()
             finally:

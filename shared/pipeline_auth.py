@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from shared.config import QueueBackend, Settings
 from shared.errors import AuthenticationFailed
@@ -22,6 +22,12 @@ __all__ = ["google_oidc_verifier", "verify_pipeline_caller"]
 OidcVerifier = Callable[[str, str], Mapping[str, Any]]
 
 
+class Headers(Protocol):
+    """Request headers: a dict or werkzeug's `Headers`."""
+
+    def get(self, key: str, default: str, /) -> str: ...
+
+
 def google_oidc_verifier(token: str, audience: str) -> Mapping[str, Any]:
     """Verify a Google-signed ID token (fetches Google's public certificates)."""
     from google.auth.transport import requests as google_requests
@@ -30,7 +36,7 @@ def google_oidc_verifier(token: str, audience: str) -> Mapping[str, Any]:
     return id_token.verify_oauth2_token(token, google_requests.Request(), audience=audience)
 
 
-def _bearer(headers: Mapping[str, str]) -> str:
+def _bearer(headers: Headers) -> str:
     scheme, _, token = headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationFailed("missing OIDC bearer token")
@@ -38,7 +44,7 @@ def _bearer(headers: Mapping[str, str]) -> str:
 
 
 def verify_pipeline_caller(
-    headers: Mapping[str, str],
+    headers: Headers,
     settings: Settings,
     *,
     audience: str,

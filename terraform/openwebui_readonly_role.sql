@@ -38,10 +38,16 @@ GRANT USAGE ON SCHEMA public TO analytics_reader;
 -- Conversations: the chat document and, in newer versions, one row per message.
 GRANT SELECT ON TABLE public.chat TO analytics_reader;
 
--- Users: only what attribution and the admin check need. Names and e-mail
--- addresses are deliberately not readable (they must never reach the analytics
--- database); a query selecting them fails instead of leaking them.
-GRANT SELECT (id, role, created_at, updated_at, last_active_at) ON TABLE public."user" TO analytics_reader;
+-- Users: only what attribution, the admin check and redaction need. E-mail
+-- addresses are deliberately not readable (a query selecting them fails instead of
+-- leaking them). Display names (and usernames, where the column exists) are read
+-- for one purpose: to replace them by [NAME] in the digest before it leaves for the
+-- estimator. They are never stored in the analytics database.
+GRANT SELECT (id, role, name, created_at, updated_at, last_active_at) ON TABLE public."user" TO analytics_reader;
+SELECT 'GRANT SELECT (username) ON TABLE public."user" TO analytics_reader'
+FROM information_schema.columns
+WHERE table_schema = 'public' AND table_name = 'user' AND column_name = 'username'
+\gexec
 
 -- Tables that only some Open WebUI versions have.
 SELECT format('GRANT SELECT ON TABLE public.%I TO analytics_reader', table_name)

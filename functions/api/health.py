@@ -166,7 +166,7 @@ def health_report(
         latest_date = latest_analysis_date(connection)
     status, problems = _status(last, settings)
     return HealthResponse(
-        status=status,  # type: ignore[arg-type]
+        status=status,
         problems=problems,
         last_run=last,
         last_completed_run=last_completed,

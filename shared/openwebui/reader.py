@@ -190,7 +190,7 @@ def load_user_groups(engine: Engine) -> list[UserGroup]:
     if schema.group is None:
         return []
     group = schema.group
-    columns = [group.c.id, group.c.name]
+    columns: list[sa.ColumnElement[Any]] = [group.c.id, group.c.name]
     if "user_ids" in group.c and schema.group_member is None:
         columns.append(sa.cast(group.c.user_ids, sa.Text).label("user_ids"))
     with engine.connect() as connection:
@@ -432,9 +432,18 @@ _CHAT_MESSAGE_COLUMNS: dict[str, sa.types.TypeEngine[Any]] = {
     "files": sa.Text(),
     "created_at": sa.BigInteger(),
 }
-_USER_COLUMNS = {"id": sa.Text(), "role": sa.Text(), "name": sa.Text(), "username": sa.Text()}
-_GROUP_COLUMNS = {"id": sa.Text(), "name": sa.Text(), "user_ids": sa.Text()}
-_GROUP_MEMBER_COLUMNS = {"group_id": sa.Text(), "user_id": sa.Text()}
+_USER_COLUMNS: dict[str, sa.types.TypeEngine[Any]] = {
+    "id": sa.Text(),
+    "role": sa.Text(),
+    "name": sa.Text(),
+    "username": sa.Text(),
+}
+_GROUP_COLUMNS: dict[str, sa.types.TypeEngine[Any]] = {
+    "id": sa.Text(),
+    "name": sa.Text(),
+    "user_ids": sa.Text(),
+}
+_GROUP_MEMBER_COLUMNS: dict[str, sa.types.TypeEngine[Any]] = {"group_id": sa.Text(), "user_id": sa.Text()}
 
 
 def _source_schema(engine: Engine) -> _SourceSchema:
