@@ -23,8 +23,8 @@ import click
 import requests
 import sqlalchemy as sa
 
-from shared.config import LOCAL_STATE_DIR, QueueBackend, Settings, get_settings
-from shared.db import DEMO_SOURCE_PATH, analytics_engine, resolve_analytics_url
+from shared.config import QueueBackend, Settings, get_settings
+from shared.db import analytics_engine, resolve_analytics_url
 from shared.logs import configure_logging
 from shared.migrate import apply_migrations
 from shared.pseudonym import pseudonymise
@@ -41,12 +41,13 @@ def _emit(as_json: bool, data: Any, text: str) -> None:
 
 def _ensure_demo_source(settings: Settings) -> None:
     """Locally with no Open WebUI database configured, build the labelled demo database once."""
-    if settings.source_database_url or settings.is_production or DEMO_SOURCE_PATH.exists():
+    demo = settings.demo_source_path
+    if settings.source_database_url or settings.is_production or demo.exists():
         return
     from infra.demo_data import build_demo_database
 
-    click.echo(f"building the demo Open WebUI database (synthetic data) at {DEMO_SOURCE_PATH} ...", err=True)
-    build_demo_database(DEMO_SOURCE_PATH, zone=settings.zone)
+    click.echo(f"building the demo Open WebUI database (synthetic data) at {demo} ...", err=True)
+    build_demo_database(demo, zone=settings.zone)
 
 
 def _prepare(settings: Settings) -> dict[str, str]:
@@ -54,7 +55,7 @@ def _prepare(settings: Settings) -> dict[str, str]:
     analytics_url = resolve_analytics_url(settings)
     apply_migrations(analytics_engine(settings))
     _ensure_demo_source(settings)
-    source_url = settings.source_database_url or f"sqlite:///{DEMO_SOURCE_PATH}"
+    source_url = settings.source_database_url or f"sqlite:///{settings.demo_source_path}"
     return {"COGNIFORCE_DATABASE_URL": analytics_url, "OPENWEBUI_DATABASE_URL": source_url}
 
 
@@ -67,7 +68,7 @@ def _pipeline_functions(settings: Settings, environment: dict[str, str]) -> Iter
     from infra.local_stack import LocalStack
 
     stack = LocalStack(
-        environment, log_dir=LOCAL_STATE_DIR / "logs", functions=("dispatch", "analyze", "aggregate")
+        environment, log_dir=settings.local_state_dir / "logs", functions=("dispatch", "analyze", "aggregate")
     )
     with stack:
         yield stack.urls["dispatch"]
@@ -278,8 +279,9 @@ def demo_data(days: int, users: int) -> None:
     """(Re)build the demo Open WebUI database: synthetic, clearly labelled conversations."""
     from infra.demo_data import build_demo_database
 
-    summary = build_demo_database(DEMO_SOURCE_PATH, zone=get_settings().zone, days=days, users=users)
-    click.echo(f"demo database {DEMO_SOURCE_PATH}: {summary}")
+    settings = get_settings()
+    summary = build_demo_database(settings.demo_source_path, zone=settings.zone, days=days, users=users)
+    click.echo(f"demo database {settings.demo_source_path}: {summary}")
 
 
 @cli.command()
@@ -294,7 +296,7 @@ def serve(port: int, days: int) -> None:
     settings = get_settings()
     environment = _prepare(settings)
     dashboard_port = port if _port_is_free(port) else free_port()
-    stack = LocalStack(environment, log_dir=LOCAL_STATE_DIR / "logs", ports={"api": dashboard_port})
+    stack = LocalStack(environment, log_dir=settings.local_state_dir / "logs", ports={"api": dashboard_port})
     click.echo("starting dispatch, analyze, aggregate and api under functions-framework ...")
     with stack:
         last = yesterday(settings)
@@ -318,7 +320,7 @@ def serve(port: int, days: int) -> None:
         click.echo(
             f"API:        curl -H 'Authorization: Bearer {password}' {stack.urls['api']}api/v1/analytics/summary"
         )
-        click.echo(f"logs:       {LOCAL_STATE_DIR / 'logs'}")
+        click.echo(f"logs:       {settings.local_state_dir / 'logs'}")
         click.echo("press Ctrl-C to stop")
         try:
             while True:

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from pydantic import SecretStr
 
@@ -28,6 +29,8 @@ def _default(value: object) -> str:
         value = value.value  # enums
     if isinstance(value, dict):
         return "built-in table"
+    if isinstance(value, Path) and value.is_relative_to(REPO_ROOT):
+        value = value.relative_to(REPO_ROOT)  # the same on every checkout
     text = str(value)
     return f"`{text}`" if text else "—"
 

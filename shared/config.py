@@ -346,6 +346,12 @@ class Settings(BaseSettings):
         description="Parallel deliveries of the local HTTP queue.",
     )
 
+    local_state_dir: Path = Field(
+        LOCAL_STATE_DIR,
+        validation_alias=_env("ANALYTICS_LOCAL_STATE_DIR"),
+        description="Local runs only: where the embedded PostgreSQL's data, the demo database "
+        "and the function logs live.",
+    )
     log_format: str = Field(
         "text",
         validation_alias=_env("ANALYTICS_LOG_FORMAT"),
@@ -434,6 +440,11 @@ class Settings(BaseSettings):
         return problems
 
     # --- derived -------------------------------------------------------------------
+
+    @property
+    def demo_source_path(self) -> Path:
+        """The demo Open WebUI database used locally when none is configured."""
+        return self.local_state_dir / "demo-webui.db"
 
     @property
     def zone(self) -> ZoneInfo:

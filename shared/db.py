@@ -23,11 +23,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
-from shared.config import LOCAL_STATE_DIR, Settings, get_settings
+from shared.config import Settings, get_settings
 from shared.errors import ConfigurationError
 
 __all__ = [
-    "DEMO_SOURCE_PATH",
     "analytics_engine",
     "make_engine",
     "reset_engines",
@@ -37,7 +36,6 @@ __all__ = [
     "sqlstate",
 ]
 
-DEMO_SOURCE_PATH = LOCAL_STATE_DIR / "demo-webui.db"
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
@@ -118,7 +116,7 @@ def resolve_analytics_url(settings: Settings) -> str:
         raise ConfigurationError("COGNIFORCE_DATABASE_URL is missing")
     from infra.embedded_pg import EmbeddedPostgres
 
-    server = EmbeddedPostgres(LOCAL_STATE_DIR / "pgdata").start()
+    server = EmbeddedPostgres(settings.local_state_dir / "pgdata").start()
     if server.started_here:
         atexit.register(server.stop)  # a one-shot command leaves no server behind
     return server.url()
@@ -130,12 +128,13 @@ def resolve_source_url(settings: Settings) -> str:
         return settings.source_database_url
     if settings.is_production:
         raise ConfigurationError("OPENWEBUI_DATABASE_URL is missing")
-    if not DEMO_SOURCE_PATH.exists():
+    demo = settings.demo_source_path
+    if not demo.exists():
         raise ConfigurationError(
-            f"OPENWEBUI_DATABASE_URL is not set and the demo database {DEMO_SOURCE_PATH} "
+            f"OPENWEBUI_DATABASE_URL is not set and the demo database {demo} "
             "does not exist yet: run `make run` (or `python main.py demo-data`)"
         )
-    return f"sqlite:///{DEMO_SOURCE_PATH}"
+    return f"sqlite:///{demo}"
 
 
 def _cached(key: str, build: Any) -> Engine:
