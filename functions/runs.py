@@ -219,6 +219,12 @@ def record_outcome(connection: Connection, run_id: uuid.UUID, record: OutcomeRec
         ),
         {"run": run_id, "reused": int(record.estimate_reused)},
     ).first()
+    if finished is not None and finished.status in ("stale", "completed"):
+        # a straggler after the run was closed: no aggregator will come, so rebuild its dates now
+        recompute_dates(
+            connection, [d for d in (record.analysis_date, record.previous_analysis_date) if d is not None]
+        )
+        return True, False
     if finished is None or not finished.complete or finished.status != "running":
         return True, False
     flipped = connection.execute(
@@ -280,11 +286,15 @@ def touched_dates(connection: Connection, run_id: uuid.UUID) -> list[date]:
 
 
 def stale_runs(connection: Connection, settings: Settings) -> list[uuid.UUID]:
-    """Runs still open after `stale_run_minutes`: their missing tasks will not come."""
+    """Open runs with no progress for `stale_run_minutes`: their missing tasks will not come.
+
+    Progress is the latest outcome (or the start): a long run that keeps reporting is alive.
+    """
     rows = connection.execute(
         sa.text(
-            "SELECT id FROM processing_log WHERE status IN ('running', 'aggregating') "
-            "AND started_at < now() - make_interval(mins => :minutes) ORDER BY started_at"
+            "SELECT p.id FROM processing_log p WHERE p.status IN ('running', 'aggregating') "
+            "AND GREATEST(p.started_at, (SELECT max(o.recorded_at) FROM run_outcomes o WHERE o.run_id = p.id)) "
+            "< now() - make_interval(mins => :minutes) ORDER BY p.started_at"
         ),
         {"minutes": settings.stale_run_minutes},
     )

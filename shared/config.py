@@ -266,7 +266,7 @@ class Settings(BaseSettings):
         ge=1,
         le=2880,
         validation_alias=_env("ANALYTICS_STALE_RUN_MINUTES"),
-        description="A run still `running` after this long is closed as stale.",
+        description="An open run that records no outcome for this long is closed as stale (and reported).",
     )
 
     # --- queue ---------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -10,11 +11,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from functions import aggregator, dispatcher
+from functions import aggregator, analyzer, dispatcher
 from functions.pipeline import inline_queue
+from functions.runs import close_stale_runs
 from infra.openwebui_fixture import ChatBuilder
 from shared.config import Settings, get_settings, reset_settings_cache
 from shared.db import reset_engines
+from shared.queue import EnqueueReport
 from tests.pipeline_support import BUDAPEST, Dataset, assert_books_balance, build_dataset, rows
 
 DAYS = [date(2026, 11, 20), date(2026, 11, 21), date(2026, 11, 22)]
@@ -217,3 +220,54 @@ def test_a_stale_run_is_closed_by_the_next_dispatch(dataset: Dataset, analytics_
     )[0]
     assert stale["status"] == "stale"
     assert "3 of 3 conversations never reported" in stale["error_message"]
+
+
+def test_a_long_run_that_keeps_reporting_is_not_stale(dataset: Dataset, analytics_engine: Engine) -> None:
+    with analytics_engine.begin() as connection:
+        run_id = connection.execute(
+            sa.text(
+                "INSERT INTO processing_log (run_date, started_at, conversations_expected) "
+                "VALUES (:d, :t, 5) RETURNING id"
+            ),
+            {"d": date(2026, 11, 2), "t": datetime.now(UTC) - timedelta(hours=5)},
+        ).scalar_one()
+        connection.execute(
+            sa.text(
+                "INSERT INTO run_outcomes (run_id, conversation_id, outcome) VALUES (:r, 'c1', 'skipped')"
+            ),
+            {"r": run_id},
+        )
+    _run(DAYS[0])  # its stale check must leave the run alone: an outcome arrived just now
+    run = rows(analytics_engine, "SELECT status FROM processing_log WHERE id = :r", r=run_id)[0]
+    assert run["status"] == "running"
+
+
+def test_a_straggler_after_a_stale_close_still_reaches_the_aggregates(
+    dataset: Dataset, analytics_engine: Engine
+) -> None:
+    settings = get_settings()
+    result = dispatcher.dispatch(target_date=DAYS[0], settings=settings, queue=_NoDelivery())
+    with analytics_engine.begin() as connection:  # the run went quiet long ago and was closed
+        connection.execute(
+            sa.text("UPDATE processing_log SET started_at = now() - interval '5 hours' WHERE id = :r"),
+            {"r": result.run_id},
+        )
+        assert close_stale_runs(connection, settings) == [result.run_id]
+    straggler = dataset.chats_by_date[DAYS[0]][0]
+    outcome = analyzer.analyze(
+        {"run_id": str(result.run_id), "conversation_id": straggler},
+        settings=settings,
+        queue=inline_queue(settings),
+    )
+    assert outcome.outcome == "analyzed"
+    assert_books_balance(analytics_engine)  # the daily aggregates include the late analysis
+
+
+class _NoDelivery:
+    """A queue that accepts tasks and never delivers them (they are lost)."""
+
+    def enqueue(self, target: str, payload: dict[str, object], *, name: str) -> bool:
+        return True
+
+    def enqueue_many(self, target: str, tasks: Iterable[tuple[str, dict[str, object]]]) -> EnqueueReport:
+        return EnqueueReport(created=len(list(tasks)))
