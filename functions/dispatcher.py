@@ -210,8 +210,12 @@ def dispatch(
     idempotency_key: str | None = None,
     settings: Settings | None = None,
     queue: TaskQueue | None = None,
+    refresh_user_groups: bool = True,
 ) -> DispatchResult:
-    """Open (or join) the run for `target_date` (default: yesterday) and enqueue its tasks."""
+    """Open (or join) the run for `target_date` (default: yesterday) and enqueue its tasks.
+
+    `refresh_user_groups=False` skips copying Open WebUI's groups (a backfill copies them once).
+    """
     settings = settings or get_settings()
     if queue is None:
         from functions.pipeline import default_queue
@@ -225,7 +229,8 @@ def dispatch(
     if closed:
         _log.warning("closed %d stale run(s) before dispatching: %s", len(closed), closed)
 
-    refresh_groups(settings, source, analytics)
+    if refresh_user_groups:
+        refresh_groups(settings, source, analytics)
     chosen = _select(settings, source, analytics, run_date, force)
     planned = chosen[: settings.max_conversations_per_run]
     deferred = len(chosen) - len(planned)
@@ -307,6 +312,7 @@ def backfill(
             force=force,
             settings=settings,
             queue=queue,
+            refresh_user_groups=offset == 0,
         )
         for offset in range(days)
     ]

@@ -45,6 +45,7 @@ __all__ = [
     "RoleLookup",
     "SessionSigner",
     "authenticate",
+    "bearer_token",
     "client_address",
     "session_cookie_name",
     "verify_bearer",
@@ -198,6 +199,12 @@ def _looks_like_jwt(token: str) -> bool:
     return token.startswith("eyJ") and token.count(".") == 2
 
 
+def bearer_token(header: str) -> str | None:
+    """The credentials of an `Authorization: Bearer <credentials>` header; None for anything else."""
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
 def verify_bearer(token: str, settings: Settings, role_lookup: RoleLookup | None) -> Principal:
     """The principal a bearer token stands for; `AuthenticationFailed` (401/403) otherwise."""
     password = settings.dashboard_password.get_secret_value()
@@ -238,17 +245,17 @@ def authenticate(
     """
     client = client_address(request, behind_google_front_end=settings.is_production)
     header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
+    token = bearer_token(header)
     cookie = request.cookies.get(session_cookie_name(settings)) if signer else None
     if not header and not cookie:
         raise AuthenticationFailed("authentication required: send Authorization: Bearer <password>")
     limiter.check(client)
     if header:
-        if scheme.lower() != "bearer" or not token.strip():
+        if token is None:
             limiter.record_failure(client)
             raise AuthenticationFailed("the Authorization header must be 'Bearer <credentials>'")
         try:
-            return verify_bearer(token.strip(), settings, role_lookup)
+            return verify_bearer(token, settings, role_lookup)
         except AuthenticationFailed as exc:
             if exc.status_code == 401:
                 limiter.record_failure(client)

@@ -13,6 +13,7 @@ import hmac
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from shared.auth import bearer_token
 from shared.config import QueueBackend, Settings
 from shared.errors import AuthenticationFailed
 from shared.queue import TASK_SECRET_HEADER
@@ -37,10 +38,10 @@ def google_oidc_verifier(token: str, audience: str) -> Mapping[str, Any]:
 
 
 def _bearer(headers: Headers) -> str:
-    scheme, _, token = headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(headers.get("Authorization", ""))
+    if token is None:
         raise AuthenticationFailed("missing OIDC bearer token")
-    return token.strip()
+    return token
 
 
 def verify_pipeline_caller(

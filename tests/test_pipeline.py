@@ -140,6 +140,18 @@ def test_an_archive_bump_reuses_the_estimate(dataset: Dataset, analytics_engine:
     assert_books_balance(analytics_engine)
 
 
+def _attributed_date(engine: Engine, conversation_id: str) -> date:
+    query = "SELECT analysis_date FROM conversation_analysis WHERE conversation_id = :c"
+    return rows(engine, query, c=conversation_id)[0]["analysis_date"]
+
+
+def _global_count(engine: Engine, day: date) -> int:
+    query = (
+        "SELECT conversation_count FROM daily_aggregates WHERE analysis_date = :d AND user_id_hash IS NULL"
+    )
+    return rows(engine, query, d=day)[0]["conversation_count"]
+
+
 def test_a_continued_conversation_moves_to_its_new_date(dataset: Dataset, analytics_engine: Engine) -> None:
     start = datetime(2026, 11, 20, 9, 0, tzinfo=BUDAPEST)
     chat = ChatBuilder(start, chat_id="continued")
@@ -148,16 +160,8 @@ def test_a_continued_conversation_moves_to_its_new_date(dataset: Dataset, analyt
     user = dataset.users[0]
     dataset.fixture.add_chat(user, chat)
     _run(DAYS[0])
-    first = rows(
-        analytics_engine,
-        "SELECT analysis_date FROM conversation_analysis WHERE conversation_id = 'continued'",
-    )
-    assert first[0]["analysis_date"] == DAYS[0]
-    count_day0 = rows(
-        analytics_engine,
-        "SELECT conversation_count FROM daily_aggregates WHERE analysis_date = :d AND user_id_hash IS NULL",
-        d=DAYS[0],
-    )[0]["conversation_count"]
+    assert _attributed_date(analytics_engine, "continued") == DAYS[0]
+    count_day0 = _global_count(analytics_engine, DAYS[0])
 
     chat.clock = datetime(2026, 11, 22, 10, 0, tzinfo=BUDAPEST).timestamp()
     chat.turn("One more section, please", "Section " * 40, think=0)
@@ -166,17 +170,8 @@ def test_a_continued_conversation_moves_to_its_new_date(dataset: Dataset, analyt
     dataset.fixture.add_chat(user, chat)
     _run(DAYS[2])
 
-    moved = rows(
-        analytics_engine,
-        "SELECT analysis_date FROM conversation_analysis WHERE conversation_id = 'continued'",
-    )
-    assert moved[0]["analysis_date"] == DAYS[2]
-    after = rows(
-        analytics_engine,
-        "SELECT conversation_count FROM daily_aggregates WHERE analysis_date = :d AND user_id_hash IS NULL",
-        d=DAYS[0],
-    )
-    assert after[0]["conversation_count"] == count_day0 - 1
+    assert _attributed_date(analytics_engine, "continued") == DAYS[2]
+    assert _global_count(analytics_engine, DAYS[0]) == count_day0 - 1
     assert_books_balance(analytics_engine)
 
 

@@ -8,6 +8,7 @@ in `TZ`, the same values Terraform gives the job.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -37,7 +38,9 @@ _RUN_COLUMNS = """
 """
 
 
+@functools.cache
 def _cloud_scheduler_client() -> Any:
+    """One client per process: every dashboard view reads the job, building a gRPC channel each time would not do."""
     from google.cloud import scheduler_v1
 
     return scheduler_v1.CloudSchedulerClient()
