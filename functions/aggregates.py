@@ -12,29 +12,14 @@ from datetime import date
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from functions.metrics import METRIC_COLUMNS, aggregate_select_sql
+
 __all__ = ["recompute_dates"]
 
 _AGGREGATION_LOCK_KEY = 7_291_042_119
 
-_METRICS = """
-    count(*),
-    coalesce(sum(message_count), 0),
-    coalesce(sum(active_duration_minutes), 0),
-    coalesce(sum(manual_time_most_likely), 0),
-    coalesce(sum(manual_time_low), 0),
-    coalesce(sum(manual_time_high), 0),
-    coalesce(sum(time_saved_minutes), 0),
-    coalesce(sum(GREATEST(0, manual_time_low - active_duration_minutes)), 0),
-    coalesce(sum(GREATEST(0, manual_time_high - active_duration_minutes)), 0),
-    coalesce(sum(confidence_level), 0),
-    count(*) FILTER (WHERE estimator = 'llm'),
-    count(*) FILTER (WHERE estimator = 'heuristic')
-"""
-_METRIC_COLUMNS = """
-    conversation_count, message_count, total_active_time, total_manual_time_estimated,
-    total_manual_time_low, total_manual_time_high, total_time_saved, total_time_saved_low,
-    total_time_saved_high, confidence_sum, llm_estimated_count, heuristic_estimated_count
-"""
+_METRICS = aggregate_select_sql()
+_METRIC_COLUMNS = ", ".join(METRIC_COLUMNS)
 
 _REBUILD_DAILY = f"""
 INSERT INTO daily_aggregates (analysis_date, user_id_hash, {_METRIC_COLUMNS},

@@ -26,6 +26,7 @@ from functions.api.schemas import (
     GroupRow,
     UserRow,
 )
+from functions.metrics import METRIC_COLUMNS, range_sums_sql
 
 __all__ = [
     "Scope",
@@ -38,21 +39,7 @@ __all__ = [
     "user_breakdown",
 ]
 
-_SUMMED = (
-    "conversation_count",
-    "message_count",
-    "total_active_time",
-    "total_time_saved",
-    "total_time_saved_low",
-    "total_time_saved_high",
-    "total_manual_time_estimated",
-    "total_manual_time_low",
-    "total_manual_time_high",
-    "confidence_sum",
-    "llm_estimated_count",
-    "heuristic_estimated_count",
-)
-_SUMS_SQL = ", ".join(f"COALESCE(SUM({column}), 0)::bigint AS {column}" for column in _SUMMED)
+_SUMS_SQL = range_sums_sql()
 
 
 @dataclass(frozen=True)
@@ -90,7 +77,7 @@ def _estimator(llm: int, heuristic: int) -> EstimatorLabel:
 
 def _figures(row: RowMapping | Mapping[str, Any]) -> dict[str, Any]:
     """Figures fields from a row of summed columns."""
-    values = {column: int(row.get(column) or 0) for column in _SUMMED}
+    values = {column: int(row.get(column) or 0) for column in METRIC_COLUMNS}
     count = values["conversation_count"]
     confidence_sum = values.pop("confidence_sum")
     return {

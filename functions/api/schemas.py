@@ -14,6 +14,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from functions.metrics import METRICS
 from shared.errors import RequestRejected
 
 __all__ = [
@@ -50,6 +51,8 @@ __all__ = [
     "UserBreakdownQuery",
     "UserRow",
 ]
+
+_METRIC_TEXT = {metric.column: metric.description for metric in METRICS}
 
 MAX_RANGE_DAYS = 366
 DEFAULT_DAYS = 30
@@ -221,23 +224,23 @@ class DateRange(_Response):
 class Figures(_Response):
     """Totals over a set of analyses; time in minutes, each with its low–high band."""
 
-    conversation_count: int = Field(description="Analysed conversations.")
-    message_count: int = Field(description="Messages in those conversations.")
-    total_active_time: int = Field(description="Minutes people actually worked with the AI.")
-    total_time_saved: int = Field(description="Minutes saved, most likely estimate.")
-    total_time_saved_low: int = Field(description="Minutes saved, sum of the low estimates.")
-    total_time_saved_high: int = Field(description="Minutes saved, sum of the high estimates.")
-    total_manual_time_estimated: int = Field(description="Minutes the tasks would take by hand, most likely.")
-    total_manual_time_low: int = Field(description="Minutes by hand, sum of the low estimates.")
-    total_manual_time_high: int = Field(description="Minutes by hand, sum of the high estimates.")
+    conversation_count: int = Field(description=_METRIC_TEXT["conversation_count"])
+    message_count: int = Field(description=_METRIC_TEXT["message_count"])
+    total_active_time: int = Field(description=_METRIC_TEXT["total_active_time"])
+    total_time_saved: int = Field(description=_METRIC_TEXT["total_time_saved"])
+    total_time_saved_low: int = Field(description=_METRIC_TEXT["total_time_saved_low"])
+    total_time_saved_high: int = Field(description=_METRIC_TEXT["total_time_saved_high"])
+    total_manual_time_estimated: int = Field(description=_METRIC_TEXT["total_manual_time_estimated"])
+    total_manual_time_low: int = Field(description=_METRIC_TEXT["total_manual_time_low"])
+    total_manual_time_high: int = Field(description=_METRIC_TEXT["total_manual_time_high"])
     avg_time_saved_per_conversation: float | None = Field(
         description="Minutes saved per conversation, most likely (null without conversations)."
     )
     avg_time_saved_per_conversation_low: float | None = Field(description="Per conversation, low.")
     avg_time_saved_per_conversation_high: float | None = Field(description="Per conversation, high.")
     avg_confidence_level: float | None = Field(description="Mean estimator confidence, 0–100.")
-    llm_estimated_count: int = Field(description="Conversations estimated by the LLM.")
-    heuristic_estimated_count: int = Field(description="Conversations estimated by the offline heuristic.")
+    llm_estimated_count: int = Field(description=_METRIC_TEXT["llm_estimated_count"])
+    heuristic_estimated_count: int = Field(description=_METRIC_TEXT["heuristic_estimated_count"])
     estimator: EstimatorLabel = Field(
         description="Which estimator made these figures: `llm`, `heuristic` (a rough rule-based "
         "estimate), `mixed`, or `none` without conversations."
