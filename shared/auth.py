@@ -1,23 +1,31 @@
-"""Admin authentication of the API and dashboard.
+"""Authentication of the API and dashboard: who is calling, and in which role.
 
-Three ways in, checked in this order:
+The ways in, checked in this order (the roles are defined in `shared.roles`):
 
-* ``Authorization: Bearer <dashboard password>``, compared in constant time;
+* ``Authorization: Bearer <secret>``, compared in constant time with the dashboard
+  password (role `admin`), the viewer password (`viewer`) and the feedback token
+  (`feedback`), each only when configured;
 * ``Authorization: Bearer <Open WebUI session token>`` when ``WEBUI_SECRET_KEY`` is
-  set: an HS256 JWT ``{"id": user id, "exp": ...}``; the user is looked up in Open
-  WebUI's database and must have ``role = 'admin'`` (another role: 403; expired,
-  forged or unknown: 401);
-* the dashboard's session cookie, issued by the login form: stateless,
-  ``<expiry>.<nonce>.<mac>`` signed with a key derived from the HMAC key and the
-  dashboard password (changing the password ends every session).
+  set: an HS256 JWT ``{"id": user id, "exp": ..., "iat": ...}``, decoded under Open
+  WebUI's own rules (see `_openwebui_claims`); the user is looked up in Open WebUI's
+  database and must have ``role = 'admin'`` (another role: 403; expired, forged or
+  unknown: 401);
+* the dashboard's session cookie, issued by the login form: ``<expiry>.<id>.<mac>``
+  signed with a key derived from the HMAC key and the passwords (changing a password
+  ends every session), naming a session kept on the server (`shared.sessions`), which
+  holds its role and ends at sign-out, at its lifetime or when idle.
 
 Wrong credentials are counted per client: after ``max_failures`` failures within
 ``window_seconds`` the client gets 429 with ``Retry-After`` until the window slides,
-even with the right password. The counter lives in the process: with several
-function instances the limit applies per instance. The client is
-``request.remote_addr``; in production (behind Google's front end, which appends
-the address it saw to ``X-Forwarded-For``) the last ``X-Forwarded-For`` entry is
-used instead, because earlier entries are whatever the client sent.
+even with the right password. A client is an IPv4 address or an IPv6 /64 (one
+subscriber's network: rotating addresses inside it does not buy more guesses), and all
+clients together have a global budget of ``global_max_failures`` per window, which
+bounds guessing from many networks (at the price that, under such an attack, everyone
+waits). The counters live in the process: with several function instances the limits
+apply per instance. The client address is ``request.remote_addr``; in production
+(behind Google's front end, which appends the address it saw to ``X-Forwarded-For``)
+the last ``X-Forwarded-For`` entry is used instead, because earlier entries are
+whatever the client sent.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import secrets
 import threading
 import time
@@ -37,6 +46,8 @@ import jwt
 
 from shared.config import Settings
 from shared.errors import AuthenticationFailed
+from shared.roles import Role
+from shared.sessions import SessionStore
 
 __all__ = [
     "FailureLimiter",
@@ -47,6 +58,8 @@ __all__ = [
     "authenticate",
     "bearer_token",
     "client_address",
+    "client_key",
+    "password_role",
     "session_cookie_name",
     "verify_bearer",
 ]
@@ -68,9 +81,10 @@ class _Request(Protocol):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who was let in, and how."""
+    """Who was let in, how, and in which role (`flask.g.principal` during a request)."""
 
     method: Literal["password", "openwebui", "session"]
+    role: Role = Role.ADMIN
     user_id: str | None = None  # the Open WebUI user id for `openwebui`, else None
 
 
@@ -84,8 +98,21 @@ class RateLimited(AuthenticationFailed):
         self.retry_after_seconds = retry_after_seconds
 
 
+def client_key(address: str) -> str:
+    """What failures are counted against: an IPv4 address, an IPv6 /64, or the raw text."""
+    try:
+        ip = ipaddress.ip_address(address.strip().strip("[]"))
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 class FailureLimiter:
-    """Failed attempts per client in a sliding window, in this process only."""
+    """Failed attempts per client (see `client_key`) and overall, in sliding windows, in this process."""
 
     def __init__(
         self,
@@ -93,13 +120,24 @@ class FailureLimiter:
         window_seconds: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
         max_clients: int = 10_000,
+        global_max_failures: int = 100,
     ) -> None:
         self.max_failures = max_failures
         self.window_seconds = window_seconds
+        self.global_max_failures = global_max_failures
         self._clock = clock
         self._max_clients = max_clients  # bounds memory under a spray of spoofed sources
         self._failures: dict[str, deque[float]] = {}
+        self._everyone: deque[float] = deque(maxlen=global_max_failures)
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FailureLimiter:
+        return cls(
+            max_failures=settings.login_max_failures,
+            window_seconds=settings.login_failure_window_seconds,
+            global_max_failures=settings.login_global_max_failures,
+        )
 
     def _recent(self, client: str, now: float) -> deque[float]:
         failures = self._failures.get(client)
@@ -111,29 +149,43 @@ class FailureLimiter:
             del self._failures[client]
         return failures
 
+    def _wait(self, failures: deque[float], limit: int, now: float) -> float:
+        """Seconds until `failures` (oldest first) drop below `limit` in the window; 0 when they are."""
+        while failures and failures[0] <= now - self.window_seconds:
+            failures.popleft()
+        if len(failures) < limit:
+            return 0.0
+        return failures[len(failures) - limit] + self.window_seconds - now
+
     def check(self, client: str) -> None:
-        """Raise `RateLimited` while `client` is over the limit."""
+        """Raise `RateLimited` while `client`, or everyone together, is over the limit."""
+        key = client_key(client)
         with self._lock:
             now = self._clock()
-            failures = self._recent(client, now)
-            if len(failures) >= self.max_failures:
-                wait = failures[len(failures) - self.max_failures] + self.window_seconds - now
+            wait = max(
+                self._wait(self._recent(key, now), self.max_failures, now),
+                self._wait(self._everyone, self.global_max_failures, now),
+            )
+            if wait > 0:
                 raise RateLimited(max(1, int(wait + 0.999)))
 
     def record_failure(self, client: str) -> None:
         """Count one failed attempt of `client`."""
+        key = client_key(client)
         with self._lock:
             now = self._clock()
-            if client not in self._failures and len(self._failures) >= self._max_clients:
-                oldest = min(self._failures, key=lambda key: self._failures[key][-1])
+            if key not in self._failures and len(self._failures) >= self._max_clients:
+                oldest = min(self._failures, key=lambda name: self._failures[name][-1])
                 del self._failures[oldest]
-            self._recent(client, now)
-            self._failures.setdefault(client, deque()).append(now)
+            self._recent(key, now)
+            self._failures.setdefault(key, deque()).append(now)
+            self._everyone.append(now)
 
     def reset(self) -> None:
         """Forget every failure (tests)."""
         with self._lock:
             self._failures.clear()
+            self._everyone.clear()
 
 
 def client_address(request: _Request, *, behind_google_front_end: bool) -> str:
@@ -156,16 +208,26 @@ def session_cookie_name(settings: Settings) -> str:
 
 
 class SessionSigner:
-    """Issues and verifies stateless dashboard session cookies and their CSRF tokens."""
+    """Issues and verifies the signature of dashboard session cookies, and their CSRF tokens.
+
+    A valid signature only says the value was issued here and has not reached its
+    expiry; whether the session is still alive (not signed out, not idle) and its role
+    are the `SessionStore`'s answer.
+    """
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self.ttl_seconds = settings.session_ttl_minutes * 60
-        self._clock = clock
+        self.clock = clock
+        passwords = b"\x00".join(
+            secret.get_secret_value().encode()
+            for secret in (settings.dashboard_password, settings.viewer_password)
+        )
         self._key = hmac.new(
-            settings.hmac_key.get_secret_value().encode(),
-            b"dashboard-session\x00" + settings.dashboard_password.get_secret_value().encode(),
-            hashlib.sha256,
+            settings.hmac_key.get_secret_value().encode(), b"dashboard-session\x00" + passwords, hashlib.sha256
         ).digest()
+
+    def _clock(self) -> float:
+        return self.clock()
 
     def _mac(self, purpose: bytes, message: str) -> str:
         return _b64(hmac.new(self._key, purpose + b"\x00" + message.encode(), hashlib.sha256).digest())
@@ -177,13 +239,18 @@ class SessionSigner:
 
     def verify(self, value: str | None) -> bool:
         """True for an unexpired value this signer issued."""
-        if not value or value.count(".") != 2:
+        if not value or value.count(".") != 2 or len(value) > 200:
             return False
         payload, _, mac = value.rpartition(".")
         if not hmac.compare_digest(mac, self._mac(b"session", payload)):
             return False
         expiry = payload.split(".", 1)[0]
         return expiry.isdigit() and int(expiry) > self._clock()
+
+    @staticmethod
+    def session_id(value: str) -> str:
+        """The session id a (verified) cookie value names."""
+        return value.split(".")[1]
 
     def csrf_token(self, session_value: str) -> str:
         """The token a form posted with this session must carry (bound to the session)."""
@@ -205,19 +272,73 @@ def bearer_token(header: str) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def verify_bearer(token: str, settings: Settings, role_lookup: RoleLookup | None) -> Principal:
+def password_role(secret: str, settings: Settings, *, roles: frozenset[Role] | None = None) -> Role | None:
+    """The role whose configured secret `secret` is (constant time, every secret compared); None: none.
+
+    `roles` narrows the candidates (the login form offers only the session roles).
+    """
+    candidates = (
+        (Role.ADMIN, settings.dashboard_password),
+        (Role.VIEWER, settings.viewer_password),
+        (Role.FEEDBACK, settings.feedback_token),
+    )
+    found: Role | None = None
+    for role, configured in candidates:
+        expected = configured.get_secret_value()
+        matches = hmac.compare_digest(secret.encode(), expected.encode()) and bool(expected)
+        if matches and found is None and (roles is None or role in roles):
+            found = role
+    return found
+
+
+def _openwebui_claims(token: str, secret: str, settings: Settings, now: float) -> dict[str, Any]:
+    """The claims of an Open WebUI session token, under the rules Open WebUI 0.12.4 applies.
+
+    Open WebUI 0.12.4, `backend/open_webui/utils/auth.py`: `decode_token` is
+    `jwt.decode(token, SESSION_SECRET, algorithms=["HS256"])`, so `exp` is checked when
+    present but not required; `create_token` adds `exp` only when `JWT_EXPIRES_IN`
+    (`open_webui/config.py`, default `4w`) parses to a duration, and `-1` issues tokens
+    without one (its own log calls that a security warning), while every token gets
+    `iat` and `jti`. `is_valid_token` reads a missing `typ` as `session` and treats a
+    token without `iat` as unverifiable when it checks revocation. So, as Open WebUI:
+    HS256 only, `exp` enforced when present; stricter where Open WebUI leaves a token
+    valid forever: without `exp`, the token must carry `iat` and be younger than
+    `ANALYTICS_OPENWEBUI_TOKEN_MAX_AGE_HOURS` (default: Open WebUI's default lifetime);
+    only `session` tokens (not `automation`/`subagent`) are admitted. Open WebUI's
+    per-account `session_stamp` (table `auth`) and its Redis revocation list are not
+    consulted: the read-only role sees neither.
+    """
+    try:
+        claims: dict[str, Any] = jwt.decode(token, secret, algorithms=["HS256"])
+    except jwt.ExpiredSignatureError as exc:
+        raise AuthenticationFailed("the Open WebUI session token has expired") from exc
+    except jwt.InvalidTokenError as exc:
+        raise AuthenticationFailed("invalid credentials") from exc
+    if claims.get("typ", "session") != "session":
+        raise AuthenticationFailed("only Open WebUI session tokens are accepted")
+    if "exp" not in claims:
+        issued = claims.get("iat")
+        if not isinstance(issued, int | float) or isinstance(issued, bool):
+            raise AuthenticationFailed("an Open WebUI token without `exp` must carry `iat`")
+        max_age = settings.openwebui_token_max_age_hours * 3600
+        if now - issued > max_age:
+            raise AuthenticationFailed(
+                f"the Open WebUI session token has no expiry and is older than "
+                f"{settings.openwebui_token_max_age_hours} hours; sign in to Open WebUI again"
+            )
+    return claims
+
+
+def verify_bearer(
+    token: str, settings: Settings, role_lookup: RoleLookup | None, *, now: float | None = None
+) -> Principal:
     """The principal a bearer token stands for; `AuthenticationFailed` (401/403) otherwise."""
-    password = settings.dashboard_password.get_secret_value()
-    if password and hmac.compare_digest(token.encode(), password.encode()):
-        return Principal("password")
+    role = password_role(token, settings)
+    if role is not None:
+        return Principal("password", role=role)
     secret = settings.webui_secret_key.get_secret_value()
     if secret and role_lookup is not None and _looks_like_jwt(token):
-        try:
-            claims = jwt.decode(token, secret, algorithms=["HS256"])
-        except jwt.ExpiredSignatureError as exc:
-            raise AuthenticationFailed("the Open WebUI session token has expired") from exc
-        except jwt.InvalidTokenError as exc:
-            raise AuthenticationFailed("invalid credentials") from exc
+        claims = _openwebui_claims(token, secret, settings, time.time() if now is None else now)
         user_id = claims.get("id")
         if not isinstance(user_id, str) or not user_id:
             raise AuthenticationFailed("invalid credentials")
@@ -226,7 +347,7 @@ def verify_bearer(token: str, settings: Settings, role_lookup: RoleLookup | None
             raise AuthenticationFailed("invalid credentials")
         if role != "admin":
             raise AuthenticationFailed("an Open WebUI admin account is required", status_code=403)
-        return Principal("openwebui", user_id=user_id)
+        return Principal("openwebui", role=Role.ADMIN, user_id=user_id)
     raise AuthenticationFailed("invalid credentials")
 
 
@@ -237,11 +358,13 @@ def authenticate(
     *,
     role_lookup: RoleLookup | None,
     signer: SessionSigner | None,
+    sessions: SessionStore | None = None,
 ) -> Principal:
     """Authenticate `request` by bearer token or (when `signer` is given) session cookie.
 
     Raises `RateLimited` (429) for a client over the failure limit, `AuthenticationFailed`
     with 401 for missing or wrong credentials and 403 for a non-admin Open WebUI user.
+    A cookie is accepted only when `sessions` knows it as alive.
     """
     client = client_address(request, behind_google_front_end=settings.is_production)
     header = request.headers.get("Authorization", "")
@@ -261,7 +384,9 @@ def authenticate(
                 limiter.record_failure(client)
             raise
     assert signer is not None
-    if signer.verify(cookie):
-        return Principal("session")
-    # an expired cookie is a normal end of a session, not an attack: not counted
-    raise AuthenticationFailed("the dashboard session has expired; sign in again")
+    if cookie and signer.verify(cookie) and sessions is not None:
+        role = sessions.role(signer.session_id(cookie))
+        if role is not None:
+            return Principal("session", role=role)
+    # an expired or signed-out cookie is a normal end of a session, not an attack: not counted
+    raise AuthenticationFailed("the dashboard session has ended; sign in again")

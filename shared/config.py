@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from shared.errors import ConfigurationError
 
 __all__ = [
+    "LOCAL_HOSTS",
     "LOCAL_STATE_DIR",
     "REPO_ROOT",
     "Environment",
@@ -53,7 +54,19 @@ _PLACEHOLDER_SECRETS = frozenset(
         "local-dev-task-secret",
     }
 )
-_MIN_SECRET_LENGTH = {"hmac_key": 32, "dashboard_password": 12, "task_secret": 24}
+_MIN_SECRET_LENGTH = {
+    "hmac_key": 32,
+    "dashboard_password": 12,
+    "viewer_password": 12,
+    "feedback_token": 32,
+    "task_secret": 32,
+    # Open WebUI's start.sh generates 12 random bytes, base64: 16 characters (96 bits)
+    "webui_secret_key": 16,
+}
+# Open WebUI JWT secrets anyone knows: its old built-in default (`t0p-s3cr3t`) and placeholders.
+_KNOWN_WEBUI_SECRETS = frozenset({"t0p-s3cr3t", "your-secret-key", "your_secret_key", "secret-key"})
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+"""The `Host` names local mode answers when `ANALYTICS_ALLOWED_HOSTS` is empty (DNS rebinding)."""
 
 # USD per 1M tokens: input, cached input, output. Override with ANALYTICS_LLM_PRICES.
 DEFAULT_LLM_PRICES: dict[str, dict[str, float]] = {
@@ -207,6 +220,28 @@ class Settings(BaseSettings):
         description="Open WebUI's JWT secret; when set, Open WebUI admin session tokens "
         "are accepted as well as the dashboard password.",
     )
+    viewer_password: SecretStr = Field(
+        SecretStr(""),
+        validation_alias=_env("ANALYTICS_VIEWER_PASSWORD"),
+        description="Password of the `viewer` role (management: aggregates only, no per-person "
+        "rows, CSV or settings), as a bearer token or at the login form (≥ 12 characters in "
+        "production, different from the admin password). Empty: no viewer role.",
+    )
+    feedback_token: SecretStr = Field(
+        SecretStr(""),
+        validation_alias=_env("ANALYTICS_FEEDBACK_TOKEN"),
+        description="Bearer token of the `feedback` role, which may call the feedback endpoint "
+        "and nothing else (Open WebUI's Action; ≥ 32 characters in production). Empty: no feedback role.",
+    )
+    openwebui_token_max_age_hours: int = Field(
+        672,
+        ge=1,
+        le=8760,
+        validation_alias=_env("ANALYTICS_OPENWEBUI_TOKEN_MAX_AGE_HOURS"),
+        description="An Open WebUI token without `exp` (Open WebUI issues them when "
+        "`JWT_EXPIRES_IN=-1`) is accepted for this many hours after its `iat`; one without "
+        "both is refused. Default: 4 weeks, Open WebUI's default `JWT_EXPIRES_IN`.",
+    )
     task_secret: SecretStr = Field(
         SecretStr("local-dev-task-secret"),
         validation_alias=_env("ANALYTICS_TASK_SECRET"),
@@ -219,6 +254,44 @@ class Settings(BaseSettings):
         le=10_080,
         validation_alias=_env("ANALYTICS_SESSION_TTL_MINUTES"),
         description="Lifetime of a dashboard login session.",
+    )
+    session_idle_minutes: int = Field(
+        60,
+        ge=1,
+        le=10_080,
+        validation_alias=_env("ANALYTICS_SESSION_IDLE_MINUTES"),
+        description="A dashboard session unused for this long ends (sessions also end at "
+        "`ANALYTICS_SESSION_TTL_MINUTES` and at sign-out, server-side).",
+    )
+    login_max_failures: int = Field(
+        10,
+        ge=1,
+        le=1000,
+        validation_alias=_env("ANALYTICS_LOGIN_MAX_FAILURES"),
+        description="Failed sign-ins one client (an IPv4 address, an IPv6 /64) may make per "
+        "window before it must wait.",
+    )
+    login_global_max_failures: int = Field(
+        100,
+        ge=1,
+        le=100_000,
+        validation_alias=_env("ANALYTICS_LOGIN_GLOBAL_MAX_FAILURES"),
+        description="Failed sign-ins from all clients together per window (per process) before "
+        "every sign-in waits: bounds guessing from many addresses.",
+    )
+    login_failure_window_seconds: int = Field(
+        300,
+        ge=10,
+        le=86_400,
+        validation_alias=_env("ANALYTICS_LOGIN_FAILURE_WINDOW_SECONDS"),
+        description="The sliding window of the failed sign-in limits.",
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=_env("ANALYTICS_ALLOWED_HOSTS"),
+        description="Comma-separated `Host` names (no port) the api answers; others get 400. "
+        "Empty: `localhost`, `127.0.0.1` and `[::1]` locally (against DNS rebinding), any "
+        "host in production (Google's front end routes by host already).",
     )
     min_group_size: int = Field(
         5,
@@ -381,6 +454,13 @@ class Settings(BaseSettings):
         except json.JSONDecodeError as exc:
             raise ValueError(f"ANALYTICS_LLM_PRICES is not valid JSON: {exc}") from exc
 
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [host.strip().lower() for host in value.split(",") if host.strip()]
+        return value
+
     @field_validator("log_format")
     @classmethod
     def _known_log_format(cls, value: str) -> str:
@@ -408,6 +488,7 @@ class Settings(BaseSettings):
                 problems.append(f"{variable} is missing or a placeholder")
             elif len(value) < _MIN_SECRET_LENGTH[field_name]:
                 problems.append(f"{variable} is shorter than {_MIN_SECRET_LENGTH[field_name]} characters")
+        problems.extend(self._access_problems())
         if not self.analytics_database_url:
             problems.append("COGNIFORCE_DATABASE_URL is missing")
         if not self.source_database_url:
@@ -432,11 +513,49 @@ class Settings(BaseSettings):
                     problems.append(f"{variable} is missing (needed by the cloud_tasks queue)")
         else:
             secret = self.task_secret.get_secret_value()
-            if (
-                secret.strip().lower() in _PLACEHOLDER_SECRETS
-                or len(secret) < _MIN_SECRET_LENGTH["task_secret"]
-            ):
+            if secret.strip().lower() in _PLACEHOLDER_SECRETS:
                 problems.append("ANALYTICS_TASK_SECRET is missing or a placeholder")
+        secret = self.task_secret.get_secret_value()
+        minimum = _MIN_SECRET_LENGTH["task_secret"]
+        if secret.strip().lower() not in _PLACEHOLDER_SECRETS and len(secret) < minimum:
+            problems.append(f"ANALYTICS_TASK_SECRET is shorter than {minimum} characters")
+        if self.tasks_emulator_host:
+            problems.append(
+                "ANALYTICS_TASKS_EMULATOR_HOST is set: the Cloud Tasks emulator is for tests, "
+                "never production (unset it)"
+            )
+        return problems
+
+    def _access_problems(self) -> list[str]:
+        """Production problems of the viewer and feedback credentials and Open WebUI's secret."""
+        problems: list[str] = []
+        admin = self.dashboard_password.get_secret_value()
+        for field_name, variable in (
+            ("viewer_password", "ANALYTICS_VIEWER_PASSWORD"),
+            ("feedback_token", "ANALYTICS_FEEDBACK_TOKEN"),
+        ):
+            value = getattr(self, field_name).get_secret_value()
+            if not value:
+                continue  # the role is simply not offered
+            if value.strip().lower() in _PLACEHOLDER_SECRETS:
+                problems.append(f"{variable} is a placeholder")
+            elif len(value) < _MIN_SECRET_LENGTH[field_name]:
+                problems.append(f"{variable} is shorter than {_MIN_SECRET_LENGTH[field_name]} characters")
+            if value == admin:
+                problems.append(f"{variable} must differ from ANALYTICS_DASHBOARD_PASSWORD")
+        viewer, feedback = self.viewer_password.get_secret_value(), self.feedback_token.get_secret_value()
+        if viewer and viewer == feedback:
+            problems.append("ANALYTICS_FEEDBACK_TOKEN must differ from ANALYTICS_VIEWER_PASSWORD")
+        webui = self.webui_secret_key.get_secret_value()
+        if webui:
+            minimum = _MIN_SECRET_LENGTH["webui_secret_key"]
+            if webui.strip().lower() in _KNOWN_WEBUI_SECRETS | _PLACEHOLDER_SECRETS:
+                problems.append(
+                    "WEBUI_SECRET_KEY is a well-known default (anyone can sign Open WebUI admin "
+                    "tokens with it): set a random key in Open WebUI and here"
+                )
+            elif len(webui) < minimum:
+                problems.append(f"WEBUI_SECRET_KEY is shorter than {minimum} characters")
         return problems
 
     # --- derived -------------------------------------------------------------------
@@ -449,6 +568,13 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def answered_hosts(self) -> tuple[str, ...] | None:
+        """The `Host` names the api answers (lower case, no port); None: any."""
+        if self.allowed_hosts:
+            return tuple(self.allowed_hosts)
+        return None if self.is_production else LOCAL_HOSTS
 
     @property
     def is_production(self) -> bool:

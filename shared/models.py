@@ -317,3 +317,16 @@ class AnalysisClaim(Base):
     )
     conversation_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     claimed_until: Mapped[datetime] = mapped_column(_TS)
+
+
+class DashboardSession(Base):
+    __tablename__ = "dashboard_sessions"
+
+    session_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(_TS)
+    expires_at: Mapped[datetime] = mapped_column(_TS)
+    last_seen_at: Mapped[datetime] = mapped_column(_TS)
+    revoked_at: Mapped[datetime | None] = mapped_column(_TS)
+
+    __table_args__ = (Index("idx_dashboard_sessions_expires_at", "expires_at"),)

@@ -1,8 +1,9 @@
 """The api function's Flask app: the route table, authentication, errors and security headers.
 
 `ROUTES` is the one place routes are declared. From it come the Flask URL map, the
-OpenAPI document and the security tests' list of routes. Every route is admin-only
-unless marked public; the public ones are the login page and the static assets.
+OpenAPI document and the security tests' list of routes. Every route declares the
+roles it admits (`shared.roles`; admin-only unless it says otherwise); the public ones
+are the login page and the static assets. The role of the caller is `flask.g.principal.role`.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from functions.api.services import ApiServices
 from shared.auth import RateLimited, authenticate, session_cookie_name
 from shared.config import Settings, get_settings
 from shared.errors import AuthenticationFailed, ConfigurationError, RequestRejected, RetryableError
+from shared.roles import ADMIN_ONLY, PUBLIC, READERS, Access
 
 __all__ = ["API_PREFIX", "ROUTES", "Route", "create_app"]
 
@@ -66,7 +68,7 @@ class Route:
     endpoint: str
     view: Callable[..., Any]
     methods: tuple[str, ...] = ("GET",)
-    access: Literal["admin", "public"] = "admin"
+    access: Access = ADMIN_ONLY  # the roles admitted, or PUBLIC
     kind: Literal["api", "page"] = "api"
     session_ok: bool = True  # the dashboard's cookie is accepted (unsafe methods: with a CSRF token)
     query: type[BaseModel] | None = None
@@ -97,6 +99,7 @@ ROUTES: tuple[Route, ...] = (
         "/summary",
         "summary",
         endpoints.summary,
+        access=READERS,
         query=SummaryQuery,
         response=SummaryResponse,
         summary="Totals over a range, with the previous period and a daily trend",
@@ -108,6 +111,7 @@ ROUTES: tuple[Route, ...] = (
         "/daily-trend",
         "daily-trend",
         endpoints.daily_trend,
+        access=READERS,
         query=TrendQuery,
         response=list[DailyPoint],
         summary="One point per local date of the range",
@@ -127,6 +131,7 @@ ROUTES: tuple[Route, ...] = (
         "/model-breakdown",
         "model-breakdown",
         endpoints.model_breakdown,
+        access=READERS,
         query=BreakdownQuery,
         response=BreakdownResponse,
         summary="Time saved per model",
@@ -136,6 +141,7 @@ ROUTES: tuple[Route, ...] = (
         "/category-breakdown",
         "category-breakdown",
         endpoints.category_breakdown,
+        access=READERS,
         query=BreakdownQuery,
         response=BreakdownResponse,
         summary="Time saved per task category",
@@ -145,6 +151,7 @@ ROUTES: tuple[Route, ...] = (
         "/group-breakdown",
         "group-breakdown",
         endpoints.group_breakdown,
+        access=READERS,
         query=RangeQuery,
         response=GroupBreakdownResponse,
         summary="Time saved per Open WebUI group",
@@ -191,32 +198,34 @@ ROUTES: tuple[Route, ...] = (
         "/openapi.json",
         "openapi",
         _openapi,
+        access=READERS,
         query=NoQuery,
         summary="This OpenAPI document",
         description="The OpenAPI 3.1 description of this API.",
         tag="meta",
     ),
-    Route("/", "dashboard", dashboard.dashboard_page, kind="page", media_type="text/html"),
-    Route("/login", "login", dashboard.login_page, access="public", kind="page", media_type="text/html"),
+    Route("/", "dashboard", dashboard.dashboard_page, access=READERS, kind="page", media_type="text/html"),
+    Route("/login", "login", dashboard.login_page, access=PUBLIC, kind="page", media_type="text/html"),
     Route(
         "/login",
         "login-submit",
         dashboard.login_submit,
         methods=("POST",),
-        access="public",
+        access=PUBLIC,
         kind="page",
         media_type="text/html",
     ),
-    Route("/logout", "logout", dashboard.logout, methods=("POST",), kind="page"),
+    Route("/logout", "logout", dashboard.logout, methods=("POST",), access=READERS, kind="page"),
     Route(
         "/charts/<any('daily-trend','model','category','group'):chart>.svg",
         "chart",
         dashboard.chart,
+        access=READERS,
         kind="page",
         media_type="image/svg+xml",
     ),
     # not /static/: functions-framework's own Flask app answers that prefix before our function runs
-    Route("/assets/<path:filename>", "assets", dashboard.static_file, access="public", kind="page"),
+    Route("/assets/<path:filename>", "assets", dashboard.static_file, access=PUBLIC, kind="page"),
 )
 
 
@@ -232,12 +241,14 @@ def _authenticate(route: Route) -> None:
     """Let the caller in or raise; a cookie-authenticated unsafe request also needs its CSRF token."""
     current = _services()
     request = flask.request
+    assert current.limiter is not None
     principal = authenticate(
         request,
         current.settings,
         current.limiter,
         role_lookup=current.role_lookup,
         signer=current.signer if route.session_ok else None,
+        sessions=current.sessions,
     )
     if principal.method == "session" and request.method not in ("GET", "HEAD"):
         assert current.signer is not None
@@ -245,6 +256,8 @@ def _authenticate(route: Route) -> None:
         token = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token")
         if not dashboard.same_origin(request) or not current.signer.verify_csrf(cookie, token):
             raise AuthenticationFailed("missing or wrong CSRF token", status_code=403)
+    if route.access == PUBLIC or principal.role not in route.access:
+        raise AuthenticationFailed(f"the {principal.role} role may not call this route", status_code=403)
     flask.g.principal = principal
 
 
@@ -295,7 +308,7 @@ def _adapter(response: Any) -> TypeAdapter[Any]:
 
 def _wrap(route: Route) -> Callable[..., Any]:
     def view(**path_values: Any) -> Any:
-        if route.access == "admin":
+        if route.access != PUBLIC:
             try:
                 _authenticate(route)
             except AuthenticationFailed as exc:
@@ -366,6 +379,22 @@ def _unexpected(exc: Exception) -> flask.Response:
     return _error(500, "internal_error", "internal error; see the function's logs")
 
 
+def _host_name(host: str) -> str:
+    """`Host` without its port, lower case: `localhost`, `127.0.0.1`, `[::1]`."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host.partition("]")[0] + "]"
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
+def _check_host() -> flask.Response | None:
+    """400 for a `Host` this deployment does not answer (DNS rebinding against local mode)."""
+    allowed = _services().settings.answered_hosts
+    if allowed is not None and _host_name(flask.request.host) not in allowed:
+        return _error(400, "bad_request", "this Host is not served; see ANALYTICS_ALLOWED_HOSTS")
+    return None
+
+
 def _security_headers(response: flask.Response) -> flask.Response:
     settings = _services().settings
     headers = response.headers
@@ -391,6 +420,8 @@ def create_app(settings: Settings | None = None, *, services: ApiServices | None
     app = flask.Flask(__name__, static_folder=None, template_folder="templates")
     app.extensions[_EXTENSION] = current
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    # werkzeug answers `//x` with a redirect to an absolute URL built from the Host header
+    app.url_map.merge_slashes = False
     app.jinja_env.filters.update(dashboard.TEMPLATE_FILTERS)
     for route in ROUTES:
         app.add_url_rule(
@@ -405,5 +436,6 @@ def create_app(settings: Settings | None = None, *, services: ApiServices | None
     app.register_error_handler(RetryableError, _unavailable)
     app.register_error_handler(ConfigurationError, _misconfigured)
     app.register_error_handler(Exception, _unexpected)
+    app.before_request(_check_host)
     app.after_request(_security_headers)
     return app

@@ -7,7 +7,6 @@ HttpOnly, SameSite=Strict, Secure in production and expires with the session.
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -30,8 +29,9 @@ from functions.api.schemas import (
     InvalidParameter,
 )
 from functions.api.services import ApiServices
-from shared.auth import RateLimited, client_address, session_cookie_name
+from shared.auth import Principal, RateLimited, client_address, password_role, session_cookie_name
 from shared.errors import AuthenticationFailed
+from shared.roles import SESSION_ROLES, Role
 
 __all__ = [
     "PRESET_DAYS",
@@ -43,6 +43,7 @@ __all__ = [
     "logout",
     "same_origin",
     "static_file",
+    "wait_text",
 ]
 
 PRESET_DAYS = (7, 30, 90, 365)
@@ -68,37 +69,69 @@ def _render(template: str, status: int = 200, **context: Any) -> flask.Response:
 # --- login and logout --------------------------------------------------------------------
 
 
-def login_page(services: ApiServices) -> Response:
+def wait_text(seconds: int) -> str:
+    """`45 seconds`, `4 minutes 10 seconds`: how long a locked-out client must wait."""
+    minutes, rest = divmod(max(1, seconds), 60)
+    parts = [f"{minutes} minute{'s' if minutes != 1 else ''}"] if minutes else []
+    if rest or not minutes:
+        parts.append(f"{rest} second{'s' if rest != 1 else ''}")
+    return " ".join(parts)
+
+
+def _locked_out(exc: RateLimited) -> Response:
+    response: Response = _render(
+        "login.html",
+        429,
+        error=f"Too many failed attempts. Try again in {wait_text(exc.retry_after_seconds)}.",
+    )
+    response.headers["Retry-After"] = str(exc.retry_after_seconds)
+    return response
+
+
+def _session_value(services: ApiServices) -> str | None:
+    """The request's session cookie when its signature holds (alive or not)."""
     cookie = flask.request.cookies.get(session_cookie_name(services.settings))
-    if services.signer and services.signer.verify(cookie):
+    return cookie if cookie and services.signer and services.signer.verify(cookie) else None
+
+
+def _client(services: ApiServices) -> str:
+    return client_address(flask.request, behind_google_front_end=services.settings.is_production)
+
+
+def login_page(services: ApiServices) -> Response:
+    cookie = _session_value(services)
+    signer, sessions = services.signer, services.sessions
+    if cookie and signer and sessions and sessions.role(signer.session_id(cookie)):
         return flask.redirect(flask.url_for("dashboard"), code=303)
+    assert services.limiter is not None
+    try:
+        services.limiter.check(_client(services))
+    except RateLimited as exc:
+        return _locked_out(exc)
     return _render("login.html")
 
 
 def login_submit(services: ApiServices) -> Response:
+    """The password decides the role: the admin password signs in an admin, the viewer's a viewer."""
     settings = services.settings
     if not same_origin(flask.request):
         raise AuthenticationFailed("cross-site sign-in refused", status_code=403)
-    client = client_address(flask.request, behind_google_front_end=settings.is_production)
+    client = _client(services)
+    assert services.limiter is not None and services.signer is not None and services.sessions is not None
     try:
         services.limiter.check(client)
     except RateLimited as exc:
-        minutes = max(1, round(exc.retry_after_seconds / 60))
-        response: Response = _render(
-            "login.html", 429, error=f"Too many failed attempts. Try again in about {minutes} minutes."
-        )
-        response.headers["Retry-After"] = str(exc.retry_after_seconds)
-        return response
-    password = flask.request.form.get("password", "")
-    expected = settings.dashboard_password.get_secret_value()
-    if not password or not hmac.compare_digest(password.encode(), expected.encode()):
+        return _locked_out(exc)
+    role = password_role(flask.request.form.get("password", ""), settings, roles=SESSION_ROLES)
+    if role is None:
         services.limiter.record_failure(client)
         return _render("login.html", 401, error="Wrong password.")
-    assert services.signer is not None
+    value = services.signer.issue()
+    services.sessions.create(services.signer.session_id(value), role)
     response = flask.redirect(flask.url_for("dashboard"), code=303)
     response.set_cookie(
         session_cookie_name(settings),
-        services.signer.issue(),
+        value,
         max_age=services.signer.ttl_seconds,
         path="/",
         secure=settings.is_production,
@@ -109,6 +142,10 @@ def login_submit(services: ApiServices) -> Response:
 
 
 def logout(services: ApiServices) -> Response:
+    """Ends the session on the server (its cookie is refused from now on) and clears the cookie."""
+    cookie = _session_value(services)
+    if cookie and services.sessions and services.signer:
+        services.sessions.revoke(services.signer.session_id(cookie))
     response = flask.redirect(flask.url_for("login"), code=303)
     response.delete_cookie(
         session_cookie_name(services.settings),
@@ -173,8 +210,15 @@ def _health(services: ApiServices) -> HealthResponse | None:
         return None
 
 
+def _role() -> Role:
+    principal: Principal | None = flask.g.get("principal")
+    return principal.role if principal else Role.ADMIN
+
+
 def dashboard_page(services: ApiServices) -> flask.Response:
+    """The page; a viewer gets it without the per-person panel, the CSV link and pipeline settings."""
     settings = services.settings
+    is_admin = _role() is Role.ADMIN
     filters = _filters(services, flask.request.args.to_dict())
     date_range, error = filters.date_range, filters.error
     earlier = previous_range(date_range)
@@ -189,7 +233,11 @@ def dashboard_page(services: ApiServices) -> flask.Response:
         current = queries.figures(connection, scope, date_range)
         previous = queries.figures(connection, scope, earlier)
         trend = queries.daily_trend(connection, scope, date_range)
-        users = queries.user_breakdown(connection, date_range, limit=_TOP_USERS, group_id=group_id)
+        users = (
+            queries.user_breakdown(connection, date_range, limit=_TOP_USERS, group_id=group_id)
+            if is_admin
+            else []
+        )
         models = queries.dimension_breakdown(connection, "model", date_range, group_id=group_id)
         categories = queries.dimension_breakdown(connection, "category", date_range, group_id=group_id)
         groups, hidden_groups = queries.group_breakdown(
@@ -225,6 +273,7 @@ def dashboard_page(services: ApiServices) -> flask.Response:
         query_string=query_string,
         csv_query=_query_string(date_range, group_id, preset=None),
         health=_health(services),
+        is_admin=is_admin,
         csrf_token=csrf,
         today=services.today(),
     )

@@ -8,7 +8,7 @@ Tests pass fakes for the dispatcher, the scheduler client or the clock.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ from functions.api.health import SchedulerClientFactory
 from shared.auth import FailureLimiter, RoleLookup, SessionSigner
 from shared.config import Settings
 from shared.db import analytics_engine, source_engine
+from shared.sessions import SessionStore
 
 __all__ = ["ApiServices"]
 
@@ -45,12 +46,22 @@ class ApiServices:
     backfill: Callable[..., Any] = _default_backfill
     scheduler_client_factory: SchedulerClientFactory | None = None
     clock: Callable[[], datetime] | None = None
-    limiter: FailureLimiter = field(default_factory=FailureLimiter)
+    limiter: FailureLimiter | None = None
     signer: SessionSigner | None = None
+    sessions: SessionStore | None = None
 
     def __post_init__(self) -> None:
+        if self.limiter is None:
+            self.limiter = FailureLimiter.from_settings(self.settings)
         if self.signer is None:
             self.signer = SessionSigner(self.settings)
+        if self.sessions is None:
+            self.sessions = SessionStore(
+                lambda: self.engine,
+                ttl_seconds=self.signer.ttl_seconds,
+                idle_seconds=self.settings.session_idle_minutes * 60,
+                clock=self.signer.clock,
+            )
         if self.role_lookup is None and self.settings.webui_secret_key.get_secret_value():
             self.role_lookup = self._source_role
 

@@ -1,0 +1,49 @@
+"""Who may do what: the roles of the API and dashboard, decided here and nowhere else.
+
+* `admin`: everything, as before (the dashboard password, an Open WebUI admin token, or
+  an admin's dashboard session);
+* `viewer`: aggregates for management (`ANALYTICS_VIEWER_PASSWORD`, as a bearer token or
+  through the login form): the summary, daily trend, the breakdowns by model, category,
+  group and tag, the dashboard page without its per-person panel, CSV link and pipeline
+  settings, and the charts; never per-person rows, conversation ids, the CSV export,
+  health details or processing;
+* `feedback`: `ANALYTICS_FEEDBACK_TOKEN`, a bearer token for Open WebUI's Action that may
+  call the feedback endpoint and nothing else (no dashboard session).
+
+A route of `functions/api/app.py` declares the roles it admits with one of the sets
+below (or `PUBLIC`); the route wrapper answers 403 to any other role.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final, Literal
+
+__all__ = [
+    "ADMIN_ONLY",
+    "FEEDBACK_WRITERS",
+    "PUBLIC",
+    "READERS",
+    "SESSION_ROLES",
+    "Access",
+    "Role",
+]
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    VIEWER = "viewer"
+    FEEDBACK = "feedback"
+
+
+Access = frozenset[Role] | Literal["public"]
+"""What a route admits: a set of roles, or anyone (`public`: login, assets, health probe)."""
+
+PUBLIC: Final = "public"
+ADMIN_ONLY: Final[frozenset[Role]] = frozenset({Role.ADMIN})
+READERS: Final[frozenset[Role]] = frozenset({Role.ADMIN, Role.VIEWER})
+"""Aggregates: admins and management viewers."""
+FEEDBACK_WRITERS: Final[frozenset[Role]] = frozenset({Role.FEEDBACK, Role.ADMIN})
+"""The feedback endpoint: Open WebUI's Action (its dedicated token) and admins."""
+SESSION_ROLES: Final[frozenset[Role]] = frozenset({Role.ADMIN, Role.VIEWER})
+"""The roles that can sign in to the dashboard (and so hold a session cookie)."""
