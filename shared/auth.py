@@ -223,7 +223,9 @@ class SessionSigner:
             for secret in (settings.dashboard_password, settings.viewer_password)
         )
         self._key = hmac.new(
-            settings.hmac_key.get_secret_value().encode(), b"dashboard-session\x00" + passwords, hashlib.sha256
+            settings.hmac_key.get_secret_value().encode(),
+            b"dashboard-session\x00" + passwords,
+            hashlib.sha256,
         ).digest()
 
     def _clock(self) -> float:
@@ -342,10 +344,10 @@ def verify_bearer(
         user_id = claims.get("id")
         if not isinstance(user_id, str) or not user_id:
             raise AuthenticationFailed("invalid credentials")
-        role = role_lookup(user_id)
-        if role is None:
+        webui_role = role_lookup(user_id)
+        if webui_role is None:
             raise AuthenticationFailed("invalid credentials")
-        if role != "admin":
+        if webui_role != "admin":
             raise AuthenticationFailed("an Open WebUI admin account is required", status_code=403)
         return Principal("openwebui", role=Role.ADMIN, user_id=user_id)
     raise AuthenticationFailed("invalid credentials")

@@ -293,6 +293,14 @@ class Settings(BaseSettings):
         "Empty: `localhost`, `127.0.0.1` and `[::1]` locally (against DNS rebinding), any "
         "host in production (Google's front end routes by host already).",
     )
+    chart_render_seconds: float = Field(
+        3.0,
+        gt=0,
+        le=60,
+        validation_alias=_env("ANALYTICS_CHART_RENDER_SECONDS"),
+        description="Time budget of drawing one dashboard chart (in a child process); a chart "
+        "over it answers an error image instead of holding the worker.",
+    )
     min_group_size: int = Field(
         5,
         ge=1,

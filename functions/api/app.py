@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import flask
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -395,6 +396,20 @@ def _check_host() -> flask.Response | None:
     return None
 
 
+def _relative_location(response: flask.Response) -> flask.Response:
+    """Every redirect points at a path on this host, never at a URL built from the `Host` header.
+
+    Our own redirects are relative already; werkzeug's routing redirects (a missing
+    trailing slash, an empty path) are absolute, built from `Host`: cut down to path and query.
+    """
+    location = response.headers.get("Location")
+    if location and response.status_code in (301, 302, 303, 307, 308):
+        target = urlsplit(location)
+        path = "/" + target.path.lstrip("/")  # never `//host`, which a browser reads as another host
+        response.headers["Location"] = path + (f"?{target.query}" if target.query else "")
+    return response
+
+
 def _security_headers(response: flask.Response) -> flask.Response:
     settings = _services().settings
     headers = response.headers
@@ -437,5 +452,6 @@ def create_app(settings: Settings | None = None, *, services: ApiServices | None
     app.register_error_handler(ConfigurationError, _misconfigured)
     app.register_error_handler(Exception, _unexpected)
     app.before_request(_check_host)
+    app.after_request(_relative_location)
     app.after_request(_security_headers)
     return app

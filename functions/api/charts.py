@@ -3,19 +3,128 @@
 The dashboard embeds them with `<img src>`, so the page's Content-Security-Policy
 needs no inline styles or scripts; pygal's own `<style>` lives inside the SVG
 document, which is served with its own narrow policy. Hours, not minutes, on axes.
+
+Labels are data anyone can write (a model id, a group name, a tag): any length, any
+characters. pygal 3.1 loops forever, growing a list without bound, when the labels
+on the left of a horizontal bar chart are so wide that no room is left for the axis
+title (`pygal.util.split_title` with a width of zero: about 61 characters at our
+width); the line chart's labels are our own dates. So every label is cleaned of
+control and bidi-override characters and shortened to `MAX_LABEL_CHARS` with an
+ellipsis in the middle (the head and the distinguishing tail of a model id survive);
+the full label is in the table under each chart (an SVG shown through `<img>` gets
+no pointer events, so a `<title>` tooltip would never show). And every render runs
+in a forked child process with a time budget and a memory cap: whatever a future
+label or library version does, the worker answers an error image (`ChartRenderFailed`)
+after `RENDER_BUDGET_SECONDS` instead of hanging.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import re
-from collections.abc import Sequence
+import resource
+import unicodedata
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection
+from pathlib import Path
 
 import pygal
 from pygal.style import Style
 
 from functions.api.schemas import DailyPoint, Figures
+from shared.config import Settings
 
-__all__ = ["CHART_STYLE", "breakdown_chart", "trend_chart"]
+__all__ = [
+    "CHART_STYLE",
+    "ERROR_SVG",
+    "MAX_LABEL_CHARS",
+    "RENDER_BUDGET_SECONDS",
+    "ChartRenderFailed",
+    "breakdown_chart",
+    "chart_label",
+    "render_bounded",
+    "trend_chart",
+]
+
+MAX_LABEL_CHARS = 32
+"""Longest label drawn in a chart; pygal's layout breaks at about 61 (see above)."""
+RENDER_BUDGET_SECONDS: float = Settings.model_fields["chart_render_seconds"].default
+"""Default wall-clock limit of one chart render (`ANALYTICS_CHART_RENDER_SECONDS`; a normal one
+takes a few milliseconds, plus about 20 ms to fork)."""
+_RENDER_MEMORY_BYTES = 512 * 1024 * 1024  # address space a render may add to the worker's
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})  # controls, bidi overrides, zero-width
+
+
+class ChartRenderFailed(RuntimeError):
+    """A chart did not render within its time or memory budget."""
+
+
+ERROR_SVG = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="480" height="80" viewBox="0 0 480 80">'
+    b'<rect width="480" height="80" fill="#fef2f2"/>'
+    b'<text x="16" y="45" font-family="system-ui, sans-serif" font-size="14" fill="#991b1b">'
+    b"This chart could not be drawn; the table shows its figures.</text></svg>"
+)
+"""What a chart answers when it could not be drawn in time."""
+
+
+def chart_label(label: str) -> str:
+    """`label` as a chart draws it: visible characters only, at most `MAX_LABEL_CHARS`."""
+    visible = "".join(
+        " " if character.isspace() else character
+        for character in label[: MAX_LABEL_CHARS * 8]
+        if character.isspace() or unicodedata.category(character) not in _INVISIBLE
+    )
+    cleaned = " ".join(visible.split()) or "–"
+    if len(cleaned) <= MAX_LABEL_CHARS:
+        return cleaned
+    tail = (MAX_LABEL_CHARS - 1) * 2 // 5
+    return cleaned[: MAX_LABEL_CHARS - 1 - tail] + "…" + cleaned[-tail:]
+
+
+def _render_child(render: Callable[[], bytes], sender: Connection) -> None:
+    """In the forked child: cap the address space, render, send the result (or the error)."""
+    try:
+        pages = Path("/proc/self/statm").read_text(encoding="ascii").split()[0]
+        current = int(pages) * os.sysconf("SC_PAGE_SIZE")
+        limit = current + _RENDER_MEMORY_BYTES
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard == resource.RLIM_INFINITY or limit < hard:
+            resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+        sender.send((True, render()))
+    except BaseException as exc:  # reported to the parent, which raises ChartRenderFailed
+        sender.send((False, f"{type(exc).__name__}: {exc}"))
+    finally:
+        sender.close()
+
+
+def render_bounded(render: Callable[[], bytes], budget_seconds: float = RENDER_BUDGET_SECONDS) -> bytes:
+    """`render()` run in a forked child; `ChartRenderFailed` when it is late, fails or dies.
+
+    A late child is killed, so a render that loops takes nothing with it but its budget.
+    """
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_render_child, args=(render, sender), daemon=True)
+    child.start()
+    sender.close()
+    try:
+        if not receiver.poll(budget_seconds):
+            raise ChartRenderFailed(f"the chart took longer than {budget_seconds:g} s to draw")
+        try:
+            ok, payload = receiver.recv()
+        except EOFError as exc:
+            raise ChartRenderFailed("the chart renderer died (out of memory?)") from exc
+        if not ok:
+            raise ChartRenderFailed(f"the chart could not be drawn: {payload}")
+        return bytes(payload)
+    finally:
+        receiver.close()
+        if child.is_alive():
+            child.kill()
+        child.join(5)
+
 
 _BAND = "#c7dcf7"
 _LINE = "#1d4ed8"
@@ -58,9 +167,9 @@ _COMMON = {
 _SCRIPT = re.compile(rb"<script\b.*?</script>", re.DOTALL)
 
 
-def _render(chart: pygal.graph.graph.Graph) -> bytes:
-    """The SVG without pygal's inline config script (nothing runs in our charts)."""
-    return _SCRIPT.sub(b"", chart.render())
+def _render(chart: pygal.graph.graph.Graph, budget_seconds: float) -> bytes:
+    """The SVG, drawn within the budget, without pygal's inline config script (nothing runs in our charts)."""
+    return _SCRIPT.sub(b"", render_bounded(chart.render, budget_seconds))
 
 
 def _hours(minutes: float) -> float:
@@ -72,7 +181,13 @@ def _label_step(count: int) -> int:
     return max(1, round(count / 8))
 
 
-def trend_chart(points: Sequence[DailyPoint], *, width: int = 960, height: int = 320) -> bytes:
+def trend_chart(
+    points: Sequence[DailyPoint],
+    *,
+    width: int = 960,
+    height: int = 320,
+    budget_seconds: float = RENDER_BUDGET_SECONDS,
+) -> bytes:
     """Hours saved per day: the most likely line inside the low–high band."""
     chart = pygal.Line(
         **_COMMON,
@@ -88,17 +203,22 @@ def trend_chart(points: Sequence[DailyPoint], *, width: int = 960, height: int =
     )
     chart.x_labels = [point.analysis_date.strftime("%d %b") for point in points]
     if not any(point.conversation_count for point in points):
-        return _render(chart)  # pygal prints no_data_text for an empty chart
+        return _render(chart, budget_seconds)  # pygal prints no_data_text for an empty chart
     # The band: the high series filled in the band colour, then the low series filled
     # in the background colour over it, leaving the low–high area shaded.
     chart.add("High estimate", [_hours(p.total_time_saved_high) for p in points], fill=True)
     chart.add("Low estimate", [_hours(p.total_time_saved_low) for p in points], fill=True)
     chart.add("Most likely", [_hours(p.total_time_saved) for p in points], stroke_style={"width": 2.5})
-    return _render(chart)
+    return _render(chart, budget_seconds)
 
 
 def breakdown_chart(
-    labels: Sequence[str], rows: Sequence[Figures], *, width: int = 480, height: int | None = None
+    labels: Sequence[str],
+    rows: Sequence[Figures],
+    *,
+    width: int = 480,
+    height: int | None = None,
+    budget_seconds: float = RENDER_BUDGET_SECONDS,
 ) -> bytes:
     """Horizontal bars of hours saved (most likely) with low–high whiskers, largest on top."""
     top = max((_hours(row.total_time_saved_high) for row in rows), default=0.0)
@@ -111,7 +231,7 @@ def breakdown_chart(
         range=(0, top * 1.05 or 1),  # room for the high whisker, which pygal does not count
     )
     # pygal draws the first label at the bottom: reverse so the largest is on top
-    chart.x_labels = list(reversed(labels))
+    chart.x_labels = [chart_label(label) for label in reversed(labels)]
     if rows:
         chart.add(
             "Hours saved",
@@ -126,4 +246,4 @@ def breakdown_chart(
                 for row in reversed(rows)
             ],
         )
-    return _render(chart)
+    return _render(chart, budget_seconds)

@@ -282,13 +282,22 @@ def dashboard_page(services: ApiServices) -> flask.Response:
 # --- charts ------------------------------------------------------------------------------
 
 
-def _svg(body: bytes) -> flask.Response:
-    response = flask.Response(body, mimetype="image/svg+xml")
+def _svg(body: bytes, status: int = 200) -> flask.Response:
+    response = flask.Response(body, status=status, mimetype="image/svg+xml")
     response.headers["Content-Security-Policy"] = _SVG_CSP
     return response
 
 
 def chart(services: ApiServices, chart: str) -> flask.Response:
+    """One chart of the dashboard; an error image (503) when it cannot be drawn within its budget."""
+    try:
+        return _chart(services, chart)
+    except charts.ChartRenderFailed as exc:
+        flask.current_app.logger.error("chart %s not drawn: %s", chart, exc)
+        return _svg(charts.ERROR_SVG, status=503)
+
+
+def _chart(services: ApiServices, chart: str) -> flask.Response:
     """One chart of the dashboard, for the same `days`/`start_date`/`end_date`/`group` as the page."""
     filters = _filters(services, flask.request.args.to_dict())
     if filters.error:
@@ -299,7 +308,7 @@ def chart(services: ApiServices, chart: str) -> flask.Response:
         group_id = group.group_id if group else None
         if chart == "daily-trend":
             points = queries.daily_trend(connection, queries.Scope(group_id=group_id), date_range)
-            return _svg(charts.trend_chart(points))
+            return _svg(charts.trend_chart(points, budget_seconds=services.settings.chart_render_seconds))
         rows: list[Figures]
         if chart == "group":
             shown, _ = queries.group_breakdown(
@@ -309,7 +318,7 @@ def chart(services: ApiServices, chart: str) -> flask.Response:
         else:
             found = queries.dimension_breakdown(connection, chart, date_range, group_id=group_id)  # type: ignore[arg-type]
             labels, rows = [row.value for row in found], list(found)
-    return _svg(charts.breakdown_chart(labels, rows))
+    return _svg(charts.breakdown_chart(labels, rows, budget_seconds=services.settings.chart_render_seconds))
 
 
 def _hours(minutes: float | None) -> str:
