@@ -376,7 +376,7 @@ def test_csv_cells_that_look_like_formulas_are_escaped(client: FlaskClient) -> N
     hostile = next(row for row in rows if row["conversation_id"].startswith("'"))
     assert hostile["conversation_id"] == "'" + HOSTILE_CONVERSATION_ID
     assert hostile["primary_model"] == "'" + HOSTILE_MODEL
-    assert hostile["models_used"] == "'" + HOSTILE_MODEL + ";-minus"
+    assert hostile["models_used"] == "'" + HOSTILE_MODEL + ";'-minus"  # every item of the list
     for prefix in ("=", "+", "-", "@", "\t", "\r"):
         assert escape_cell(prefix + "1") == "'" + prefix + "1"
     assert escape_cell("plain") == "plain"

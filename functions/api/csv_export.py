@@ -7,13 +7,22 @@ configured zone's offset, text quoted); the driver then decodes one string per r
 instead of converting every value, which is several times faster in pure Python.
 
 Only pseudonymous, non-textual columns leave: no user ids, names, e-mails, task
-descriptions or transcript digests. Text cells that a spreadsheet would read as a
-formula (starting with = + - @, tab or carriage return) get a leading `'`, exactly
-as `escape_cell` does.
+descriptions or transcript digests. `conversation_id` stays, for admins only (the
+export is admin-only): it is what lets an admin audit one estimate against its chat,
+and it re-identifies the person for anyone who can also read Open WebUI's database,
+which an admin can (README, "What the pseudonyms protect").
+
+Formula safety: a text cell is made inert wherever a spreadsheet could start reading
+a formula, not only at its start: after each `,` and `;` (the items of a joined list
+such as `models_used`; a spreadsheet in a `;` locale that splits this comma-separated
+file at semicolons, or one that splits at commas), and after tab, CR and LF. Where a
+formula character (= + - @, tab, CR) follows such a place (quotes in between do not
+count) a `'` is put before it, by the same pattern in SQL and in `escape_cell`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import date
 from zoneinfo import ZoneInfo
@@ -50,16 +59,18 @@ _COLUMNS: tuple[tuple[str, str, str], ...] = (
 CSV_COLUMNS: tuple[str, ...] = tuple(name for name, _, _ in _COLUMNS)
 
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# A place where a spreadsheet may begin a cell inside ours (the start, `,` `;` tab CR LF), any
+# quotes (a lenient reader drops them), then, looked ahead at, a formula character
+# (`_FORMULA_PREFIXES`): `'` goes right before the formula character.
+# Python's `re` and PostgreSQL's regular expressions read this pattern the same way.
+_FORMULA_PATTERN = r'(^|[,;\t\r\n])("*)(?=[=+\-@\t\r])'
+_FORMULA = re.compile(_FORMULA_PATTERN)
 _BATCH_ROWS = 5000
 
 
 def escape_cell(value: str) -> str:
-    """`value` made inert for spreadsheets: a leading formula character is quoted with `'`."""
-    return "'" + value if value.startswith(_FORMULA_PREFIXES) else value
-
-
-def _sql_literal(character: str) -> str:
-    return f"'{character}'" if character.isprintable() else f"chr({ord(character)})"
+    """`value` made inert for spreadsheets: `'` before each formula character that could start a cell."""
+    return _FORMULA.sub(r"\1\2'", value)
 
 
 def _cell_sql(expression: str, kind: str) -> str:
@@ -68,10 +79,7 @@ def _cell_sql(expression: str, kind: str) -> str:
         return f"coalesce({expression}::text, '')"
     if kind == "timestamp":  # ISO 8601 with the offset of the session zone, set per export
         return f"""coalesce(to_char({expression}, 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM'), '')"""
-    prefixes = ", ".join(_sql_literal(character) for character in _FORMULA_PREFIXES)
-    escaped = (
-        f"CASE WHEN left({expression}, 1) IN ({prefixes}) THEN chr(39) || {expression} ELSE {expression} END"
-    )
+    escaped = f"regexp_replace({expression}, :formula_pattern, :formula_replacement, 'g')"
     return f"coalesce('\"' || replace({escaped}, '\"', '\"\"') || '\"', '')"
 
 
@@ -95,7 +103,13 @@ def stream_csv(
     """UTF-8 CSV chunks: a header row, then one row per analysed conversation in the range."""
     yield (",".join(CSV_COLUMNS) + "\r\n").encode("utf-8")
     group_filter = "AND :group_id = ANY(group_ids)" if group_id is not None else ""
-    params = {"start_date": start_date, "end_date": end_date, "group_id": group_id}
+    params = {
+        "start_date": start_date,
+        "end_date": end_date,
+        "group_id": group_id,
+        "formula_pattern": _FORMULA_PATTERN,
+        "formula_replacement": "\\1\\2'",
+    }
     with engine.connect() as connection:
         # timestamps carry the offset of the configured zone, not the database server's
         connection.execute(sa.text("SELECT set_config('TimeZone', :zone, true)"), {"zone": zone.key})
