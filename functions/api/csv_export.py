@@ -58,10 +58,9 @@ _COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 CSV_COLUMNS: tuple[str, ...] = tuple(name for name, _, _ in _COLUMNS)
 
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 # A place where a spreadsheet may begin a cell inside ours (the start, `,` `;` tab CR LF), any
 # quotes (a lenient reader drops them), then, looked ahead at, a formula character
-# (`_FORMULA_PREFIXES`): `'` goes right before the formula character.
+# (= + - @ tab CR): `'` goes right before the formula character.
 # Python's `re` and PostgreSQL's regular expressions read this pattern the same way.
 _FORMULA_PATTERN = r'(^|[,;\t\r\n])("*)(?=[=+\-@\t\r])'
 _FORMULA = re.compile(_FORMULA_PATTERN)
