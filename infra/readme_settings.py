@@ -29,6 +29,8 @@ def _default(value: object) -> str:
         value = value.value  # enums
     if isinstance(value, dict):
         return "built-in table"
+    if isinstance(value, list):
+        value = ", ".join(map(str, value))  # an empty list: —
     if isinstance(value, Path) and value.is_relative_to(REPO_ROOT):
         value = value.relative_to(REPO_ROOT)  # the same on every checkout
     text = str(value)

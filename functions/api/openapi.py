@@ -18,7 +18,19 @@ from functions.api.schemas import RANGE_RULES, ErrorResponse
 if TYPE_CHECKING:
     from functions.api.app import Route
 
-__all__ = ["build_openapi"]
+__all__ = ["PSEUDONYM_NOTE", "build_openapi"]
+
+PSEUDONYM_NOTE = (
+    "What the pseudonyms protect: a user appears only as `user_id_hash`, an HMAC-SHA256 of "
+    "the Open WebUI user id under `ANALYTICS_HMAC_KEY`. That keeps names, e-mails and ids out "
+    "of the analytics database, its backups, logs and exports, and away from anyone who holds "
+    "those but neither the key nor Open WebUI's database. It does not hide people from an "
+    "admin: `main.py hash-user ID` computes anyone's pseudonym by design (to answer \"how much "
+    "time did this person save\"), and an admin who can read Open WebUI's database joins the "
+    "CSV export's `conversation_id` (and so every pseudonym) straight back to the user. The "
+    "CSV keeps `conversation_id` for admins on purpose, to audit an estimate against its "
+    "chat; the `viewer` role never sees conversation ids, pseudonyms or the CSV."
+)
 
 _REF = "#/components/schemas/{model}"
 
@@ -104,6 +116,8 @@ def _operation(route: Route) -> dict[str, Any]:
     description = route.description
     if route.query is not None and "days" in route.query.model_fields:
         description = f"{description}\n\n{RANGE_RULES}"
+    roles = sorted(str(role) for role in route.access)
+    description = f"{description}\n\nRoles: {', '.join(f'`{role}`' for role in roles)}."
     operation = {
         "operationId": route.endpoint.replace("-", "_"),
         "summary": route.summary,
@@ -112,6 +126,7 @@ def _operation(route: Route) -> dict[str, Any]:
         "parameters": _parameters(route.query),
         "responses": responses,
         "security": security,
+        "x-roles": roles,
     }
     if "POST" in route.methods and route.query is not None:
         # a POST takes the same parameters in the query string or as a JSON object body
@@ -147,7 +162,11 @@ def build_openapi(routes: Sequence[Route], *, session_cookie: str, version: str 
             "version": version,
             "description": "Admin API over the time-savings analyses of an Open WebUI deployment. "
             "Times are in minutes; every total carries its low–high band and the estimators "
-            "behind it. Dates are local dates of the configured time zone.",
+            "behind it. Dates are local dates of the configured time zone.\n\n"
+            + PSEUDONYM_NOTE
+            + "\n\nRoles: `admin` may call everything; `viewer` (management) the aggregates "
+            "only; `feedback` only the feedback endpoint. Each operation lists its roles "
+            "(`x-roles`); another role gets 403.",
         },
         "paths": paths,
         "components": {
@@ -156,14 +175,16 @@ def build_openapi(routes: Sequence[Route], *, session_cookie: str, version: str 
                 "bearerAuth": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "The dashboard password, or an Open WebUI admin session token "
-                    "(when WEBUI_SECRET_KEY is configured).",
+                    "description": "The dashboard password (`admin`), the viewer password "
+                    "(`viewer`), the feedback token (`feedback`), or an Open WebUI admin session "
+                    "token (`admin`, when WEBUI_SECRET_KEY is configured).",
                 },
                 "sessionCookie": {
                     "type": "apiKey",
                     "in": "cookie",
                     "name": session_cookie,
-                    "description": "The dashboard's login session (GET requests only).",
+                    "description": "The dashboard's login session (`admin` or `viewer`, by the "
+                    "password it signed in with; GET requests only). Ends at sign-out, server-side.",
                 },
             },
         },
