@@ -122,6 +122,7 @@ def test_chart_labels_are_visible_bounded_and_keep_the_tail() -> None:
         assert 1 <= len(shown) <= charts.MAX_LABEL_CHARS
         assert not re.search(r"[\x00-\x1f\u200b\u2028\u202a-\u202e\u2066-\u2069]", shown), shown
     assert charts.chart_label("  \x00 ") == "–"
+    assert charts.chart_label("a" * 1_000_000 + "-v2:0").endswith("aaaa-v2:0")  # the tail of any length
 
 
 def test_a_runaway_render_is_cut_off_with_an_error() -> None:

@@ -69,18 +69,33 @@ ERROR_SVG = (
 """What a chart answers when it could not be drawn in time."""
 
 
-def chart_label(label: str) -> str:
-    """`label` as a chart draws it: visible characters only, at most `MAX_LABEL_CHARS`."""
-    visible = "".join(
+def _visible(text: str) -> str:
+    """`text` without control, format (bidi, zero-width) and private characters; runs of space as one."""
+    kept = "".join(
         " " if character.isspace() else character
-        for character in label[: MAX_LABEL_CHARS * 8]
+        for character in text
         if character.isspace() or unicodedata.category(character) not in _INVISIBLE
     )
-    cleaned = " ".join(visible.split()) or "–"
-    if len(cleaned) <= MAX_LABEL_CHARS:
-        return cleaned
+    return " ".join(kept.split())
+
+
+def chart_label(label: str) -> str:
+    """`label` as a chart draws it: visible characters only, at most `MAX_LABEL_CHARS`.
+
+    A long label keeps its head and its tail around an ellipsis (the tail is what tells
+    `...-20240620-v1:0` from `...-20241022-v2:0`). Only a bounded slice of each end is
+    read, so a label of any length costs the same.
+    """
+    window = MAX_LABEL_CHARS * 8
+    if len(label) <= 2 * window:
+        cleaned = _visible(label) or "–"
+        if len(cleaned) <= MAX_LABEL_CHARS:
+            return cleaned
+        head, end = cleaned, cleaned
+    else:
+        head, end = _visible(label[:window]), _visible(label[-window:])
     tail = (MAX_LABEL_CHARS - 1) * 2 // 5
-    return cleaned[: MAX_LABEL_CHARS - 1 - tail] + "…" + cleaned[-tail:]
+    return head[: MAX_LABEL_CHARS - 1 - tail] + "…" + end[-tail:]
 
 
 def _render_child(render: Callable[[], bytes], sender: Connection) -> None:
