@@ -3,16 +3,22 @@
 Each kind of data is found by a detector; the detectors run in a fixed order, and
 each replaces what it finds with a typed placeholder (`[EMAIL]`, `[PHONE]`, ...)
 before the next one looks. Secrets and URLs go first so that parts of a token are
-not mistaken for a phone number; phone numbers go last because the phone matcher is
-the most eager. Detectors that could match look-alikes verify their candidates
-(mod-97 for IBANs, Luhn for cards, `ipaddress` for IPs, libphonenumber for phones),
-so dates, versions, amounts and order numbers survive.
+not mistaken for a phone number; phone numbers go late because the phone matcher is
+the most eager, and names last. Detectors that could match look-alikes verify their
+candidates (mod-97 for IBANs, Luhn for cards, `ipaddress` for IPs, the TAJ, tax id
+and SSN rules for national identifiers, libphonenumber for phones), so dates,
+versions, amounts and order numbers survive.
+
+Phone numbers are looked for in the national format of every region of `regions`
+(`ANALYTICS_PII_REGIONS`; `DEFAULT_PII_REGIONS` when not given) and, with a + or 00
+prefix, of any country. Names are found where the text marks them as a person's
+name (`shared.redaction_names`): after a salutation or a title, and under a sign-off.
 
 A placeholder changes the context of its neighbours (two phone numbers glued
 together, an address right after another), so lines holding one are redacted again
 until nothing changes; that makes `redact` idempotent. Lines without one are already
-final: apart from private keys, whose markers no placeholder can create, no detector
-looks beyond the line it matches in.
+final: apart from private keys and sign-offs, whose markers no placeholder can
+create, no detector looks beyond the line it matches in.
 """
 
 from __future__ import annotations
@@ -21,13 +27,16 @@ import bisect
 import functools
 import ipaddress
 import re
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import phonenumbers
 
-__all__ = ["Redaction", "redact", "redact_counts"]
+from shared.redaction_names import find_marked_names
+
+__all__ = ["DEFAULT_PII_REGIONS", "Redaction", "check_regions", "redact", "redact_counts"]
 
 _Span = tuple[int, int]
 _MAX_PASSES = 5  # lines settle in one or two passes; the cap only guards against a detector bug
@@ -40,21 +49,26 @@ class Redaction(NamedTuple):
     counts: dict[str, int]
 
 
-def redact(text: str) -> str:
+def redact(text: str, regions: Iterable[str] | None = None) -> str:
     """Return `text` with personal data and secrets replaced by typed placeholders."""
-    return redact_counts(text).text
+    return redact_counts(text, regions).text
 
 
-def redact_counts(text: str) -> Redaction:
-    """Redact `text` and count the replacements per kind; kinds with no finding are left out."""
+def redact_counts(text: str, regions: Iterable[str] | None = None) -> Redaction:
+    """Redact `text` and count the replacements per kind; kinds with no finding are left out.
+
+    `regions`: ISO region codes whose national phone formats are recognised
+    (`DEFAULT_PII_REGIONS` when None); see `check_regions`.
+    """
     counts: dict[str, int] = {}
-    lines = _redact_once(text, counts, _DETECTORS).split("\n")
+    detectors, line_detectors = _detectors(DEFAULT_PII_REGIONS if regions is None else check_regions(regions))
+    lines = _redact_once(text, counts, detectors).split("\n")
     unsettled = [index for index, line in enumerate(lines) if "[" in line]
     for _ in range(_MAX_PASSES):
         if not unsettled:
             break
         found_before = sum(counts.values())
-        again = _redact_once("\n".join(lines[index] for index in unsettled), counts, _LINE_DETECTORS)
+        again = _redact_once("\n".join(lines[index] for index in unsettled), counts, line_detectors)
         if sum(counts.values()) == found_before:
             break
         changed = []
@@ -419,22 +433,133 @@ def _plausible_ipv6(text: str, start: int, end: int) -> bool:
     return len(groups) >= 3 or any(len(group) == 4 for group in groups)
 
 
+# --- national identifiers ------------------------------------------------------------------
+#
+# Each is checked, not guessed: a run of digits is replaced only when it is the whole run
+# (not a window of a longer number) and passes its checksum or structural rules.
+
+_SSN_SHAPE = re.compile(r"([0-9]{3})([- ])([0-9]{2})\2([0-9]{4})")
+_SSN_NEVER_ISSUED = frozenset({"078051120", "219099999"})  # printed on sample cards and in ads
+_REFERENCE_BEFORE = re.compile(  # the number is labelled as an order, invoice, ticket... number
+    r"(?:#|№|\b(?i:order|invoice|inv|ticket|case|ref|reference|receipt|tracking|item|sku|article|art"
+    r"|bestell\w*|rechnung\w*|auftrag\w*|kunden\w*|artikel\w*|sendung\w*|vorgang\w*"
+    r"|rendel\w*|megrendel\w*|számla\w*|ügyszám\w*|cikkszám\w*|termék\w*)"
+    r"(?i:[ \t]*(?:no\.?|nr\.?|number|nummer|szám|id))?[ \t]*[:#.]?[ \t]*(?:#[ \t]*)?)\Z"
+)
+
+_ID_LABEL_BEFORE = re.compile(  # labelled as an identifier: if it fails its check, it is no phone either
+    r"\b(?i:taj|adóazonosító(?:[ \t]+jel)?|adószám|steuer-?id(?:nr)?|steuer-?identifikationsnummer"
+    r"|steuerliche[ \t]+identifikationsnummer|idnr|ssn|social[ \t]+security(?:[ \t]+number)?)"
+    r"(?i:[ \t-]*(?:szám|jel|number|nummer|nr\.?|no\.?))?[ \t]*[:#]?[ \t]*\Z"
+)
+_SSN_LIKE = re.compile(r"[0-9]{3}-[0-9]{2}-[0-9]{4}")  # the SSN shape: never read as a phone number
+_OPERATOR_BEFORE = re.compile(r"(?:[=*/%<>^|&]|[\w)\]][ \t]*[-+])[ \t]*\Z")  # `x = 1234567 * 89 - 3012345`
+
+
+def _find_national_ids(text: str) -> Iterator[_Span]:
+    """Hungarian TAJ and tax ids, German tax ids, US social security numbers."""
+    for run in _DIGIT_GROUPS.finditer(text):
+        digits = run.group().replace(" ", "").replace("-", "")
+        if (
+            len(digits) in (9, 10, 11)
+            and _is_national_id(run.group(), digits)
+            and _phone_context_ok(text, *run.span())
+            and not _labelled_reference(text, run.start())
+        ):
+            yield run.span()
+
+
+def _is_national_id(raw: str, digits: str) -> bool:
+    if len(digits) == 9:
+        ssn = _SSN_SHAPE.fullmatch(raw)
+        return _is_ssn(ssn.group(1), ssn.group(3), ssn.group(4)) if ssn else _is_taj(digits)
+    if len(digits) == 10:
+        return _is_hungarian_tax_id(digits)
+    return _is_german_tax_id(digits)
+
+
+def _is_taj(digits: str) -> bool:
+    """Hungarian social security number (TAJ): digits 1-8 weighted 3, 7, 3, 7, ... mod 10 = digit 9."""
+    total = sum(int(char) * (3 if index % 2 == 0 else 7) for index, char in enumerate(digits[:8]))
+    return total % 10 == int(digits[8])
+
+
+def _is_hungarian_tax_id(digits: str) -> bool:
+    """Hungarian personal tax id (adóazonosító jel): 8, then 9 digits weighted 1..9 mod 11 = digit 10."""
+    if digits[0] != "8":
+        return False
+    remainder = sum(int(char) * weight for weight, char in enumerate(digits[:9], start=1)) % 11
+    return remainder < 10 and remainder == int(digits[9])  # remainder 10: never issued
+
+
+def _is_german_tax_id(digits: str) -> bool:
+    """German tax id (Steuer-IdNr): no leading 0; in digits 1-10 one digit occurs twice or three times
+    (never three in a row), exactly one or two digits are missing; ISO 7064 MOD 11,10 check digit."""
+    head = digits[:10]
+    if digits[0] == "0":
+        return False
+    occurrences = sorted(Counter(head).values(), reverse=True)
+    if occurrences not in ([2, 1, 1, 1, 1, 1, 1, 1, 1], [3, 1, 1, 1, 1, 1, 1, 1]):
+        return False
+    if occurrences[0] == 3 and any(head[index] == head[index + 1] == head[index + 2] for index in range(8)):
+        return False
+    product = 10
+    for char in head:
+        total = (int(char) + product) % 10 or 10
+        product = total * 2 % 11
+    check = 11 - product
+    return (0 if check == 10 else check) == int(digits[10])
+
+
+def _is_ssn(area: str, group: str, serial: str) -> bool:
+    """US SSN structure: area not 000, 666 or 900-999; group not 00; serial not 0000."""
+    if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
+        return False
+    return area + group + serial not in _SSN_NEVER_ISSUED
+
+
+def _labelled_reference(text: str, start: int) -> bool:
+    return _REFERENCE_BEFORE.search(text[max(start - 40, 0) : start]) is not None
+
+
 # --- phone numbers -------------------------------------------------------------------------
 
-_PHONE_REGION = "HU"
+DEFAULT_PII_REGIONS: tuple[str, ...] = (
+    "HU", "DE", "AT", "GB", "FR", "IT", "ES", "NL", "PL", "CZ", "SK", "RO", "US", "CA",
+)  # fmt: skip
 _PHONE_SEPARATOR = r"(?:[^\S\r\n]|[-‐‑‒–—―−ー－/／.．()（）\[\]［］~⁓∼～\u00ad\u200b\u2060])"
 _PHONE_RUN = re.compile(rf"\d(?:{_PHONE_SEPARATOR}{{0,4}}\d)*+")
 _PHONE_RUN_LEAD = re.compile(r"(?:[+＋]|[(（][+＋]?)\Z")  # "+" or "(" right before a run belongs to it
 _MIN_PHONE_DIGITS = 7
 _MAX_RUN_DIGITS = 60  # a longer run is a table of numbers, not prose; it is not searched
 _INTERNATIONAL_PREFIX = re.compile(r"[(（]?(?:[+＋]|00)[1-9]")
+_PLUS_PREFIX = re.compile(r"[(（]?[+＋]")
 _HUNGARIAN_AREA_SLASH = re.compile(r"\(?[0-9]{1,2}\)?/[0-9]{3}[ -]?[0-9]{3,4}")
+_NANP_SHAPE = re.compile(r"(?:1[ .-]?)?(?:\([2-9][0-9]{2}\) ?|[2-9][0-9]{2}[ .-])[2-9][0-9]{2}[ .-][0-9]{4}")
 _EXTENSION_TAIL = re.compile(r"/[0-9]{1,4}\Z")
 _AMOUNT_AFTER = re.compile(r"[ \u00a0]?(?:Ft\b|HUF\b|EUR\b|USD\b|forint|euro|€|\$)", re.IGNORECASE)
+_DATE_START = re.compile(  # 2026-03-14, 14.03.2026, 03/14/2026 at the start of a candidate
+    r"(?:(?:19|20)[0-9]{2}-[01][0-9]-[0-3][0-9]|[0-3]?[0-9]\.[01]?[0-9]\.(?:19|20)[0-9]{2}"
+    r"|[01]?[0-9]/[0-3]?[0-9]/(?:19|20)[0-9]{2})(?![0-9])"
+)
 
 
-def _find_phone_numbers(text: str) -> Iterator[_Span]:
-    """Phone numbers valid in Hungary or, with a +/00 country code, anywhere.
+def check_regions(regions: Iterable[str]) -> tuple[str, ...]:
+    """The region codes upper-cased, in order, without repeats; ValueError names an unknown code."""
+    checked: list[str] = []
+    for region in regions:
+        code = region.strip().upper()
+        if code not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{region!r} is not a region code phone numbers are known for (e.g. HU, DE, US)")
+        if code not in checked:
+            checked.append(code)
+    if not checked:
+        raise ValueError("at least one region is needed")
+    return tuple(checked)
+
+
+def _find_phone_numbers(text: str, regions: tuple[str, ...]) -> Iterator[_Span]:
+    """Phone numbers valid in one of `regions` in national format or, with a +/00 prefix, anywhere.
 
     Only runs of digits and phone punctuation are handed to libphonenumber, which is
     slow per candidate; repeated runs (logs, pasted tables) are answered from a cache.
@@ -446,32 +571,118 @@ def _find_phone_numbers(text: str) -> Iterator[_Span]:
             continue
         lead = _PHONE_RUN_LEAD.search(text, max(run.start() - 2, 0), run.start())
         run_start = lead.start() if lead is not None else run.start()
-        for start, end in _phone_spans_in(text[run_start : run.end()]):
-            if _phone_context_ok(text, run_start + start, run_start + end):
-                yield run_start + start, run_start + end
+        for start, end in _phone_spans_in(text[run_start : run.end()], regions):
+            start, end = run_start + start, run_start + end
+            if not _phone_context_ok(text, start, end):
+                continue
+            if _PLUS_PREFIX.match(text, start) is None and not _national_phone_context_ok(text, start, end):
+                continue
+            yield start, end
 
 
-@functools.lru_cache(maxsize=4096)
-def _phone_spans_in(run: str) -> tuple[_Span, ...]:
+@functools.lru_cache(maxsize=8192)
+def _phone_spans_in(run: str, regions: tuple[str, ...], prefilter: bool = True) -> tuple[_Span, ...]:
     """Spans of phone numbers in one run of digits and punctuation.
 
-    The strict pass accepts numbers libphonenumber calls valid; a lenient pass adds
-    numbers with an explicit country code that are merely possible (fictional ranges
-    such as +44 7700 900…) and the Hungarian `30/123-4567` habit of writing the area
-    code without the 06 trunk prefix. A trailing `/123` extension, which libphonenumber
-    takes for part of a date, is set aside.
+    The strict pass accepts numbers libphonenumber calls valid, in each region's
+    national format (a number with a + prefix is read once, it names its country). A
+    lenient pass adds numbers with an explicit country code that are merely possible
+    (fictional ranges such as +44 7700 900…), the Hungarian `30/123-4567` habit of
+    writing the area code without the 06 trunk prefix and, for the US and Canada,
+    possible numbers in the usual `(NXX) NXX-XXXX` shape (the fictional 555 range).
+    A trailing `/123` extension, which libphonenumber takes for part of a date or of
+    the number, is set aside when the number without it is valid.
     """
-    spans = [_phone_span(match) for match in _phone_matcher(run, phonenumbers.Leniency.VALID)]
-    if _INTERNATIONAL_PREFIX.match(run) or "/" in run:
+    extension = _EXTENSION_TAIL.search(run)
+    if extension is not None:  # "06-1/234-5678/123": the number, then its extension
+        without = _phone_spans_in(run[: extension.start()], regions, prefilter)
+        if without:
+            return without
+    if _PLUS_PREFIX.match(run):
+        strict_regions = regions[:1]  # the number names its country
+    else:
+        strict_regions = _plausible_regions(run, regions) if prefilter else regions
+    spans: list[_Span] = []
+    for region in strict_regions:
+        found = [_phone_span(match) for match in _phone_matcher(run, region, phonenumbers.Leniency.VALID)]
+        spans.extend(span for span in found if not _overlaps(span, spans))
+    lenient_region = "HU" if "HU" in regions else regions[0]
+    if _INTERNATIONAL_PREFIX.match(run) or ("/" in run and lenient_region == "HU"):
         spans.extend(
             _phone_span(match)
-            for match in _phone_matcher(run, phonenumbers.Leniency.POSSIBLE)
+            for match in _phone_matcher(run, lenient_region, phonenumbers.Leniency.POSSIBLE)
             if _is_lenient_phone(match) and not _overlaps(_phone_span(match), spans)
         )
-    extension = _EXTENSION_TAIL.search(run)
-    if not spans and extension is not None:
-        return _phone_spans_in(run[: extension.start()])
-    return tuple(sorted(spans))
+    nanp = next((region for region in ("US", "CA") if region in regions), None)
+    if nanp is not None and not spans:
+        spans.extend(
+            _phone_span(match)
+            for match in _phone_matcher(run, nanp, phonenumbers.Leniency.POSSIBLE)
+            if _NANP_SHAPE.fullmatch(match.raw_string) and not _overlaps(_phone_span(match), spans)
+        )
+    return tuple(sorted(span for span in spans if _DATE_START.match(run, span[0]) is None))
+
+
+@functools.lru_cache(maxsize=64)
+def _region_profile(region: str) -> tuple[frozenset[int], str, tuple[str, ...]] | None:
+    """Possible national number lengths, trunk prefix and international prefixes of `region`.
+
+    None when the region reads national numbers in a way the pre-filter does not model
+    (a trunk prefix pattern or a transform rule): such a region is always asked.
+    """
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if metadata is None or metadata.general_desc is None:
+        return None
+    prefix = metadata.national_prefix or ""
+    parsing = metadata.national_prefix_for_parsing or ""
+    if (parsing and parsing != prefix) or metadata.national_prefix_transform_rule:
+        return None
+    lengths = frozenset(length for length in metadata.general_desc.possible_length if length > 0)
+    international = {
+        "00",
+        metadata.international_prefix or "00",
+        metadata.preferred_international_prefix or "00",
+    }
+    idd = tuple(sorted(code for code in international if code.isdigit()))
+    return lengths, prefix, idd
+
+
+_PHONE_TOKEN = re.compile(r"[0-9]+")
+
+
+def _plausible_regions(run: str, regions: tuple[str, ...]) -> tuple[str, ...]:
+    """The regions in whose national format some part of the run could be a valid number.
+
+    A cheap pre-filter before libphonenumber: a number it finds in a run is a
+    sequence of whole digit groups, so a region is asked only when the digits of some
+    such sequence (without the trunk prefix, if it starts with one) have one of the
+    region's possible lengths, or the sequence starts with an international prefix.
+    """
+    tokens = _PHONE_TOKEN.findall(run)
+    windows = []
+    for first in range(len(tokens)):
+        digits = ""
+        for token in tokens[first:]:
+            digits += token
+            if len(digits) > 17:
+                break
+            windows.append(digits)
+    plausible = []
+    for region in regions:
+        profile = _region_profile(region)
+        if profile is None:
+            plausible.append(region)
+            continue
+        lengths, prefix, idd = profile
+        for digits in windows:
+            if len(digits) in lengths or digits.startswith(idd):
+                break
+            if prefix and digits.startswith(prefix) and len(digits) - len(prefix) in lengths:
+                break
+        else:
+            continue
+        plausible.append(region)
+    return tuple(plausible)
 
 
 def _phone_span(match: phonenumbers.PhoneNumberMatch) -> _Span:
@@ -486,8 +697,8 @@ def _overlaps(span: _Span, spans: list[_Span]) -> bool:
     return any(start < span[1] and span[0] < end for start, end in spans)
 
 
-def _phone_matcher(text: str, leniency: int) -> phonenumbers.PhoneNumberMatcher:
-    return phonenumbers.PhoneNumberMatcher(text, _PHONE_REGION, leniency=leniency)
+def _phone_matcher(text: str, region: str, leniency: int) -> phonenumbers.PhoneNumberMatcher:
+    return phonenumbers.PhoneNumberMatcher(text, region, leniency=leniency)
 
 
 def _is_lenient_phone(match: phonenumbers.PhoneNumberMatch) -> bool:
@@ -498,26 +709,45 @@ def _is_lenient_phone(match: phonenumbers.PhoneNumberMatch) -> bool:
     return _HUNGARIAN_AREA_SLASH.fullmatch(raw) is not None and phonenumbers.is_valid_number(match.number)
 
 
+def _national_phone_context_ok(text: str, start: int, end: int) -> bool:
+    """False for a number without a country code that is labelled as an order, invoice or other
+    reference, or as an identifier; that has the SSN shape; or that is an operand in code."""
+    before = text[max(start - 60, 0) : start]
+    if _REFERENCE_BEFORE.search(before) or _ID_LABEL_BEFORE.search(before):
+        return False
+    if _SSN_LIKE.fullmatch(text, start, end):
+        return False
+    return not (text[start:end].isdigit() and _OPERATOR_BEFORE.search(before))
+
+
 def _phone_context_ok(text: str, start: int, end: int) -> bool:
-    """False when the digits continue a longer number, version or timestamp, or are an amount."""
+    """False when the digits continue a longer number, version, timestamp or identifier
+    (`INV-2024-000123`), or are an amount."""
     before, after = text[max(start - 2, 0) : start].rjust(2), text[end : end + 2].ljust(2)
     if before[1].isalnum() or (before[1] in ".,:/-" and before[0].isdigit()):
+        return False
+    if before[1] in "-/_" and before[0].isalpha():
         return False
     if after[0].isalnum() or (after[0] in ".,:-" and after[1].isdigit()):
         return False
     return _AMOUNT_AFTER.match(text, end) is None
 
 
-_DETECTORS: tuple[_Detector, ...] = (
-    _Detector("secret", _find_private_keys, multiline=True),
-    _Detector("secret", _find_tokens),
-    _Detector("secret", _find_authorization_tokens),
-    _Detector("url", _find_secret_urls),
-    _Detector("email", _find_emails),
-    _Detector("iban", _find_ibans),
-    _Detector("card", _find_cards),
-    _Detector("ip", _find_ipv6_addresses),  # first, so the tail of ::ffff:192.0.2.1 stays inside it
-    _Detector("ip", _find_ipv4_addresses),
-    _Detector("phone", _find_phone_numbers),
-)
-_LINE_DETECTORS = tuple(detector for detector in _DETECTORS if not detector.multiline)
+@functools.lru_cache(maxsize=16)
+def _detectors(regions: tuple[str, ...]) -> tuple[tuple[_Detector, ...], tuple[_Detector, ...]]:
+    """All detectors for `regions` and the ones that look within a line only."""
+    detectors = (
+        _Detector("secret", _find_private_keys, multiline=True),
+        _Detector("secret", _find_tokens),
+        _Detector("secret", _find_authorization_tokens),
+        _Detector("url", _find_secret_urls),
+        _Detector("email", _find_emails),
+        _Detector("iban", _find_ibans),
+        _Detector("card", _find_cards),
+        _Detector("ip", _find_ipv6_addresses),  # first, so the tail of ::ffff:192.0.2.1 stays inside it
+        _Detector("ip", _find_ipv4_addresses),
+        _Detector("national_id", _find_national_ids),  # before phones: a TAJ may look like a number abroad
+        _Detector("phone", functools.partial(_find_phone_numbers, regions=regions)),
+        _Detector("name", find_marked_names, multiline=True),  # a sign-off's name is on the next line
+    )
+    return detectors, tuple(detector for detector in detectors if not detector.multiline)

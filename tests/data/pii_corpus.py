@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+from collections.abc import Callable
 from typing import NamedTuple
 
-__all__ = ["LOOKALIKES", "PLANTED", "Planted"]
+__all__ = ["LOOKALIKES", "PLANTED", "Planted", "recall_and_survival"]
 
 
 class Planted(NamedTuple):
@@ -230,6 +232,99 @@ _SECRETS = _cases(
     (_pem("ENCRYPTED PRIVATE KEY", 5), "Encrypted: {}."),
 )
 
+# National formats of every default region (`DEFAULT_PII_REGIONS`), as people write them at home.
+_NATIONAL_PHONES = _cases(
+    "phone",
+    ("030 1078001", "Ruf mich im Büro an: {}."),
+    ("0151 23456789", "Meine Handynummer ist {}, ab 18 Uhr."),
+    ("(030) 12345678", "Zentrale {} — bitte Durchwahl angeben."),
+    ("0221 9876543", "Köln erreichen Sie unter {}."),
+    ("0664 1234567", "Mein Handy (A1): {}."),
+    ("01 5878888", "Wien, Festnetz: {}."),
+    ("020 7946 0958", "Call the London office on {} today."),
+    ("07911 123456", "My mobile is {} if it is urgent."),
+    ("(0121) 496 0456", "Birmingham branch: {}."),
+    ("01 23 45 67 89", "Le standard à Paris : {}."),
+    ("06 12 34 56 78", "Mon portable : {}, merci."),
+    ("02 1234 5678", "L'ufficio di Milano è al {}."),
+    ("347 123 4567", "Il mio cellulare: {}."),
+    ("912 345 678", "Llámame a la oficina de Madrid: {}."),
+    ("612 345 678", "Mi móvil es {}."),
+    ("020 123 4567", "Bel ons kantoor in Amsterdam: {}."),
+    ("06 12345678", "Mijn mobiel: {}."),
+    ("22 123 45 67", "Biuro w Warszawie: {}."),
+    ("512 345 678", "Mój numer komórki to {}."),
+    ("601 123 456", "Zavolejte mi na {}."),
+    ("224 123 456", "Praha, pevná linka: {}."),
+    ("0905 123 456", "Môj mobil je {}."),
+    ("02 2345 6789", "Bratislava: {}."),
+    ("021 123 4567", "Biroul din București: {}."),
+    ("0721 234 567", "Numărul meu de mobil: {}."),
+    ("(555) 223-8371", "Call me at {} after lunch."),
+    ("(202) 555-0143", "The DC desk is {}."),
+    ("415.555.2671", "Text {} when you land."),
+    ("(212) 736-5000", "Reservations: {}."),
+    ("(416) 555-0123", "Toronto team: {}."),
+    ("604-555-0199", "Vancouver: {} (ask for the night shift)."),
+)
+
+# Checksum-verified identifiers: Hungarian TAJ and tax id, German tax id; US SSN by its structure.
+_NATIONAL_IDS = _cases(
+    "national_id",
+    ("123 456 788", "A TAJ számom {}, kérlek írd be."),
+    ("037462019", "TAJ: {}"),
+    ("987-654-322", "Társadalombiztosítási azonosító: {}."),
+    ("055198309", "A beteg TAJ-a {} (ellenőrizve)."),
+    ("8123456786", "Adóazonosító jelem: {}."),
+    ("8374620129", "Az adóazonosító jel {}, a bérszámfejtésnek kell."),
+    ("8451239870", "Adóazonosító: {}"),
+    ("86095742719", "Meine Steuer-ID lautet {}."),
+    ("65 929 970 489", "Steuerliche Identifikationsnummer: {}."),
+    ("47036892816", "IdNr {} für die Lohnabrechnung."),
+    ("536-22-8726", "My SSN is {}, please keep it private."),
+    ("219-09-9998", "SSN: {}"),
+    ("123 45 6789", "Social security number {} on the W-2."),
+)
+
+# Names a salutation, title, honorific or sign-off marks (not users of the deployment).
+_NAMES = _cases(
+    "name",
+    ("Anna", "Dear {},\nthe report is attached."),
+    ("Tom", "Hi {}, can you review my pull request?"),
+    ("John Smith", "Hello {}! Thanks for the quick reply."),
+    ("Smith", "I spoke with Mr. {} about the contract."),
+    ("Jones", "Mrs. {} will join the call."),
+    ("Emily Watson", "Dr. {} reviewed the protocol."),
+    ("Hans Becker", "Prof. {} leads the study."),
+    ("O'Brien", "Please forward this to Mr. {}."),
+    ("McDonald", "Dear Mrs. {},\nthank you for your letter."),
+    ("Siobhan", "Hey {}!"),
+    ("Sarah Connor", "Good morning {}, here is the draft."),
+    ("Weber", "Ich habe gestern mit Herrn {} telefoniert."),
+    ("Müller", "Frau {} ist heute im Urlaub."),
+    ("Schmidt", "Sehr geehrte Frau {},\nvielen Dank für Ihre Nachricht."),
+    ("Meier", "Sehr geehrter Herr Dr. {},\nanbei der Bericht."),
+    ("Müller-Lüdenscheidt", "Sehr geehrter Herr {}, wir bestätigen den Termin."),
+    ("Lukas", "Lieber {}, danke für die Hilfe!"),
+    ("Jana", "Hallo {}, wie geht es dir?"),
+    ("Péter", "Kedves {}! Köszönöm a gyors választ."),
+    ("Kovács Péter", "Kedves {}!\nMellékelem a szerződést."),
+    ("Nagy Anna", "Tisztelt {}!"),
+    ("Szabó", "Tisztelt {} Úr! Köszönjük megkeresését."),
+    ("Tóth", "Tegnap beszéltem {} úrral a projektről."),
+    ("Horváth Eszter", "Tisztelt Dr. {}!"),
+    ("Zsófi", "Szia {}, ráérsz holnap?"),
+    ("Anna Kovács", "Best regards,\n{}"),
+    ("Mark", "Thanks,\n{}"),
+    ("Jennifer Lopez-Garcia", "Kind regards,\n{}\nHead of Procurement"),
+    ("Tom", "Let me know what you think. Cheers, {}"),
+    ("Hans Meier", "Mit freundlichen Grüßen\n{}"),
+    ("Katrin", "Viele Grüße\n{}"),
+    ("Nagy Péter", "Üdvözlettel:\n{}"),
+    ("Eszter", "Köszönettel,\n{}"),
+    ("Kiss Balázs", "Tisztelettel:\n{}\nügyvezető"),
+)
+
 PLANTED: tuple[Planted, ...] = (
     *_PHONES,
     *_EMAILS,
@@ -238,6 +333,9 @@ PLANTED: tuple[Planted, ...] = (
     *_IPS,
     *_SECRET_URLS,
     *_SECRETS,
+    *_NATIONAL_PHONES,
+    *_NATIONAL_IDS,
+    *_NAMES,
 )
 
 LOOKALIKES: tuple[str, ...] = (
@@ -306,8 +404,68 @@ LOOKALIKES: tuple[str, ...] = (
     "Write to user@localhost or @kovacs on Slack.",
     "name at example dot com",
     "port 8080, localhost:3000, 127.0.0 (truncated)",
+    # versions, order and invoice numbers, dates, amounts, times (issue 12)
+    "Version 1.2.3 and v10.0.19045 are installed; kernel 6.1.0-18-amd64.",
+    "Invoice INV-2024-000123 is overdue.",
+    "Order #5551234 shipped yesterday; order #2025550143 is still open.",
+    "Rechnungsnummer 3012345678, Kundennummer 0301078001, Auftrag 0151234567.",
+    "Rendelésszám: 0612345678, számlaszám 2026/000123.",
+    "Dates: 2026-03-14, 14.03.2026, 03/14/2026 and 2026-03-14T22:15:07Z.",
+    "Amounts: €1,234.56, 1 234 567 Ft, $12,345.00 and 12 345 678,90 EUR.",
+    "Times: 10:30, 22:15:07 and 08:00-17:30.",
+    "Build 2026-03-14 10:30:15 started, finished 2026-03-14 10:42:03.",
+    "Tracking number 1Z999AA10123456784 via UPS.",
+    # code
+    "UUID 550e8400-e29b-41d4-a716-446655440000 and hex 0x7fff5fbff8a8 in the dump.",
+    "Listening on port 5432 and 8080; the error is at line 1078 of main.py.",
+    "x = 1234567 * 89 + 2026 - 3012345",
+    'File "app.py", line 2101, in handler\n    total = 2025550143 // 7',
+    'DearImGui::Begin("Window"); ImGui::Text("Hi %s", name);',
+    "if (mr.Value > 0) { Dr.Load(config); Herr_Mueller = 3; }",
+    'print("Hello World!")\nconsole.log("Hallo Welt");',
+    # salutations and sign-offs that carry no name
+    "Dear Sir or Madam,\nplease find the offer attached.",
+    "Dear all, the release is out.",
+    "Hi there, quick question about pandas.",
+    "Hi team, the build is green again.",
+    "Hi ChatGPT, can you explain recursion?",
+    "Hi, Can you help me with Excel?",
+    "The Dear John letter is a literary trope.",
+    "Sehr geehrte Damen und Herren,\nanbei das Angebot.",
+    "Hallo zusammen, kurze Frage zum Deployment.",
+    "Kedves Kollégák! Holnap nincs állóértekezlet.",
+    "Tisztelt Ügyfelünk! Számláját mellékelten küldjük.",
+    "Kedves Mindenki, köszönöm a segítséget!",
+    "Thanks,\nThe Release Team",
+    "Best regards,\nACME Support",
+    "Thanks, that worked!",
+    # identifiers whose checksum or structure fails
+    "TAJ szám: 123 456 789 (hibás ellenőrző jegy).",
+    "Adóazonosító jel: 8123456780 — rossz, újra kell kérni.",
+    "Steuer-ID 86095742718 ist ungültig (Prüfziffer falsch).",
+    "Steuer-ID 12345678903 hat keine doppelte Ziffer.",
+    "SSN 000-12-3456, 666-45-6789, 900-12-3456, 123-00-4567 and 123-45-0000 are never issued.",
     # accents and emoji
     "Árvíztűrő tükörfúrógép — ÁRVÍZTŰRŐ TÜKÖRFÚRÓGÉP!",
     "Größe, Übermaß, Straße — schön! 🎉",
     "Emoji 😀👍🏽🇭🇺 and ligatures ﬁ ﬂ.",
 )
+
+
+_PLACEHOLDER = re.compile(r"\[[A-Z_]+\]")
+
+
+def recall_and_survival(redact: Callable[[str], str]) -> tuple[float, float, list[Planted], list[str]]:
+    """(recall, look-alike survival, planted values missed, look-alikes damaged) of `redact`.
+
+    A planted value counts as caught when it no longer appears in the output and a
+    placeholder does (of any kind: an older redactor may call a TAJ a phone number);
+    a look-alike survives when the output equals the input.
+    """
+    missed = [
+        case
+        for case in PLANTED
+        if case.value in (out := redact(case.sentence)) or _PLACEHOLDER.search(out) is None
+    ]
+    damaged = [text for text in LOOKALIKES if redact(text) != text]
+    return 1 - len(missed) / len(PLANTED), 1 - len(damaged) / len(LOOKALIKES), missed, damaged
