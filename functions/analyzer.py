@@ -331,7 +331,11 @@ def _estimate(
         assert stored is not None
         return _estimate_from_row(stored), stored.conversation_summary, True
     digest = build_digest(
-        conversation, ctx.settings.digest_token_budget, known_names=_known_names(ctx.source)
+        conversation,
+        ctx.settings.digest_token_budget,
+        known_names=_known_names(ctx.source),
+        regions=ctx.settings.pii_regions,
+        mode=ctx.settings.digest_mode,
     )
     return ctx.estimator.estimate(digest), digest.text, False
 
@@ -460,7 +464,13 @@ def _known_names(source: Engine) -> list[str]:
 
 
 def _default_estimator(settings: Settings) -> Estimator:
-    key = (settings.effective_estimator, settings.openai_model, settings.openai_base_url, settings.llm_rpm)
+    key = (
+        settings.effective_estimator,
+        settings.openai_model,
+        settings.openai_base_url,
+        settings.llm_rpm,
+        settings.digest_mode,
+    )
     if key not in _estimators:
         _estimators[key] = build_estimator(settings)
     return _estimators[key]

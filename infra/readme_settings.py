@@ -29,7 +29,7 @@ def _default(value: object) -> str:
         value = value.value  # enums
     if isinstance(value, dict):
         return "built-in table"
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         value = ", ".join(map(str, value))  # an empty list: —
     if isinstance(value, Path) and value.is_relative_to(REPO_ROOT):
         value = value.relative_to(REPO_ROOT)  # the same on every checkout

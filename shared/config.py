@@ -20,11 +20,13 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.errors import ConfigurationError
+from shared.redaction import DEFAULT_PII_REGIONS, check_regions
 
 __all__ = [
     "LOCAL_HOSTS",
     "LOCAL_STATE_DIR",
     "REPO_ROOT",
+    "DigestMode",
     "Environment",
     "EstimatorKind",
     "QueueBackend",
@@ -85,6 +87,11 @@ class EstimatorKind(StrEnum):
     AUTO = "auto"  # llm when an API key or base URL is configured, else heuristic
     LLM = "llm"
     HEURISTIC = "heuristic"
+
+
+class DigestMode(StrEnum):
+    FULL = "full"  # the redacted asks and a description of the answers
+    COUNTS = "counts"  # no text of the conversation at all: counts and shapes only
 
 
 class QueueBackend(StrEnum):
@@ -200,6 +207,19 @@ class Settings(BaseSettings):
         validation_alias=_env("ANALYTICS_DIGEST_TOKEN_BUDGET"),
         description="Upper bound, in tokens (≈ 4 characters each), of the redacted "
         "transcript digest sent to the estimator.",
+    )
+    digest_mode: DigestMode = Field(
+        DigestMode.FULL,
+        validation_alias=_env("ANALYTICS_DIGEST_MODE"),
+        description="`full`: the estimator sees the user's asks, redacted, and the answers described by "
+        "kind and size; `counts`: no text of the conversation at all, only counts and shapes "
+        "(the task category becomes a guess; see Privacy).",
+    )
+    pii_regions: Annotated[tuple[str, ...], NoDecode] = Field(
+        DEFAULT_PII_REGIONS,
+        validation_alias=_env("ANALYTICS_PII_REGIONS"),
+        description="Comma-separated ISO region codes whose national phone number formats the "
+        "redaction recognises (numbers with a + or 00 country code are recognised from any country).",
     )
 
     # --- privacy and auth ----------------------------------------------------------
@@ -468,6 +488,17 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [host.strip().lower() for host in value.split(",") if host.strip()]
         return value
+
+    @field_validator("pii_regions", mode="before")
+    @classmethod
+    def _known_regions(cls, value: object) -> object:
+        parts = value.split(",") if isinstance(value, str) else value
+        if not isinstance(parts, list | tuple):
+            return value
+        try:
+            return check_regions(str(part) for part in parts if str(part).strip())
+        except ValueError as exc:
+            raise ValueError(f"ANALYTICS_PII_REGIONS: {exc}") from exc
 
     @field_validator("log_format")
     @classmethod

@@ -84,3 +84,4 @@ class TranscriptDigest:
     features: DigestFeatures
     approx_tokens: int
     truncated: bool = False
+    counts_only: bool = False  # no text of the conversation at all (ANALYTICS_DIGEST_MODE=counts)

@@ -21,6 +21,14 @@ text never exceeds ``4 × token_budget`` characters. Output is deterministic.
 Features (`DigestFeatures`): words exclude fenced code; code lines, tables and
 lists describe what the assistant produced; attachments count the files and
 images of all kept messages.
+
+Counts mode (``mode=DigestMode.COUNTS``, ``ANALYTICS_DIGEST_MODE=counts``): no text
+of the conversation at all, not even redacted, and no model names. Each ask is
+described like an answer, by its shape: words, characters, code blocks per
+language, attachments, and the minutes since the previous message; the header
+adds the span from the first to the last message. The digest says so in its
+first line and `TranscriptDigest.counts_only` is set, so the estimator's prompt
+can say what it is given.
 """
 
 from __future__ import annotations
@@ -31,8 +39,10 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import MappingProxyType
 
+from shared.config import DigestMode
 from shared.conversation import Conversation, DigestFeatures, Message, TranscriptDigest
 from shared.redaction import redact
 
@@ -87,24 +97,37 @@ _UNLABELLED = "unlabelled"
 
 
 def build_digest(
-    conversation: Conversation, token_budget: int, *, known_names: Iterable[str] = ()
+    conversation: Conversation,
+    token_budget: int,
+    *,
+    known_names: Iterable[str] = (),
+    regions: Iterable[str] | None = None,
+    mode: DigestMode = DigestMode.FULL,
 ) -> TranscriptDigest:
     """Describe `conversation` in at most `token_budget` tokens (≈ 4 characters each), redacted.
 
     `known_names`: people's names to replace by ``[NAME]`` wherever the user's text
     mentions them (e.g. the Open WebUI users' names, `reader.load_known_names`); each
     part of a name counts, with up to 6 trailing letters for inflected forms
-    ("Kovácsnak"). General names cannot be detected; known ones can.
+    ("Kovácsnak"). Other names are found where the text marks them (salutations,
+    titles, sign-offs; see `shared.redaction_names`). `regions`: whose national phone
+    formats the redaction knows (`ANALYTICS_PII_REGIONS`). `mode`: `DigestMode.COUNTS`
+    leaves every text out (see the module documentation).
     """
     if token_budget < 1:
         raise ValueError("token_budget must be positive")
     max_chars = token_budget * CHARS_PER_TOKEN
-    turns, system_words, system_messages = _turns(conversation.messages, _NameScrubber(known_names))
+    counts_only = mode is DigestMode.COUNTS
+    cleaner = _Cleaner(_NameScrubber(known_names), tuple(regions) if regions is not None else None)
+    turns, system_words, system_messages = _turns(conversation.messages, cleaner, counts_only=counts_only)
     answered = _Shape()
     for turn in turns:
         answered.add(turn.answer_shape)
     features = _features(conversation, turns, answered)
-    header = _header(features, answered, system_messages, system_words)
+    if counts_only:
+        header = _counts_header(conversation, features, answered, system_messages, system_words)
+    else:
+        header = _header(features, answered, system_messages, system_words, cleaner)
 
     text, truncated = _fit(header, turns, max_chars)
     if len(text) > max_chars:
@@ -114,6 +137,7 @@ def build_digest(
         features=features,
         approx_tokens=math.ceil(len(text) / CHARS_PER_TOKEN),
         truncated=truncated,
+        counts_only=counts_only,
     )
 
 
@@ -123,14 +147,16 @@ class _Shape:
 
     words: int = 0
     code_lines: Counter[str] = field(default_factory=Counter)
+    code_blocks: Counter[str] = field(default_factory=Counter)
     tables: int = 0
     lists: int = 0
     list_items: int = 0
-    display: str = ""  # the prose, whitespace collapsed, fenced code replaced by a size note
+    display: str = ""  # the prose by line, whitespace collapsed, fenced code replaced by a size note
 
     def add(self, other: _Shape) -> None:
         self.words += other.words
         self.code_lines.update(other.code_lines)
+        self.code_blocks.update(other.code_blocks)
         self.tables += other.tables
         self.lists += other.lists
         self.list_items += other.list_items
@@ -144,14 +170,33 @@ class _Turn:
     ask_shape: _Shape
     answers: list[Message] = field(default_factory=list)
     answer_shape: _Shape = field(default_factory=_Shape)
-    names: _NameScrubber | None = None
+    cleaner: _Cleaner | None = None  # None in counts mode: no text is shown
+    after_seconds: float | None = None  # from the previous message to the ask, when both are timed
     _redacted: str | None = None
 
     def redacted_ask(self) -> str:
         """The ask's display text, redacted once (a prefix long enough for the largest cap)."""
         if self._redacted is None:
-            self._redacted = _redacted_prefix(self.ask_shape.display, max(_ASK_CAPS), self.names)
+            assert self.cleaner is not None
+            prefix = _redacted_prefix(self.ask_shape.display, max(_ASK_CAPS), self.cleaner)
+            self._redacted = _WHITESPACE.sub(" ", prefix).strip()
         return self._redacted
+
+    def display_length(self) -> int:
+        """Characters of the ask as shown when nothing is cut (lines joined by a space)."""
+        return len(_WHITESPACE.sub(" ", self.ask_shape.display))
+
+
+@dataclass(frozen=True, slots=True)
+class _Cleaner:
+    """Redaction, then known people's names: what every piece of user text goes through."""
+
+    names: _NameScrubber
+    regions: tuple[str, ...] | None
+
+    def __call__(self, text: str) -> str:
+        redacted = redact(text, self.regions)  # first: a name inside an e-mail address must not hide it
+        return self.names(redacted)
 
 
 class _NameScrubber:
@@ -198,20 +243,35 @@ def _fold(word: str) -> str:
     return "".join(char for char in decomposed if not unicodedata.combining(char))
 
 
-def _turns(messages: Iterable[Message], names: _NameScrubber) -> tuple[list[_Turn], int, int]:
+def _turns(
+    messages: Iterable[Message], cleaner: _Cleaner, *, counts_only: bool = False
+) -> tuple[list[_Turn], int, int]:
     turns: list[_Turn] = []
     system_words = system_messages = 0
+    previous: datetime | None = None
     for message in messages:
         if message.role == "system":
             system_messages += 1
             system_words += _analyse(message.text).words
         elif message.role == "user":
-            turns.append(_Turn(ask=message, ask_shape=_analyse(message.text, display=True), names=names))
+            after = None
+            if previous is not None and message.timestamp is not None:
+                after = max((message.timestamp - previous).total_seconds(), 0.0)
+            turns.append(
+                _Turn(
+                    ask=message,
+                    ask_shape=_analyse(message.text, display=not counts_only),
+                    cleaner=None if counts_only else cleaner,
+                    after_seconds=after,
+                )
+            )
         else:
             if not turns:
                 turns.append(_Turn(ask=None, ask_shape=_Shape()))
             turns[-1].answers.append(message)
             turns[-1].answer_shape.add(_analyse(message.text))
+        if message.timestamp is not None:
+            previous = message.timestamp
     return turns, system_words, system_messages
 
 
@@ -238,6 +298,7 @@ def _analyse(text: str, *, display: bool = False) -> _Shape:
         opening = _FENCE.match(line)
         if opening:
             fence, language, block_lines = opening.group(1), _language(opening.group(2)), 0
+            shape.code_blocks[language] += 1
             list_kind = ""
             continue
         item = _LIST_ITEM.match(line)
@@ -258,8 +319,9 @@ def _analyse(text: str, *, display: bool = False) -> _Shape:
             previous_prose = line
     if fence and display:  # an unclosed fence runs to the end of the message
         display_parts.append(_code_note(language, block_lines))
-    if display:
-        shape.display = _WHITESPACE.sub(" ", " ".join(display_parts)).strip()
+    if display:  # lines stay apart so that redaction sees a sign-off and the name under it
+        lines = (_WHITESPACE.sub(" ", part).strip() for part in display_parts)
+        shape.display = "\n".join(line for line in lines if line)
     return shape
 
 
@@ -309,7 +371,9 @@ def _sorted_languages(code_lines: Counter[str]) -> list[tuple[str, int]]:
     return sorted(code_lines.items(), key=lambda item: (-item[1], item[0]))
 
 
-def _header(features: DigestFeatures, answered: _Shape, system_messages: int, system_words: int) -> list[str]:
+def _header(
+    features: DigestFeatures, answered: _Shape, system_messages: int, system_words: int, cleaner: _Cleaner
+) -> list[str]:
     counts = [
         _plural(features.user_turns, "user message"),
         _plural(features.assistant_turns, "assistant message"),
@@ -318,7 +382,44 @@ def _header(features: DigestFeatures, answered: _Shape, system_messages: int, sy
         counts.append(f"{_plural(system_messages, 'system message')} ({system_words} words, not shown)")
     lines = [f"Conversation: {', '.join(counts)}."]
     if features.models:
-        lines.append("Models: " + redact(", ".join(features.models)) + ".")
+        lines.append("Models: " + cleaner(", ".join(features.models)) + ".")
+    lines.extend(_effort_lines(features))
+    lines.append(f"Assistant output in total: {_describe(answered, 0)}.")
+    lines.append(
+        "Turns (user asks redacted, long ones cut: '… [N chars]' gives the full length; answers by size):"
+    )
+    return lines
+
+
+def _counts_header(
+    conversation: Conversation,
+    features: DigestFeatures,
+    answered: _Shape,
+    system_messages: int,
+    system_words: int,
+) -> list[str]:
+    """The header of a counts-only digest: the same counts, no model names, plus the time span."""
+    counts = [
+        _plural(features.user_turns, "user message"),
+        _plural(features.assistant_turns, "assistant message"),
+    ]
+    if system_messages:
+        counts.append(f"{_plural(system_messages, 'system message')} ({system_words} words)")
+    lines = [f"Conversation, counts only (no text of it is included): {', '.join(counts)}."]
+    if features.models:
+        lines.append(f"Answered by {_plural(len(features.models), 'model')}.")
+    lines.extend(_effort_lines(features))
+    stamps = [message.timestamp for message in conversation.messages if message.timestamp is not None]
+    if len(stamps) >= 2:
+        lines.append(
+            f"Time from the first to the last message: {_minutes((max(stamps) - min(stamps)).total_seconds())}."
+        )
+    lines.append(f"Assistant output in total: {_describe(answered, 0)}.")
+    lines.append("Turns (the shape of each user message and of the answers):")
+    return lines
+
+
+def _effort_lines(features: DigestFeatures) -> list[str]:
     extras = []
     if features.regenerations:
         extras.append(f"{_plural(features.regenerations, 'regenerated answer')}")
@@ -326,13 +427,29 @@ def _header(features: DigestFeatures, answered: _Shape, system_messages: int, sy
         extras.append(f"{_plural(features.abandoned_branches, 'abandoned branch', 'abandoned branches')}")
     if features.attachments:
         extras.append(f"{_plural(features.attachments, 'attachment')}")
-    if extras:
-        lines.append("Effort signals: " + ", ".join(extras) + ".")
-    lines.append(f"Assistant output in total: {_describe(answered, 0)}.")
-    lines.append(
-        "Turns (user asks redacted, long ones cut: '… [N chars]' gives the full length; answers by size):"
-    )
-    return lines
+    return ["Effort signals: " + ", ".join(extras) + "."] if extras else []
+
+
+def _minutes(seconds: float) -> str:
+    if seconds < 60:
+        return "under a minute"
+    return _plural(round(seconds / 60), "minute")
+
+
+def _describe_ask(turn: _Turn) -> str:
+    """A user message by its shape only: words, characters, code blocks, attachments, when."""
+    assert turn.ask is not None
+    shape = turn.ask_shape
+    parts = [_plural(shape.words, "word"), _plural(len(turn.ask.text), "character")]
+    for language, blocks in sorted(shape.code_blocks.items(), key=lambda item: (-item[1], item[0])):
+        kind = "code" if language == _UNLABELLED else f"{language} code"
+        parts.append(f"{kind} {_plural(blocks, 'block')} ({_plural(shape.code_lines[language], 'line')})")
+    if turn.ask.attachments:
+        parts.append(_plural(turn.ask.attachments, "attachment"))
+    described = ", ".join(parts)
+    if turn.after_seconds is not None:
+        described += f"; {_minutes(turn.after_seconds)} after the previous message"
+    return described
 
 
 def _describe(shape: _Shape, attachments: int) -> str:
@@ -354,8 +471,10 @@ def _render_turn(number: int, turn: _Turn, cap: int) -> tuple[str, bool]:
     shortened = False
     if turn.ask is None:
         ask_line = f"{number}. (no user message)"
+    elif turn.cleaner is None:
+        ask_line = f"{number}. user: {_describe_ask(turn)}"
     else:
-        ask, shortened = _shorten(turn.redacted_ask(), cap, len(turn.ask_shape.display))
+        ask, shortened = _shorten(turn.redacted_ask(), cap, turn.display_length())
         attachments = f" [{_plural(turn.ask.attachments, 'attachment')}]" if turn.ask.attachments else ""
         ask_line = f"{number}. user: {ask or '(no text)'}{attachments}"
     if not turn.answers:
@@ -400,18 +519,13 @@ def _omission_line(count: int, asked: _Shape, answered: _Shape) -> str:
     )
 
 
-def _redacted_prefix(text: str, shown: int, names: _NameScrubber | None = None) -> str:
+def _redacted_prefix(text: str, shown: int, clean: _Cleaner) -> str:
     """`text` redacted; a long text only as far as needed to show `shown` characters safely."""
-
-    def clean(part: str) -> str:
-        redacted = redact(part)  # first: a name inside an e-mail address must not hide the address
-        return names(redacted) if names else redacted
-
     window = max(4 * shown, shown + 2000)
     while True:
         if len(text) <= window:
             return clean(text)
-        cut = text.rfind(" ", window // 2, window)
+        cut = max(text.rfind(" ", window // 2, window), text.rfind("\n", window // 2, window))
         redacted = clean(text[: cut if cut > 0 else window])
         if len(redacted) >= shown + _REDACTION_MARGIN:
             return redacted

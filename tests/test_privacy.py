@@ -101,3 +101,67 @@ def test_logs_and_database_hold_no_personal_data_or_secrets(
             dump = "\n".join(v for v in values if v)
             for value in _forbidden():
                 assert value not in dump, f"{value!r} found in {table}.{column}"
+
+
+# Words that occur nowhere else: if any reaches the estimator or the database, user text leaked.
+UNIQUE_WORDS = ["quixotrambulant", "zephyrlonguine", "vorpalmintwhisk", "krummelbarsten", "pöttyösnyúlkerék"]
+
+
+@pytest.fixture
+def counts_only_source(
+    tmp_path: Path, analytics_url: str, fake_openai: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fixture = OpenWebUIFixture.sqlite(tmp_path / "webui.db")
+    for user_id, name in zip(USER_IDS, NAMES, strict=True):
+        fixture.add_user(user_id, name=name, email=f"{user_id}@corp.example")
+    for index, word in enumerate(UNIQUE_WORDS):
+        # model ids are a dimension of the analytics (stored for the model breakdown), not conversation text
+        chat = ChatBuilder(datetime(2026, 11, 17, 9 + index, 0, tzinfo=BUDAPEST))
+        chat.system(f"You are the {word} assistant.")
+        chat.turn(
+            f"Dear {word.title()},\nplease explain {word} and call {PLANTED[1]}.\n```{word}\nx = 1\n```",
+            f"{word} means nothing. " * 5,
+            think=0,
+        )
+        chat.turn(f"Thanks, {word} again: {PLANTED[index]}\nBest regards,\n{word.title()}", "Done.")
+        fixture.add_chat(USER_IDS[index % 2], chat, title=f"About {word}")
+    monkeypatch.setenv("ANALYTICS_DIGEST_MODE", "counts")
+    monkeypatch.setenv("OPENWEBUI_DATABASE_URL", fixture.url)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    reset_settings_cache()
+    reset_engines()
+
+
+def test_counts_mode_sends_and_stores_no_user_text(
+    counts_only_source: None, analytics_engine: Engine, fake_openai: FakeOpenAIServer
+) -> None:
+    settings = get_settings()
+    result = dispatcher.dispatch(target_date=DAY, settings=settings, queue=inline_queue(settings))
+    assert result.expected == len(UNIQUE_WORDS)
+
+    assert len(fake_openai.requests) == len(UNIQUE_WORDS)  # the estimator was asked, once per chat
+    sent = "\n".join(str(body) for body in fake_openai.requests)
+    assert "counts only" in sent and "no text of the conversation" in sent  # the prompt says what it gets
+    assert "2 user messages" in sent and "other code 1 block (1 line)" in sent  # and it gets the shapes
+    forbidden = [*UNIQUE_WORDS, *(word.title() for word in UNIQUE_WORDS), *PLANTED[:5], "please explain"]
+    for value in forbidden:
+        assert value.lower() not in sent.lower(), f"{value!r} was sent to the estimator in counts mode"
+
+    with analytics_engine.connect() as connection:
+        rows = connection.execute(
+            sa.text("SELECT conversation_summary, prompt_version, status FROM conversation_analysis")
+        ).all()
+        assert [row.status for row in rows] == ["analyzed"] * len(UNIQUE_WORDS)
+        assert all(row.prompt_version.endswith("+counts") for row in rows)
+        assert all(row.conversation_summary.startswith("Conversation, counts only") for row in rows)
+        columns = connection.execute(
+            sa.text(
+                "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public' "
+                "AND data_type IN ('text', 'character varying', 'jsonb', 'json', 'ARRAY')"
+            )
+        ).all()
+        for table, column in columns:
+            values = connection.execute(sa.text(f'SELECT "{column}"::text FROM "{table}"')).scalars().all()
+            dump = "\n".join(v for v in values if v).lower()
+            for value in [*UNIQUE_WORDS, *PLANTED[:5], "please explain"]:
+                assert value.lower() not in dump, f"{value!r} found in {table}.{column}"

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from functions.api.queries import latest_analysis_date
 from functions.api.schemas import HealthResponse, NextRun, RunInfo, SystemInfo
-from shared.config import EstimatorKind, Settings
+from shared.config import DigestMode, EstimatorKind, Settings
 
 __all__ = ["SchedulerClientFactory", "computed_next_run", "health_report", "next_run"]
 
@@ -112,6 +112,10 @@ def _system_info(settings: Settings) -> SystemInfo:
         from shared.estimators.heuristic import HEURISTIC_VERSION
 
         version = HEURISTIC_VERSION
+    if settings.digest_mode is DigestMode.COUNTS:
+        from shared.estimators.prompt import COUNTS_ONLY_SUFFIX
+
+        version += COUNTS_ONLY_SUFFIX  # what new estimates are stamped with
     return SystemInfo(
         environment=settings.environment.value,
         timezone=settings.timezone,

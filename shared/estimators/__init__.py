@@ -6,7 +6,7 @@ is configured (or `ANALYTICS_ESTIMATOR=llm`), else the offline heuristic.
 
 from __future__ import annotations
 
-from shared.config import EstimatorKind, Settings
+from shared.config import DigestMode, EstimatorKind, Settings
 from shared.estimators.base import TASK_CATEGORIES, Estimate, EstimateUsage, Estimator
 from shared.estimators.heuristic import HeuristicEstimator
 from shared.estimators.llm import LlmEstimator
@@ -28,4 +28,4 @@ def build_estimator(settings: Settings) -> Estimator:
     """The estimator these settings select (`settings.effective_estimator`)."""
     if settings.effective_estimator is EstimatorKind.LLM:
         return LlmEstimator(settings)
-    return HeuristicEstimator()
+    return HeuristicEstimator(counts_only=settings.digest_mode is DigestMode.COUNTS)

@@ -25,7 +25,10 @@ half up.
 Limits: it cannot judge difficulty, only volume. A short answer to a hard
 question is underestimated, a long generated text that nobody needed is
 overestimated; if assistant word counts include code, code is counted twice.
-Every analysis it produces is labelled `heuristic` with version `heuristic-1`.
+Every analysis it produces is labelled `heuristic` with version `heuristic-1`
+(`heuristic-1+counts` on a counts-only digest, `ANALYTICS_DIGEST_MODE=counts`: the
+formula is the same, but with no text to search the category comes from code
+alone — `coding` when there is code, else `other`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import re
 
 from shared.conversation import DigestFeatures, TranscriptDigest
 from shared.estimators.base import TASK_CATEGORIES, Estimate
+from shared.estimators.prompt import COUNTS_ONLY_SUFFIX
 from shared.estimators.validation import MAX_ESTIMATE_MINUTES
 
 __all__ = ["HEURISTIC_VERSION", "HeuristicEstimator", "detect_category", "manual_minutes"]
@@ -132,12 +136,18 @@ def manual_minutes(features: DigestFeatures, category: str) -> tuple[int, int, i
     return low, most_likely, high
 
 
+def _version(counts_only: bool) -> str:
+    return HEURISTIC_VERSION + COUNTS_ONLY_SUFFIX if counts_only else HEURISTIC_VERSION
+
+
 class HeuristicEstimator:
     """Deterministic estimates from counts and keywords; needs no network."""
 
     name = "heuristic"
     model: str | None = None
-    prompt_version = HEURISTIC_VERSION
+
+    def __init__(self, *, counts_only: bool = False) -> None:
+        self.prompt_version = _version(counts_only)
 
     def estimate(self, digest: TranscriptDigest) -> Estimate:
         features = digest.features
@@ -162,6 +172,6 @@ class HeuristicEstimator:
             reasoning=reasoning,
             estimator=self.name,
             model=None,
-            prompt_version=HEURISTIC_VERSION,
+            prompt_version=_version(digest.counts_only),
             raw_response={"category": category, "terms_minutes": {k: round(v, 2) for k, v in terms.items()}},
         )

@@ -40,7 +40,7 @@ from typing import Any
 import openai
 from openai.types.chat import ChatCompletion
 
-from shared.config import Settings
+from shared.config import DigestMode, Settings
 from shared.conversation import TranscriptDigest
 from shared.errors import AnalyticsError, ConfigurationError, EstimationFailed, RetryableError
 from shared.estimators.base import Estimate, EstimateUsage
@@ -48,9 +48,9 @@ from shared.estimators.pricing import request_cost_usd
 from shared.estimators.prompt import (
     ANSWER_SCHEMA,
     ANSWER_SCHEMA_NAME,
-    PROMPT_VERSION,
     build_correction,
     build_messages,
+    prompt_version,
 )
 from shared.estimators.ratelimit import RateLimiter, shared_rate_limiter
 from shared.estimators.validation import EstimateAnswer, InvalidAnswerError, parse_answer
@@ -217,7 +217,7 @@ class LlmEstimator:
         rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.model: str | None = settings.openai_model
-        self.prompt_version = PROMPT_VERSION
+        self.prompt_version = prompt_version(settings.digest_mode is DigestMode.COUNTS)
         self._model = settings.openai_model
         self._prices = settings.llm_prices
         self._client = client if client is not None else _build_client(settings)
@@ -256,7 +256,7 @@ class LlmEstimator:
                     reasoning=answer.reasoning,
                     estimator=self.name,
                     model=self._model,
-                    prompt_version=self.prompt_version,
+                    prompt_version=prompt_version(digest.counts_only),
                     usage=tally.usage(self._model, self._prices),
                     raw_response=raw,
                 )
