@@ -452,6 +452,11 @@ _ID_LABEL_BEFORE = re.compile(  # labelled as an identifier: if it fails its che
     r"|steuerliche[ \t]+identifikationsnummer|idnr|ssn|social[ \t]+security(?:[ \t]+number)?)"
     r"(?i:[ \t-]*(?:szám|jel|number|nummer|nr\.?|no\.?))?[ \t]*[:#]?[ \t]*\Z"
 )
+_PHONE_WORD_BEFORE = re.compile(
+    r"(?i:\b(?:tel|phone|mobile?|cell|call|ring|text|whatsapp|signal|sms|fax|contact|handy|ruf|anruf"
+    r"|erreich\w*|telefon\w*|mobil\w*|hív\w*|elérhet\w*|móvil|llám\w*|cellulare|chiam\w*|numer\w*|číslo"
+    r"|număr\w*|portable|appel\w*|bel|kontakt\w*))"
+)
 _SSN_LIKE = re.compile(r"[0-9]{3}-[0-9]{2}-[0-9]{4}")  # the SSN shape: never read as a phone number
 _OPERATOR_BEFORE = re.compile(r"(?:[=*/%<>^|&]|[\w)\]][ \t]*[-+])[ \t]*\Z")  # `x = 1234567 * 89 - 3012345`
 
@@ -563,6 +568,9 @@ def _find_phone_numbers(text: str, regions: tuple[str, ...]) -> Iterator[_Span]:
 
     Only runs of digits and phone punctuation are handed to libphonenumber, which is
     slow per candidate; repeated runs (logs, pasted tables) are answered from a cache.
+    Cheap checks go first: a run that starts with a date is looked at only after it,
+    and a bare run of digits without a leading 0 (an id, a count, a timestamp far more
+    often than a phone number) only when a word such as "phone" or "Tel." precedes it.
     """
     for run in _PHONE_RUN.finditer(text):
         if len(run.group()) < _MIN_PHONE_DIGITS:
@@ -571,6 +579,19 @@ def _find_phone_numbers(text: str, regions: tuple[str, ...]) -> Iterator[_Span]:
             continue
         lead = _PHONE_RUN_LEAD.search(text, max(run.start() - 2, 0), run.start())
         run_start = lead.start() if lead is not None else run.start()
+        date = _DATE_START.match(text, run_start)
+        if date is not None:  # "2026-03-14 10:30": the date cannot be a phone number, the rest may
+            rest = _PHONE_RUN.search(text, date.end(), run.end())
+            if rest is None or sum(map(str.isdigit, rest.group())) < _MIN_PHONE_DIGITS:
+                continue
+            run_start = rest.start()
+        if (
+            lead is None
+            and date is None
+            and run.group().isdigit()
+            and not _compact_national_ok(text, *run.span())
+        ):
+            continue
         for start, end in _phone_spans_in(text[run_start : run.end()], regions):
             start, end = run_start + start, run_start + end
             if not _phone_context_ok(text, start, end):
@@ -603,9 +624,12 @@ def _phone_spans_in(run: str, regions: tuple[str, ...], prefilter: bool = True) 
     else:
         strict_regions = _plausible_regions(run, regions) if prefilter else regions
     spans: list[_Span] = []
+    digits = [index for index, char in enumerate(run) if char.isdigit()]
     for region in strict_regions:
         found = [_phone_span(match) for match in _phone_matcher(run, region, phonenumbers.Leniency.VALID)]
         spans.extend(span for span in found if not _overlaps(span, spans))
+        if any(start <= digits[0] and digits[-1] < end for start, end in spans):
+            break  # one number covers every digit: no other region can find more
     lenient_region = "HU" if "HU" in regions else regions[0]
     if _INTERNATIONAL_PREFIX.match(run) or ("/" in run and lenient_region == "HU"):
         spans.extend(
@@ -711,13 +735,22 @@ def _is_lenient_phone(match: phonenumbers.PhoneNumberMatch) -> bool:
 
 def _national_phone_context_ok(text: str, start: int, end: int) -> bool:
     """False for a number without a country code that is labelled as an order, invoice or other
-    reference, or as an identifier; that has the SSN shape; or that is an operand in code."""
+    reference, or as an identifier; that has the SSN shape; that is an operand in code; or
+    that is bare digits without a leading 0 or a phone word before it."""
     before = text[max(start - 60, 0) : start]
     if _REFERENCE_BEFORE.search(before) or _ID_LABEL_BEFORE.search(before):
         return False
     if _SSN_LIKE.fullmatch(text, start, end):
         return False
-    return not (text[start:end].isdigit() and _OPERATOR_BEFORE.search(before))
+    if text[start:end].isdigit() and _OPERATOR_BEFORE.search(before):
+        return False
+    return not text[start:end].isdigit() or _compact_national_ok(text, start, end)
+
+
+def _compact_national_ok(text: str, start: int, end: int) -> bool:
+    """Bare digits are a national phone number only with a leading 0 (the trunk prefix of most
+    of Europe, or 00) or after a word that announces a phone number."""
+    return text[start] == "0" or _PHONE_WORD_BEFORE.search(text, max(start - 40, 0), start) is not None
 
 
 def _phone_context_ok(text: str, start: int, end: int) -> bool:

@@ -11,8 +11,8 @@ an initial "J.") right after
 - a title ("Mr.", "Mrs.", "Ms.", "Dr.", "Prof.", "Herr", "Herrn", "Frau"), anywhere;
 - a Hungarian honorific after the name ("Kovács úr", "Nagy Anna asszonnyal");
 - a sign-off ("Best regards," "Mit freundlichen Grüßen", "Üdvözlettel:" ...), on the
-  next line when that line holds nothing but the name, or on the same line when the
-  name ends it ("Thanks, Anna").
+  next line when that line holds nothing but the name, or on the same line when
+  punctuation or the line's end follows the name ("Thanks, Anna", "Thanks, Anna. Also").
 
 Hungarian writes the family name first ("Kovács Péter") and greets by given name
 ("Kedves Péter!"): any order of name words is accepted. The salutation, title or
@@ -33,8 +33,8 @@ __all__ = ["find_marked_names"]
 _Span = tuple[int, int]
 _MAX_NAME_WORDS = 4
 
-_SALUTATION = re.compile(
-    r"""(?<![\w.@/\\-])(?:
+_SALUTATION = re.compile(  # the leading class lets `re` skip to candidate letters
+    r"""(?=[DdHhGgLlSsKkTtJjMm])(?<![\w.@/\\-])(?:
         [Dd]ear(?:est)?|[Hh]i|[Hh]ello|[Hh]ey|[Hh]iya|[Gg]ood[ ](?:[Mm]orning|[Aa]fternoon|[Ee]vening)
       | [Hh]allo|[Ll]iebe[rs]?|[Ss]ehr[ ]geehrte[rn]?|[Gg]uten[ ](?:[Tt]ag|[Mm]orgen|[Aa]bend)|[Ss]ervus|[Mm]oin
       | [Kk]edves|[Tt]isztelt|[Ss]zia|[Ss]ziasztok|[Ss]zervusz|[Hh]elló|[Jj]ó[ ]napot
@@ -388,14 +388,14 @@ def _after_sign_offs(text: str) -> Iterator[_Span]:
         end = sign_off.end()
         line_end = _LINE_END.match(text, end)
         if line_end is not None and text[line_end.end() - 1 : line_end.end()] == "\n":
-            start = line_end.end()  # the name on a line of its own under the sign-off
+            start, ending = line_end.end(), _LINE_END  # the name on a line of its own under the sign-off
         elif text[end - 1 : end] in ",:" or _GAP.match(text, end) is not None:
-            start = end  # "Thanks, Anna" ending its line
+            start, ending = end, _TERMINATOR  # "Thanks, Anna" or "Thanks, Anna. Also ..."
         else:
             continue
         gap = _GAP.match(text, start)
         span = _name_words(text, _skip_titles(text, gap.end() if gap is not None else start))
-        if span is not None and _LINE_END.match(text, span[1]) is not None:
+        if span is not None and ending.match(text, span[1]) is not None:
             yield span
 
 

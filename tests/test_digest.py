@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from infra.openwebui_fixture import ChatBuilder, realistic_chat
+from shared.config import DigestMode
 from shared.conversation import Conversation, Message
 from shared.digest import CHARS_PER_TOKEN, build_digest
 from shared.openwebui.document import ChatRecord, parse_conversation
@@ -101,6 +102,77 @@ def test_known_names_are_replaced_including_parts_and_inflected_forms() -> None:
     assert "Hi, I am [NAME]. Küldd el [NAME] és [NAME]; [NAME] is here." in text
     assert "Annual report for [NAME], [EMAIL]." in text  # a 3-letter name part matches whole words only
     assert "Zsófia Kovács" in build_digest(_conversation(chat), 1500).text  # only known names are scrubbed
+
+
+def test_names_marked_by_salutations_and_sign_offs_go_even_when_lines_are_joined() -> None:
+    chat = ChatBuilder(START)
+    chat.user(
+        "Polish this e-mail:\n\nDear Mr. Whitfield,\nthe delivery to Kedves Szilvia! is late.\n\n"
+        "Best regards,\nGwendolyn Ashcombe\nProcurement"
+    )
+    chat.assistant("Here you go.")
+    text = build_digest(_conversation(chat), 1500).text
+    assert "Whitfield" not in text and "Gwendolyn" not in text and "Ashcombe" not in text
+    assert "Szilvia" not in text
+    assert (
+        "1. user: Polish this e-mail: Dear Mr. [NAME], the delivery to Kedves [NAME]! is late. "
+        "Best regards, [NAME] Procurement"
+    ) in text
+
+
+def test_national_phone_formats_follow_the_regions_given() -> None:
+    chat = ChatBuilder(START)
+    chat.user("Ruf an: 030 1078001 oder (555) 223-8371.")
+    chat.assistant("ok")
+    conversation = _conversation(chat)
+    assert "Ruf an: [PHONE] oder [PHONE]." in build_digest(conversation, 1500).text
+    assert "030 1078001" in build_digest(conversation, 1500, regions=["HU"]).text
+
+
+def _planted_counts_chat() -> tuple[Conversation, list[str]]:
+    words = ["glimmerquokka", "tarnwhistle", "Brombeerschnecke", "Kovács Zsófia", "gpt-secret-model"]
+    chat = ChatBuilder(START, title="glimmerquokka title", model="gpt-secret-model")
+    chat.system("Secret tarnwhistle system prompt.")
+    question = chat.user(
+        "Dear Brombeerschnecke,\nwrite glimmerquokka code:\n```python\nprint('tarnwhistle')\nx = 1\n```",
+        files=[{"type": "file", "name": "glimmerquokka.csv"}],
+    )
+    chat.assistant("An earlier glimmerquokka answer.")
+    chat.regenerate(question, PYTHON_ANSWER)
+    chat.turn("Thanks, Kovács Zsófia. Also +36 30 123 4567? 🙂", "Sure: tarnwhistle.", think=300)
+    return _conversation(chat), words
+
+
+def test_counts_mode_holds_no_text_of_the_conversation_only_its_shape() -> None:
+    conversation, planted = _planted_counts_chat()
+    digest = build_digest(conversation, 1500, mode=DigestMode.COUNTS)
+    text = digest.text
+    for value in [*planted, "print", "write", "Dear", "Thanks", "123 4567", "🙂", "earlier"]:
+        assert value.lower() not in text.lower(), value
+    assert digest.counts_only
+    assert text.startswith("Conversation, counts only (no text of it is included): 2 user messages")
+    assert "1 system message (4 words)" in text
+    assert "Answered by 1 model." in text
+    assert "Effort signals: 1 regenerated answer, 1 abandoned branch, 1 attachment." in text
+    assert (
+        "1. user: 5 words, 89 characters, python code 1 block (2 lines), 1 attachment; under a minute" in text
+    )
+    assert "   assistant: 36 words, python code 6 lines, 1 table, 2 lists (5 items)" in text
+    assert "2. user: 8 words, 46 characters; 5 minutes after the previous message" in text
+    assert "Time from the first to the last message: 6 minutes." in text
+    # the features are those of the full digest: the heuristic's volume terms do not change
+    assert digest.features == build_digest(conversation, 1500).features
+    assert not build_digest(conversation, 1500).counts_only
+
+
+def test_counts_mode_keeps_the_budget_on_long_conversations() -> None:
+    chat = ChatBuilder(START)
+    for index in range(300):
+        chat.turn(f"Question {index} " + "details " * 30, "Answer. " * 50 + "\n```python\nx = 1\n```")
+    digest = build_digest(_conversation(chat), 300, mode=DigestMode.COUNTS)
+    assert len(digest.text) <= 300 * CHARS_PER_TOKEN
+    assert digest.truncated and "turns omitted" in digest.text
+    assert "Question" not in digest.text and "details" not in digest.text
 
 
 def test_features_count_what_the_assistant_produced() -> None:

@@ -19,17 +19,26 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from shared.config import Settings
+from infra.openwebui_fixture import ChatBuilder
+from shared.config import DigestMode, Settings
 from shared.conversation import DigestFeatures, TranscriptDigest
+from shared.digest import build_digest
 from shared.errors import EstimationFailed, RetryableError
 from shared.estimators import HeuristicEstimator, LlmEstimator, build_estimator
 from shared.estimators.base import TASK_CATEGORIES, Estimate
 from shared.estimators.heuristic import HEURISTIC_VERSION, detect_category
 from shared.estimators.llm import SEED
 from shared.estimators.pricing import request_cost_usd
-from shared.estimators.prompt import ANSWER_SCHEMA, PROMPT_VERSION, build_messages
+from shared.estimators.prompt import (
+    ANSWER_SCHEMA,
+    COUNTS_ONLY_SUFFIX,
+    PROMPT_VERSION,
+    build_messages,
+    prompt_version,
+)
 from shared.estimators.ratelimit import RateLimiter, shared_rate_limiter
 from shared.estimators.validation import MAX_ESTIMATE_MINUTES, InvalidAnswerError, parse_answer
+from shared.openwebui.document import ChatRecord, parse_conversation
 from tests.fake_openai import (  # fake_openai_fixture registers the `fake_openai` fixture
     Behaviour,
     FakeOpenAIServer,
@@ -722,3 +731,69 @@ def test_limiter_holds_across_threads() -> None:
     slots_in_window = round(window / limiter.interval)
     assert sum(1 for stamp in times if stamp < started + window) <= slots_in_window
     assert max(times) - started >= (threads - 1) * limiter.interval
+
+
+# --- counts-only digests (ANALYTICS_DIGEST_MODE=counts) ---------------------------------------
+
+
+def _counts_only_digest(**options: Any) -> TranscriptDigest:
+    chat = ChatBuilder(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    chat.turn(
+        options.get("ask", "Please translate this letter into German and explain the grammar."),
+        options.get("answer", "Sehr geehrte Damen und Herren, ... " * 20),
+    )
+    document = chat.document()
+    record = ChatRecord(id=chat.chat_id, user_id="u", updated_at=chat.last_timestamp, document=document)
+    return build_digest(parse_conversation(record), 1500, mode=DigestMode.COUNTS)
+
+
+def test_prompt_for_a_counts_only_digest_says_what_it_gets() -> None:
+    digest = _counts_only_digest()
+    system, user = build_messages(digest)
+    full_system, _ = build_messages(make_digest())
+
+    assert "no text of the conversation at all" in system["content"]
+    assert "lower the confidence" in system["content"]
+    assert "no text of the conversation" not in full_system["content"]
+    assert "placeholders such as [EMAIL]" in full_system["content"]
+    assert user["content"].count("Conversation digest, counts only:\n<<<\nConversation, counts only") == 1
+    assert "translate" not in user["content"] and "Damen" not in user["content"]
+    assert prompt_version(counts_only=True) == PROMPT_VERSION + COUNTS_ONLY_SUFFIX != prompt_version()
+
+
+def test_llm_estimator_in_counts_mode_stamps_its_version(fake_openai: FakeOpenAIServer) -> None:
+    estimator = LlmEstimator(llm_settings(fake_openai.base_url, digest_mode="counts"))
+    fake_openai.enqueue(ok(low=10, most_likely=20, high=40, confidence=30))
+
+    estimate = estimator.estimate(_counts_only_digest())
+
+    assert estimator.prompt_version == estimate.prompt_version == PROMPT_VERSION + COUNTS_ONLY_SUFFIX
+    assert "no text of the conversation at all" in str(fake_openai.requests[-1])
+    assert LlmEstimator(llm_settings(fake_openai.base_url)).prompt_version == PROMPT_VERSION
+
+
+def test_heuristic_on_counts_only_guesses_the_category_from_code_alone() -> None:
+    prose = _counts_only_digest()
+    code = _counts_only_digest(answer="Here:\n```python\nprint(1)\nprint(2)\n```")
+    estimator = build_estimator(Settings(digest_mode="counts", estimator="heuristic"))
+
+    assert estimator.prompt_version == HEURISTIC_VERSION + COUNTS_ONLY_SUFFIX
+    translated = estimator.estimate(prose)
+    assert translated.task_category == "other"  # a translation, but nothing says so: it is a guess
+    assert translated.prompt_version == HEURISTIC_VERSION + COUNTS_ONLY_SUFFIX
+    assert estimator.estimate(code).task_category == "coding"
+    # the volume terms are the same as on the full digest: only the category factor can differ
+    full = HeuristicEstimator().estimate(make_digest(text="", **_features_of(prose)))
+    assert translated.raw_response == full.raw_response
+    assert build_estimator(Settings(estimator="heuristic")).prompt_version == HEURISTIC_VERSION
+
+
+def _features_of(digest: TranscriptDigest) -> dict[str, Any]:
+    features = digest.features
+    return {
+        "user_turns": features.user_turns,
+        "assistant_turns": features.assistant_turns,
+        "user_words": features.user_words,
+        "assistant_words": features.assistant_words,
+        "code_lines_by_language": dict(features.code_lines_by_language),
+    }
