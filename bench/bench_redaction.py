@@ -29,7 +29,39 @@ from shared import redaction  # noqa: E402
 from shared.redaction import DEFAULT_PII_REGIONS, redact_counts  # noqa: E402
 from tests.data.pii_corpus import LOOKALIKES, PLANTED  # noqa: E402
 
-_WORDS = ["the", "report", "needs", "a", "second", "pass", "before", "we", "send", "it", "to", "the", "client", "and", "the", "numbers", "in", "the", "appendix", "should", "match", "the", "summary", "table", "please", "check", "the", "totals", "and", "the", "wording"]
+_WORDS = [
+    "the",
+    "report",
+    "needs",
+    "a",
+    "second",
+    "pass",
+    "before",
+    "we",
+    "send",
+    "it",
+    "to",
+    "the",
+    "client",
+    "and",
+    "the",
+    "numbers",
+    "in",
+    "the",
+    "appendix",
+    "should",
+    "match",
+    "the",
+    "summary",
+    "table",
+    "please",
+    "check",
+    "the",
+    "totals",
+    "and",
+    "the",
+    "wording",
+]
 
 
 def _arguments() -> argparse.Namespace:

@@ -441,10 +441,12 @@ def _plausible_ipv6(text: str, start: int, end: int) -> bool:
 _SSN_SHAPE = re.compile(r"([0-9]{3})([- ])([0-9]{2})\2([0-9]{4})")
 _SSN_NEVER_ISSUED = frozenset({"078051120", "219099999"})  # printed on sample cards and in ads
 _REFERENCE_BEFORE = re.compile(  # the number is labelled as an order, invoice, ticket... number
-    r"(?:#|№|\b(?i:order|invoice|inv|ticket|case|ref|reference|receipt|tracking|item|sku|article|art"
-    r"|bestell\w*|rechnung\w*|auftrag\w*|kunden\w*|artikel\w*|sendung\w*|vorgang\w*"
-    r"|rendel\w*|megrendel\w*|számla\w*|ügyszám\w*|cikkszám\w*|termék\w*)"
-    r"(?i:[ \t]*(?:no\.?|nr\.?|number|nummer|szám|id))?[ \t]*[:#.]?[ \t]*(?:#[ \t]*)?)\Z"
+    r"(?:#|№|\b(?i:order|invoice|inv|tickets?|case|ref|reference|receipt|tracking|item|sku|article|art|id"
+    r"|sha|commit|hash|build|serial|sn|bestell\w*|rechnung\w*|auftrag\w*|kunden\w*|artikel\w*|sendung\w*"
+    r"|vorgang\w*|(?!(?:telefon|handy|fax|ruf|mobil|notruf|durchwahl|kontakt)nummer)\w+nummer"
+    r"|rendel\w*|megrendel\w*|számla\w*|ügyszám\w*|cikkszám\w*|termék\w*"
+    r"|(?!(?:telefon|mobil|fax|hívó|mellék)szám)\w+szám))"
+    r"(?i:[ \t]*(?:no\.?|nr\.?|number|nummer|szám|id))?[ \t]*[:#.]?[ \t]*(?:#[ \t]*)?\Z"
 )
 
 _ID_LABEL_BEFORE = re.compile(  # labelled as an identifier: if it fails its check, it is no phone either
@@ -469,7 +471,7 @@ def _find_national_ids(text: str) -> Iterator[_Span]:
             len(digits) in (9, 10, 11)
             and _is_national_id(run.group(), digits)
             and _phone_context_ok(text, *run.span())
-            and not _labelled_reference(text, run.start())
+            and (not _labelled_reference(text, run.start()) or _labelled_id(text, run.start()))
         ):
             yield run.span()
 
@@ -527,6 +529,10 @@ def _labelled_reference(text: str, start: int) -> bool:
     return _REFERENCE_BEFORE.search(text[max(start - 40, 0) : start]) is not None
 
 
+def _labelled_id(text: str, start: int) -> bool:
+    return _ID_LABEL_BEFORE.search(text[max(start - 60, 0) : start]) is not None
+
+
 # --- phone numbers -------------------------------------------------------------------------
 
 DEFAULT_PII_REGIONS: tuple[str, ...] = (
@@ -545,7 +551,9 @@ _EXTENSION_TAIL = re.compile(r"/[0-9]{1,4}\Z")
 _AMOUNT_AFTER = re.compile(r"[ \u00a0]?(?:Ft\b|HUF\b|EUR\b|USD\b|forint|euro|€|\$)", re.IGNORECASE)
 _DATE_START = re.compile(  # 2026-03-14, 14.03.2026, 03/14/2026 at the start of a candidate
     r"(?:(?:19|20)[0-9]{2}-[01][0-9]-[0-3][0-9]|[0-3]?[0-9]\.[01]?[0-9]\.(?:19|20)[0-9]{2}"
-    r"|[01]?[0-9]/[0-3]?[0-9]/(?:19|20)[0-9]{2})(?![0-9])"
+    r"|[01]?[0-9]/[0-3]?[0-9]/(?:19|20)[0-9]{2}"
+    r"|(?:19|20)[0-9]{2}[-/][0-9]{5,}"  # a year-numbered id: 2025-001234, 2026/0001234
+    r"|[01][0-9][0-5][0-9]-(?:[01][0-9]|2[0-3])[0-5][0-9])(?![0-9])"  # a time range: 0930-1030
 )
 
 

@@ -47,9 +47,8 @@ _ACADEMIC_ABBREVIATION = re.compile(r"(?:med|dent|vet|phil|jur|rer\.[ ]?nat|habi
 _GAP = re.compile(r"[ \t]+")
 _SALUTATION_GAP = re.compile(r"[ \t]*,?[ \t]*")
 _WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*\.?")
-_PARTICLES = frozenset(
-    {"von", "van", "de", "der", "den", "di", "da", "du", "le", "la", "ten", "ter", "del", "zu"}
-)
+_PARTICLES = frozenset({"von", "van", "de", "di", "da", "du", "le", "la", "ten", "ter", "del", "zu", "vom"})
+_SECOND_PARTICLES = frozenset({"der", "den", "de", "la", "le"})  # only after a first: "von der", "van de"
 _HONORIFIC_WORD = re.compile(r"(?:[Úú]r|[Uu]rat|[Aa]sszony|[Kk]isasszony|[Nn]éni|[Bb]ácsi)\w*")
 _HONORIFIC_AFTER = re.compile(r"[ \t]+(?:[Úú]r|[Uu]r(?=at)|[Aa]sszony|[Kk]isasszony|néni|bácsi)\w*(?!\w)")
 _HONORIFIC_ANCHOR = re.compile(r"[ \t](?:úr|ur(?=at)|asszony|kisasszony)\w*(?!\w)")
@@ -68,261 +67,31 @@ _SIGN_OFF = re.compile(
 )
 _LINE_END = re.compile(r"[ \t]*[,.!]?[ \t]*(?:\r?\n|\Z)")
 
+
+def _word_set(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
 # Capitalised words that follow a salutation, title or sign-off without being a name (folded forms).
-_NOT_NAMES = frozenset(
-    [
-        "sir",
-        "madam",
-        "madame",
-        "sirs",
-        "all",
-        "everyone",
-        "everybody",
-        "team",
-        "colleagues",
-        "colleague",
-        "customer",
-        "customers",
-        "client",
-        "clients",
-        "user",
-        "users",
-        "world",
-        "there",
-        "here",
-        "folks",
-        "guys",
-        "friends",
-        "friend",
-        "people",
-        "all",
-        "of",
-        "you",
-        "support",
-        "sales",
-        "hr",
-        "it",
-        "admin",
-        "admins",
-        "manager",
-        "managers",
-        "hiring",
-        "recruiter",
-        "reader",
-        "readers",
-        "community",
-        "members",
-        "member",
-        "partner",
-        "partners",
-        "board",
-        "committee",
-        "department",
-        "office",
-        "staff",
-        "crew",
-        "gang",
-        "mom",
-        "mum",
-        "dad",
-        "boss",
-        "chatgpt",
-        "gpt",
-        "claude",
-        "copilot",
-        "gemini",
-        "llama",
-        "assistant",
-        "bot",
-        "ai",
-        "model",
-        "you",
-        "i",
-        "i'm",
-        "im",
-        "we",
-        "my",
-        "our",
-        "the",
-        "a",
-        "an",
-        "this",
-        "that",
-        "these",
-        "those",
-        "it",
-        "its",
-        "is",
-        "are",
-        "was",
-        "do",
-        "does",
-        "did",
-        "can",
-        "could",
-        "would",
-        "will",
-        "should",
-        "shall",
-        "may",
-        "might",
-        "must",
-        "please",
-        "thanks",
-        "thank",
-        "how",
-        "what",
-        "why",
-        "when",
-        "where",
-        "who",
-        "which",
-        "just",
-        "quick",
-        "so",
-        "ok",
-        "okay",
-        "yes",
-        "no",
-        "sorry",
-        "help",
-        "let",
-        "good",
-        "great",
-        "hope",
-        "again",
-        "also",
-        "and",
-        "or",
-        "but",
-        "if",
-        "then",
-        "now",
-        "today",
-        "new",
-        "test",
-        "testing",
-        "hello",
-        "hi",
-        "hey",
-        "dear",
-        "welcome",
-        "attached",
-        "regarding",
-        "re",
-        "fw",
-        "fwd",
-        "subject",
-        "question",
-        "questions",
-        "following",
-        "about",
-        "here's",
-        "there's",
-        "damen",
-        "herren",
-        "herr",
-        "herrn",
-        "frau",
-        "kollegen",
-        "kolleginnen",
-        "kollege",
-        "kollegin",
-        "zusammen",
-        "leute",
-        "alle",
-        "welt",
-        "kunde",
-        "kunden",
-        "ich",
-        "wir",
-        "sie",
-        "du",
-        "er",
-        "es",
-        "bitte",
-        "danke",
-        "wie",
-        "was",
-        "warum",
-        "wo",
-        "wann",
-        "wer",
-        "ist",
-        "sind",
-        "habe",
-        "hast",
-        "haben",
-        "mein",
-        "meine",
-        "unser",
-        "unsere",
-        "die",
-        "der",
-        "das",
-        "ein",
-        "eine",
-        "einen",
-        "kurz",
-        "gerne",
-        "heute",
-        "anbei",
-        "betreff",
-        "frage",
-        "team",
-        "liebe",
-        "lieber",
-        "sehr",
-        "geehrte",
-        "hölgyem",
-        "uram",
-        "cím",
-        "címzett",
-        "kollégák",
-        "kolléga",
-        "kollégáim",
-        "csapat",
-        "mindenki",
-        "világ",
-        "ügyfelünk",
-        "ügyfél",
-        "ügyfeleink",
-        "partnerünk",
-        "partnereink",
-        "vezetőség",
-        "hallgatók",
-        "olvasó",
-        "barátaim",
-        "barátom",
-        "szeretném",
-        "kérlek",
-        "kérem",
-        "segíts",
-        "hogyan",
-        "miért",
-        "mi",
-        "mit",
-        "van",
-        "egy",
-        "az",
-        "ez",
-        "légyszi",
-        "köszönöm",
-        "tudnál",
-        "tudsz",
-        "itt",
-        "ott",
-        "most",
-        "ma",
-        "igen",
-        "nem",
-        "jó",
-        "napot",
-        "reggelt",
-        "estét",
-        "urak",
-        "hölgyek",
-    ]
+_NOT_NAMES = _word_set(
+    """
+    sir madam madame sirs all everyone everybody team colleagues colleague customer customers client
+    clients user users world there here folks guys friends friend people of you support sales hr it
+    admin admins manager managers hiring recruiter reader readers community members member partner
+    partners board committee department office staff crew gang mom mum dad boss chatgpt gpt claude
+    copilot gemini llama assistant bot ai model i i'm im we my our the a an this that these those
+    its is are was do does did can could would will should shall may might must please thanks thank
+    how what why when where who which just quick so ok okay yes no sorry help let good great hope
+    again also and or but if then now today new test testing hello hi hey dear welcome attached
+    regarding re fw fwd subject question questions following about here's there's damen herren herr
+    herrn frau kollegen kolleginnen kollege kollegin zusammen leute alle welt kunde kunden ich wir
+    sie du er es bitte danke wie warum wo wann wer ist sind habe hast haben mein meine unser unsere
+    die der das ein eine einen kurz gerne heute anbei betreff frage liebe lieber sehr geehrte
+    hölgyem uram cím címzett kollégák kolléga kollégáim csapat mindenki világ ügyfelünk ügyfél
+    ügyfeleink partnerünk partnereink vezetőség hallgatók olvasó barátaim barátom szeretném kérlek
+    kérem segíts hogyan miért mi mit van egy az ez légyszi köszönöm tudnál tudsz itt ott most ma
+    igen nem jó napot reggelt estét urak hölgyek kundin kundinnen ihr ihre euer eure your yours
+    """
 )
 
 
@@ -416,17 +185,19 @@ def _name_words(text: str, position: int) -> _Span | None:
     start = position
     end = None
     count = 0
+    particle = False
     while count < _MAX_NAME_WORDS:
         word = _WORD.match(text, position)
         if word is None:
             break
         value = word.group()
-        if value in _PARTICLES:
+        if value in _PARTICLES or (value in _SECOND_PARTICLES and particle):
             gap = _GAP.match(text, word.end())
             if gap is None:
                 break
-            position = gap.end()
+            position, particle = gap.end(), True
             continue
+        particle = False
         if not _is_name_word(value) or (
             value.endswith(".") and len(value) > 2 and count == 0 and _is_abbreviation(value)
         ):
@@ -454,6 +225,8 @@ def _is_name_word(word: str) -> bool:
     if _fold(word) in _NOT_NAMES_FOLDED or _HONORIFIC_WORD.fullmatch(word) is not None:
         return False
     for part in re.split(r"['’-]", word):
+        if _fold(part) in _NOT_NAMES_FOLDED:
+            return False  # "Support-Team"
         if len(part) < 2 and not (len(part) == 1 and part in "OoDdLl"):
             return False
         body = (
