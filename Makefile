@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_pipeline.py --count 2000 --rpm 1200
 	$(PY) bench/bench_api.py --analyses 200000
 	$(PY) bench/bench_chaos.py --count 300
+	$(PY) bench/bench_redaction.py
 
 clean:
 	rm -rf $(VENV) .venv-* .local test-artifacts .pytest_cache .ruff_cache
