@@ -165,3 +165,42 @@ def test_counts_mode_sends_and_stores_no_user_text(
             dump = "\n".join(v for v in values if v).lower()
             for value in [*UNIQUE_WORDS, *PLANTED[:5], "please explain"]:
                 assert value.lower() not in dump, f"{value!r} found in {table}.{column}"
+
+
+def test_switching_to_counts_mode_rewrites_the_stored_summaries(
+    counts_only_source: None,
+    analytics_engine: Engine,
+    fake_openai: FakeOpenAIServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A forced re-run after the switch replaces every full-mode digest (an unforced run only picks up
+    changed conversations, so the README tells operators to force a backfill after switching)."""
+    monkeypatch.setenv("ANALYTICS_DIGEST_MODE", "full")
+    reset_settings_cache()
+    settings = get_settings()
+    dispatcher.dispatch(target_date=DAY, settings=settings, queue=inline_queue(settings))
+    with analytics_engine.connect() as connection:
+        summaries = connection.execute(
+            sa.text("SELECT conversation_summary FROM conversation_analysis")
+        ).scalars()
+        assert any("please explain" in summary for summary in summaries)  # full mode shows the asks
+
+    monkeypatch.setenv("ANALYTICS_DIGEST_MODE", "counts")
+    reset_settings_cache()
+    settings = get_settings()
+    calls = len(fake_openai.requests)
+    rerun = dispatcher.dispatch(target_date=DAY, force=True, settings=settings, queue=inline_queue(settings))
+    assert rerun.expected == len(UNIQUE_WORDS)
+    assert len(fake_openai.requests) == calls + len(UNIQUE_WORDS)  # estimated again, not reused
+    with analytics_engine.connect() as connection:
+        rows = connection.execute(
+            sa.text(
+                "SELECT conversation_summary, task_description, prompt_version FROM conversation_analysis"
+            )
+        ).all()
+    assert len(rows) == len(UNIQUE_WORDS)
+    for row in rows:
+        assert row.prompt_version.endswith("+counts")
+        assert row.conversation_summary.startswith("Conversation, counts only")
+        for value in [*UNIQUE_WORDS, "please explain"]:
+            assert value not in row.conversation_summary.lower()

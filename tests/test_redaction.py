@@ -267,3 +267,24 @@ def test_redact_is_idempotent_on_text_mixed_from_pii_and_lookalikes(text: str) -
     assert redact(once) == once
     assert all(count > 0 for count in counts.values())
     assert set(counts) <= set(_KINDS)
+
+
+def test_settings_read_the_regions_and_the_digest_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from shared.config import DigestMode, Settings
+
+    assert Settings().pii_regions == DEFAULT_PII_REGIONS
+    assert Settings().digest_mode is DigestMode.FULL
+    monkeypatch.setenv("ANALYTICS_PII_REGIONS", " hu, at ,US")
+    monkeypatch.setenv("ANALYTICS_DIGEST_MODE", "counts")
+    settings = Settings()
+    assert settings.pii_regions == ("HU", "AT", "US")
+    assert settings.digest_mode is DigestMode.COUNTS
+    monkeypatch.setenv("ANALYTICS_PII_REGIONS", "HU,Hungary")
+    with pytest.raises(ValidationError, match="ANALYTICS_PII_REGIONS: 'Hungary' is not a region code"):
+        Settings()
+    monkeypatch.setenv("ANALYTICS_PII_REGIONS", "HU")
+    monkeypatch.setenv("ANALYTICS_DIGEST_MODE", "none")
+    with pytest.raises(ValidationError, match="full"):
+        Settings()
