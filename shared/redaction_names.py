@@ -158,8 +158,11 @@ def _after_sign_offs(text: str) -> Iterator[_Span]:
         line_end = _LINE_END.match(text, end)
         if line_end is not None and text[line_end.end() - 1 : line_end.end()] == "\n":
             start, ending = line_end.end(), _LINE_END  # the name on a line of its own under the sign-off
-        elif text[end - 1 : end] in ",:" or _GAP.match(text, end) is not None:
-            start, ending = end, _TERMINATOR  # "Thanks, Anna" or "Thanks, Anna. Also ..."
+        elif text[end - 1 : end] in ",:!" or (
+            " " in sign_off.group().strip() and text[end - 1 : end] in " \t"
+        ):
+            # "Thanks, Anna", "Thanks, Anna. Also ...", "Viele Grüße Anna"; not "Best Practices"
+            start, ending = end, _TERMINATOR
         else:
             continue
         gap = _GAP.match(text, start)

@@ -326,6 +326,7 @@ _NAMES = _cases(
     ("Kovács Zsófia", "Thanks, {}. Also see the attachment."),
     ("von der Leyen", "Frau {} hat zugestimmt."),
     ("Whitfield", "Sehr geehrter Herr Prof. Dr. {},"),
+    ("Anna", "Viele Grüße {}"),
 )
 
 PLANTED: tuple[Planted, ...] = (
@@ -452,6 +453,7 @@ LOOKALIKES: tuple[str, ...] = (
     "Üdvözlettel:\nA Csapat",
     "Best regards,\nThe Marketing Team",
     "Thanks, Python 3.12 fixed it.",
+    "Best Practices\nThanks Google for the docs.",
     "Good morning everyone, Sziasztok! Holnap 10-kor kezdünk.",
     "ISBN 978-0-306-40615-7, serial SN-0301078001-X.",
     "Temperature 36.6 °C, pressure 1013 hPa, population 83 200 000.",
