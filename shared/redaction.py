@@ -657,7 +657,8 @@ def _phone_spans_in(run: str, regions: tuple[str, ...], prefilter: bool = True) 
 
 @functools.lru_cache(maxsize=64)
 def _region_profile(region: str) -> tuple[frozenset[int], str, tuple[str, ...]] | None:
-    """Possible national number lengths, trunk prefix and international prefixes of `region`.
+    """Possible national number lengths, trunk prefix, and international prefixes and country code
+    of `region` (a window starting with one of these may hold a number of any length).
 
     None when the region reads national numbers in a way the pre-filter does not model
     (a trunk prefix pattern or a transform rule): such a region is always asked.
@@ -674,6 +675,7 @@ def _region_profile(region: str) -> tuple[frozenset[int], str, tuple[str, ...]] 
         "00",
         metadata.international_prefix or "00",
         metadata.preferred_international_prefix or "00",
+        str(metadata.country_code or "00"),  # libphonenumber strips the region's own code: 48820892332 in PL
     }
     idd = tuple(sorted(code for code in international if code.isdigit()))
     return lengths, prefix, idd
@@ -688,7 +690,8 @@ def _plausible_regions(run: str, regions: tuple[str, ...]) -> tuple[str, ...]:
     A cheap pre-filter before libphonenumber: a number it finds in a run is a
     sequence of whole digit groups, so a region is asked only when the digits of some
     such sequence (without the trunk prefix, if it starts with one) have one of the
-    region's possible lengths, or the sequence starts with an international prefix.
+    region's possible lengths, or the sequence starts with an international prefix or
+    the region's own country code.
     """
     tokens = _PHONE_TOKEN.findall(run)
     windows = []
