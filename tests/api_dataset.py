@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import random
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -95,6 +96,7 @@ def sums(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "avg_confidence_level": round(total("confidence_level") / count, 2) if count else None,
         "llm_estimated_count": sum(row["estimator"] == "llm" for row in rows),
         "heuristic_estimated_count": sum(row["estimator"] == "heuristic" for row in rows),
+        "estimators": dict(sorted(Counter(row["estimator"] for row in rows).items())),
     }
 
 

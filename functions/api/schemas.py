@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import datetime as _dt
 from datetime import date, datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from functions.dimensions import FILTER_DIMENSIONS, STORED_DIMENSIONS, Dimension
 from functions.metrics import METRICS
 from shared.errors import RequestRejected
 
@@ -30,6 +31,7 @@ __all__ = [
     "EstimatorLabel",
     "ExportQuery",
     "Figures",
+    "FilteredQuery",
     "GroupBreakdownResponse",
     "GroupInfo",
     "GroupRow",
@@ -151,14 +153,60 @@ class BreakdownQuery(RangeQuery):
     group: str | None = _GROUP
 
 
-class SummaryQuery(BreakdownQuery):
-    """A range, optionally within one group or for one user (not both)."""
+_VALUE_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+
+
+def _filter_field(dimension: Dimension) -> Any:
+    return Field(
+        None,
+        min_length=1,
+        max_length=255,
+        pattern=_VALUE_PATTERN,
+        description=f"Only the conversations whose {dimension.label.lower()} is this value "
+        f"(as in {dimension.endpoint}); not with user_id_hash or another such filter.",
+    )
+
+
+class _DimensionFilters(BreakdownQuery):
+    """A range, a group, and at most one dimension value (`model=`, `category=`, `tag=`, ...)."""
+
+    def dimension_filter(self) -> tuple[Dimension, str] | None:
+        """The dimension value to filter on, if one is given; 422 when several are."""
+        given = [
+            (dimension, value)
+            for dimension in FILTER_DIMENSIONS
+            if (value := getattr(self, dimension.filter_parameter, None)) is not None
+        ]
+        if len(given) > 1:
+            names = ", ".join(dimension.filter_parameter for dimension, _ in given)
+            raise InvalidParameter(given[1][0].filter_parameter, f"give at most one of {names}")
+        return given[0] if given else None
+
+
+# One optional `<name>=` parameter per filterable dimension of the registry.
+if TYPE_CHECKING:
+    FilteredQuery = _DimensionFilters
+else:
+    FilteredQuery = create_model(
+        "FilteredQuery",
+        __base__=_DimensionFilters,
+        **{d.filter_parameter: (str | None, _filter_field(d)) for d in FILTER_DIMENSIONS},
+    )
+
+
+class SummaryQuery(FilteredQuery):
+    """A range, optionally within one group or for one user (not both), optionally one dimension value."""
 
     user_id_hash: str | None = _USER
 
     def check_scope(self) -> None:
         if self.group is not None and self.user_id_hash is not None:
             raise InvalidParameter("user_id_hash", "give either group or user_id_hash, not both")
+        chosen = self.dimension_filter()
+        if chosen is not None and self.user_id_hash is not None:
+            raise InvalidParameter(
+                chosen[0].filter_parameter, "give either user_id_hash or a dimension filter, not both"
+            )
 
 
 class TrendQuery(SummaryQuery):
@@ -169,8 +217,8 @@ class UserBreakdownQuery(BreakdownQuery):
     limit: int = Field(10, ge=1, le=100, description="Number of users, most time saved first (1–100).")
 
 
-class ExportQuery(BreakdownQuery):
-    """A range of analyses to export, optionally only those of one group."""
+class ExportQuery(FilteredQuery):
+    """A range of analyses to export, optionally only those of one group or one dimension value."""
 
 
 class TriggerQuery(_Query):
@@ -208,7 +256,7 @@ class TriggerQuery(_Query):
 
 # --- responses --------------------------------------------------------------------------
 
-EstimatorLabel = Literal["llm", "heuristic", "mixed", "none"]
+EstimatorLabel = str  # an estimator's name (`llm`, `heuristic`), `mixed` or `none`
 
 
 class _Response(BaseModel):
@@ -239,11 +287,15 @@ class Figures(_Response):
     avg_time_saved_per_conversation_low: float | None = Field(description="Per conversation, low.")
     avg_time_saved_per_conversation_high: float | None = Field(description="Per conversation, high.")
     avg_confidence_level: float | None = Field(description="Mean estimator confidence, 0–100.")
-    llm_estimated_count: int = Field(description=_METRIC_TEXT["llm_estimated_count"])
-    heuristic_estimated_count: int = Field(description=_METRIC_TEXT["heuristic_estimated_count"])
+    llm_estimated_count: int = Field(description="Conversations estimated by the LLM.")
+    heuristic_estimated_count: int = Field(description="Conversations estimated by the offline heuristic.")
     estimator: EstimatorLabel = Field(
         description="Which estimator made these figures: `llm`, `heuristic` (a rough rule-based "
-        "estimate), `mixed`, or `none` without conversations."
+        "estimate), `mixed`, or `none` without conversations. With another estimator, its name."
+    )
+    estimators: dict[str, int] = Field(
+        description=_METRIC_TEXT["estimator_counts"]
+        + " Only estimators with at least one conversation; the counts add up to conversation_count."
     )
 
 
@@ -289,13 +341,16 @@ class UserRow(Figures):
 
 
 class DimensionRow(Figures):
-    value: str = Field(description="The model id or task category.")
+    value: str = Field(description="The dimension's value: the model id, task category, tag, ...")
 
 
 class BreakdownResponse(_Response):
     range: DateRange
     group: GroupInfo | None
-    dimension: Literal["model", "category"]
+    dimension: str = Field(
+        description="Which dimension the rows split by.",
+        json_schema_extra={"enum": [d.name for d in STORED_DIMENSIONS]},
+    )
     rows: list[DimensionRow] = Field(description="Most time saved first.")
 
 
