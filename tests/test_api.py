@@ -32,6 +32,7 @@ from shared.migrate import apply_migrations
 from tests.api_dataset import (
     HOSTILE_CONVERSATION_ID,
     HOSTILE_MODEL,
+    HOSTILE_TAG,
     TODAY,
     USERS,
     ZONE,
@@ -245,6 +246,63 @@ def test_model_and_category_breakdowns(client: FlaskClient, dataset: Dataset) ->
         assert figures_of(row) == expected
 
 
+def test_tag_breakdown_counts_a_chat_under_each_of_its_tags(client: FlaskClient, dataset: Dataset) -> None:
+    start, end = days_back(30)
+    body = get(client, "/tag-breakdown", days=30)
+    assert body["dimension"] == "tag"
+    analysed = dataset.in_range(start, end)
+    tags = {tag for a in analysed for tag in a["tags"]}
+    assert {row["value"] for row in body["rows"]} == tags
+    assert HOSTILE_TAG in tags
+    for row in body["rows"]:
+        assert figures_of(row) == sums(dataset.in_range(start, end, tag=row["value"]))
+    # overlapping: chats with two tags count twice, chats without tags not at all
+    assert sum(row["conversation_count"] for row in body["rows"]) == sum(len(a["tags"]) for a in analysed)
+    assert any(not a["tags"] for a in analysed) and any(len(a["tags"]) > 1 for a in analysed)
+
+    body = get(client, "/tag-breakdown", days=30, group="grp-eng")
+    assert body["group"]["group_id"] == "grp-eng"
+    for row in body["rows"]:
+        assert figures_of(row) == sums(dataset.in_range(start, end, group="grp-eng", tag=row["value"]))
+
+
+def test_dimension_filters_on_summary_trend_and_export(client: FlaskClient, dataset: Dataset) -> None:
+    start, end = days_back(30)
+    for where in ({"tag": "q4_report"}, {"model": "gpt-4o-mini"}, {"category": "coding"}):
+        expected = sums(dataset.in_range(start, end, **where))
+        assert expected["conversation_count"] > 0
+        assert figures_of(get(client, "/summary", days=30, **where)) == expected
+        in_group = sums(dataset.in_range(start, end, group="grp-sales", **where))
+        assert figures_of(get(client, "/summary", days=30, group="grp-sales", **where)) == in_group
+    points = get(client, "/daily-trend", days=30, tag="customer")
+    points = points["rows"] if isinstance(points, dict) else points
+    for point in points:
+        day = date.fromisoformat(point["analysis_date"])
+        assert figures_of(point) == sums(dataset.in_range(day, day, tag="customer"))
+    nobody = get(client, "/summary", days=30, tag="no-such-tag")
+    assert nobody["conversation_count"] == 0 and nobody["estimator"] == "none"
+
+    rows = _csv(client, days=30, tag="q4_report")
+    assert len(rows) == len(dataset.in_range(start, end, tag="q4_report"))
+    assert all("q4_report" in row["tags"].split(";") for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("params", "parameter"),
+    [
+        ({"tag": "a", "model": "b"}, "tag"),  # the second filter, in registry order
+        ({"tag": "a", "user_id_hash": "a" * 64}, "tag"),
+        ({"tag": ""}, "tag"),
+        ({"tag": "x" * 256}, "tag"),
+        ({"tag": "a\x00b"}, "tag"),
+    ],
+)
+def test_dimension_filters_are_validated(client: FlaskClient, params: dict[str, str], parameter: str) -> None:
+    response = client.get(API_PREFIX + "/summary", query_string={"days": 30, **params}, headers=AUTH)
+    assert response.status_code == 422
+    assert response.get_json()["detail"][0]["parameter"] == parameter
+
+
 def test_group_breakdown_hides_small_groups(client: FlaskClient, dataset: Dataset) -> None:
     start, end = days_back(30)
     body = get(client, "/group-breakdown", days=30)
@@ -377,6 +435,7 @@ def test_csv_cells_that_look_like_formulas_are_escaped(client: FlaskClient) -> N
     assert hostile["conversation_id"] == "'" + HOSTILE_CONVERSATION_ID
     assert hostile["primary_model"] == "'" + HOSTILE_MODEL
     assert hostile["models_used"] == "'" + HOSTILE_MODEL + ";'-minus"  # every item of the list
+    assert hostile["tags"] == "'" + HOSTILE_TAG + ";q4_report"
     for prefix in ("=", "+", "-", "@", "\t", "\r"):
         assert escape_cell(prefix + "1") == "'" + prefix + "1"
     assert escape_cell("plain") == "plain"
