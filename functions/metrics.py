@@ -23,11 +23,15 @@ __all__ = [
     "ESTIMATOR_COUNTS",
     "METRICS",
     "METRIC_COLUMNS",
+    "MINUTES",
     "SUM_COLUMNS",
     "Metric",
     "aggregate_select_sql",
     "range_sums_sql",
 ]
+
+
+MINUTES = "minutes"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +43,7 @@ class Metric:
     description: str
     public: bool = True  # a field of the API's `Figures` under the same name
     kind: Literal["sum", "counts"] = "sum"  # "counts": a JSON object of counts per value
+    unit: str | None = None  # "minutes" for time; named in the OpenAPI document (`x-unit`)
 
     def range_sum_sql(self) -> str:
         """SQL summing this column over the selected aggregate rows, named after the column."""
@@ -69,34 +74,43 @@ METRICS: tuple[Metric, ...] = (
         "total_active_time",
         "coalesce(sum(active_duration_minutes), 0)",
         "Minutes people actually worked with the AI.",
+        unit=MINUTES,
     ),
     Metric(
         "total_manual_time_estimated",
         "coalesce(sum(manual_time_most_likely), 0)",
         "Minutes the tasks would take by hand, most likely.",
+        unit=MINUTES,
     ),
     Metric(
         "total_manual_time_low",
         "coalesce(sum(manual_time_low), 0)",
         "Minutes by hand, sum of the low estimates.",
+        unit=MINUTES,
     ),
     Metric(
         "total_manual_time_high",
         "coalesce(sum(manual_time_high), 0)",
         "Minutes by hand, sum of the high estimates.",
+        unit=MINUTES,
     ),
     Metric(
-        "total_time_saved", "coalesce(sum(time_saved_minutes), 0)", "Minutes saved, most likely estimate."
+        "total_time_saved",
+        "coalesce(sum(time_saved_minutes), 0)",
+        "Minutes saved, most likely estimate.",
+        unit=MINUTES,
     ),
     Metric(
         "total_time_saved_low",
         "coalesce(sum(GREATEST(0, manual_time_low - active_duration_minutes)), 0)",
         "Minutes saved, sum of the low estimates.",
+        unit=MINUTES,
     ),
     Metric(
         "total_time_saved_high",
         "coalesce(sum(GREATEST(0, manual_time_high - active_duration_minutes)), 0)",
         "Minutes saved, sum of the high estimates.",
+        unit=MINUTES,
     ),
     Metric(
         "confidence_sum",

@@ -24,6 +24,7 @@ from functions.aggregates import recompute_dates
 from functions.api.app import API_PREFIX, ROUTES, create_app
 from functions.api.csv_export import CSV_COLUMNS, escape_cell
 from functions.api.health import computed_next_run
+from functions.api.schemas import ListResponse
 from functions.api.services import ApiServices
 from infra.embedded_pg import EmbeddedPostgres
 from shared.config import get_settings, reset_settings_cache
@@ -134,6 +135,13 @@ def get(client: FlaskClient, path: str, **params: Any) -> Any:
     return response.get_json()
 
 
+def rows_of(client: FlaskClient, path: str, **params: Any) -> list[Any]:
+    """The rows of a list endpoint's envelope (`range`, `group`, `dimension`, `rows`)."""
+    body = get(client, path, **params)
+    assert {"range", "timezone", "group", "dimension", "rows"} <= set(body), body.keys()
+    return body["rows"]
+
+
 def figures_of(payload: dict[str, Any]) -> dict[str, Any]:
     return {key: payload[key] for key in FIGURE_KEYS}
 
@@ -192,13 +200,13 @@ def test_summary_for_a_group_and_for_a_user(client: FlaskClient, dataset: Datase
 
 def test_daily_trend_over_an_explicit_range(client: FlaskClient, dataset: Dataset) -> None:
     start, end = TODAY - timedelta(days=20), TODAY - timedelta(days=5)
-    points = get(client, "/daily-trend", start_date=start.isoformat(), end_date=end.isoformat())
+    points = rows_of(client, "/daily-trend", start_date=start.isoformat(), end_date=end.isoformat())
     assert len(points) == 16
     for point in points:
         day = date.fromisoformat(point["analysis_date"])
         expected = sums(dataset.in_range(day, day))
         assert figures_of(point) == expected
-    group_points = get(
+    group_points = rows_of(
         client, "/daily-trend", start_date=start.isoformat(), end_date=end.isoformat(), group="grp-sales"
     )
     for point in group_points:
@@ -208,7 +216,7 @@ def test_daily_trend_over_an_explicit_range(client: FlaskClient, dataset: Datase
 
 def test_user_breakdown_ranks_users_by_time_saved(client: FlaskClient, dataset: Dataset) -> None:
     start, end = days_back(90)
-    rows = get(client, "/user-breakdown", days=90, limit=5)
+    rows = rows_of(client, "/user-breakdown", days=90, limit=5)
     assert len(rows) == 5
     expected = sorted(
         ((user, sums(dataset.in_range(start, end, user=user))) for user in USERS),
@@ -221,9 +229,9 @@ def test_user_breakdown_ranks_users_by_time_saved(client: FlaskClient, dataset: 
         assert row["active_days"] == len(days)
 
     members = set(dataset.groups["grp-sales"][1])
-    in_group = get(client, "/user-breakdown", days=90, limit=100, group="grp-sales")
+    in_group = rows_of(client, "/user-breakdown", days=90, limit=100, group="grp-sales")
     assert {row["user_id_hash"] for row in in_group} <= members
-    assert len(get(client, "/user-breakdown", days=90, limit=100)) == len(USERS)
+    assert len(rows_of(client, "/user-breakdown", days=90, limit=100)) == len(USERS)
 
 
 def test_model_and_category_breakdowns(client: FlaskClient, dataset: Dataset) -> None:
@@ -274,8 +282,7 @@ def test_dimension_filters_on_summary_trend_and_export(client: FlaskClient, data
         assert figures_of(get(client, "/summary", days=30, **where)) == expected
         in_group = sums(dataset.in_range(start, end, group="grp-sales", **where))
         assert figures_of(get(client, "/summary", days=30, group="grp-sales", **where)) == in_group
-    points = get(client, "/daily-trend", days=30, tag="customer")
-    points = points["rows"] if isinstance(points, dict) else points
+    points = rows_of(client, "/daily-trend", days=30, tag="customer")
     for point in points:
         day = date.fromisoformat(point["analysis_date"])
         assert figures_of(point) == sums(dataset.in_range(day, day, tag="customer"))
@@ -382,13 +389,14 @@ def test_bad_parameters_are_422_naming_the_parameter(
 
 
 def test_ranges_at_the_bounds_are_accepted(client: FlaskClient) -> None:
-    assert len(get(client, "/daily-trend", days=365)) == 365
-    assert len(get(client, "/daily-trend", days=1)) == 1
+    assert len(rows_of(client, "/daily-trend", days=365)) == 365
+    assert len(rows_of(client, "/daily-trend", days=1)) == 1
     start = YESTERDAY - timedelta(days=365)
     assert (
-        len(get(client, "/daily-trend", start_date=start.isoformat(), end_date=YESTERDAY.isoformat())) == 366
+        len(rows_of(client, "/daily-trend", start_date=start.isoformat(), end_date=YESTERDAY.isoformat()))
+        == 366
     )
-    assert len(get(client, "/user-breakdown", days=90, limit=1)) == 1
+    assert len(rows_of(client, "/user-breakdown", days=90, limit=1)) == 1
 
 
 # --- CSV -------------------------------------------------------------------------------------
@@ -793,6 +801,56 @@ def test_openapi_document_describes_every_api_route(client: FlaskClient) -> None
     assert "ending yesterday" in document["paths"][API_PREFIX + "/summary"]["get"]["description"]
     schemas = document["components"]["schemas"]
     assert "total_time_saved_low" in schemas["SummaryResponse"]["properties"]
+
+
+def test_every_list_endpoint_answers_one_envelope(client: FlaskClient) -> None:
+    """Trend, users, groups and every dimension: `range`, `timezone`, `group`, `dimension`, `rows`."""
+    list_routes = [
+        route for route in ROUTES if route.path.startswith(API_PREFIX) and "rows" in _response_fields(route)
+    ]
+    names = {route.endpoint for route in list_routes}
+    assert {"daily-trend", "user-breakdown", "group-breakdown", "model-breakdown", "tag-breakdown"} <= names
+    for route in list_routes:
+        path = route.path.removeprefix(API_PREFIX)
+        in_group = {} if path == "/group-breakdown" else {"group": "grp-eng"}
+        body = get(client, path, days=7, **in_group)
+        assert set(ListResponse.model_fields) <= set(body)
+        assert body["range"]["days"] == 7 and body["timezone"] == "Europe/Budapest"
+        assert isinstance(body["rows"], list)
+        if in_group:
+            assert body["group"]["group_id"] == "grp-eng"
+    assert get(client, "/daily-trend", days=7)["dimension"] == "date"
+    assert get(client, "/user-breakdown", days=7)["dimension"] == "user"
+    assert get(client, "/group-breakdown", days=7)["dimension"] == "group"
+    trend = get(client, "/daily-trend", days=7, tag="q4_report")
+    assert trend["filter"] == {"dimension": "tag", "value": "q4_report"}
+    assert get(client, "/summary", days=7, tag="q4_report")["filter"] == trend["filter"]
+
+
+def _response_fields(route: Any) -> set[str]:
+    model = route.response
+    return set(getattr(model, "model_fields", {}))
+
+
+def test_minutes_are_named_as_minutes_in_the_openapi_document(client: FlaskClient) -> None:
+    schemas = get(client, "/openapi.json")["components"]["schemas"]
+    figures = schemas["Figures"]["properties"]
+    minutes = {name for name, field in figures.items() if field.get("x-unit") == "minutes"}
+    assert minutes == {
+        "total_active_time",
+        "total_time_saved",
+        "total_time_saved_low",
+        "total_time_saved_high",
+        "total_manual_time_estimated",
+        "total_manual_time_low",
+        "total_manual_time_high",
+        "avg_time_saved_per_conversation",
+        "avg_time_saved_per_conversation_low",
+        "avg_time_saved_per_conversation_high",
+    }
+    for name in minutes:
+        assert "Minutes" in figures[name]["description"], name
+    assert figures["avg_confidence_level"]["x-unit"] == "percent"
 
 
 def test_the_entry_point_serves_the_app_through_wsgi(dataset: Dataset) -> None:

@@ -24,7 +24,6 @@ from functions.api.openapi import build_openapi
 from functions.api.schemas import (
     BreakdownQuery,
     BreakdownResponse,
-    DailyPoint,
     ErrorResponse,
     ExportQuery,
     GroupBreakdownResponse,
@@ -36,10 +35,11 @@ from functions.api.schemas import (
     SummaryQuery,
     SummaryResponse,
     TrendQuery,
+    TrendResponse,
     TriggerQuery,
     TriggerResponse,
     UserBreakdownQuery,
-    UserRow,
+    UserBreakdownResponse,
 )
 from functions.api.services import ApiServices
 from functions.dimensions import GROUP, STORED_DIMENSIONS
@@ -118,19 +118,20 @@ ROUTES: tuple[Route, ...] = (
         endpoints.daily_trend,
         access=READERS,
         query=TrendQuery,
-        response=list[DailyPoint],
+        response=TrendResponse,
         summary="One point per local date of the range",
-        description="Every date of the range, zero where nothing was analysed.",
+        description="Every date of the range, zero where nothing was analysed, in the list envelope "
+        "(`range`, `group`, `dimension`: `date`, `rows`). Time figures are in minutes.",
     ),
     _api(
         "/user-breakdown",
         "user-breakdown",
         endpoints.user_breakdown,
         query=UserBreakdownQuery,
-        response=list[UserRow],
+        response=UserBreakdownResponse,
         summary="Top users by time saved (pseudonymous)",
         description="Users are identified only by their HMAC pseudonym. With `group`, only the "
-        "group's current members are ranked.",
+        "group's current members are ranked. In the list envelope (`dimension`: `user`).",
     ),
     *(
         _api(

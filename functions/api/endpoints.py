@@ -19,8 +19,8 @@ from functions.api.health import health_report
 from functions.api.schemas import (
     BreakdownQuery,
     BreakdownResponse,
-    DailyPoint,
     DateRange,
+    DimensionFilter,
     ExportQuery,
     GroupBreakdownResponse,
     GroupInfo,
@@ -32,11 +32,12 @@ from functions.api.schemas import (
     SummaryQuery,
     SummaryResponse,
     TrendQuery,
+    TrendResponse,
     TriggeredRun,
     TriggerQuery,
     TriggerResponse,
     UserBreakdownQuery,
-    UserRow,
+    UserBreakdownResponse,
 )
 from functions.api.services import ApiServices
 from functions.dimensions import Dimension
@@ -81,6 +82,12 @@ def _change_pct(current: int, previous: int) -> float | None:
     return round((current - previous) * 100 / previous, 1) if previous else None
 
 
+def _applied_filter(scope: queries.Scope) -> DimensionFilter | None:
+    if scope.dimension is None or scope.value is None:
+        return None
+    return DimensionFilter(dimension=scope.dimension.name, value=scope.value)
+
+
 def _scope(query: SummaryQuery) -> queries.Scope:
     """The scope a summary or trend query names (after `check_scope`)."""
     chosen = query.dimension_filter()
@@ -106,6 +113,7 @@ def summary(services: ApiServices, query: SummaryQuery) -> SummaryResponse:
         timezone=services.settings.timezone,
         group=group,
         user_id_hash=query.user_id_hash,
+        filter=_applied_filter(scope),
         total_conversations=current["conversation_count"],
         confidence_level=current["avg_confidence_level"],
         previous_period=PeriodComparison(
@@ -118,19 +126,31 @@ def summary(services: ApiServices, query: SummaryQuery) -> SummaryResponse:
     )
 
 
-def daily_trend(services: ApiServices, query: TrendQuery) -> list[DailyPoint]:
+def daily_trend(services: ApiServices, query: TrendQuery) -> TrendResponse:
     query.check_scope()
     date_range = query.date_range(services.today())
+    scope = _scope(query)
     with services.engine.connect() as connection:
-        checked_group(connection, services, query.group)
-        return queries.daily_trend(connection, _scope(query), date_range)
+        group = checked_group(connection, services, query.group)
+        points = queries.daily_trend(connection, scope, date_range)
+    return TrendResponse(
+        range=date_range,
+        timezone=services.settings.timezone,
+        group=group,
+        user_id_hash=query.user_id_hash,
+        filter=_applied_filter(scope),
+        rows=points,
+    )
 
 
-def user_breakdown(services: ApiServices, query: UserBreakdownQuery) -> list[UserRow]:
+def user_breakdown(services: ApiServices, query: UserBreakdownQuery) -> UserBreakdownResponse:
     date_range = query.date_range(services.today())
     with services.engine.connect() as connection:
-        checked_group(connection, services, query.group)
-        return queries.user_breakdown(connection, date_range, limit=query.limit, group_id=query.group)
+        group = checked_group(connection, services, query.group)
+        rows = queries.user_breakdown(connection, date_range, limit=query.limit, group_id=query.group)
+    return UserBreakdownResponse(
+        range=date_range, timezone=services.settings.timezone, group=group, limit=query.limit, rows=rows
+    )
 
 
 def dimension_breakdown(dimension: Dimension) -> Callable[[ApiServices, BreakdownQuery], BreakdownResponse]:
@@ -141,7 +161,13 @@ def dimension_breakdown(dimension: Dimension) -> Callable[[ApiServices, Breakdow
         with services.engine.connect() as connection:
             group = checked_group(connection, services, query.group)
             rows = queries.dimension_breakdown(connection, dimension, date_range, group_id=query.group)
-        return BreakdownResponse(range=date_range, group=group, dimension=dimension.name, rows=rows)
+        return BreakdownResponse(
+            range=date_range,
+            timezone=services.settings.timezone,
+            group=group,
+            dimension=dimension.name,
+            rows=rows,
+        )
 
     handler.__name__ = f"{dimension.name}_breakdown"
     return handler
@@ -153,7 +179,12 @@ def group_breakdown(services: ApiServices, query: RangeQuery) -> GroupBreakdownR
     with services.engine.connect() as connection:
         rows, hidden = queries.group_breakdown(connection, date_range, min_group_size=minimum)
     return GroupBreakdownResponse(
-        range=date_range, min_group_size=minimum, hidden_group_count=hidden, rows=rows
+        range=date_range,
+        timezone=services.settings.timezone,
+        group=None,
+        min_group_size=minimum,
+        hidden_group_count=hidden,
+        rows=rows,
     )
 
 
