@@ -9,9 +9,11 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from functions import dispatcher
+from functions.aggregates import recompute_dates
 from functions.api.app import API_PREFIX, ROUTES, create_app
 from functions.api.csv_export import CSV_COLUMNS
 from functions.api.schemas import BreakdownResponse, ExportQuery, SummaryQuery
+from functions.api.services import ApiServices
 from functions.dimensions import DIMENSIONS, FILTER_DIMENSIONS, STORED_DIMENSIONS, Dimension
 from functions.pipeline import inline_queue
 from infra.openwebui_fixture import ChatBuilder, OpenWebUIFixture
@@ -20,6 +22,7 @@ from shared.conversation import MAX_TAG_LENGTH, MAX_TAGS, bounded_tags
 from shared.db import reset_engines
 from shared.openwebui import reader
 from tests.pipeline_support import CHAT_TAGS, assert_books_balance, build_dataset, rows
+from tests.test_schema import _analysis, _insert_analysis
 
 _MONDAY = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -148,3 +151,28 @@ def test_tags_flow_from_open_webui_to_the_breakdown(
     )
     expected = {tag for a in analysed for tag in a["tags"]}
     assert {row["dimension_value"] for row in breakdown} == expected
+
+
+# --- a third estimator is data -------------------------------------------------------
+
+
+def test_a_third_estimator_needs_no_schema_change(analytics_engine: Engine) -> None:
+    day = date(2026, 11, 27)
+    for number, estimator in enumerate(("llm", "rules_v2", "rules_v2")):
+        _insert_analysis(analytics_engine, _analysis(conversation_id=f"c-{number}", estimator=estimator))
+    with analytics_engine.begin() as connection:
+        recompute_dates(connection, [day])
+    services = ApiServices(get_settings(), clock=lambda: datetime(2026, 11, 28, 12, tzinfo=UTC))
+    client = create_app(services=services).test_client()
+    auth = {"Authorization": "Bearer local-dev-password"}
+    body = client.get(API_PREFIX + "/summary?days=1", headers=auth).get_json()
+    assert body["estimators"] == {"llm": 1, "rules_v2": 2}
+    assert (body["estimator"], body["llm_estimated_count"], body["heuristic_estimated_count"]) == (
+        "mixed",
+        1,
+        0,
+    )
+    rows = client.get(API_PREFIX + "/model-breakdown?days=1", headers=auth).get_json()["rows"]
+    assert rows[0]["estimators"] == {"llm": 1, "rules_v2": 2}
+    page = client.get("/?days=1", headers=auth).get_data(as_text=True)
+    assert "2 by rules_v2" in page
