@@ -12,6 +12,7 @@ from datetime import date
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from functions.dimensions import GROUP, STORED_DIMENSIONS, TOTAL
 from functions.metrics import METRIC_COLUMNS, aggregate_select_sql
 
 __all__ = ["recompute_dates"]
@@ -31,8 +32,20 @@ WHERE status = 'analyzed' AND analysis_date = ANY(:dates)
 GROUP BY GROUPING SETS ((analysis_date), (analysis_date, user_id_hash))
 """
 
-# Everyone split by model and category; each group's totals and its own split.
-# Groups overlap (a person can be in several), so group rows need not add up to the total.
+
+def _splits_sql() -> str:
+    """One (dimension, value) row per value of each registered dimension, plus the scope's total."""
+    parts = [f"SELECT '{TOTAL}'::text AS dimension, ''::text AS dimension_value"]
+    parts += [
+        f"SELECT DISTINCT '{d.name}'::text, value FROM unnest({d.values_sql}) AS value WHERE value IS NOT NULL"
+        for d in STORED_DIMENSIONS
+    ]
+    return "\n    UNION ALL ".join(parts)
+
+
+# Everyone split by every stored dimension (functions/dimensions.py); each group's
+# totals and its own split. Groups overlap (a person can be in several), so group rows
+# need not add up to the total; nor do the rows of an overlapping dimension (tags).
 _REBUILD_BREAKDOWNS = f"""
 WITH analysed AS (
     SELECT * FROM conversation_analysis WHERE status = 'analyzed' AND analysis_date = ANY(:dates)
@@ -40,17 +53,15 @@ WITH analysed AS (
     SELECT analysed.*, '' AS scope_group FROM analysed
     UNION ALL
     SELECT analysed.*, member_of.group_id FROM analysed
-    CROSS JOIN LATERAL (SELECT DISTINCT unnest(analysed.group_ids) AS group_id) AS member_of
+    CROSS JOIN LATERAL (SELECT DISTINCT unnest({GROUP.values_sql}) AS group_id) AS member_of
 )
 INSERT INTO daily_breakdowns (analysis_date, group_id, dimension, dimension_value, user_count,
     {_METRIC_COLUMNS})
 SELECT analysis_date, scope_group, dimension, dimension_value, count(DISTINCT user_id_hash), {_METRICS}
-FROM scoped CROSS JOIN LATERAL (VALUES
-    ('total', ''),
-    ('model', coalesce(primary_model, 'unknown')),
-    ('category', task_category)
+FROM scoped CROSS JOIN LATERAL (
+    {_splits_sql()}
 ) AS split(dimension, dimension_value)
-WHERE NOT (scope_group = '' AND dimension = 'total')
+WHERE NOT (scope_group = '' AND dimension = '{TOTAL}')
 GROUP BY analysis_date, scope_group, dimension, dimension_value
 """
 

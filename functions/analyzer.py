@@ -157,6 +157,7 @@ def _analysis_values(
         "user_message_count": sum(1 for m in conversation.messages if m.role == "user"),
         "regeneration_count": conversation.regenerations,
         "models_used": list(conversation.models),
+        "tags": list(conversation.tags),
         "primary_model": primary_model(conversation),
         "source_updated_at": conversation.source_updated_at,
         "content_fingerprint": conversation.fingerprint,
@@ -191,6 +192,7 @@ def _not_analysed_values(
         "source_updated_at": source_updated_at,
         "content_fingerprint": fingerprint,
         "run_id": run_id,
+        "tags": [],
         # clear every measured and estimated field of an earlier row
         **dict.fromkeys(
             (

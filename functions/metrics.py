@@ -7,13 +7,31 @@ meaning. The aggregator builds its rebuild SQL from `METRICS`, the API sums the 
 columns over a range, and every public metric is a field of the API's `Figures`.
 A new metric is one entry here, one migration adding the column to both tables, and
 one field in `Figures`.
+
+Most metrics are sums. `estimator_counts` is a count per value (kind ``"counts"``):
+a JSON object `{"llm": 12, "heuristic": 3}` of conversations per estimator, so the
+estimator's identity is data and a third estimator needs no schema change (the
+tables check that the counts add up to `conversation_count`; see migration 004).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-__all__ = ["METRICS", "METRIC_COLUMNS", "Metric", "aggregate_select_sql", "range_sums_sql"]
+__all__ = [
+    "ESTIMATOR_COUNTS",
+    "METRICS",
+    "METRIC_COLUMNS",
+    "MINUTES",
+    "SUM_COLUMNS",
+    "Metric",
+    "aggregate_select_sql",
+    "range_sums_sql",
+]
+
+
+MINUTES = "minutes"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +42,29 @@ class Metric:
     aggregate: str  # SQL over the analysed `conversation_analysis` rows of one group
     description: str
     public: bool = True  # a field of the API's `Figures` under the same name
+    kind: Literal["sum", "counts"] = "sum"  # "counts": a JSON object of counts per value
+    unit: str | None = None  # "minutes" for time; named in the OpenAPI document (`x-unit`)
+
+    def range_sum_sql(self) -> str:
+        """SQL summing this column over the selected aggregate rows, named after the column."""
+        if self.kind == "counts":
+            # every row's object unnested, its counts summed per key, folded back into one object
+            return (
+                "(SELECT coalesce(jsonb_object_agg(key, total), '{}'::jsonb) FROM ("
+                "SELECT key, sum(value::text::bigint) AS total "
+                f"FROM unnest(array_agg({self.column})) AS maps(counts), jsonb_each(maps.counts) "
+                f"GROUP BY key) AS summed) AS {self.column}"
+            )
+        return f"COALESCE(SUM({self.column}), 0)::bigint AS {self.column}"
+
+
+def _counts_of(expression: str) -> str:
+    """SQL over a group of `conversation_analysis` rows: a JSON object of rows per value of `expression`."""
+    return (
+        "(SELECT coalesce(jsonb_object_agg(name, n), '{}'::jsonb) FROM ("
+        f"SELECT name, count(*) AS n FROM unnest(array_agg({expression})) AS used(name) "
+        "WHERE name IS NOT NULL GROUP BY name) AS counted)"
+    )
 
 
 METRICS: tuple[Metric, ...] = (
@@ -33,34 +74,43 @@ METRICS: tuple[Metric, ...] = (
         "total_active_time",
         "coalesce(sum(active_duration_minutes), 0)",
         "Minutes people actually worked with the AI.",
+        unit=MINUTES,
     ),
     Metric(
         "total_manual_time_estimated",
         "coalesce(sum(manual_time_most_likely), 0)",
         "Minutes the tasks would take by hand, most likely.",
+        unit=MINUTES,
     ),
     Metric(
         "total_manual_time_low",
         "coalesce(sum(manual_time_low), 0)",
         "Minutes by hand, sum of the low estimates.",
+        unit=MINUTES,
     ),
     Metric(
         "total_manual_time_high",
         "coalesce(sum(manual_time_high), 0)",
         "Minutes by hand, sum of the high estimates.",
+        unit=MINUTES,
     ),
     Metric(
-        "total_time_saved", "coalesce(sum(time_saved_minutes), 0)", "Minutes saved, most likely estimate."
+        "total_time_saved",
+        "coalesce(sum(time_saved_minutes), 0)",
+        "Minutes saved, most likely estimate.",
+        unit=MINUTES,
     ),
     Metric(
         "total_time_saved_low",
         "coalesce(sum(GREATEST(0, manual_time_low - active_duration_minutes)), 0)",
         "Minutes saved, sum of the low estimates.",
+        unit=MINUTES,
     ),
     Metric(
         "total_time_saved_high",
         "coalesce(sum(GREATEST(0, manual_time_high - active_duration_minutes)), 0)",
         "Minutes saved, sum of the high estimates.",
+        unit=MINUTES,
     ),
     Metric(
         "confidence_sum",
@@ -69,18 +119,17 @@ METRICS: tuple[Metric, ...] = (
         public=False,
     ),
     Metric(
-        "llm_estimated_count",
-        "count(*) FILTER (WHERE estimator = 'llm')",
-        "Conversations estimated by the LLM.",
-    ),
-    Metric(
-        "heuristic_estimated_count",
-        "count(*) FILTER (WHERE estimator = 'heuristic')",
-        "Conversations estimated by the offline heuristic.",
+        "estimator_counts",
+        _counts_of("estimator"),
+        'Conversations per estimator that made their estimate, e.g. `{"llm": 12, "heuristic": 3}`.',
+        public=False,
+        kind="counts",
     ),
 )
 
 METRIC_COLUMNS: tuple[str, ...] = tuple(metric.column for metric in METRICS)
+SUM_COLUMNS: tuple[str, ...] = tuple(metric.column for metric in METRICS if metric.kind == "sum")
+ESTIMATOR_COUNTS = "estimator_counts"
 
 
 def aggregate_select_sql() -> str:
@@ -90,4 +139,4 @@ def aggregate_select_sql() -> str:
 
 def range_sums_sql() -> str:
     """Each metric column summed over the selected aggregate rows, named after the column."""
-    return ", ".join(f"COALESCE(SUM({column}), 0)::bigint AS {column}" for column in METRIC_COLUMNS)
+    return ", ".join(metric.range_sum_sql() for metric in METRICS)

@@ -592,13 +592,16 @@ class OpenWebUIFixture:
         archived: bool = False,
         pinned: bool = False,
         meta: Any = AUTO,
+        tags: Sequence[str] | None = None,
         share_id: str | None = None,
         chat_message_rows: bool = False,
     ) -> str:
         """Insert a chat row. `chat`: a builder, a document, a raw JSON text (written as is) or None.
 
         `updated_at` defaults to the builder's last timestamp. `meta` AUTO means the
-        column default `{}`. With `chat_message_rows`, the messages are also written to
+        column default `{}`. `tags` go into `meta.tags` as Open WebUI keeps them: the tag
+        ids, i.e. the names lower-cased with spaces as underscores (`Q4 Report` → `q4_report`).
+        With `chat_message_rows`, the messages are also written to
         `chat_message` the way Open WebUI does (see `add_chat_message_rows`).
         """
         document: Any
@@ -624,6 +627,8 @@ class OpenWebUIFixture:
             values["archived"] = archived
         if self.options.chat_pinned:
             values["pinned"] = pinned
+        if tags is not None:
+            meta = {**(meta if isinstance(meta, Mapping) else {}), "tags": list(tags)}
         if self.options.chat_meta and meta is not AUTO:
             values["meta"] = meta
         self._insert("chat", values)

@@ -11,8 +11,46 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
+from typing import Any
 
-__all__ = ["Conversation", "DigestFeatures", "Message", "Timing", "TranscriptDigest"]
+__all__ = [
+    "MAX_TAGS",
+    "MAX_TAG_LENGTH",
+    "Conversation",
+    "DigestFeatures",
+    "Message",
+    "Timing",
+    "TranscriptDigest",
+    "bounded_tags",
+]
+
+MAX_TAGS = 20  # tags kept per conversation (the first ones, in the chat's order)
+MAX_TAG_LENGTH = 64  # characters kept of each tag
+
+
+def bounded_tags(raw: Any) -> tuple[str, ...]:
+    """The tags of a chat as given, bounded; anything that is not a list of strings gives none.
+
+    Tags are written by people and may hold anything: each string is kept as it is
+    except for characters PostgreSQL text cannot hold (NUL, lone surrogates), cut to
+    `MAX_TAG_LENGTH` characters; blank and repeated tags are dropped and at most
+    `MAX_TAGS` are kept. Never raises.
+    """
+    if not isinstance(raw, list):
+        return ()
+    kept: dict[str, None] = {}
+    for item in raw:
+        if len(kept) >= MAX_TAGS:
+            break
+        if not isinstance(item, str):
+            continue
+        text = "".join(
+            ch for ch in item[: MAX_TAG_LENGTH * 4] if ch != "\x00" and not "\ud800" <= ch <= "\udfff"
+        )
+        text = text[:MAX_TAG_LENGTH]
+        if text.strip():
+            kept.setdefault(text, None)
+    return tuple(kept)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +78,7 @@ class Conversation:
     regenerations: int = 0  # extra assistant answers under the kept branch's user messages
     abandoned_branches: int = 0  # branches the user left (edits, regenerations not kept)
     models: tuple[str, ...] = ()  # models that answered on the kept branch, first use order
+    tags: tuple[str, ...] = ()  # chat.meta.tags, bounded (`bounded_tags`)
     notes: tuple[str, ...] = ()  # repairs made while reading (e.g. currentId pointed nowhere)
     fingerprint: str = ""  # sha256 of the kept branch's content; equal fingerprints = same conversation
 

@@ -159,6 +159,7 @@ class ConversationAnalysis(Base):
     user_message_count: Mapped[int] = _count()
     regeneration_count: Mapped[int] = _count()
     models_used: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
+    tags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
     primary_model: Mapped[str | None] = mapped_column(String(255))
     source_updated_at: Mapped[datetime] = mapped_column(_TS)
     content_fingerprint: Mapped[str] = mapped_column(String(64))
@@ -222,8 +223,7 @@ class _AggregateMetrics:
     total_time_saved_low: Mapped[int] = _count()
     total_time_saved_high: Mapped[int] = _count()
     confidence_sum: Mapped[int] = _count()
-    llm_estimated_count: Mapped[int] = _count()
-    heuristic_estimated_count: Mapped[int] = _count()
+    estimator_counts: Mapped[dict[str, int]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     updated_at: Mapped[datetime] = mapped_column(_TS, server_default=_NOW)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import random
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -31,6 +32,15 @@ MODELS = ("gpt-4o-mini", "llama3.1:8b", "qwen2.5-coder", None)
 # Cells a spreadsheet would evaluate; the CSV export must neutralise them.
 HOSTILE_CONVERSATION_ID = '=HYPERLINK("http://evil.example","x")'
 HOSTILE_MODEL = "@SUM(1+1)"
+HOSTILE_TAG = "+cmd|' /C calc'!A0"
+# chat tags as Open WebUI stores them (tag ids): none, one, or several per chat
+TAG_SETS: tuple[tuple[str, ...], ...] = (
+    (),
+    ("q4_report",),
+    ("customer", "q4_report"),
+    (),
+    ("internal_tools",),
+)
 
 
 def pseudonym(user: str) -> str:
@@ -65,6 +75,8 @@ class Dataset:
             rows = [row for row in rows if (row["primary_model"] or "unknown") == where["model"]]
         if "category" in where:
             rows = [row for row in rows if row["task_category"] == where["category"]]
+        if "tag" in where:
+            rows = [row for row in rows if where["tag"] in row["tags"]]
         return rows
 
 
@@ -95,6 +107,7 @@ def sums(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "avg_confidence_level": round(total("confidence_level") / count, 2) if count else None,
         "llm_estimated_count": sum(row["estimator"] == "llm" for row in rows),
         "heuristic_estimated_count": sum(row["estimator"] == "heuristic" for row in rows),
+        "estimators": dict(sorted(Counter(row["estimator"] for row in rows).items())),
     }
 
 
@@ -111,6 +124,7 @@ def _analysis(rng: random.Random, number: int, day: date, user: str, status: str
         "message_count": rng.randint(2, 30),
         "user_message_count": rng.randint(1, 15),
         "models_used": [],
+        "tags": [],
         "primary_model": None,
         "source_updated_at": start,
         "content_fingerprint": f"{number:064x}",
@@ -142,6 +156,7 @@ def _analysis(rng: random.Random, number: int, day: date, user: str, status: str
         prompt_version="2026-11-28.1",
         models_used=[model] if model else [],
         primary_model=model,
+        tags=list(TAG_SETS[number % len(TAG_SETS)]),  # not from rng: the other values stay as they were
     )
     return row
 
@@ -158,6 +173,7 @@ def seed(engine: Engine, today: date = TODAY, *, conversations: int = 240) -> Da
     hostile["conversation_id"] = HOSTILE_CONVERSATION_ID
     hostile["primary_model"] = HOSTILE_MODEL
     hostile["models_used"] = [HOSTILE_MODEL, "-minus"]
+    hostile["tags"] = [HOSTILE_TAG, "q4_report"]
     hostile["analysis_date"] = today - timedelta(days=1)
     hostile["first_message_at"] = datetime.combine(hostile["analysis_date"], time(9), ZONE)
     hostile["last_message_at"] = hostile["first_message_at"] + timedelta(

@@ -16,6 +16,8 @@ from sqlalchemy.engine import Engine
 from infra.openwebui_fixture import ChatBuilder, OpenWebUIFixture, realistic_chat
 
 BUDAPEST = ZoneInfo("Europe/Budapest")
+# tag ids as Open WebUI keeps them in chat.meta.tags: none, one or several per chat
+CHAT_TAGS: tuple[list[str], ...] = ([], ["q4_report"], ["customer", "q4_report"], [], ["ops"])
 
 
 @dataclass
@@ -64,7 +66,12 @@ def build_dataset(
                 minutes=rng.randint(0, 9 * 60)
             )
             chat = realistic_chat(rng, start)
-            chat_id = fixture.add_chat(rng.choice(dataset.users), chat, archived=index % 7 == 3)
+            chat_id = fixture.add_chat(
+                rng.choice(dataset.users),
+                chat,
+                archived=index % 7 == 3,
+                tags=CHAT_TAGS[index % len(CHAT_TAGS)],
+            )
             dataset.chats_by_date[day].append(chat_id)
         for _ in range(untimed_per_day):  # one message only: cannot be measured, must be skipped
             start = datetime(day.year, day.month, day.day, 12, tzinfo=BUDAPEST)
@@ -123,3 +130,22 @@ def assert_books_balance(engine: Engine) -> None:
     for key, totals in expected.items():
         for column, value in totals.items():
             assert stored[key][column] == value, (key, column)
+    estimators: dict[tuple[date, str | None], Counter[str]] = defaultdict(Counter)
+    tagged: dict[tuple[date, str], Counter[str]] = defaultdict(Counter)
+    for a in analyses:
+        if a["status"] == "analyzed":
+            estimators[(a["analysis_date"], None)][a["estimator"]] += 1
+            estimators[(a["analysis_date"], a["user_id_hash"])][a["estimator"]] += 1
+            for tag in set(a["tags"]):
+                tagged[(a["analysis_date"], tag)]["conversation_count"] += 1
+                tagged[(a["analysis_date"], tag)]["total_time_saved"] += a["time_saved_minutes"]
+    for key, counts in estimators.items():
+        assert stored[key]["estimator_counts"] == dict(counts), key
+    tag_rows = {
+        (row["analysis_date"], row["dimension_value"]): row
+        for row in rows(engine, "SELECT * FROM daily_breakdowns WHERE dimension = 'tag' AND group_id = ''")
+    }
+    assert set(tag_rows) == set(tagged)
+    for key, totals in tagged.items():
+        for column, value in totals.items():
+            assert tag_rows[key][column] == value, (key, column)

@@ -24,6 +24,7 @@ from functions.aggregates import recompute_dates
 from functions.api.app import API_PREFIX, ROUTES, create_app
 from functions.api.csv_export import CSV_COLUMNS, escape_cell
 from functions.api.health import computed_next_run
+from functions.api.schemas import ListResponse
 from functions.api.services import ApiServices
 from infra.embedded_pg import EmbeddedPostgres
 from shared.config import get_settings, reset_settings_cache
@@ -32,6 +33,7 @@ from shared.migrate import apply_migrations
 from tests.api_dataset import (
     HOSTILE_CONVERSATION_ID,
     HOSTILE_MODEL,
+    HOSTILE_TAG,
     TODAY,
     USERS,
     ZONE,
@@ -133,6 +135,13 @@ def get(client: FlaskClient, path: str, **params: Any) -> Any:
     return response.get_json()
 
 
+def rows_of(client: FlaskClient, path: str, **params: Any) -> list[Any]:
+    """The rows of a list endpoint's envelope (`range`, `group`, `dimension`, `rows`)."""
+    body = get(client, path, **params)
+    assert {"range", "timezone", "group", "dimension", "rows"} <= set(body), body.keys()
+    return body["rows"]
+
+
 def figures_of(payload: dict[str, Any]) -> dict[str, Any]:
     return {key: payload[key] for key in FIGURE_KEYS}
 
@@ -191,13 +200,13 @@ def test_summary_for_a_group_and_for_a_user(client: FlaskClient, dataset: Datase
 
 def test_daily_trend_over_an_explicit_range(client: FlaskClient, dataset: Dataset) -> None:
     start, end = TODAY - timedelta(days=20), TODAY - timedelta(days=5)
-    points = get(client, "/daily-trend", start_date=start.isoformat(), end_date=end.isoformat())
+    points = rows_of(client, "/daily-trend", start_date=start.isoformat(), end_date=end.isoformat())
     assert len(points) == 16
     for point in points:
         day = date.fromisoformat(point["analysis_date"])
         expected = sums(dataset.in_range(day, day))
         assert figures_of(point) == expected
-    group_points = get(
+    group_points = rows_of(
         client, "/daily-trend", start_date=start.isoformat(), end_date=end.isoformat(), group="grp-sales"
     )
     for point in group_points:
@@ -207,7 +216,7 @@ def test_daily_trend_over_an_explicit_range(client: FlaskClient, dataset: Datase
 
 def test_user_breakdown_ranks_users_by_time_saved(client: FlaskClient, dataset: Dataset) -> None:
     start, end = days_back(90)
-    rows = get(client, "/user-breakdown", days=90, limit=5)
+    rows = rows_of(client, "/user-breakdown", days=90, limit=5)
     assert len(rows) == 5
     expected = sorted(
         ((user, sums(dataset.in_range(start, end, user=user))) for user in USERS),
@@ -220,9 +229,9 @@ def test_user_breakdown_ranks_users_by_time_saved(client: FlaskClient, dataset: 
         assert row["active_days"] == len(days)
 
     members = set(dataset.groups["grp-sales"][1])
-    in_group = get(client, "/user-breakdown", days=90, limit=100, group="grp-sales")
+    in_group = rows_of(client, "/user-breakdown", days=90, limit=100, group="grp-sales")
     assert {row["user_id_hash"] for row in in_group} <= members
-    assert len(get(client, "/user-breakdown", days=90, limit=100)) == len(USERS)
+    assert len(rows_of(client, "/user-breakdown", days=90, limit=100)) == len(USERS)
 
 
 def test_model_and_category_breakdowns(client: FlaskClient, dataset: Dataset) -> None:
@@ -243,6 +252,62 @@ def test_model_and_category_breakdowns(client: FlaskClient, dataset: Dataset) ->
             a for a in dataset.in_range(start, end, group="grp-eng") if a["task_category"] == row["value"]
         )
         assert figures_of(row) == expected
+
+
+def test_tag_breakdown_counts_a_chat_under_each_of_its_tags(client: FlaskClient, dataset: Dataset) -> None:
+    start, end = days_back(30)
+    body = get(client, "/tag-breakdown", days=30)
+    assert body["dimension"] == "tag"
+    analysed = dataset.in_range(start, end)
+    tags = {tag for a in analysed for tag in a["tags"]}
+    assert {row["value"] for row in body["rows"]} == tags
+    assert HOSTILE_TAG in tags
+    for row in body["rows"]:
+        assert figures_of(row) == sums(dataset.in_range(start, end, tag=row["value"]))
+    # overlapping: chats with two tags count twice, chats without tags not at all
+    assert sum(row["conversation_count"] for row in body["rows"]) == sum(len(a["tags"]) for a in analysed)
+    assert any(not a["tags"] for a in analysed) and any(len(a["tags"]) > 1 for a in analysed)
+
+    body = get(client, "/tag-breakdown", days=30, group="grp-eng")
+    assert body["group"]["group_id"] == "grp-eng"
+    for row in body["rows"]:
+        assert figures_of(row) == sums(dataset.in_range(start, end, group="grp-eng", tag=row["value"]))
+
+
+def test_dimension_filters_on_summary_trend_and_export(client: FlaskClient, dataset: Dataset) -> None:
+    start, end = days_back(30)
+    for where in ({"tag": "q4_report"}, {"model": "gpt-4o-mini"}, {"category": "coding"}):
+        expected = sums(dataset.in_range(start, end, **where))
+        assert expected["conversation_count"] > 0
+        assert figures_of(get(client, "/summary", days=30, **where)) == expected
+        in_group = sums(dataset.in_range(start, end, group="grp-sales", **where))
+        assert figures_of(get(client, "/summary", days=30, group="grp-sales", **where)) == in_group
+    points = rows_of(client, "/daily-trend", days=30, tag="customer")
+    for point in points:
+        day = date.fromisoformat(point["analysis_date"])
+        assert figures_of(point) == sums(dataset.in_range(day, day, tag="customer"))
+    nobody = get(client, "/summary", days=30, tag="no-such-tag")
+    assert nobody["conversation_count"] == 0 and nobody["estimator"] == "none"
+
+    rows = _csv(client, days=30, tag="q4_report")
+    assert len(rows) == len(dataset.in_range(start, end, tag="q4_report"))
+    assert all("q4_report" in row["tags"].split(";") for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("params", "parameter"),
+    [
+        ({"tag": "a", "model": "b"}, "tag"),  # the second filter, in registry order
+        ({"tag": "a", "user_id_hash": "a" * 64}, "tag"),
+        ({"tag": ""}, "tag"),
+        ({"tag": "x" * 256}, "tag"),
+        ({"tag": "a\x00b"}, "tag"),
+    ],
+)
+def test_dimension_filters_are_validated(client: FlaskClient, params: dict[str, str], parameter: str) -> None:
+    response = client.get(API_PREFIX + "/summary", query_string={"days": 30, **params}, headers=AUTH)
+    assert response.status_code == 422
+    assert response.get_json()["detail"][0]["parameter"] == parameter
 
 
 def test_group_breakdown_hides_small_groups(client: FlaskClient, dataset: Dataset) -> None:
@@ -324,13 +389,14 @@ def test_bad_parameters_are_422_naming_the_parameter(
 
 
 def test_ranges_at_the_bounds_are_accepted(client: FlaskClient) -> None:
-    assert len(get(client, "/daily-trend", days=365)) == 365
-    assert len(get(client, "/daily-trend", days=1)) == 1
+    assert len(rows_of(client, "/daily-trend", days=365)) == 365
+    assert len(rows_of(client, "/daily-trend", days=1)) == 1
     start = YESTERDAY - timedelta(days=365)
     assert (
-        len(get(client, "/daily-trend", start_date=start.isoformat(), end_date=YESTERDAY.isoformat())) == 366
+        len(rows_of(client, "/daily-trend", start_date=start.isoformat(), end_date=YESTERDAY.isoformat()))
+        == 366
     )
-    assert len(get(client, "/user-breakdown", days=90, limit=1)) == 1
+    assert len(rows_of(client, "/user-breakdown", days=90, limit=1)) == 1
 
 
 # --- CSV -------------------------------------------------------------------------------------
@@ -377,6 +443,7 @@ def test_csv_cells_that_look_like_formulas_are_escaped(client: FlaskClient) -> N
     assert hostile["conversation_id"] == "'" + HOSTILE_CONVERSATION_ID
     assert hostile["primary_model"] == "'" + HOSTILE_MODEL
     assert hostile["models_used"] == "'" + HOSTILE_MODEL + ";'-minus"  # every item of the list
+    assert hostile["tags"] == "'" + HOSTILE_TAG + ";q4_report"
     for prefix in ("=", "+", "-", "@", "\t", "\r"):
         assert escape_cell(prefix + "1") == "'" + prefix + "1"
     assert escape_cell("plain") == "plain"
@@ -734,6 +801,56 @@ def test_openapi_document_describes_every_api_route(client: FlaskClient) -> None
     assert "ending yesterday" in document["paths"][API_PREFIX + "/summary"]["get"]["description"]
     schemas = document["components"]["schemas"]
     assert "total_time_saved_low" in schemas["SummaryResponse"]["properties"]
+
+
+def test_every_list_endpoint_answers_one_envelope(client: FlaskClient) -> None:
+    """Trend, users, groups and every dimension: `range`, `timezone`, `group`, `dimension`, `rows`."""
+    list_routes = [
+        route for route in ROUTES if route.path.startswith(API_PREFIX) and "rows" in _response_fields(route)
+    ]
+    names = {route.endpoint for route in list_routes}
+    assert {"daily-trend", "user-breakdown", "group-breakdown", "model-breakdown", "tag-breakdown"} <= names
+    for route in list_routes:
+        path = route.path.removeprefix(API_PREFIX)
+        in_group = {} if path == "/group-breakdown" else {"group": "grp-eng"}
+        body = get(client, path, days=7, **in_group)
+        assert set(ListResponse.model_fields) <= set(body)
+        assert body["range"]["days"] == 7 and body["timezone"] == "Europe/Budapest"
+        assert isinstance(body["rows"], list)
+        if in_group:
+            assert body["group"]["group_id"] == "grp-eng"
+    assert get(client, "/daily-trend", days=7)["dimension"] == "date"
+    assert get(client, "/user-breakdown", days=7)["dimension"] == "user"
+    assert get(client, "/group-breakdown", days=7)["dimension"] == "group"
+    trend = get(client, "/daily-trend", days=7, tag="q4_report")
+    assert trend["filter"] == {"dimension": "tag", "value": "q4_report"}
+    assert get(client, "/summary", days=7, tag="q4_report")["filter"] == trend["filter"]
+
+
+def _response_fields(route: Any) -> set[str]:
+    model = route.response
+    return set(getattr(model, "model_fields", {}))
+
+
+def test_minutes_are_named_as_minutes_in_the_openapi_document(client: FlaskClient) -> None:
+    schemas = get(client, "/openapi.json")["components"]["schemas"]
+    figures = schemas["Figures"]["properties"]
+    minutes = {name for name, field in figures.items() if field.get("x-unit") == "minutes"}
+    assert minutes == {
+        "total_active_time",
+        "total_time_saved",
+        "total_time_saved_low",
+        "total_time_saved_high",
+        "total_manual_time_estimated",
+        "total_manual_time_low",
+        "total_manual_time_high",
+        "avg_time_saved_per_conversation",
+        "avg_time_saved_per_conversation_low",
+        "avg_time_saved_per_conversation_high",
+    }
+    for name in minutes:
+        assert "Minutes" in figures[name]["description"], name
+    assert figures["avg_confidence_level"]["x-unit"] == "percent"
 
 
 def test_the_entry_point_serves_the_app_through_wsgi(dataset: Dataset) -> None:

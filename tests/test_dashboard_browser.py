@@ -110,7 +110,7 @@ def test_dashboard_end_to_end(live_server: str, page: Any, tmp_path: Path) -> No
     expect(page.locator("#health-banner")).to_contain_text("failed")
     expect(page.locator("#by-user code").first).to_have_text(re.compile(r"^[0-9a-f]{10}$"))
     page.wait_for_function("() => Array.from(document.querySelectorAll('img.chart')).every(i => i.complete)")
-    assert _charts_loaded(page) == 3  # trend, model, category
+    assert _charts_loaded(page) == 4  # trend, model, category, tag
     page.screenshot(path=str(ARTIFACTS / "dashboard-30-days.png"), full_page=True)
     thirty_days = page.locator("#kpi-conversations .value").inner_text()
 

@@ -75,7 +75,7 @@ def api_server(postgres_server: EmbeddedPostgres, _admin_engine: Engine) -> Iter
         dispatch=_dispatch,
         backfill=_backfill,
         # schemathesis also sends wrong credentials on purpose; they must get 401, not 429
-        limiter=FailureLimiter(max_failures=1_000_000),
+        limiter=FailureLimiter(max_failures=1_000_000, global_max_failures=1_000_000),
     )
     try:
         with serve_wsgi(create_app(services=services)) as url:

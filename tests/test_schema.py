@@ -118,7 +118,7 @@ def test_a_valid_analysis_is_accepted(analytics_engine: Engine) -> None:
         ({"manual_time_high": 59}, "valid_estimates"),
         ({"time_saved_minutes": 60}, "time_saved_formula"),
         ({"task_category": "gardening"}, "valid_task_category"),
-        ({"estimator": "guess"}, "valid_estimator"),
+        ({"estimator": "Guess!"}, "valid_estimator"),
         ({"status": "done"}, "conversation_analysis_status"),
         ({"manual_time_low": None}, "analyzed_is_complete"),
         ({"status": "skipped"}, "not_analyzed_has_reason"),
@@ -174,14 +174,31 @@ def test_one_global_daily_row_per_date(analytics_engine: Engine) -> None:
 @pytest.mark.parametrize(
     ("values", "constraint"),
     [
-        ({"conversation_count": -1, "llm_estimated_count": -1}, "positive_aggregates"),
+        ({"conversation_count": -1, "estimator_counts": '{"llm": -1}'}, "positive_aggregates"),
         ({"total_time_saved": 5, "total_time_saved_high": 4}, "aggregate_bands_ordered"),
-        ({"conversation_count": 2, "llm_estimated_count": 1}, "aggregate_estimators_add_up"),
+        ({"conversation_count": 2, "estimator_counts": '{"llm": 1}'}, "aggregate_estimators_add_up"),
+        ({"conversation_count": 1, "estimator_counts": '{"llm": "1"}'}, "aggregate_estimators_add_up"),
+        ({"conversation_count": 1, "estimator_counts": "[1]"}, "aggregate_estimators_add_up"),
     ],
 )
 def test_daily_aggregate_checks(analytics_engine: Engine, values: dict[str, object], constraint: str) -> None:
     with pytest.raises(DBAPIError, match=constraint):
         _insert_daily(analytics_engine, **values)
+
+
+def test_a_new_estimator_is_data_not_schema(analytics_engine: Engine) -> None:
+    """A third estimator needs no migration: its name is accepted and its counts add up."""
+    _insert_analysis(analytics_engine, _analysis(estimator="rules_v2"))
+    counts = '{"llm": 1, "heuristic": 1, "rules_v2": 1}'
+    _insert_daily(analytics_engine, conversation_count=3, estimator_counts=counts)
+    with analytics_engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO daily_breakdowns (analysis_date, dimension, dimension_value, "
+                "conversation_count, estimator_counts) VALUES ('2026-11-27', 'some_new_split', 'x', 3, :c)"
+            ),
+            {"c": counts},
+        )
 
 
 def test_one_open_run_per_date_and_counts_bounded(analytics_engine: Engine) -> None:

@@ -24,7 +24,6 @@ from functions.api.openapi import build_openapi
 from functions.api.schemas import (
     BreakdownQuery,
     BreakdownResponse,
-    DailyPoint,
     ErrorResponse,
     ExportQuery,
     GroupBreakdownResponse,
@@ -36,12 +35,14 @@ from functions.api.schemas import (
     SummaryQuery,
     SummaryResponse,
     TrendQuery,
+    TrendResponse,
     TriggerQuery,
     TriggerResponse,
     UserBreakdownQuery,
-    UserRow,
+    UserBreakdownResponse,
 )
 from functions.api.services import ApiServices
+from functions.dimensions import GROUP, STORED_DIMENSIONS
 from shared.auth import RateLimited, authenticate, session_cookie_name
 from shared.config import Settings, get_settings
 from shared.errors import AuthenticationFailed, ConfigurationError, RequestRejected, RetryableError
@@ -91,6 +92,9 @@ def _openapi(services: ApiServices, query: NoQuery) -> flask.Response:
     return flask.jsonify(document)
 
 
+_CHART_NAMES = ",".join(repr(name) for name in dashboard.CHART_NAMES)
+
+
 def _api(path: str, endpoint: str, view: Callable[..., Any], **options: Any) -> Route:
     return Route(path=API_PREFIX + path, endpoint=endpoint, view=view, **options)
 
@@ -114,39 +118,34 @@ ROUTES: tuple[Route, ...] = (
         endpoints.daily_trend,
         access=READERS,
         query=TrendQuery,
-        response=list[DailyPoint],
+        response=TrendResponse,
         summary="One point per local date of the range",
-        description="Every date of the range, zero where nothing was analysed.",
+        description="Every date of the range, zero where nothing was analysed, in the list envelope "
+        "(`range`, `group`, `dimension`: `date`, `rows`). Time figures are in minutes.",
     ),
     _api(
         "/user-breakdown",
         "user-breakdown",
         endpoints.user_breakdown,
         query=UserBreakdownQuery,
-        response=list[UserRow],
+        response=UserBreakdownResponse,
         summary="Top users by time saved (pseudonymous)",
         description="Users are identified only by their HMAC pseudonym. With `group`, only the "
-        "group's current members are ranked.",
+        "group's current members are ranked. In the list envelope (`dimension`: `user`).",
     ),
-    _api(
-        "/model-breakdown",
-        "model-breakdown",
-        endpoints.model_breakdown,
-        access=READERS,
-        query=BreakdownQuery,
-        response=BreakdownResponse,
-        summary="Time saved per model",
-        description="Per primary model of the conversations (the model that answered most).",
-    ),
-    _api(
-        "/category-breakdown",
-        "category-breakdown",
-        endpoints.category_breakdown,
-        access=READERS,
-        query=BreakdownQuery,
-        response=BreakdownResponse,
-        summary="Time saved per task category",
-        description="Per task category (coding, writing, analysis, research, translation, learning, other).",
+    *(
+        _api(
+            dimension.route,
+            dimension.endpoint,
+            endpoints.dimension_breakdown(dimension),
+            # overlapping dimensions (people's own labels) stay admin-only until a viewer rule exists
+            access=READERS if dimension.disclosure == "partition" else ADMIN_ONLY,
+            query=BreakdownQuery,
+            response=BreakdownResponse,
+            summary=dimension.title,
+            description=dimension.description,
+        )
+        for dimension in STORED_DIMENSIONS
     ),
     _api(
         "/group-breakdown",
@@ -156,8 +155,7 @@ ROUTES: tuple[Route, ...] = (
         query=RangeQuery,
         response=GroupBreakdownResponse,
         summary="Time saved per Open WebUI group",
-        description="Groups with fewer members than the minimum group size are left out (and "
-        "counted) so that no small team can be singled out. A person in several groups counts in each.",
+        description=GROUP.description,
     ),
     _api(
         "/export/csv",
@@ -218,7 +216,7 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("/logout", "logout", dashboard.logout, methods=("POST",), access=READERS, kind="page"),
     Route(
-        "/charts/<any('daily-trend','model','category','group'):chart>.svg",
+        f"/charts/<any({_CHART_NAMES}):chart>.svg",
         "chart",
         dashboard.chart,
         access=READERS,

@@ -30,6 +30,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from functions.dimensions import DIMENSIONS, Dimension
+
 __all__ = ["CSV_COLUMNS", "escape_cell", "stream_csv"]
 
 # (CSV column, SQL expression, kind): the kind says how the value becomes a cell
@@ -47,14 +49,20 @@ _COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("manual_time_high_minutes", "manual_time_high", "plain"),
     ("time_saved_minutes", "time_saved_minutes", "plain"),
     ("confidence_level", "confidence_level", "plain"),
-    ("task_category", "task_category", "text"),
+    ("task_category", "task_category", "text"),  # the category dimension's column
     ("estimator", "estimator", "text"),
     ("estimator_model", "estimator_model", "text"),
-    ("primary_model", "primary_model", "text"),
+    ("primary_model", "primary_model", "text"),  # the model dimension's column
     ("prompt_version", "prompt_version", "text"),
     ("models_used", "array_to_string(models_used, ';')", "text"),
     ("message_count", "message_count", "plain"),
     ("user_message_count", "user_message_count", "plain"),
+)
+# every dimension's CSV column (functions/dimensions.py); those not above come last, as text
+_COLUMNS += tuple(
+    (d.csv_column, d.csv_sql, "text")
+    for d in DIMENSIONS
+    if d.csv_column is not None and d.csv_sql is not None and d.csv_column not in {c for c, _, _ in _COLUMNS}
 )
 CSV_COLUMNS: tuple[str, ...] = tuple(name for name, _, _ in _COLUMNS)
 
@@ -85,7 +93,7 @@ def _cell_sql(expression: str, kind: str) -> str:
 _LINE_SQL = " || ',' || ".join(_cell_sql(expression, kind) for _, expression, kind in _COLUMNS)
 _QUERY = (
     f"SELECT {_LINE_SQL} || chr(13) || chr(10) AS line FROM conversation_analysis "
-    "WHERE status = 'analyzed' AND analysis_date BETWEEN :start_date AND :end_date {group_filter} "
+    "WHERE status = 'analyzed' AND analysis_date BETWEEN :start_date AND :end_date {filters} "
     "ORDER BY analysis_date, conversation_id"
 )
 
@@ -97,23 +105,32 @@ def stream_csv(
     zone: ZoneInfo,
     *,
     group_id: str | None = None,
+    dimension_filter: tuple[Dimension, str] | None = None,
     batch_rows: int = _BATCH_ROWS,
 ) -> Iterator[bytes]:
-    """UTF-8 CSV chunks: a header row, then one row per analysed conversation in the range."""
+    """UTF-8 CSV chunks: a header row, then one row per analysed conversation in the range.
+
+    `group_id` keeps the analyses of that group's members, `dimension_filter` those
+    with that value of the dimension (e.g. a tag).
+    """
     yield (",".join(CSV_COLUMNS) + "\r\n").encode("utf-8")
-    group_filter = "AND :group_id = ANY(group_ids)" if group_id is not None else ""
-    params = {
+    filters = "AND :group_id = ANY(group_ids)" if group_id is not None else ""
+    params: dict[str, object] = {
         "start_date": start_date,
         "end_date": end_date,
         "group_id": group_id,
         "formula_pattern": _FORMULA_PATTERN,
         "formula_replacement": "\\1\\2'",
     }
+    if dimension_filter is not None:
+        dimension, value = dimension_filter
+        filters += f" AND {dimension.contains_sql('dimension_value')}"
+        params["dimension_value"] = value
     with engine.connect() as connection:
         # timestamps carry the offset of the configured zone, not the database server's
         connection.execute(sa.text("SELECT set_config('TimeZone', :zone, true)"), {"zone": zone.key})
         result = connection.execution_options(stream_results=True, max_row_buffer=batch_rows).execute(
-            sa.text(_QUERY.format(group_filter=group_filter)), params
+            sa.text(_QUERY.format(filters=filters)), params
         )
         assert getattr(result.cursor, "server_side", False), (
             "the export must stream from a server-side cursor"

@@ -23,17 +23,20 @@ from functions.api.health import health_report
 from functions.api.schemas import (
     BreakdownQuery,
     DateRange,
+    DimensionRow,
     Figures,
     GroupInfo,
     HealthResponse,
     InvalidParameter,
 )
 from functions.api.services import ApiServices
+from functions.dimensions import DIMENSIONS, GROUP, STORED_DIMENSIONS, Dimension, dimension
 from shared.auth import Principal, RateLimited, client_address, password_role, session_cookie_name
 from shared.errors import AuthenticationFailed
 from shared.roles import SESSION_ROLES, Role
 
 __all__ = [
+    "CHART_NAMES",
     "PRESET_DAYS",
     "TEMPLATE_FILTERS",
     "chart",
@@ -50,6 +53,16 @@ PRESET_DAYS = (7, 30, 90, 365)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 _SVG_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 _TOP_USERS = 10
+TREND_CHART = "daily-trend"
+CHART_NAMES: tuple[str, ...] = (TREND_CHART, *(d.chart for d in DIMENSIONS))
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One breakdown panel of the page: its dimension and rows."""
+
+    dimension: Dimension
+    rows: list[DimensionRow]
 
 
 def same_origin(request: flask.Request) -> bool:
@@ -238,8 +251,12 @@ def dashboard_page(services: ApiServices) -> flask.Response:
             if is_admin
             else []
         )
-        models = queries.dimension_breakdown(connection, "model", date_range, group_id=group_id)
-        categories = queries.dimension_breakdown(connection, "category", date_range, group_id=group_id)
+        # overlapping dimensions (people's own labels) are shown to admins only, like their routes
+        panels = [
+            Panel(d, queries.dimension_breakdown(connection, d, date_range, group_id=group_id))
+            for d in STORED_DIMENSIONS
+            if is_admin or d.disclosure == "partition"
+        ]
         groups, hidden_groups = queries.group_breakdown(
             connection, date_range, min_group_size=settings.min_group_size
         )
@@ -268,8 +285,7 @@ def dashboard_page(services: ApiServices) -> flask.Response:
         previous=previous,
         trend=trend,
         users=users,
-        models=models,
-        categories=categories,
+        panels=panels,
         query_string=query_string,
         csv_query=_query_string(date_range, group_id, preset=None),
         health=_health(services),
@@ -306,17 +322,20 @@ def _chart(services: ApiServices, chart: str) -> flask.Response:
     with services.engine.connect() as connection:
         group = checked_group(connection, services, filters.query.group)
         group_id = group.group_id if group else None
-        if chart == "daily-trend":
+        if chart == TREND_CHART:
             points = queries.daily_trend(connection, queries.Scope(group_id=group_id), date_range)
             return _svg(charts.trend_chart(points, budget_seconds=services.settings.chart_render_seconds))
         rows: list[Figures]
-        if chart == "group":
+        split = dimension(chart)
+        if split is not GROUP and split.disclosure != "partition" and _role() is not Role.ADMIN:
+            raise AuthenticationFailed(f"the {split.noun} chart is for admins", status_code=403)
+        if split is GROUP:
             shown, _ = queries.group_breakdown(
                 connection, date_range, min_group_size=services.settings.min_group_size
             )
             labels, rows = [row.name for row in shown], list(shown)
         else:
-            found = queries.dimension_breakdown(connection, chart, date_range, group_id=group_id)  # type: ignore[arg-type]
+            found = queries.dimension_breakdown(connection, split, date_range, group_id=group_id)
             labels, rows = [row.value for row in found], list(found)
     return _svg(charts.breakdown_chart(labels, rows, budget_seconds=services.settings.chart_render_seconds))
 

@@ -6,8 +6,9 @@ by the route wrapper in `app.py`; these functions only answer the question.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any
 
 import flask
 from sqlalchemy.engine import Connection
@@ -18,8 +19,8 @@ from functions.api.health import health_report
 from functions.api.schemas import (
     BreakdownQuery,
     BreakdownResponse,
-    DailyPoint,
     DateRange,
+    DimensionFilter,
     ExportQuery,
     GroupBreakdownResponse,
     GroupInfo,
@@ -31,22 +32,23 @@ from functions.api.schemas import (
     SummaryQuery,
     SummaryResponse,
     TrendQuery,
+    TrendResponse,
     TriggeredRun,
     TriggerQuery,
     TriggerResponse,
     UserBreakdownQuery,
-    UserRow,
+    UserBreakdownResponse,
 )
 from functions.api.services import ApiServices
+from functions.dimensions import Dimension
 
 __all__ = [
-    "category_breakdown",
     "checked_group",
     "daily_trend",
+    "dimension_breakdown",
     "export_csv",
     "group_breakdown",
     "health",
-    "model_breakdown",
     "previous_range",
     "summary",
     "trigger_processing",
@@ -80,13 +82,28 @@ def _change_pct(current: int, previous: int) -> float | None:
     return round((current - previous) * 100 / previous, 1) if previous else None
 
 
+def _applied_filter(scope: queries.Scope) -> DimensionFilter | None:
+    if scope.dimension is None or scope.value is None:
+        return None
+    return DimensionFilter(dimension=scope.dimension.name, value=scope.value)
+
+
+def _scope(query: SummaryQuery) -> queries.Scope:
+    """The scope a summary or trend query names (after `check_scope`)."""
+    chosen = query.dimension_filter()
+    dimension, value = chosen if chosen is not None else (None, None)
+    return queries.Scope(
+        user_id_hash=query.user_id_hash, group_id=query.group, dimension=dimension, value=value
+    )
+
+
 def summary(services: ApiServices, query: SummaryQuery) -> SummaryResponse:
     query.check_scope()
     date_range = query.date_range(services.today())
     earlier = previous_range(date_range)
     with services.engine.connect() as connection:
         group = checked_group(connection, services, query.group)
-        scope = queries.Scope(user_id_hash=query.user_id_hash, group_id=query.group)
+        scope = _scope(query)
         trend = queries.daily_trend(connection, scope, date_range)
         current = queries.figures(connection, scope, date_range).model_dump()
         before = queries.figures(connection, scope, earlier)
@@ -96,6 +113,7 @@ def summary(services: ApiServices, query: SummaryQuery) -> SummaryResponse:
         timezone=services.settings.timezone,
         group=group,
         user_id_hash=query.user_id_hash,
+        filter=_applied_filter(scope),
         total_conversations=current["conversation_count"],
         confidence_level=current["avg_confidence_level"],
         previous_period=PeriodComparison(
@@ -108,38 +126,51 @@ def summary(services: ApiServices, query: SummaryQuery) -> SummaryResponse:
     )
 
 
-def daily_trend(services: ApiServices, query: TrendQuery) -> list[DailyPoint]:
+def daily_trend(services: ApiServices, query: TrendQuery) -> TrendResponse:
     query.check_scope()
     date_range = query.date_range(services.today())
+    scope = _scope(query)
     with services.engine.connect() as connection:
-        checked_group(connection, services, query.group)
-        scope = queries.Scope(user_id_hash=query.user_id_hash, group_id=query.group)
-        return queries.daily_trend(connection, scope, date_range)
+        group = checked_group(connection, services, query.group)
+        points = queries.daily_trend(connection, scope, date_range)
+    return TrendResponse(
+        range=date_range,
+        timezone=services.settings.timezone,
+        group=group,
+        user_id_hash=query.user_id_hash,
+        filter=_applied_filter(scope),
+        rows=points,
+    )
 
 
-def user_breakdown(services: ApiServices, query: UserBreakdownQuery) -> list[UserRow]:
-    date_range = query.date_range(services.today())
-    with services.engine.connect() as connection:
-        checked_group(connection, services, query.group)
-        return queries.user_breakdown(connection, date_range, limit=query.limit, group_id=query.group)
-
-
-def _dimension(
-    services: ApiServices, query: BreakdownQuery, dimension: Literal["model", "category"]
-) -> BreakdownResponse:
+def user_breakdown(services: ApiServices, query: UserBreakdownQuery) -> UserBreakdownResponse:
     date_range = query.date_range(services.today())
     with services.engine.connect() as connection:
         group = checked_group(connection, services, query.group)
-        rows = queries.dimension_breakdown(connection, dimension, date_range, group_id=query.group)
-    return BreakdownResponse(range=date_range, group=group, dimension=dimension, rows=rows)
+        rows = queries.user_breakdown(connection, date_range, limit=query.limit, group_id=query.group)
+    return UserBreakdownResponse(
+        range=date_range, timezone=services.settings.timezone, group=group, limit=query.limit, rows=rows
+    )
 
 
-def model_breakdown(services: ApiServices, query: BreakdownQuery) -> BreakdownResponse:
-    return _dimension(services, query, "model")
+def dimension_breakdown(dimension: Dimension) -> Callable[[ApiServices, BreakdownQuery], BreakdownResponse]:
+    """The handler of `dimension`'s breakdown route."""
 
+    def handler(services: ApiServices, query: BreakdownQuery) -> BreakdownResponse:
+        date_range = query.date_range(services.today())
+        with services.engine.connect() as connection:
+            group = checked_group(connection, services, query.group)
+            rows = queries.dimension_breakdown(connection, dimension, date_range, group_id=query.group)
+        return BreakdownResponse(
+            range=date_range,
+            timezone=services.settings.timezone,
+            group=group,
+            dimension=dimension.name,
+            rows=rows,
+        )
 
-def category_breakdown(services: ApiServices, query: BreakdownQuery) -> BreakdownResponse:
-    return _dimension(services, query, "category")
+    handler.__name__ = f"{dimension.name}_breakdown"
+    return handler
 
 
 def group_breakdown(services: ApiServices, query: RangeQuery) -> GroupBreakdownResponse:
@@ -148,7 +179,12 @@ def group_breakdown(services: ApiServices, query: RangeQuery) -> GroupBreakdownR
     with services.engine.connect() as connection:
         rows, hidden = queries.group_breakdown(connection, date_range, min_group_size=minimum)
     return GroupBreakdownResponse(
-        range=date_range, min_group_size=minimum, hidden_group_count=hidden, rows=rows
+        range=date_range,
+        timezone=services.settings.timezone,
+        group=None,
+        min_group_size=minimum,
+        hidden_group_count=hidden,
+        rows=rows,
     )
 
 
@@ -163,6 +199,7 @@ def export_csv(services: ApiServices, query: ExportQuery) -> flask.Response:
         date_range.end_date,
         services.settings.zone,
         group_id=query.group,
+        dimension_filter=query.dimension_filter(),
     )
     return flask.Response(
         chunks,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
@@ -20,13 +20,14 @@ from functions.api.schemas import (
     DailyPoint,
     DateRange,
     DimensionRow,
-    EstimatorLabel,
     Figures,
     GroupInfo,
     GroupRow,
     UserRow,
 )
-from functions.metrics import METRIC_COLUMNS, range_sums_sql
+from functions.dimensions import TOTAL, Dimension
+from functions.metrics import ESTIMATOR_COUNTS, SUM_COLUMNS, range_sums_sql
+from shared.config import EstimatorKind
 
 __all__ = [
     "Scope",
@@ -44,16 +45,39 @@ _SUMS_SQL = range_sums_sql()
 
 @dataclass(frozen=True)
 class Scope:
-    """Whose figures: everyone, one pseudonymous user, or one group."""
+    """Whose figures: everyone, one pseudonymous user, or one group; optionally one dimension value.
+
+    A dimension value (`dimension`, `value`: e.g. the tag `q4`) reads that value's
+    breakdown rows, for everyone or within the group; there are no per-user
+    breakdown rows, so it cannot be combined with a user.
+    """
 
     user_id_hash: str | None = None
     group_id: str | None = None
+    dimension: Dimension | None = None
+    value: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.dimension is None) != (self.value is None):
+            raise ValueError("give a dimension and its value together")
+        if self.dimension is not None and (self.user_id_hash is not None or not self.dimension.stored):
+            raise ValueError("a dimension filter reads breakdown rows: not per user, not of groups")
 
     def source(self) -> tuple[str, dict[str, Any]]:
         """`FROM ... WHERE ...` (without the date condition) and its parameters."""
+        if self.dimension is not None:
+            return (
+                "FROM daily_breakdowns WHERE group_id = :group_id AND dimension = :dimension "
+                "AND dimension_value = :dimension_value",
+                {
+                    "group_id": self.group_id or "",
+                    "dimension": self.dimension.name,
+                    "dimension_value": self.value,
+                },
+            )
         if self.group_id is not None:
             return (
-                "FROM daily_breakdowns WHERE group_id = :group_id AND dimension = 'total'",
+                f"FROM daily_breakdowns WHERE group_id = :group_id AND dimension = '{TOTAL}'",
                 {"group_id": self.group_id},
             )
         if self.user_id_hash is not None:
@@ -67,26 +91,30 @@ def _average(total: int, count: int) -> float | None:
     return round(total / count, 2) if count else None
 
 
-def _estimator(llm: int, heuristic: int) -> EstimatorLabel:
-    if llm and heuristic:
+def _estimator(counts: Mapping[str, int]) -> str:
+    """The one estimator behind every estimate, `mixed` when several are, `none` without any."""
+    used = [name for name, count in counts.items() if count]
+    if len(used) > 1:
         return "mixed"
-    if llm:
-        return "llm"
-    return "heuristic" if heuristic else "none"
+    return used[0] if used else "none"
 
 
 def _figures(row: RowMapping | Mapping[str, Any]) -> dict[str, Any]:
     """Figures fields from a row of summed columns."""
-    values = {column: int(row.get(column) or 0) for column in METRIC_COLUMNS}
+    values = {column: int(row.get(column) or 0) for column in SUM_COLUMNS}
     count = values["conversation_count"]
     confidence_sum = values.pop("confidence_sum")
+    estimators = {str(name): int(n) for name, n in sorted((row.get(ESTIMATOR_COUNTS) or {}).items()) if n}
     return {
         **values,
         "avg_time_saved_per_conversation": _average(values["total_time_saved"], count),
         "avg_time_saved_per_conversation_low": _average(values["total_time_saved_low"], count),
         "avg_time_saved_per_conversation_high": _average(values["total_time_saved_high"], count),
         "avg_confidence_level": _average(confidence_sum, count),
-        "estimator": _estimator(values["llm_estimated_count"], values["heuristic_estimated_count"]),
+        "llm_estimated_count": estimators.get(EstimatorKind.LLM.value, 0),
+        "heuristic_estimated_count": estimators.get(EstimatorKind.HEURISTIC.value, 0),
+        "estimator": _estimator(estimators),
+        "estimators": estimators,
     }
 
 
@@ -154,12 +182,12 @@ def user_breakdown(
 
 def dimension_breakdown(
     connection: Connection,
-    dimension: Literal["model", "category"],
+    dimension: Dimension,
     date_range: DateRange,
     *,
     group_id: str | None = None,
 ) -> list[DimensionRow]:
-    """Totals per model or task category, for everyone or within a group."""
+    """Totals per value of a stored dimension (model, task category, tag, ...), for everyone or in a group."""
     rows = connection.execute(
         sa.text(
             f"SELECT dimension_value, {_SUMS_SQL} FROM daily_breakdowns "
@@ -167,7 +195,7 @@ def dimension_breakdown(
             "GROUP BY dimension_value "
             "ORDER BY SUM(total_time_saved) DESC, SUM(conversation_count) DESC, dimension_value"
         ),
-        {**_range_params(date_range), "dimension": dimension, "group_id": group_id or ""},
+        {**_range_params(date_range), "dimension": dimension.name, "group_id": group_id or ""},
     ).mappings()
     return [DimensionRow(value=row["dimension_value"], **_figures(row)) for row in rows]
 
@@ -180,7 +208,7 @@ def group_breakdown(
         sa.text(
             f"SELECT g.group_id, g.name, g.member_count, {_SUMS_SQL} "
             "FROM user_groups g LEFT JOIN daily_breakdowns b "
-            "ON b.group_id = g.group_id AND b.dimension = 'total' "
+            f"ON b.group_id = g.group_id AND b.dimension = '{TOTAL}' "
             f"AND b.{_DATES} "
             "WHERE g.member_count >= :min_group_size "
             "GROUP BY g.group_id, g.name, g.member_count "

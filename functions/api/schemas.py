@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import datetime as _dt
 from datetime import date, datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from functions.metrics import METRICS
+from functions.dimensions import FILTER_DIMENSIONS, STORED_DIMENSIONS, Dimension
+from functions.metrics import METRICS, MINUTES
 from shared.errors import RequestRejected
 
 __all__ = [
@@ -25,16 +26,19 @@ __all__ = [
     "BreakdownResponse",
     "DailyPoint",
     "DateRange",
+    "DimensionFilter",
     "DimensionRow",
     "ErrorResponse",
     "EstimatorLabel",
     "ExportQuery",
     "Figures",
+    "FilteredQuery",
     "GroupBreakdownResponse",
     "GroupInfo",
     "GroupRow",
     "HealthResponse",
     "InvalidParameter",
+    "ListResponse",
     "NextRun",
     "NoQuery",
     "ParameterProblem",
@@ -45,14 +49,35 @@ __all__ = [
     "SummaryResponse",
     "SystemInfo",
     "TrendQuery",
+    "TrendResponse",
     "TriggerQuery",
     "TriggerResponse",
     "TriggeredRun",
     "UserBreakdownQuery",
+    "UserBreakdownResponse",
     "UserRow",
 ]
 
-_METRIC_TEXT = {metric.column: metric.description for metric in METRICS}
+_METRICS = {metric.column: metric for metric in METRICS}
+_METRIC_TEXT = {column: metric.description for column, metric in _METRICS.items()}
+
+
+def _unit(unit: str) -> dict[str, Any]:
+    """The unit of a number, named in the OpenAPI document."""
+    return {"x-unit": unit}
+
+
+def _metric(column: str) -> Any:
+    """The field of a summed metric: its description and unit from the metric registry."""
+    metric = _METRICS[column]
+    return Field(
+        description=metric.description, json_schema_extra=_unit(metric.unit) if metric.unit else None
+    )
+
+
+def _minutes(description: str) -> Any:
+    return Field(description=description, json_schema_extra=_unit(MINUTES))
+
 
 MAX_RANGE_DAYS = 366
 DEFAULT_DAYS = 30
@@ -151,14 +176,60 @@ class BreakdownQuery(RangeQuery):
     group: str | None = _GROUP
 
 
-class SummaryQuery(BreakdownQuery):
-    """A range, optionally within one group or for one user (not both)."""
+_VALUE_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+
+
+def _filter_field(dimension: Dimension) -> Any:
+    return Field(
+        None,
+        min_length=1,
+        max_length=255,
+        pattern=_VALUE_PATTERN,
+        description=f"Only the conversations whose {dimension.label.lower()} is this value "
+        f"(as in {dimension.endpoint}); not with user_id_hash or another such filter.",
+    )
+
+
+class _DimensionFilters(BreakdownQuery):
+    """A range, a group, and at most one dimension value (`model=`, `category=`, `tag=`, ...)."""
+
+    def dimension_filter(self) -> tuple[Dimension, str] | None:
+        """The dimension value to filter on, if one is given; 422 when several are."""
+        given = [
+            (dimension, value)
+            for dimension in FILTER_DIMENSIONS
+            if (value := getattr(self, dimension.filter_parameter, None)) is not None
+        ]
+        if len(given) > 1:
+            names = ", ".join(dimension.filter_parameter for dimension, _ in given)
+            raise InvalidParameter(given[1][0].filter_parameter, f"give at most one of {names}")
+        return given[0] if given else None
+
+
+# One optional `<name>=` parameter per filterable dimension of the registry.
+if TYPE_CHECKING:
+    FilteredQuery = _DimensionFilters
+else:
+    FilteredQuery = create_model(
+        "FilteredQuery",
+        __base__=_DimensionFilters,
+        **{d.filter_parameter: (str | None, _filter_field(d)) for d in FILTER_DIMENSIONS},
+    )
+
+
+class SummaryQuery(FilteredQuery):
+    """A range, optionally within one group or for one user (not both), optionally one dimension value."""
 
     user_id_hash: str | None = _USER
 
     def check_scope(self) -> None:
         if self.group is not None and self.user_id_hash is not None:
             raise InvalidParameter("user_id_hash", "give either group or user_id_hash, not both")
+        chosen = self.dimension_filter()
+        if chosen is not None and self.user_id_hash is not None:
+            raise InvalidParameter(
+                chosen[0].filter_parameter, "give either user_id_hash or a dimension filter, not both"
+            )
 
 
 class TrendQuery(SummaryQuery):
@@ -169,8 +240,8 @@ class UserBreakdownQuery(BreakdownQuery):
     limit: int = Field(10, ge=1, le=100, description="Number of users, most time saved first (1–100).")
 
 
-class ExportQuery(BreakdownQuery):
-    """A range of analyses to export, optionally only those of one group."""
+class ExportQuery(FilteredQuery):
+    """A range of analyses to export, optionally only those of one group or one dimension value."""
 
 
 class TriggerQuery(_Query):
@@ -208,7 +279,7 @@ class TriggerQuery(_Query):
 
 # --- responses --------------------------------------------------------------------------
 
-EstimatorLabel = Literal["llm", "heuristic", "mixed", "none"]
+EstimatorLabel = str  # an estimator's name (`llm`, `heuristic`), `mixed` or `none`
 
 
 class _Response(BaseModel):
@@ -218,32 +289,42 @@ class _Response(BaseModel):
 class DateRange(_Response):
     start_date: date = Field(description="First local date, inclusive.")
     end_date: date = Field(description="Last local date, inclusive.")
-    days: int = Field(description="Number of days in the range.")
+    days: int = Field(description="Number of days in the range.", json_schema_extra=_unit("days"))
 
 
 class Figures(_Response):
     """Totals over a set of analyses; time in minutes, each with its low–high band."""
 
-    conversation_count: int = Field(description=_METRIC_TEXT["conversation_count"])
-    message_count: int = Field(description=_METRIC_TEXT["message_count"])
-    total_active_time: int = Field(description=_METRIC_TEXT["total_active_time"])
-    total_time_saved: int = Field(description=_METRIC_TEXT["total_time_saved"])
-    total_time_saved_low: int = Field(description=_METRIC_TEXT["total_time_saved_low"])
-    total_time_saved_high: int = Field(description=_METRIC_TEXT["total_time_saved_high"])
-    total_manual_time_estimated: int = Field(description=_METRIC_TEXT["total_manual_time_estimated"])
-    total_manual_time_low: int = Field(description=_METRIC_TEXT["total_manual_time_low"])
-    total_manual_time_high: int = Field(description=_METRIC_TEXT["total_manual_time_high"])
-    avg_time_saved_per_conversation: float | None = Field(
-        description="Minutes saved per conversation, most likely (null without conversations)."
+    conversation_count: int = _metric("conversation_count")
+    message_count: int = _metric("message_count")
+    total_active_time: int = _metric("total_active_time")
+    total_time_saved: int = _metric("total_time_saved")
+    total_time_saved_low: int = _metric("total_time_saved_low")
+    total_time_saved_high: int = _metric("total_time_saved_high")
+    total_manual_time_estimated: int = _metric("total_manual_time_estimated")
+    total_manual_time_low: int = _metric("total_manual_time_low")
+    total_manual_time_high: int = _metric("total_manual_time_high")
+    avg_time_saved_per_conversation: float | None = _minutes(
+        "Minutes saved per conversation, most likely (null without conversations)."
     )
-    avg_time_saved_per_conversation_low: float | None = Field(description="Per conversation, low.")
-    avg_time_saved_per_conversation_high: float | None = Field(description="Per conversation, high.")
-    avg_confidence_level: float | None = Field(description="Mean estimator confidence, 0–100.")
-    llm_estimated_count: int = Field(description=_METRIC_TEXT["llm_estimated_count"])
-    heuristic_estimated_count: int = Field(description=_METRIC_TEXT["heuristic_estimated_count"])
+    avg_time_saved_per_conversation_low: float | None = _minutes(
+        "Minutes saved per conversation, low estimate (null without conversations)."
+    )
+    avg_time_saved_per_conversation_high: float | None = _minutes(
+        "Minutes saved per conversation, high estimate (null without conversations)."
+    )
+    avg_confidence_level: float | None = Field(
+        description="Mean estimator confidence, 0–100.", json_schema_extra=_unit("percent")
+    )
+    llm_estimated_count: int = Field(description="Conversations estimated by the LLM.")
+    heuristic_estimated_count: int = Field(description="Conversations estimated by the offline heuristic.")
     estimator: EstimatorLabel = Field(
         description="Which estimator made these figures: `llm`, `heuristic` (a rough rule-based "
-        "estimate), `mixed`, or `none` without conversations."
+        "estimate), `mixed`, or `none` without conversations. With another estimator, its name."
+    )
+    estimators: dict[str, int] = Field(
+        description=_METRIC_TEXT["estimator_counts"]
+        + " Only estimators with at least one conversation; the counts add up to conversation_count."
     )
 
 
@@ -270,32 +351,78 @@ class PeriodComparison(_Response):
     )
 
 
+class DimensionFilter(_Response):
+    """A dimension filter that was applied (`tag=q4_report`: dimension `tag`, value `q4_report`)."""
+
+    dimension: str
+    value: str
+
+
 class SummaryResponse(Figures):
+    """Totals over the range.
+
+    `total_conversations` and `confidence_level` are the specification's names;
+    `conversation_count` and `avg_confidence_level` carry the same values under the
+    names every other set of figures (trend points, breakdown rows) uses.
+    """
+
     range: DateRange
     timezone: str = Field(description="IANA zone whose local dates these are.")
     group: GroupInfo | None = Field(description="The group filter, if any.")
     user_id_hash: str | None = Field(description="The user filter, if any.")
-    total_conversations: int = Field(description="Same as conversation_count (the specification's name).")
+    filter: DimensionFilter | None = Field(description="The dimension filter (`model`, `tag`, ...), if any.")
+    total_conversations: int = Field(
+        description="The specification's name for conversation_count (the same value)."
+    )
     confidence_level: float | None = Field(
-        description="Same as avg_confidence_level (the specification's name)."
+        description="The specification's name for avg_confidence_level (the same value), 0–100.",
+        json_schema_extra=_unit("percent"),
     )
     previous_period: PeriodComparison
     daily_trend: list[DailyPoint] = Field(description="One point per local date of the range.")
 
 
+class ListResponse(_Response):
+    """The envelope of every list endpoint: what was asked, what one row stands for, the rows."""
+
+    range: DateRange
+    timezone: str = Field(description="IANA zone whose local dates these are.")
+    group: GroupInfo | None = Field(description="The group filter, if any.")
+    dimension: str = Field(
+        description="What one row stands for: `date` (trend), `user`, `group`, or a breakdown dimension."
+    )
+
+
+class TrendResponse(ListResponse):
+    dimension: Literal["date"] = "date"
+    user_id_hash: str | None = Field(description="The user filter, if any.")
+    filter: DimensionFilter | None = Field(description="The dimension filter (`model`, `tag`, ...), if any.")
+    rows: list[DailyPoint] = Field(description="One point per local date of the range, oldest first.")
+
+
 class UserRow(Figures):
     user_id_hash: str = Field(description="Pseudonymous user id (HMAC-SHA256, 64 hex characters).")
-    active_days: int = Field(description="Days of the range with at least one analysed conversation.")
+    active_days: int = Field(
+        description="Days of the range with at least one analysed conversation.",
+        json_schema_extra=_unit("days"),
+    )
+
+
+class UserBreakdownResponse(ListResponse):
+    dimension: Literal["user"] = "user"
+    limit: int = Field(description="At most this many users.")
+    rows: list[UserRow] = Field(description="Most time saved first.")
 
 
 class DimensionRow(Figures):
-    value: str = Field(description="The model id or task category.")
+    value: str = Field(description="The dimension's value: the model id, task category, tag, ...")
 
 
-class BreakdownResponse(_Response):
-    range: DateRange
-    group: GroupInfo | None
-    dimension: Literal["model", "category"]
+class BreakdownResponse(ListResponse):
+    dimension: str = Field(
+        description="Which dimension the rows split by.",
+        json_schema_extra={"enum": [d.name for d in STORED_DIMENSIONS]},
+    )
     rows: list[DimensionRow] = Field(description="Most time saved first.")
 
 
@@ -305,8 +432,8 @@ class GroupRow(Figures):
     member_count: int
 
 
-class GroupBreakdownResponse(_Response):
-    range: DateRange
+class GroupBreakdownResponse(ListResponse):
+    dimension: Literal["group"] = "group"
     min_group_size: int = Field(description="Groups with fewer members are not shown.")
     hidden_group_count: int = Field(description="Groups left out because they are too small.")
     rows: list[GroupRow] = Field(description="Every group large enough to show, most time saved first.")

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.conversation import Conversation, Message
+from shared.conversation import Conversation, Message, bounded_tags
 from shared.errors import SkipConversation
 
 __all__ = [
@@ -161,6 +161,12 @@ def is_share_copy(user_id: Any) -> bool:
     return isinstance(user_id, str) and user_id.startswith("shared-")
 
 
+def chat_tags(meta: Any) -> tuple[str, ...]:
+    """The chat's tags (`meta.tags`, the tag ids Open WebUI stores), bounded; () when absent or malformed."""
+    meta = decode_json_column(meta)
+    return bounded_tags(meta.get("tags")) if isinstance(meta, Mapping) else ()
+
+
 def is_internal(meta: Any) -> bool:
     """`meta.internal` is JSON true: a note or a sub-agent's chat, not someone's work."""
     meta = decode_json_column(meta)
@@ -237,6 +243,7 @@ def build_conversation(
         regenerations=tree.regenerations(),
         abandoned_branches=tree.abandoned_branches(),
         models=models,
+        tags=chat_tags(record.meta),
         notes=tuple(notes),
         fingerprint=conversation_fingerprint(messages),
     )
