@@ -1,6 +1,9 @@
 """Cloud Functions entry points and the command line (`python main.py --help`).
 
-Each entry point only hands the request to `functions/`; see ARCHITECTURE in the README.
+Each entry point only hands the request to `functions/`; see docs/ARCHITECTURE.md.
+The command line is local tooling (`infra/cli.py`, never deployed): it is imported
+only when this file is run as a script. `click` comes with functions-framework and
+is pinned for local use in requirements-dev.txt.
 """
 
 from __future__ import annotations
@@ -37,6 +40,6 @@ def api(request: flask.Request) -> flask.Response:
 
 
 if __name__ == "__main__":
-    from functions.cli import cli
+    from infra.cli import cli
 
     cli()

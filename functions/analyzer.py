@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine, Row
 
-from functions import runs
+from functions import runs, wiring
 from functions.outcomes import commit_outcome, request_aggregation
 from shared.config import Settings, get_settings
 from shared.conversation import Conversation, Timing
@@ -478,9 +478,7 @@ def analyze(
     settings = settings or get_settings()
     payload = parse_payload(body)
     if queue is None:
-        from functions.pipeline import default_queue
-
-        queue = default_queue(settings)
+        queue = wiring.queue(settings)
     ctx = _Context(
         payload,
         attempt=attempt,

@@ -30,7 +30,7 @@ from datetime import date, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from functions import runs
+from functions import runs, wiring
 from functions.aggregator import aggregate_run
 from functions.outcomes import commit_outcome
 from shared.config import Settings, get_settings
@@ -218,9 +218,7 @@ def dispatch(
     """
     settings = settings or get_settings()
     if queue is None:
-        from functions.pipeline import default_queue
-
-        queue = default_queue(settings)
+        queue = wiring.queue(settings)
     run_date = target_date or yesterday(settings)
     analytics, source = analytics_engine(settings), source_engine(settings)
 

@@ -635,7 +635,7 @@ def test_trigger_processing_runs_the_real_pipeline(
     tmp_path: Path, analytics_url: str, analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Through the real dispatcher (inline queue) to aggregates the summary then reports."""
-    from functions.pipeline import reset_queue
+    from functions.wiring import reset_queue
     from tests.pipeline_support import build_dataset
 
     day = date(2026, 6, 10)

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy.engine import Engine
 
-from functions.cli import cli
+from infra.cli import cli
 from shared.config import get_settings, reset_settings_cache
 from shared.db import reset_engines
 from shared.pseudonym import pseudonymise

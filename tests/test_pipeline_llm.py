@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from functions import dispatcher
-from functions.pipeline import inline_queue
+from infra.local_queues import inline_queue
 from infra.openwebui_fixture import ChatBuilder
 from shared.config import get_settings, reset_settings_cache
 from shared.db import reset_engines
@@ -58,7 +58,7 @@ def llm_dataset(
 
 def _run(**options: object) -> dispatcher.DispatchResult:
     settings = get_settings()
-    queue = inline_queue(settings, backoff_seconds=0.01, max_attempts=settings.task_max_attempts)
+    queue = inline_queue(settings, backoff_seconds=0.01)
     return dispatcher.dispatch(target_date=DAY, settings=settings, queue=queue, **options)
 
 

@@ -1,0 +1,66 @@
+"""The one wiring place: what each entry point is built from.
+
+The pipeline's modules take their collaborators as arguments; this module builds
+them once per process from the settings and hands them out:
+
+* the task queue (`queue()`): Cloud Tasks when deployed; locally the backends the
+  local tooling registers (`infra/local_queues.py`), which are never deployed;
+* the engines (`shared.db`) and the estimator (`shared.estimators`) are built
+  lazily by their own modules and reached through here, so an entry point imports
+  only what it calls (the api never imports the LLM SDK nor the Tasks client).
+
+It imports no pipeline module, so any of them may import it without a cycle.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from shared.config import QueueBackend, Settings, get_settings
+from shared.errors import ConfigurationError
+from shared.queue import TaskQueue
+
+__all__ = ["queue", "register_queue_backend", "reset_queue"]
+
+QueueFactory = Callable[[Settings], TaskQueue]
+
+
+def _cloud_tasks(settings: Settings) -> TaskQueue:
+    from shared.queue import CloudTasksQueue
+
+    return CloudTasksQueue(settings)
+
+
+_factories: dict[QueueBackend, QueueFactory] = {QueueBackend.CLOUD_TASKS: _cloud_tasks}
+_queue: TaskQueue | None = None
+_lock = threading.Lock()
+
+
+def register_queue_backend(backend: QueueBackend, factory: QueueFactory) -> None:
+    """Local tooling adds the `local_http` and `inline` backends (see infra/local_queues.py)."""
+    with _lock:
+        _factories[backend] = factory
+
+
+def queue(settings: Settings | None = None) -> TaskQueue:
+    """The task queue of this process, built once from the settings."""
+    global _queue
+    settings = settings or get_settings()
+    with _lock:
+        if _queue is None:
+            factory = _factories.get(settings.queue_backend)
+            if factory is None:
+                raise ConfigurationError(
+                    f"ANALYTICS_QUEUE_BACKEND={settings.queue_backend} is a local queue: it exists only "
+                    "with the local tooling (python main.py ...), never in a deployed function"
+                )
+            _queue = factory(settings)
+        return _queue
+
+
+def reset_queue() -> None:
+    """Forget the queue of this process (tests switch settings)."""
+    global _queue
+    with _lock:
+        _queue = None
