@@ -26,7 +26,6 @@ from typing import Any
 
 import click
 import requests
-import sqlalchemy as sa
 
 from infra import local_queues
 from shared.config import QueueBackend, Settings, get_settings, reset_settings_cache
@@ -37,8 +36,6 @@ from shared.pseudonym import pseudonymise
 from shared.queue import TASK_SECRET_HEADER
 
 __all__ = ["cli"]
-
-_FINAL_STATUSES = ("completed", "stale", "failed")
 
 
 def _emit(as_json: bool, data: Any, text: str) -> None:
@@ -112,18 +109,14 @@ def _dispatch_over_http(settings: Settings, url: str, day: date, force: bool) ->
 
 
 def _wait_for_runs(run_ids: list[uuid.UUID], timeout: float) -> list[dict[str, Any]]:
+    from functions import runs
+
     deadline = time.monotonic() + timeout
-    query = sa.text(
-        "SELECT id, run_date, status, conversations_expected, conversations_processed, "
-        "conversations_skipped, conversations_failed, conversations_deferred, estimates_reused, "
-        "total_llm_requests, total_llm_cost_usd, processing_duration_seconds, error_message "
-        "FROM processing_log WHERE id = ANY(:ids) ORDER BY run_date"
-    )
     while True:
         with analytics_engine().connect() as connection:
-            rows = [dict(row._mapping) for row in connection.execute(query, {"ids": run_ids})]
-        if all(row["status"] in _FINAL_STATUSES for row in rows) or time.monotonic() > deadline:
-            return rows
+            found = runs.get_runs(connection, run_ids)
+        if all(run.is_final for run in found) or time.monotonic() > deadline:
+            return [asdict(run) for run in found]
         time.sleep(0.5)
 
 
@@ -231,7 +224,7 @@ def backfill(
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def health(as_json: bool) -> None:
-    """Last run, stale runs (closed now), next scheduled run and the settings that matter."""
+    """Last run, stale runs (reported; the pipeline closes them), next scheduled run, the settings that matter."""
     from functions.api.health import health_report
 
     settings = ensure_analytics_url(get_settings())
@@ -244,7 +237,7 @@ def health(as_json: bool) -> None:
         f"{last.conversations_skipped} skipped, {last.conversations_failed} failed"
         if last
         else "last run: none yet",
-        f"stale runs closed now: {len(report.stale_runs_closed)}",
+        f"stale runs (the next dispatch closes them): {len(report.stale_runs)}",
         f"next run: {report.next_run.scheduled_at} ({report.next_run.source})",
         f"zone {settings.timezone}, idle threshold {settings.idle_threshold_minutes} min, "
         f"estimator {report.system_info.estimator} ({report.system_info.prompt_version})",
@@ -349,9 +342,20 @@ def serve(port: int, days: int) -> None:
         click.echo("press Ctrl-C to stop")
         try:
             while True:
-                time.sleep(3600)
+                time.sleep(60)
+                _sweep_stale_runs(settings)
         except KeyboardInterrupt:
             click.echo("stopping ...")
+
+
+def _sweep_stale_runs(settings: Settings) -> None:
+    """Locally, `serve` closes runs that went quiet (in the cloud the nightly dispatch does)."""
+    from functions import runs
+
+    with analytics_engine(settings).begin() as connection:
+        closed = runs.close_stale_runs(connection, settings)
+    for run_id in closed:
+        click.echo(f"closed stale run {run_id}")
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
