@@ -32,7 +32,6 @@ from shared.conversation import Conversation, Timing
 from shared.db import analytics_engine, source_engine
 from shared.digest import build_digest
 from shared.errors import EstimationFailed, RequestRejected, RetryableError, SkipConversation
-from shared.estimators import build_estimator
 from shared.estimators.base import Estimate, EstimateUsage, Estimator
 from shared.models import ConversationAnalysis
 from shared.openwebui import reader
@@ -448,7 +447,6 @@ def _analyse_claimed(ctx: _Context, stored: Row[Any] | None) -> AnalyzeResult:
     return ctx.result("analyzed" if counted else "duplicate", reused=reused)
 
 
-_estimators: dict[tuple[Any, ...], Estimator] = {}
 _NAMES_TTL_SECONDS = 600.0
 _names_cache: weakref.WeakKeyDictionary[Engine, tuple[float, list[str]]] = weakref.WeakKeyDictionary()
 
@@ -460,13 +458,6 @@ def _known_names(source: Engine) -> list[str]:
     if cached is None or now - cached[0] > _NAMES_TTL_SECONDS:
         cached = _names_cache[source] = (now, reader.load_known_names(source))
     return cached[1]
-
-
-def _default_estimator(settings: Settings) -> Estimator:
-    key = (settings.effective_estimator, settings.openai_model, settings.openai_base_url, settings.llm_rpm)
-    if key not in _estimators:
-        _estimators[key] = build_estimator(settings)
-    return _estimators[key]
 
 
 def analyze(
@@ -487,7 +478,7 @@ def analyze(
         attempt=attempt,
         settings=settings,
         engine=analytics_engine(settings),
-        estimator=estimator or _default_estimator(settings),
+        estimator=estimator or wiring.estimator(settings),
         queue=queue,
     )
     return _run(ctx)

@@ -69,7 +69,9 @@ def analyze_endpoint(request: flask.Request) -> flask.Response:
         audience=lambda s: s.analyzer_url,
         caller=lambda s: s.tasks_invoker_service_account,
         handler=lambda task: dataclasses.asdict(
-            analyzer.analyze(task.body, attempt=task.attempt, queue=wiring.queue())
+            analyzer.analyze(
+                task.body, attempt=task.attempt, estimator=wiring.estimator(), queue=wiring.queue()
+            )
         ),
     )
 

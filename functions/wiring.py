@@ -5,9 +5,12 @@ them once per process from the settings and hands them out:
 
 * the task queue (`queue()`): Cloud Tasks when deployed; locally the backends the
   local tooling registers (`infra/local_queues.py`), which are never deployed;
-* the engines (`shared.db`) and the estimator (`shared.estimators`) are built
-  lazily by their own modules and reached through here, so an entry point imports
-  only what it calls (the api never imports the LLM SDK nor the Tasks client).
+* the estimator (`estimator()`): one per estimator configuration, built on first
+  use, so only the analyzer ever imports the LLM SDK;
+* the engines are `shared.db`'s process-wide ones, created on first use.
+
+Each entry point in `main.py` imports its own function's module only when it is
+first called, so the api never imports the LLM SDK nor the Tasks client.
 
 It imports no pipeline module, so any of them may import it without a cycle.
 """
@@ -16,12 +19,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from shared.config import QueueBackend, Settings, get_settings
 from shared.errors import ConfigurationError
 from shared.queue import TaskQueue
 
-__all__ = ["queue", "register_queue_backend", "reset_queue"]
+if TYPE_CHECKING:
+    from shared.estimators.base import Estimator
+
+__all__ = ["estimator", "queue", "register_queue_backend", "reset_queue"]
 
 QueueFactory = Callable[[Settings], TaskQueue]
 
@@ -64,3 +71,19 @@ def reset_queue() -> None:
     global _queue
     with _lock:
         _queue = None
+
+
+_estimators: dict[tuple[Any, ...], Estimator] = {}
+
+
+def estimator(settings: Settings | None = None) -> Estimator:
+    """The estimator these settings select, one per configuration per process (it holds the
+    LLM client and its rate limiter)."""
+    from shared.estimators import build_estimator
+
+    settings = settings or get_settings()
+    key = (settings.effective_estimator, settings.openai_model, settings.openai_base_url, settings.llm_rpm)
+    with _lock:
+        if key not in _estimators:
+            _estimators[key] = build_estimator(settings)
+        return _estimators[key]
