@@ -42,7 +42,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-
 from shared.config import Settings
 from shared.errors import AuthenticationFailed
 from shared.roles import Role

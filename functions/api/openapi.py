@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from functions.api.schemas import RANGE_RULES, ErrorResponse
+from shared.roles import Access
 
 __all__ = ["PSEUDONYM_NOTE", "Route", "build_openapi"]
 
@@ -53,6 +54,9 @@ class Route(Protocol):
 
     @property
     def tag(self) -> str: ...
+
+    @property
+    def access(self) -> Access: ...
 
     @property
     def documented(self) -> bool: ...
