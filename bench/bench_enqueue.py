@@ -33,9 +33,10 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from functions.dispatcher import task_name  # noqa: E402
+from infra.local_queues import LocalHttpQueue  # noqa: E402
 from infra.tasks_emulator import TasksEmulator  # noqa: E402
 from shared.config import Settings  # noqa: E402
-from shared.queue import CloudTasksQueue, LocalHttpQueue  # noqa: E402
+from shared.queue import CloudTasksQueue  # noqa: E402
 
 
 class _Sink(BaseHTTPRequestHandler):

@@ -4,7 +4,8 @@ For each date a run touched, the rows of `daily_aggregates` (global and per user
 and `daily_breakdowns` (model, category, group) are deleted and rebuilt from the
 analysed conversations, in one transaction under an advisory lock, so running it
 twice changes nothing and two aggregators never interleave. Then the run is
-completed with its duration, counts, LLM requests, tokens and cost.
+completed with its duration, counts, LLM requests, tokens and cost, and other runs
+that made no progress past the stale limit are closed (the ledger's sweep).
 """
 
 from __future__ import annotations
@@ -37,10 +38,16 @@ def aggregate_run(run_id: uuid.UUID, *, engine: Engine | None = None) -> Aggrega
     engine = engine or analytics_engine()
     with engine.begin() as connection:
         status = runs.run_status(connection, run_id)
-        ready = status == "aggregating" or (status == "running" and runs.all_outcomes_in(connection, run_id))
+        ready = status is runs.RunStatus.AGGREGATING or (
+            status is runs.RunStatus.RUNNING and runs.all_outcomes_in(connection, run_id)
+        )
         if not ready:  # completed already, closed as stale, or still waiting for outcomes
             return AggregateResult(run_id, (), completed_now=False)
         assert status is not None
         dates, completed = runs.complete_run(connection, run_id, from_status=status)
     _log.info("run %s aggregated: %d dates", run_id, len(dates))
+    with engine.begin() as connection:  # the pipeline, not a read, closes runs that went stale
+        closed = runs.close_stale_runs(connection)
+    if closed:
+        _log.warning("closed %d stale run(s) after aggregating %s: %s", len(closed), run_id, closed)
     return AggregateResult(run_id, dates, completed_now=completed)

@@ -26,14 +26,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine, Row
 
-from functions import runs
-from functions.outcomes import commit_outcome, request_aggregation
+from functions import runs, wiring
 from shared.config import Settings, get_settings
 from shared.conversation import Conversation, Timing
 from shared.db import analytics_engine, source_engine
 from shared.digest import build_digest
 from shared.errors import EstimationFailed, RequestRejected, RetryableError, SkipConversation
-from shared.estimators import build_estimator
 from shared.estimators.base import Estimate, EstimateUsage, Estimator
 from shared.models import ConversationAnalysis
 from shared.openwebui import reader
@@ -265,7 +263,9 @@ class _Context:
         return AnalyzeResult(self.run_id, self.conversation_id, outcome, reason, reused)
 
 
-def _outcome(ctx: _Context, outcome: str, usage: EstimateUsage | None, **fields: Any) -> runs.OutcomeRecord:
+def _outcome(
+    ctx: _Context, outcome: runs.Outcome, usage: EstimateUsage | None, **fields: Any
+) -> runs.OutcomeRecord:
     """The run outcome of this conversation, carrying what its estimate cost."""
     usage = usage or EstimateUsage()
     return runs.OutcomeRecord(
@@ -292,21 +292,23 @@ def _record_not_analysed(
     ctx: _Context,
     stored: Row[Any] | None,
     *,
-    outcome: str,
+    outcome: runs.Outcome,
     reason: str,
     detail: str,
     conversation: Conversation | None,
     usage: EstimateUsage | None = None,
 ) -> AnalyzeResult:
     """Count a skip or failure (with what a failed estimate cost); never overwrite a good analysis."""
-    keep_existing = stored is not None and stored.status == "analyzed" and outcome == "failed"
+    keep_existing = (
+        stored is not None and stored.status == runs.Outcome.ANALYZED and outcome is runs.Outcome.FAILED
+    )
     owner = None if keep_existing else _owner(ctx, conversation)
     write = None
     if owner is not None:
         user_id, source_updated_at, fingerprint = owner
         values = _not_analysed_values(
             ctx.conversation_id,
-            status=outcome,
+            status=outcome.value,
             reason=reason,
             detail=detail,
             run_id=ctx.run_id,
@@ -320,7 +322,7 @@ def _record_not_analysed(
 
     previous = stored.analysis_date if stored is not None and not keep_existing else None
     record = _outcome(ctx, outcome, usage, reason=reason, previous_analysis_date=previous)
-    counted = commit_outcome(ctx.engine, ctx.queue, ctx.run_id, record, write=write)
+    counted = runs.commit_outcome(ctx.engine, ctx.queue, ctx.run_id, record, write=write)
     _log.info("run %s: conversation %s %s (%s)", ctx.run_id, ctx.conversation_id, outcome, reason)
     return ctx.result(outcome if counted else "duplicate", reason)
 
@@ -348,10 +350,10 @@ def _run(ctx: _Context) -> AnalyzeResult:
         if status is None:
             raise RequestRejected(f"run {ctx.run_id} does not exist")
         if runs.outcome_exists(connection, ctx.run_id, ctx.conversation_id):
-            if status == "aggregating":
+            if status is runs.RunStatus.AGGREGATING:
                 # the delivery that finished the run may have died before starting the
                 # aggregator; asking again is harmless (named task, idempotent aggregator)
-                request_aggregation(ctx.queue, ctx.run_id)
+                runs.request_aggregation(ctx.queue, ctx.run_id)
             return ctx.result("duplicate")
         stored = _stored(connection, ctx.conversation_id)
     with ctx.engine.begin() as connection:
@@ -381,13 +383,13 @@ def _analyse_claimed(ctx: _Context, stored: Row[Any] | None) -> AnalyzeResult:
         timing = measure(conversation.messages, ctx.settings.idle_threshold_minutes)
     except SkipConversation as skip:
         if skip.reason_code == "not_found":  # deleted in Open WebUI: count it, keep any earlier analysis
-            record = runs.OutcomeRecord(ctx.conversation_id, "skipped", reason="not_found")
-            counted = commit_outcome(ctx.engine, ctx.queue, ctx.run_id, record)
+            record = runs.OutcomeRecord(ctx.conversation_id, runs.Outcome.SKIPPED, reason="not_found")
+            counted = runs.commit_outcome(ctx.engine, ctx.queue, ctx.run_id, record)
             return ctx.result("skipped" if counted else "duplicate", "not_found")
         return _record_not_analysed(
             ctx,
             stored,
-            outcome="skipped",
+            outcome=runs.Outcome.SKIPPED,
             reason=skip.reason_code,
             detail=str(skip),
             conversation=conversation,
@@ -399,7 +401,7 @@ def _analyse_claimed(ctx: _Context, stored: Row[Any] | None) -> AnalyzeResult:
         return _record_not_analysed(
             ctx,
             stored,
-            outcome="failed",
+            outcome=runs.Outcome.FAILED,
             reason=failure.reason_code,
             detail=str(failure),
             conversation=conversation,
@@ -411,7 +413,7 @@ def _analyse_claimed(ctx: _Context, stored: Row[Any] | None) -> AnalyzeResult:
         return _record_not_analysed(
             ctx,
             stored,
-            outcome="failed",
+            outcome=runs.Outcome.FAILED,
             reason="transient_error",
             detail=f"gave up after {ctx.attempt + 1} attempts: {error}",
             conversation=conversation,
@@ -437,7 +439,7 @@ def _analyse_claimed(ctx: _Context, stored: Row[Any] | None) -> AnalyzeResult:
     )
     record = _outcome(
         ctx,
-        "analyzed",
+        runs.Outcome.ANALYZED,
         estimate.usage,
         analysis_date=values["analysis_date"],
         previous_analysis_date=previous,
@@ -447,11 +449,10 @@ def _analyse_claimed(ctx: _Context, stored: Row[Any] | None) -> AnalyzeResult:
     def write(connection: Connection) -> None:
         _upsert(connection, values)
 
-    counted = commit_outcome(ctx.engine, ctx.queue, ctx.run_id, record, write=write)
+    counted = runs.commit_outcome(ctx.engine, ctx.queue, ctx.run_id, record, write=write)
     return ctx.result("analyzed" if counted else "duplicate", reused=reused)
 
 
-_estimators: dict[tuple[Any, ...], Estimator] = {}
 _NAMES_TTL_SECONDS = 600.0
 _names_cache: weakref.WeakKeyDictionary[Engine, tuple[float, list[str]]] = weakref.WeakKeyDictionary()
 
@@ -463,19 +464,6 @@ def _known_names(source: Engine) -> list[str]:
     if cached is None or now - cached[0] > _NAMES_TTL_SECONDS:
         cached = _names_cache[source] = (now, reader.load_known_names(source))
     return cached[1]
-
-
-def _default_estimator(settings: Settings) -> Estimator:
-    key = (
-        settings.effective_estimator,
-        settings.openai_model,
-        settings.openai_base_url,
-        settings.llm_rpm,
-        settings.digest_mode,
-    )
-    if key not in _estimators:
-        _estimators[key] = build_estimator(settings)
-    return _estimators[key]
 
 
 def analyze(
@@ -490,15 +478,13 @@ def analyze(
     settings = settings or get_settings()
     payload = parse_payload(body)
     if queue is None:
-        from functions.pipeline import default_queue
-
-        queue = default_queue(settings)
+        queue = wiring.queue(settings)
     ctx = _Context(
         payload,
         attempt=attempt,
         settings=settings,
         engine=analytics_engine(settings),
-        estimator=estimator or _default_estimator(settings),
+        estimator=estimator or wiring.estimator(settings),
         queue=queue,
     )
     return _run(ctx)

@@ -30,9 +30,8 @@ from datetime import date, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from functions import runs
+from functions import runs, wiring
 from functions.aggregator import aggregate_run
-from functions.outcomes import commit_outcome
 from shared.config import Settings, get_settings
 from shared.db import analytics_engine, source_engine
 from shared.openwebui import reader
@@ -44,7 +43,7 @@ __all__ = ["DispatchResult", "backfill", "dispatch", "task_name", "yesterday"]
 _log = logging.getLogger(__name__)
 _RETRYABLE_FAILURES = ("transient_error", "enqueue_failed")
 _TASK_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
-_ID_BATCH = 5000
+_ID_BATCH = 5000  # ids per ANY(:ids) query
 _GROUPS_LOCK_KEY = 7_291_042_120
 
 
@@ -93,19 +92,6 @@ def _stored_versions(
     return stored
 
 
-def _in_flight(connection: Connection) -> set[str]:
-    """Conversations planned by an open run that have not reported yet: not planned twice."""
-    rows = connection.execute(
-        sa.text(
-            "SELECT t.conversation_id FROM run_tasks t "
-            "JOIN processing_log p ON p.id = t.run_id AND p.status = 'running' "
-            "LEFT JOIN run_outcomes o ON o.run_id = t.run_id AND o.conversation_id = t.conversation_id "
-            "WHERE o.conversation_id IS NULL"
-        )
-    )
-    return {row[0] for row in rows}
-
-
 def _needs_analysis(candidate: _Candidate, stored: tuple[datetime, str, str | None] | None) -> bool:
     if stored is None:
         return True
@@ -124,7 +110,7 @@ def _select(
         _Candidate(ref.id, ref.updated_at) for ref in reader.list_changed_since(source, since, until=day_end)
     ]
     with analytics.connect() as connection:
-        in_flight = _in_flight(connection)
+        in_flight = runs.in_flight(connection)
         stored = {} if force else _stored_versions(connection, [c.conversation_id for c in candidates])
     chosen = [
         c
@@ -161,29 +147,6 @@ def refresh_groups(settings: Settings, source: Engine, analytics: Engine) -> int
     return len(groups)
 
 
-def _plan(connection: Connection, run_id: uuid.UUID, ids: Sequence[str]) -> None:
-    for offset in range(0, len(ids), _ID_BATCH):
-        connection.execute(
-            sa.text(
-                "INSERT INTO run_tasks (run_id, conversation_id) "
-                "SELECT :run, unnest(CAST(:ids AS varchar[])) ON CONFLICT DO NOTHING"
-            ),
-            {"run": run_id, "ids": list(ids[offset : offset + _ID_BATCH])},
-        )
-
-
-def _unfinished_tasks(connection: Connection, run_id: uuid.UUID) -> list[str]:
-    rows = connection.execute(
-        sa.text(
-            "SELECT t.conversation_id FROM run_tasks t LEFT JOIN run_outcomes o "
-            "ON o.run_id = t.run_id AND o.conversation_id = t.conversation_id "
-            "WHERE t.run_id = :run AND o.conversation_id IS NULL ORDER BY t.conversation_id"
-        ),
-        {"run": run_id},
-    )
-    return [row[0] for row in rows]
-
-
 def _enqueue(
     engine: Engine, queue: TaskQueue, run_id: uuid.UUID, conversation_ids: Iterable[str], force: bool
 ) -> tuple[int, int]:
@@ -196,8 +159,8 @@ def _enqueue(
         ),
     )
     for name, error in report.failed:
-        record = runs.OutcomeRecord(by_name[name], "failed", reason="enqueue_failed")
-        commit_outcome(engine, queue, run_id, record)
+        record = runs.OutcomeRecord(by_name[name], runs.Outcome.FAILED, reason="enqueue_failed")
+        runs.commit_outcome(engine, queue, run_id, record)
         _log.error("run %s: conversation %s not enqueued: %s", run_id, by_name[name], error)
     return report.enqueued, len(report.failed)
 
@@ -218,9 +181,7 @@ def dispatch(
     """
     settings = settings or get_settings()
     if queue is None:
-        from functions.pipeline import default_queue
-
-        queue = default_queue(settings)
+        queue = wiring.queue(settings)
     run_date = target_date or yesterday(settings)
     analytics, source = analytics_engine(settings), source_engine(settings)
 
@@ -245,26 +206,34 @@ def dispatch(
             deferred=deferred,
         )
         if not opened.joined_existing:
-            _plan(connection, opened.run_id, [c.conversation_id for c in planned])
+            runs.plan(connection, opened.run_id, [c.conversation_id for c in planned])
 
     if opened.joined_existing:
-        if opened.status != "running":
+        if opened.status is not runs.RunStatus.RUNNING:
             _log.info(
                 "dispatch for %s joined run %s (%s): nothing to do", run_date, opened.run_id, opened.status
             )
             return _result(opened)
         with analytics.connect() as connection:
-            todo = _unfinished_tasks(connection, opened.run_id)
+            todo = runs.unfinished_tasks(connection, opened.run_id)
         enqueued, failed = _enqueue(analytics, queue, opened.run_id, todo, force)
         _log.info("dispatch for %s joined open run %s; re-enqueued %d", run_date, opened.run_id, enqueued)
         return _result(opened, enqueued, failed)
 
-    if opened.expected == 0:
-        aggregate_run(opened.run_id, engine=analytics)
-        _log.info("run %s for %s: nothing to analyse; completed", opened.run_id, run_date)
-        return _result(opened, status="completed")
-
-    enqueued, failed = _enqueue(analytics, queue, opened.run_id, (c.conversation_id for c in planned), force)
+    try:
+        if opened.expected == 0:
+            aggregate_run(opened.run_id, engine=analytics)
+            _log.info("run %s for %s: nothing to analyse; completed", opened.run_id, run_date)
+            return _result(opened, status=runs.RunStatus.COMPLETED)
+        enqueued, failed = _enqueue(
+            analytics, queue, opened.run_id, (c.conversation_id for c in planned), force
+        )
+    except Exception as exc:
+        # the run is open but its tasks may never come: say so now rather than at the stale limit
+        with analytics.begin() as connection:
+            runs.fail_run(connection, opened.run_id, f"dispatch failed: {type(exc).__name__}: {exc}")
+        _log.exception("run %s for %s: dispatch failed", opened.run_id, run_date)
+        raise
     _log.info(
         "run %s for %s: %d planned, %d enqueued, %d failed to enqueue, %d deferred to the next run",
         opened.run_id,

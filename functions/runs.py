@@ -1,4 +1,19 @@
-"""Run bookkeeping in `processing_log` and `run_outcomes`: open, count once, finish, close stale.
+"""The run ledger: the one owner of `processing_log`, `run_tasks`, `run_outcomes` and `analysis_claims`.
+
+Every caller (dispatcher, analyzer, aggregator, health, the CLI) reads and moves
+runs through this module and gets one record type back, `Run`. The state machine
+(`TRANSITIONS`):
+
+    open ──► running ──(last outcome counted)──► aggregating ──(aggregated)──► completed
+                │  └──(nothing planned: aggregated at once)──────────────────► completed
+                │  └──(the dispatcher crashed after opening it)──────────────► failed
+                └──(no progress for ANALYTICS_STALE_RUN_MINUTES)──────────────► stale
+    aggregating ──(aggregator never ran, past the stale limit: completed by the sweep)
+
+`completed`, `stale` and `failed` are final. A failed run gives up its idempotency
+key, so the scheduler's retry opens a fresh run. Closing stale runs is the
+pipeline's job (the dispatcher and the aggregator sweep, and locally `serve`);
+reads (health, the dashboard) only report them.
 
 The accounting rule: a run knows how many conversations it expects when it opens;
 every conversation's outcome is inserted once into `run_outcomes` (primary key run +
@@ -10,53 +25,182 @@ enqueue the aggregator.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from functions.aggregates import recompute_dates
 from shared.config import Settings, get_settings
+from shared.errors import AlreadyCounted
+from shared.queue import TaskQueue
 
 __all__ = [
+    "FINAL_STATUSES",
+    "OPEN_STATUSES",
+    "TRANSITIONS",
     "OpenedRun",
+    "Outcome",
     "OutcomeRecord",
+    "Run",
+    "RunStatus",
+    "RunTrigger",
     "all_outcomes_in",
     "claim",
     "close_stale_runs",
+    "commit_outcome",
     "complete_run",
+    "fail_run",
+    "get_run",
+    "get_runs",
+    "in_flight",
+    "last_run",
+    "latest_run",
     "mark_stale",
     "open_run",
     "outcome_exists",
+    "plan",
     "record_outcome",
     "release",
+    "request_aggregation",
     "run_status",
     "stale_runs",
     "touched_dates",
+    "unfinished_tasks",
 ]
 
 _log = logging.getLogger(__name__)
 
+_ID_BATCH = 5000
+
+
+class RunStatus(StrEnum):
+    """`processing_log.status` (the migration's CHECK lists the same values)."""
+
+    RUNNING = "running"
+    AGGREGATING = "aggregating"
+    COMPLETED = "completed"
+    STALE = "stale"
+    FAILED = "failed"
+
+
+OPEN_STATUSES = (RunStatus.RUNNING, RunStatus.AGGREGATING)
+FINAL_STATUSES = (RunStatus.COMPLETED, RunStatus.STALE, RunStatus.FAILED)
+TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.RUNNING: frozenset(
+        {RunStatus.AGGREGATING, RunStatus.COMPLETED, RunStatus.STALE, RunStatus.FAILED}
+    ),
+    RunStatus.AGGREGATING: frozenset({RunStatus.COMPLETED, RunStatus.STALE}),
+    RunStatus.COMPLETED: frozenset(),
+    RunStatus.STALE: frozenset(),
+    RunStatus.FAILED: frozenset(),
+}
+
+
+class RunTrigger(StrEnum):
+    """Who opened a run (`processing_log.trigger`)."""
+
+    SCHEDULER = "scheduler"  # the nightly schedule
+    MANUAL = "manual"  # trigger-processing, or a dispatcher call without a schedule header
+    BACKFILL = "backfill"
+    CLI = "cli"
+
+
+class Outcome(StrEnum):
+    """A conversation's outcome on a run (`run_outcomes.outcome`, `conversation_analysis.status`)."""
+
+    ANALYZED = "analyzed"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
 OUTCOME_COLUMN = {
-    "analyzed": "conversations_processed",
-    "skipped": "conversations_skipped",
-    "failed": "conversations_failed",
+    Outcome.ANALYZED: "conversations_processed",
+    Outcome.SKIPPED: "conversations_skipped",
+    Outcome.FAILED: "conversations_failed",
 }
 
 
 @dataclass(frozen=True, slots=True)
-class OpenedRun:
-    run_id: uuid.UUID
+class Run:
+    """One row of `processing_log`: the one run type every caller gets back."""
+
+    id: uuid.UUID
     run_date: date
-    status: str
-    expected: int
-    deferred: int
-    joined_existing: bool  # a duplicate dispatch found this run already open (or done)
+    status: RunStatus
+    trigger: str
+    started_at: datetime
+    completed_at: datetime | None
+    processing_duration_seconds: int | None
+    conversations_expected: int
+    conversations_processed: int
+    conversations_skipped: int
+    conversations_failed: int
+    conversations_deferred: int
+    estimates_reused: int
+    total_llm_requests: int
+    total_prompt_tokens: int
+    total_completion_tokens: int
+    total_cached_tokens: int
+    total_llm_cost_usd: Decimal
+    error_message: str | None
+
+    @property
+    def run_id(self) -> uuid.UUID:
+        return self.id
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def conversations_finished(self) -> int:
+        return self.conversations_processed + self.conversations_skipped + self.conversations_failed
+
+
+_RUN_SELECT = "SELECT " + ", ".join(f.name for f in dataclasses.fields(Run)) + " FROM processing_log "
+
+
+def _to_run(row: Any) -> Run:
+    values = dict(row._mapping)
+    values["status"] = RunStatus(values["status"])
+    return Run(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedRun:
+    """What `open_run` found: the run, and whether a duplicate dispatch had opened it already."""
+
+    run: Run
+    joined_existing: bool
+
+    @property
+    def run_id(self) -> uuid.UUID:
+        return self.run.id
+
+    @property
+    def run_date(self) -> date:
+        return self.run.run_date
+
+    @property
+    def status(self) -> RunStatus:
+        return self.run.status
+
+    @property
+    def expected(self) -> int:
+        return self.run.conversations_expected
+
+    @property
+    def deferred(self) -> int:
+        return self.run.conversations_deferred
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +208,7 @@ class OutcomeRecord:
     """One conversation's outcome on one run."""
 
     conversation_id: str
-    outcome: str  # analyzed | skipped | failed
+    outcome: Outcome
     reason: str | None = None
     analysis_date: date | None = None
     previous_analysis_date: date | None = None
@@ -98,24 +242,68 @@ WHERE processing_log.id = :run AND processing_log.status = :from_status
 RETURNING processing_log.id
 """
 
-_RUN_COLUMNS = "id, run_date, status, conversations_expected, conversations_deferred"
+_OPEN = "status IN ('running', 'aggregating')"
 
 
 def _existing_run(connection: Connection, run_date: date, idempotency_key: str | None) -> Any:
     if idempotency_key is not None:
         row = connection.execute(
-            sa.text(f"SELECT {_RUN_COLUMNS} FROM processing_log WHERE idempotency_key = :key"),
-            {"key": idempotency_key},
+            sa.text(_RUN_SELECT + "WHERE idempotency_key = :key"), {"key": idempotency_key}
         ).first()
         if row is not None:
             return row
     return connection.execute(
-        sa.text(
-            f"SELECT {_RUN_COLUMNS} FROM processing_log "
-            "WHERE run_date = :d AND status IN ('running', 'aggregating')"
-        ),
-        {"d": run_date},
+        sa.text(_RUN_SELECT + f"WHERE run_date = :d AND {_OPEN}"), {"d": run_date}
     ).first()
+
+
+def get_run(connection: Connection, run_id: uuid.UUID) -> Run | None:
+    row = connection.execute(sa.text(_RUN_SELECT + "WHERE id = :run"), {"run": run_id}).first()
+    return _to_run(row) if row is not None else None
+
+
+def get_runs(connection: Connection, run_ids: Sequence[uuid.UUID]) -> list[Run]:
+    """The runs of `run_ids`, by date (the CLI polls these until they are final)."""
+    rows = connection.execute(
+        sa.text(_RUN_SELECT + "WHERE id = ANY(:ids) ORDER BY run_date, started_at"), {"ids": list(run_ids)}
+    )
+    return [_to_run(row) for row in rows]
+
+
+def latest_run(connection: Connection, *, status: RunStatus | None = None) -> Run | None:
+    """The run started last (optionally: with that status), whatever its trigger."""
+    where = "WHERE status = :status " if status is not None else ""
+    row = connection.execute(
+        sa.text(_RUN_SELECT + where + "ORDER BY started_at DESC LIMIT 1"),
+        {"status": status.value} if status is not None else {},
+    ).first()
+    return _to_run(row) if row is not None else None
+
+
+def last_run(
+    connection: Connection, latest_completed_date: date, *, status: RunStatus | None = None
+) -> Run | None:
+    """ "The last run" as status reports mean it: the latest nightly (scheduled) run, or the latest
+    run of any trigger that covers `latest_completed_date` (yesterday). A manual or backfill run for
+    an older date never displaces it."""
+    where = "WHERE (trigger = :nightly OR run_date >= :day)"
+    params: dict[str, Any] = {"nightly": RunTrigger.SCHEDULER.value, "day": latest_completed_date}
+    if status is not None:
+        where += " AND status = :status"
+        params["status"] = status.value
+    row = connection.execute(
+        sa.text(_RUN_SELECT + where + " ORDER BY started_at DESC LIMIT 1"), params
+    ).first()
+    return _to_run(row) if row is not None else None
+
+
+def recent_runs(connection: Connection, *, limit: int = 5, exclude: uuid.UUID | None = None) -> list[Run]:
+    """The latest runs of every trigger (manual and backfill runs are listed as such)."""
+    rows = connection.execute(
+        sa.text(_RUN_SELECT + "WHERE id IS DISTINCT FROM :exclude ORDER BY started_at DESC LIMIT :limit"),
+        {"limit": limit, "exclude": exclude},
+    )
+    return [_to_run(row) for row in rows]
 
 
 def open_run(
@@ -134,7 +322,7 @@ def open_run(
             "INSERT INTO processing_log (run_date, trigger, force_reestimate, idempotency_key, "
             "conversations_expected, conversations_deferred) "
             "VALUES (:d, :trigger, :force, :key, :expected, :deferred) "
-            f"ON CONFLICT DO NOTHING RETURNING {_RUN_COLUMNS}"
+            "ON CONFLICT DO NOTHING RETURNING id"
         ),
         {
             "d": run_date,
@@ -150,14 +338,10 @@ def open_run(
         row = _existing_run(connection, run_date, idempotency_key)
         if row is None:  # the conflicting run finished between our insert and select
             raise RuntimeError(f"could not open or find a run for {run_date}")
-    return OpenedRun(
-        run_id=row.id,
-        run_date=row.run_date,
-        status=row.status,
-        expected=row.conversations_expected,
-        deferred=row.conversations_deferred,
-        joined_existing=joined,
-    )
+        return OpenedRun(_to_run(row), joined_existing=True)
+    run = get_run(connection, row.id)
+    assert run is not None
+    return OpenedRun(run, joined_existing=joined)
 
 
 def outcome_exists(connection: Connection, run_id: uuid.UUID, conversation_id: str) -> bool:
@@ -170,10 +354,11 @@ def outcome_exists(connection: Connection, run_id: uuid.UUID, conversation_id: s
     )
 
 
-def run_status(connection: Connection, run_id: uuid.UUID) -> str | None:
-    return connection.execute(
+def run_status(connection: Connection, run_id: uuid.UUID) -> RunStatus | None:
+    status = connection.execute(
         sa.text("SELECT status FROM processing_log WHERE id = :run"), {"run": run_id}
     ).scalar_one_or_none()
+    return RunStatus(status) if status is not None else None
 
 
 def record_outcome(connection: Connection, run_id: uuid.UUID, record: OutcomeRecord) -> tuple[bool, bool]:
@@ -194,7 +379,7 @@ def record_outcome(connection: Connection, run_id: uuid.UUID, record: OutcomeRec
         {
             "run": run_id,
             "conv": record.conversation_id,
-            "outcome": record.outcome,
+            "outcome": Outcome(record.outcome).value,
             "reason": record.reason,
             "d": record.analysis_date,
             "prev": record.previous_analysis_date,
@@ -209,7 +394,7 @@ def record_outcome(connection: Connection, run_id: uuid.UUID, record: OutcomeRec
     if inserted is None:
         return False, False
     release(connection, run_id, record.conversation_id)
-    column = OUTCOME_COLUMN[record.outcome]
+    column = OUTCOME_COLUMN[Outcome(record.outcome)]
     finished = connection.execute(
         sa.text(
             f"UPDATE processing_log SET {column} = {column} + 1, "
@@ -219,7 +404,7 @@ def record_outcome(connection: Connection, run_id: uuid.UUID, record: OutcomeRec
         ),
         {"run": run_id, "reused": int(record.estimate_reused)},
     ).first()
-    if finished is not None and finished.status in ("stale", "completed"):
+    if finished is not None and finished.status in FINAL_STATUSES:
         # a straggler after the run was closed: no aggregator will come, so rebuild its dates now
         recompute_dates(
             connection, [d for d in (record.analysis_date, record.previous_analysis_date) if d is not None]
@@ -285,6 +470,90 @@ def touched_dates(connection: Connection, run_id: uuid.UUID) -> list[date]:
     return [row[0] for row in rows]
 
 
+def plan(connection: Connection, run_id: uuid.UUID, ids: Sequence[str]) -> None:
+    """Record the conversations a new run will analyse (`run_tasks`)."""
+    for offset in range(0, len(ids), _ID_BATCH):
+        connection.execute(
+            sa.text(
+                "INSERT INTO run_tasks (run_id, conversation_id) "
+                "SELECT :run, unnest(CAST(:ids AS varchar[])) ON CONFLICT DO NOTHING"
+            ),
+            {"run": run_id, "ids": list(ids[offset : offset + _ID_BATCH])},
+        )
+
+
+def unfinished_tasks(connection: Connection, run_id: uuid.UUID) -> list[str]:
+    """Conversations the run planned that have no outcome yet."""
+    rows = connection.execute(
+        sa.text(
+            "SELECT t.conversation_id FROM run_tasks t LEFT JOIN run_outcomes o "
+            "ON o.run_id = t.run_id AND o.conversation_id = t.conversation_id "
+            "WHERE t.run_id = :run AND o.conversation_id IS NULL ORDER BY t.conversation_id"
+        ),
+        {"run": run_id},
+    )
+    return [row[0] for row in rows]
+
+
+def in_flight(connection: Connection) -> set[str]:
+    """Conversations planned by an open run that have not reported yet: not planned twice."""
+    rows = connection.execute(
+        sa.text(
+            "SELECT t.conversation_id FROM run_tasks t "
+            "JOIN processing_log p ON p.id = t.run_id AND p.status = 'running' "
+            "LEFT JOIN run_outcomes o ON o.run_id = t.run_id AND o.conversation_id = t.conversation_id "
+            "WHERE o.conversation_id IS NULL"
+        )
+    )
+    return {row[0] for row in rows}
+
+
+def request_aggregation(queue: TaskQueue, run_id: uuid.UUID) -> None:
+    """Enqueue the run's aggregator task (named, so a repeat is a no-op)."""
+    queue.enqueue("aggregate", {"run_id": str(run_id)}, name=f"aggregate-{run_id.hex}")
+
+
+def commit_outcome(
+    engine: Engine,
+    queue: TaskQueue,
+    run_id: uuid.UUID,
+    record: OutcomeRecord,
+    *,
+    write: Callable[[Connection], None] | None = None,
+) -> bool:
+    """Write the analysis (if any) and count the outcome in one transaction; start the aggregator
+    when it was the last one. Returns False, with nothing written, when it was already counted."""
+    try:
+        with engine.begin() as connection:
+            if write is not None:
+                write(connection)
+            counted, finished = record_outcome(connection, run_id, record)
+            if not counted:
+                raise AlreadyCounted(f"run {run_id}: conversation {record.conversation_id} already counted")
+    except AlreadyCounted as duplicate:
+        _log.info("%s", duplicate)
+        return False
+    if finished:
+        request_aggregation(queue, run_id)
+    return True
+
+
+def fail_run(connection: Connection, run_id: uuid.UUID, error: str) -> bool:
+    """`running` → `failed`: the dispatcher could not finish opening the run.
+
+    The run gives up its idempotency key, so the scheduler's retry opens a fresh run.
+    """
+    failed = connection.execute(
+        sa.text(
+            "UPDATE processing_log SET status = 'failed', completed_at = now(), idempotency_key = NULL, "
+            "processing_duration_seconds = EXTRACT(EPOCH FROM now() - started_at)::int, "
+            "error_message = :error WHERE id = :run AND status = 'running' RETURNING id"
+        ),
+        {"run": run_id, "error": error[:2000]},
+    ).first()
+    return failed is not None
+
+
 def stale_runs(connection: Connection, settings: Settings) -> list[uuid.UUID]:
     """Open runs with no progress for `stale_run_minutes`: their missing tasks will not come.
 
@@ -320,7 +589,7 @@ def mark_stale(connection: Connection, run_id: uuid.UUID) -> bool:
 
 
 def complete_run(
-    connection: Connection, run_id: uuid.UUID, *, from_status: str
+    connection: Connection, run_id: uuid.UUID, *, from_status: RunStatus
 ) -> tuple[tuple[date, ...], bool]:
     """Rebuild every date the run touched and mark it completed with its totals.
 
@@ -328,7 +597,9 @@ def complete_run(
     """
     dates = tuple(touched_dates(connection, run_id))
     recompute_dates(connection, dates)
-    completed = connection.execute(sa.text(_COMPLETE_RUN), {"run": run_id, "from_status": from_status})
+    completed = connection.execute(
+        sa.text(_COMPLETE_RUN), {"run": run_id, "from_status": RunStatus(from_status).value}
+    )
     return dates, completed.first() is not None
 
 
@@ -342,8 +613,8 @@ def close_stale_runs(connection: Connection, settings: Settings | None = None) -
     settings = settings or get_settings()
     closed: list[uuid.UUID] = []
     for run_id in stale_runs(connection, settings):
-        if run_status(connection, run_id) == "aggregating":
-            complete_run(connection, run_id, from_status="aggregating")
+        if run_status(connection, run_id) is RunStatus.AGGREGATING:
+            complete_run(connection, run_id, from_status=RunStatus.AGGREGATING)
             _log.warning("completed run %s, whose aggregator never ran", run_id)
             continue
         recompute_dates(connection, touched_dates(connection, run_id))

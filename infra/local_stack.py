@@ -82,7 +82,7 @@ class LocalStack:
                     "-m",
                     "functions_framework",
                     f"--target={function}",
-                    f"--source={REPO_ROOT / 'main.py'}",
+                    f"--source={REPO_ROOT / 'infra' / 'local_functions.py'}",
                     "--host=127.0.0.1",
                     f"--port={self.ports[function]}",
                 ],

@@ -42,8 +42,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-import jwt
-
 from shared.config import Settings
 from shared.errors import AuthenticationFailed
 from shared.roles import Role
@@ -310,6 +308,8 @@ def _openwebui_claims(token: str, secret: str, settings: Settings, now: float) -
     per-account `session_stamp` (table `auth`) and its Redis revocation list are not
     consulted: the read-only role sees neither.
     """
+    import jwt  # imported on first use: PyJWT brings `cryptography`, slow to import at cold start
+
     try:
         claims: dict[str, Any] = jwt.decode(token, secret, algorithms=["HS256"])
     except jwt.ExpiredSignatureError as exc:

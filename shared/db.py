@@ -9,13 +9,12 @@ instance keeps it between requests). URLs:
   with the user, password and database taken from the URL;
 * `sqlite:////path/webui.db`: Open WebUI's default database (source only), opened read-only.
 
-With no analytics URL in local mode, the embedded PostgreSQL under `.local/pgdata`
-is started (or joined) and used.
+The analytics URL must be configured: locally the command line (`infra/cli.py`)
+starts the embedded PostgreSQL under `.local/pgdata` and passes its URL on.
 """
 
 from __future__ import annotations
 
-import atexit
 import sqlite3
 import threading
 from typing import Any
@@ -109,17 +108,13 @@ def make_engine(
 
 
 def resolve_analytics_url(settings: Settings) -> str:
-    """The analytics database URL; locally with none configured, the embedded server's."""
+    """The analytics database URL (the local tooling sets it to the embedded server's)."""
     if settings.analytics_database_url:
         return settings.analytics_database_url
-    if settings.is_production:
-        raise ConfigurationError("COGNIFORCE_DATABASE_URL is missing")
-    from infra.embedded_pg import EmbeddedPostgres
-
-    server = EmbeddedPostgres(settings.local_state_dir / "pgdata").start()
-    if server.started_here:
-        atexit.register(server.stop)  # a one-shot command leaves no server behind
-    return server.url()
+    raise ConfigurationError(
+        "COGNIFORCE_DATABASE_URL is missing"
+        + ("" if settings.is_production else " (`python main.py ...` starts a local PostgreSQL and sets it)")
+    )
 
 
 def resolve_source_url(settings: Settings) -> str:

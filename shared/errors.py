@@ -6,8 +6,9 @@
     ├── PermanentError              retrying cannot help: record the reason, answer 2xx
     │   ├── SkipConversation        the conversation cannot be measured (too few timestamps, malformed)
     │   └── EstimationFailed        the estimator refused or kept answering invalid output
-    └── RequestRejected             a caller's request is invalid (bad parameter, oversized payload): 4xx
-        └── AuthenticationFailed    missing or wrong credentials: 401 (403 when `forbidden`)
+    ├── RequestRejected             a caller's request is invalid (bad parameter, oversized payload): 4xx
+    │   └── AuthenticationFailed    missing or wrong credentials: 401 (403 when `forbidden`)
+    └── AlreadyCounted              a concurrent delivery counted this outcome first: roll our writes back
 
 Entry points map these to HTTP status codes; for Cloud Tasks the code decides
 between retry (non-2xx) and done (2xx).
@@ -16,6 +17,7 @@ between retry (non-2xx) and done (2xx).
 from __future__ import annotations
 
 __all__ = [
+    "AlreadyCounted",
     "AnalyticsError",
     "AuthenticationFailed",
     "ConfigurationError",
@@ -81,3 +83,7 @@ class AuthenticationFailed(RequestRejected):
     """Missing or wrong credentials (401), or valid credentials without admin rights (403)."""
 
     status_code = 401
+
+
+class AlreadyCounted(AnalyticsError):
+    """A duplicate delivery lost the race to count a conversation's outcome: its transaction rolls back."""

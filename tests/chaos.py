@@ -22,10 +22,10 @@ from sqlalchemy.engine import Engine
 from functions import dispatcher
 from functions.runs import close_stale_runs
 from infra.embedded_pg import EmbeddedPostgres
+from infra.local_queues import LocalHttpQueue
 from infra.local_stack import LocalStack
 from shared.config import Settings
 from shared.db import make_engine
-from shared.queue import LocalHttpQueue
 from tests.fake_openai import FakeOpenAIServer
 from tests.pipeline_support import assert_books_balance, build_dataset, rows
 

@@ -10,11 +10,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from functions.api import reset_app
-from functions.pipeline import reset_queue
+from functions.wiring import reset_queue
+from infra import local_queues
 from infra.embedded_pg import EmbeddedPostgres
 from shared.config import reset_settings_cache
 from shared.db import make_engine, reset_engines
 from shared.migrate import apply_migrations
+
+# The suite is local tooling: the local HTTP and inline queues are available in-process.
+local_queues.register()
 
 # Variables a developer's shell may carry that would point tests at real services.
 _ISOLATED_VARIABLES = (

@@ -500,15 +500,30 @@ def test_health_without_runs_is_unhealthy_and_reports_settings(fresh_client: Fla
     assert next_run["scheduled_at"] == datetime(2026, 6, 16, 0, 30, tzinfo=ZONE).isoformat()
 
 
-def test_health_closes_and_reports_stale_runs(fresh_client: FlaskClient, analytics_engine: Engine) -> None:
+def test_health_reports_stale_runs_and_closes_nothing(
+    fresh_client: FlaskClient, analytics_engine: Engine
+) -> None:
+    """A read never writes: health reports the stale run; the pipeline's sweep closes it."""
+    from functions import runs
+
     client = fresh_client
     stale = _insert_run(analytics_engine, "running", started_minutes_ago=600, conversations_expected=5)
+    for _ in range(2):
+        body = get(client, "/health")
+        assert body["stale_runs"] == [str(stale)]
+        assert body["stale_runs_closed"] == []
+        assert body["last_run"]["status"] == "running"
+        assert body["status"] == "unhealthy"
+        assert "stale" in body["problems"][0]
+    assert client.get("/", headers=AUTH).status_code == 200  # a dashboard render writes nothing either
+    with analytics_engine.connect() as connection:
+        assert runs.run_status(connection, stale) is runs.RunStatus.RUNNING
+    with analytics_engine.begin() as connection:
+        assert runs.close_stale_runs(connection, get_settings()) == [stale]
     body = get(client, "/health")
-    assert body["stale_runs_closed"] == [str(stale)]
     assert body["last_run"]["status"] == "stale"
+    assert body["stale_runs"] == []
     assert body["status"] == "unhealthy"
-    assert "stale" in body["problems"][0]
-    assert get(client, "/health")["stale_runs_closed"] == []
 
 
 def test_health_after_a_completed_and_a_failed_run(
@@ -702,7 +717,7 @@ def test_trigger_processing_runs_the_real_pipeline(
     tmp_path: Path, analytics_url: str, analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Through the real dispatcher (inline queue) to aggregates the summary then reports."""
-    from functions.pipeline import reset_queue
+    from functions.wiring import reset_queue
     from tests.pipeline_support import build_dataset
 
     day = date(2026, 6, 10)
@@ -720,9 +735,11 @@ def test_trigger_processing_runs_the_real_pipeline(
         assert response.status_code == 202, response.get_data(as_text=True)
         run_id = response.get_json()["job_id"]
         health = get(client, "/health")
-        assert health["last_run"]["run_id"] == run_id
-        assert health["last_run"]["status"] == "completed"
-        assert health["last_run"]["conversations_processed"] == 6
+        assert health["last_run"] is None  # a manual run for an old date is not "the last run" ...
+        (manual,) = health["recent_runs"]  # ... it is listed as what it is
+        assert manual["run_id"] == run_id and manual["trigger"] == "manual"
+        assert manual["status"] == "completed"
+        assert manual["conversations_processed"] == 6
         summary = get(client, "/summary", start_date="2026-06-10", end_date="2026-06-10")
         with analytics_engine.connect() as connection:
             analysed = [

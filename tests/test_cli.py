@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy.engine import Engine
 
-from functions.cli import cli
+from infra.cli import cli
 from shared.config import get_settings, reset_settings_cache
 from shared.db import reset_engines
 from shared.pseudonym import pseudonymise
@@ -52,9 +52,20 @@ def test_run_and_backfill_inline_then_stats_and_health(dataset: Dataset, analyti
     assert [r["conversations_expected"] for r in runs] == [0, 6]  # the first day is unchanged
     assert_books_balance(analytics_engine)
 
+    # runs for old dates are listed as what they are, and are not "the last run"
+    code, output = _invoke("health", "--json")
+    assert code == 1, output
+    report = json.loads(output)
+    assert report["status"] == "unhealthy" and report["last_run"] is None
+    assert {r["trigger"] for r in report["recent_runs"]} == {"cli", "backfill"}
+    # the run for yesterday (the default date) is
+    code, output = _invoke("run", "--inline", "--json")
+    assert code == 0, output
+    (yesterday_run,) = json.loads(output)
     code, output = _invoke("health", "--json")
     assert code == 0, output
-    assert json.loads(output)["status"] == "healthy"
+    report = json.loads(output)
+    assert report["status"] == "healthy" and report["last_run"]["run_id"] == yesterday_run["id"]
 
     code, output = _invoke("stats", "--days", "365", "--json")
     assert code == 0, output

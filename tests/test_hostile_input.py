@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
 from functions import analyzer, runs
-from functions.pipeline import inline_queue
+from infra.local_queues import inline_queue
 from infra.openwebui_fixture import OpenWebUIFixture
 from shared.config import get_settings, reset_settings_cache
 from shared.db import reset_engines

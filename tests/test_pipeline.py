@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from functions import aggregator, analyzer, dispatcher
-from functions.pipeline import inline_queue
 from functions.runs import close_stale_runs
+from infra.local_queues import inline_queue
 from infra.openwebui_fixture import ChatBuilder
 from shared.config import Settings, get_settings, reset_settings_cache
 from shared.db import reset_engines

@@ -14,10 +14,11 @@ import requests
 from sqlalchemy.engine import Engine
 
 from functions import dispatcher
+from infra.local_queues import LocalHttpQueue
 from infra.local_stack import LocalStack
 from shared.config import get_settings, reset_settings_cache
 from shared.db import reset_engines
-from shared.queue import TASK_SECRET_HEADER, LocalHttpQueue
+from shared.queue import TASK_SECRET_HEADER
 from tests.pipeline_support import Dataset, assert_books_balance, build_dataset, rows
 
 pytestmark = pytest.mark.slow

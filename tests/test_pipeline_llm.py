@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from functions import dispatcher
-from functions.pipeline import inline_queue
+from infra.local_queues import inline_queue
 from infra.openwebui_fixture import ChatBuilder
 from shared.config import get_settings, reset_settings_cache
 from shared.db import reset_engines
@@ -58,7 +58,7 @@ def llm_dataset(
 
 def _run(**options: object) -> dispatcher.DispatchResult:
     settings = get_settings()
-    queue = inline_queue(settings, backoff_seconds=0.01, max_attempts=settings.task_max_attempts)
+    queue = inline_queue(settings, backoff_seconds=0.01)
     return dispatcher.dispatch(target_date=DAY, settings=settings, queue=queue, **options)
 
 
@@ -154,3 +154,35 @@ def test_exhausted_retries_become_a_recorded_failure(
     fake_openai.default = "ok"
     again = _run()
     assert again.expected == len(llm_dataset.chat_ids)
+
+
+def test_an_inline_run_outlasts_more_transient_failures_than_the_attempt_limit(
+    llm_dataset: Dataset, fake_openai: FakeOpenAIServer, analytics_engine: Engine
+) -> None:
+    """One conversation meets nothing but 429s and 500s: the inline queue keeps trying until the
+    analyzer's last attempt (ANALYTICS_TASK_MAX_ATTEMPTS, the one limit) records the failure, and
+    the run completes instead of waiting for the stale limit."""
+    limit = get_settings().task_max_attempts
+    faults = ("server_error", "rate_limit", "server_error")
+
+    def answer(body: object, index: int) -> str:
+        return faults[index % len(faults)] if "[IBAN]" in str(body) else "ok"
+
+    fake_openai.default = answer
+    settings = get_settings()
+    queue = inline_queue(settings, backoff_seconds=0.001)
+    result = dispatcher.dispatch(target_date=DAY, settings=settings, queue=queue)
+    assert queue.dropped == []  # no task vanished without an outcome
+    asked = [body for body in fake_openai.requests if "[IBAN]" in str(body)]
+    assert len(asked) == limit  # more consecutive transient failures than any smaller queue limit
+    run = rows(analytics_engine, "SELECT * FROM processing_log WHERE id = :r", r=result.run_id)[0]
+    assert run["status"] == "completed"
+    assert run["conversations_failed"] == 1
+    assert run["conversations_processed"] == len(llm_dataset.chat_ids) - 1
+    failed = rows(
+        analytics_engine,
+        "SELECT o.conversation_id, o.reason FROM run_outcomes o WHERE o.run_id = :r AND o.outcome = 'failed'",
+        r=result.run_id,
+    )
+    assert [(f["conversation_id"], f["reason"]) for f in failed] == [("pii-chat", "transient_error")]
+    assert_books_balance(analytics_engine)

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from functions import dispatcher
-from functions.pipeline import inline_queue
+from infra.local_queues import inline_queue
 from infra.openwebui_fixture import ChatBuilder, OpenWebUIFixture
 from shared.config import get_settings, reset_settings_cache
 from shared.db import reset_engines

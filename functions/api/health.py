@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import functools
 import logging
+import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from cronsim import CronSim, CronSimError
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
+from functions import runs
 from functions.api.queries import latest_analysis_date
 from functions.api.schemas import HealthResponse, NextRun, RunInfo, SystemInfo
 from shared.config import DigestMode, EstimatorKind, Settings
@@ -30,12 +31,6 @@ SchedulerClientFactory = Callable[[], Any]
 """Returns an object with `get_job(name=...)` (a `CloudSchedulerClient` or a test fake)."""
 
 _PROCESSING_VERSION = "2.0"  # the schema default stamped on every analysis
-
-_RUN_COLUMNS = """
-    id AS run_id, run_date, status, trigger, started_at, completed_at, processing_duration_seconds,
-    conversations_expected, conversations_processed, conversations_skipped, conversations_failed,
-    conversations_deferred, estimates_reused, total_llm_requests, total_llm_cost_usd, error_message
-"""
 
 
 @functools.cache
@@ -129,25 +124,30 @@ def _system_info(settings: Settings) -> SystemInfo:
     )
 
 
-def _run(connection: Connection, where: str) -> RunInfo | None:
-    row = (
-        connection.execute(
-            sa.text(f"SELECT {_RUN_COLUMNS} FROM processing_log {where} ORDER BY started_at DESC LIMIT 1")
-        )
-        .mappings()
-        .first()
-    )
-    return RunInfo(**row) if row is not None else None
+def _info(run: runs.Run | None) -> RunInfo | None:
+    return RunInfo.model_validate(run, from_attributes=True) if run is not None else None
 
 
-def _status(last: RunInfo | None, settings: Settings) -> tuple[str, list[str]]:
+def _status(
+    last: runs.Run | None, stale: list[uuid.UUID], settings: Settings, yesterday: date, others: int
+) -> tuple[str, list[str]]:
     if last is None:
+        if others:
+            return "unhealthy", [
+                f"no nightly run and no run for {yesterday.isoformat()} yet "
+                f"({others} manual or backfill run(s) for other dates)"
+            ]
         return "unhealthy", ["no processing run has been recorded yet"]
-    if last.status == "completed":
+    if last.id in stale:
+        return "unhealthy", [
+            f"the last run (for {last.run_date.isoformat()}) made no progress for "
+            f"{settings.stale_run_minutes} minutes; the next dispatch closes it as stale"
+        ]
+    if last.status is runs.RunStatus.COMPLETED:
         return "healthy", []
-    if last.status in ("running", "aggregating"):
+    if last.status in runs.OPEN_STATUSES:
         return "running", []
-    if last.status == "stale":
+    if last.status is runs.RunStatus.STALE:
         return "unhealthy", [
             f"the last run (for {last.run_date.isoformat()}) made no progress for "
             f"{settings.stale_run_minutes} minutes and was closed as stale"
@@ -162,22 +162,28 @@ def health_report(
     now: datetime,
     scheduler_client_factory: SchedulerClientFactory | None = None,
 ) -> HealthResponse:
-    """Close stale runs (so they are reported and closed), then describe the pipeline."""
-    from functions.runs import close_stale_runs
+    """Describe the pipeline. A read: it writes nothing (the pipeline closes stale runs itself).
 
-    with engine.begin() as connection:
-        closed = close_stale_runs(connection, settings)
+    "The last run" is the latest nightly run, or the latest run covering the most recent
+    completed date (yesterday in the configured zone); a manual or backfill run for an
+    older date is listed under `recent_runs` and never displaces it.
+    """
+    yesterday = now.astimezone(settings.zone).date() - timedelta(days=1)
     with engine.connect() as connection:
-        last = _run(connection, "")
-        last_completed = _run(connection, "WHERE status = 'completed'")
+        last = runs.last_run(connection, yesterday)
+        last_completed = runs.last_run(connection, yesterday, status=runs.RunStatus.COMPLETED)
+        stale = runs.stale_runs(connection, settings)
+        recent = runs.recent_runs(connection, exclude=last.id if last is not None else None)
         latest_date = latest_analysis_date(connection)
-    status, problems = _status(last, settings)
+    status, problems = _status(last, stale, settings, yesterday, len(recent))
     return HealthResponse(
         status=status,
         problems=problems,
-        last_run=last,
-        last_completed_run=last_completed,
-        stale_runs_closed=closed,
+        last_run=_info(last),
+        last_completed_run=_info(last_completed),
+        stale_runs=stale,
+        stale_runs_closed=[],
+        recent_runs=[info for info in map(_info, recent) if info is not None],
         latest_analysis_date=latest_date,
         next_run=next_run(settings, now, scheduler_client_factory),
         system_info=_system_info(settings),

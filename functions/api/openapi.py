@@ -8,17 +8,59 @@ that the endpoints use, so the document cannot drift from what they do.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, get_args, get_origin
+from typing import Any, Protocol, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from functions.api.schemas import RANGE_RULES, ErrorResponse
+from shared.roles import Access
 
-if TYPE_CHECKING:
-    from functions.api.app import Route
+__all__ = ["PSEUDONYM_NOTE", "Route", "build_openapi"]
 
-__all__ = ["PSEUDONYM_NOTE", "build_openapi"]
+
+class Route(Protocol):
+    """What the document needs of a route (`functions.api.app.Route` is one; no import back)."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def endpoint(self) -> str: ...
+
+    @property
+    def methods(self) -> tuple[str, ...]: ...
+
+    @property
+    def session_ok(self) -> bool: ...
+
+    @property
+    def query(self) -> type[BaseModel] | None: ...
+
+    @property
+    def response(self) -> Any: ...
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def media_type(self) -> str: ...
+
+    @property
+    def summary(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+    @property
+    def tag(self) -> str: ...
+
+    @property
+    def access(self) -> Access: ...
+
+    @property
+    def documented(self) -> bool: ...
+
 
 PSEUDONYM_NOTE = (
     "What the pseudonyms protect: a user appears only as `user_id_hash`, an HMAC-SHA256 of "

@@ -491,7 +491,15 @@ class HealthResponse(_Response):
     last_run: RunInfo | None
     last_completed_run: RunInfo | None
     stale_runs_closed: list[UUID] = Field(
-        description="Runs this request found running for too long and closed as stale."
+        description="Kept for compatibility; always empty: a read never closes a run (see `stale_runs`)."
+    )
+    stale_runs: list[UUID] = Field(
+        default_factory=list,
+        description="Open runs with no progress for the stale limit; the next dispatch closes them as stale.",
+    )
+    recent_runs: list[RunInfo] = Field(
+        default_factory=list,
+        description="The latest other runs of every trigger (manual and backfill runs are listed as such).",
     )
     latest_analysis_date: date | None = Field(description="Newest local date with aggregated figures.")
     next_run: NextRun

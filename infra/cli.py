@@ -1,5 +1,8 @@
 """The command line: `python main.py COMMAND`. Every command honours the same settings as the functions.
 
+Local tooling, never deployed (the archive leaves `infra/` out); `click` is a
+dev dependency here (functions-framework brings it too).
+
 Locally, with nothing configured, commands start the embedded PostgreSQL, build
 the demo Open WebUI database when needed, and run the pipeline through the four
 functions under functions-framework on loopback (`--inline` runs it in-process).
@@ -7,8 +10,10 @@ functions under functions-framework on loopback (`--inline` runs it in-process).
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -21,18 +26,16 @@ from typing import Any
 
 import click
 import requests
-import sqlalchemy as sa
 
-from shared.config import QueueBackend, Settings, get_settings
-from shared.db import analytics_engine, resolve_analytics_url
+from infra import local_queues
+from shared.config import QueueBackend, Settings, get_settings, reset_settings_cache
+from shared.db import analytics_engine
 from shared.logs import configure_logging
 from shared.migrate import apply_migrations
 from shared.pseudonym import pseudonymise
 from shared.queue import TASK_SECRET_HEADER
 
 __all__ = ["cli"]
-
-_FINAL_STATUSES = ("completed", "stale", "failed")
 
 
 def _emit(as_json: bool, data: Any, text: str) -> None:
@@ -50,9 +53,28 @@ def _ensure_demo_source(settings: Settings) -> None:
     build_demo_database(demo, zone=settings.zone)
 
 
+def ensure_analytics_url(settings: Settings) -> Settings:
+    """Locally with no analytics URL configured, start (or join) the embedded PostgreSQL and use it.
+
+    The URL is set in this process's environment, so the settings, this process's
+    engines and the function processes it starts all see the same database.
+    """
+    if settings.analytics_database_url or settings.is_production:
+        return settings
+    from infra.embedded_pg import EmbeddedPostgres
+
+    server = EmbeddedPostgres(settings.local_state_dir / "pgdata").start()
+    if server.started_here:
+        atexit.register(server.stop)  # a one-shot command leaves no server behind
+    os.environ["COGNIFORCE_DATABASE_URL"] = server.url()
+    reset_settings_cache()
+    return get_settings()
+
+
 def _prepare(settings: Settings) -> dict[str, str]:
     """Databases ready and migrated; the environment the function processes need."""
-    analytics_url = resolve_analytics_url(settings)
+    settings = ensure_analytics_url(settings)
+    analytics_url = settings.analytics_database_url
     apply_migrations(analytics_engine(settings))
     _ensure_demo_source(settings)
     source_url = settings.source_database_url or f"sqlite:///{settings.demo_source_path}"
@@ -87,18 +109,14 @@ def _dispatch_over_http(settings: Settings, url: str, day: date, force: bool) ->
 
 
 def _wait_for_runs(run_ids: list[uuid.UUID], timeout: float) -> list[dict[str, Any]]:
+    from functions import runs
+
     deadline = time.monotonic() + timeout
-    query = sa.text(
-        "SELECT id, run_date, status, conversations_expected, conversations_processed, "
-        "conversations_skipped, conversations_failed, conversations_deferred, estimates_reused, "
-        "total_llm_requests, total_llm_cost_usd, processing_duration_seconds, error_message "
-        "FROM processing_log WHERE id = ANY(:ids) ORDER BY run_date"
-    )
     while True:
         with analytics_engine().connect() as connection:
-            rows = [dict(row._mapping) for row in connection.execute(query, {"ids": run_ids})]
-        if all(row["status"] in _FINAL_STATUSES for row in rows) or time.monotonic() > deadline:
-            return rows
+            found = runs.get_runs(connection, run_ids)
+        if all(run.is_final for run in found) or time.monotonic() > deadline:
+            return [asdict(run) for run in found]
         time.sleep(0.5)
 
 
@@ -122,13 +140,12 @@ def _describe_run(row: dict[str, Any]) -> str:
 def _run_dates(days: list[date], *, force: bool, inline: bool, timeout: float) -> list[dict[str, Any]]:
     """Dispatch each date and wait for its run; with Cloud Tasks, dispatch and return at once."""
     from functions import dispatcher
-    from functions.pipeline import inline_queue
 
-    settings = get_settings()
+    settings = ensure_analytics_url(get_settings())
     environment = _prepare(settings)
     trigger = "backfill" if len(days) > 1 else "cli"
     if inline:
-        queue = inline_queue(settings)
+        queue = local_queues.inline_queue(settings)
         results = [
             dispatcher.dispatch(target_date=day, force=force, trigger=trigger, settings=settings, queue=queue)
             for day in days
@@ -148,6 +165,7 @@ def _run_dates(days: list[date], *, force: bool, inline: bool, timeout: float) -
 @click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
 def cli(verbose: bool) -> None:
     """Time Savings Analytics: how much working time Open WebUI saves your people."""
+    local_queues.register()
     configure_logging(get_settings().log_format, logging.DEBUG if verbose else logging.WARNING)
 
 
@@ -155,7 +173,7 @@ def cli(verbose: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def migrate(as_json: bool) -> None:
     """Apply pending analytics schema migrations (safe to run concurrently and repeatedly)."""
-    applied = apply_migrations(analytics_engine(get_settings()))
+    applied = apply_migrations(analytics_engine(ensure_analytics_url(get_settings())))
     names = [f"{m.version:03d}_{m.name}" for m in applied]
     _emit(
         as_json,
@@ -206,10 +224,10 @@ def backfill(
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def health(as_json: bool) -> None:
-    """Last run, stale runs (closed now), next scheduled run and the settings that matter."""
+    """Last run, stale runs (reported; the pipeline closes them), next scheduled run, the settings that matter."""
     from functions.api.health import health_report
 
-    settings = get_settings()
+    settings = ensure_analytics_url(get_settings())
     report = health_report(analytics_engine(settings), settings, datetime.now(settings.zone))
     data = report.model_dump(mode="json")
     last = report.last_run
@@ -219,7 +237,7 @@ def health(as_json: bool) -> None:
         f"{last.conversations_skipped} skipped, {last.conversations_failed} failed"
         if last
         else "last run: none yet",
-        f"stale runs closed now: {len(report.stale_runs_closed)}",
+        f"stale runs (the next dispatch closes them): {len(report.stale_runs)}",
         f"next run: {report.next_run.scheduled_at} ({report.next_run.source})",
         f"zone {settings.timezone}, idle threshold {settings.idle_threshold_minutes} min, "
         f"estimator {report.system_info.estimator} ({report.system_info.prompt_version})",
@@ -240,7 +258,7 @@ def stats(days: int, as_json: bool) -> None:
     from functions.api.schemas import DateRange
     from functions.dispatcher import yesterday
 
-    settings = get_settings()
+    settings = ensure_analytics_url(get_settings())
     end = yesterday(settings)
     date_range = DateRange(start_date=end - timedelta(days=days - 1), end_date=end, days=days)
     with analytics_engine(settings).connect() as connection:
@@ -293,7 +311,7 @@ def serve(port: int, days: int) -> None:
     from infra.local_stack import LocalStack, free_port
 
     signal.signal(signal.SIGTERM, _exit_on_sigterm)  # stop the function servers and Postgres on `kill`
-    settings = get_settings()
+    settings = ensure_analytics_url(get_settings())
     environment = _prepare(settings)
     dashboard_port = port if _port_is_free(port) else free_port()
     stack = LocalStack(environment, log_dir=settings.local_state_dir / "logs", ports={"api": dashboard_port})
@@ -324,9 +342,20 @@ def serve(port: int, days: int) -> None:
         click.echo("press Ctrl-C to stop")
         try:
             while True:
-                time.sleep(3600)
+                time.sleep(60)
+                _sweep_stale_runs(settings)
         except KeyboardInterrupt:
             click.echo("stopping ...")
+
+
+def _sweep_stale_runs(settings: Settings) -> None:
+    """Locally, `serve` closes runs that went quiet (in the cloud the nightly dispatch does)."""
+    from functions import runs
+
+    with analytics_engine(settings).begin() as connection:
+        closed = runs.close_stale_runs(connection, settings)
+    for run_id in closed:
+        click.echo(f"closed stale run {run_id}")
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
