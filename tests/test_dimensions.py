@@ -15,7 +15,7 @@ from functions.api.csv_export import CSV_COLUMNS
 from functions.api.schemas import BreakdownResponse, ExportQuery, SummaryQuery
 from functions.api.services import ApiServices
 from functions.dimensions import DIMENSIONS, FILTER_DIMENSIONS, STORED_DIMENSIONS, Dimension
-from functions.pipeline import inline_queue
+from infra.local_queues import inline_queue
 from infra.openwebui_fixture import ChatBuilder, OpenWebUIFixture
 from shared.config import get_settings, reset_settings_cache
 from shared.conversation import MAX_TAG_LENGTH, MAX_TAGS, bounded_tags
