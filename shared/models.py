@@ -38,6 +38,7 @@ __all__ = [
     "RunOutcome",
     "RunTask",
     "SchemaMigration",
+    "TimeConfirmation",
     "UserGroup",
 ]
 
@@ -330,3 +331,28 @@ class DashboardSession(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(_TS)
 
     __table_args__ = (Index("idx_dashboard_sessions_expires_at", "expires_at"),)
+
+
+class TimeConfirmation(Base):
+    """A person's own answer to "how long would this have taken you without AI?"."""
+
+    __tablename__ = "time_confirmations"
+
+    conversation_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user_id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    confirmed_minutes: Mapped[int | None] = mapped_column(Integer)
+    did_not_help: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    preset: Mapped[str | None] = mapped_column(String(16))
+    seen_low: Mapped[int | None] = mapped_column(Integer)
+    seen_most_likely: Mapped[int | None] = mapped_column(Integer)
+    seen_high: Mapped[int | None] = mapped_column(Integer)
+    seen_estimator: Mapped[str | None] = mapped_column(String(20))
+    seen_model: Mapped[str | None] = mapped_column(String(128))
+    seen_prompt_version: Mapped[str | None] = mapped_column(String(64))
+    seen_task_category: Mapped[str | None] = mapped_column(String(32))
+    answer_count: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    created_at: Mapped[datetime] = mapped_column(_TS, server_default=_NOW)
+    updated_at: Mapped[datetime] = mapped_column(_TS, server_default=_NOW)
+
+    __table_args__ = (Index("idx_time_confirmations_updated", "updated_at"),)

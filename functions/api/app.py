@@ -19,7 +19,7 @@ import flask
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from werkzeug.exceptions import HTTPException
 
-from functions.api import dashboard, endpoints
+from functions.api import dashboard, endpoints, feedback
 from functions.api.openapi import build_openapi
 from functions.api.schemas import (
     BreakdownQuery,
@@ -45,7 +45,7 @@ from functions.api.services import ApiServices
 from shared.auth import RateLimited, authenticate, session_cookie_name
 from shared.config import Settings, get_settings
 from shared.errors import AuthenticationFailed, ConfigurationError, RequestRejected, RetryableError
-from shared.roles import ADMIN_ONLY, PUBLIC, READERS, Access
+from shared.roles import ADMIN_ONLY, FEEDBACK_WRITERS, PUBLIC, READERS, Access
 
 __all__ = ["API_PREFIX", "ROUTES", "Route", "create_app"]
 
@@ -79,6 +79,7 @@ class Route:
     summary: str = ""
     description: str = ""
     tag: str = "analytics"
+    errors: tuple[tuple[int, str], ...] = ()  # statuses beyond the common ones, for OpenAPI
 
     @property
     def documented(self) -> bool:
@@ -194,6 +195,40 @@ ROUTES: tuple[Route, ...] = (
         description="Starts a dispatch for `date` (default: yesterday), or for every date from "
         "`start_date` to `end_date` (a backfill, at most 366 days). Returns the run ids; follow "
         "them with `health`. Bearer credentials only (not the dashboard cookie).",
+    ),
+    _api(
+        "/feedback",
+        "feedback-state",
+        feedback.feedback_state,
+        access=FEEDBACK_WRITERS,
+        session_ok=False,
+        query=feedback.FeedbackQuery,
+        response=feedback.FeedbackState,
+        summary="A conversation's estimate and its owner's confirmation (Open WebUI's Action)",
+        description="For the time-savings Action in Open WebUI: the current estimate of the chat "
+        "(null before it is analysed) and what the person answered before. The chat must exist "
+        "in Open WebUI and belong to `user_id` (404 / 403 otherwise). The feedback credential "
+        "(`ANALYTICS_FEEDBACK_TOKEN`) or an admin bearer credential.",
+        tag="feedback",
+        errors=feedback.ERRORS,
+    ),
+    _api(
+        "/feedback",
+        "feedback-submit",
+        feedback.submit_feedback,
+        methods=("POST",),
+        access=FEEDBACK_WRITERS,
+        session_ok=False,
+        query=feedback.FeedbackBody,
+        response=feedback.FeedbackReceipt,
+        summary="Store a person's own estimate of the minutes by hand",
+        description="One confirmation per (conversation, person); a later answer replaces the "
+        "earlier one. The chat must exist in Open WebUI and belong to `user_id` (404 / 403 "
+        "otherwise); the user id is pseudonymised before anything is stored. The estimate the "
+        "person was shown is stored with the answer. Minutes are 1–"
+        f"{feedback.MAX_CONFIRMED_MINUTES}; a bad body is 422 and stores nothing.",
+        tag="feedback",
+        errors=feedback.ERRORS,
     ),
     _api(
         "/openapi.json",
@@ -352,7 +387,8 @@ def _rejected(exc: RequestRejected) -> flask.Response:
         if exc.status_code == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="time-savings-analytics"'
         return response
-    return _error(exc.status_code, "bad_request", str(exc))
+    error = {403: "forbidden", 404: "not_found"}.get(exc.status_code, "bad_request")
+    return _error(exc.status_code, error, str(exc))
 
 
 def _http_error(exc: HTTPException) -> flask.Response:

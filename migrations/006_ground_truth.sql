@@ -1,0 +1,45 @@
+-- Ground truth: what people say a task would have taken them by hand.
+--
+-- One confirmation per (conversation, person); a later answer replaces the earlier
+-- one (`answer_count` says how often the person answered). The estimate the person
+-- was shown is copied in when the answer arrives (`seen_*`); a confirmation that
+-- arrives before the conversation is analysed has no `seen_*` values and is joined
+-- to the analysis by `conversation_id` when there is one (see functions/calibration.py).
+-- Runs inside the migration runner's transaction; no BEGIN/COMMIT here.
+
+CREATE TABLE time_confirmations (
+    conversation_id VARCHAR(255) NOT NULL,
+    user_id_hash VARCHAR(64) NOT NULL,             -- HMAC pseudonym of the Open WebUI user id
+    message_id VARCHAR(255),                       -- the assistant message the button was under
+
+    confirmed_minutes INTEGER,                     -- NULL when the person said AI did not help
+    did_not_help BOOLEAN NOT NULL DEFAULT false,
+    preset VARCHAR(16),                            -- the preset chosen, NULL for typed minutes
+
+    -- the estimate the person saw (NULL: not analysed yet when they answered)
+    seen_low INTEGER,
+    seen_most_likely INTEGER,
+    seen_high INTEGER,
+    seen_estimator VARCHAR(20),
+    seen_model VARCHAR(128),
+    seen_prompt_version VARCHAR(64),
+    seen_task_category VARCHAR(32),
+
+    answer_count INTEGER NOT NULL DEFAULT 1,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+
+    PRIMARY KEY (conversation_id, user_id_hash),
+    CONSTRAINT time_confirmations_answer CHECK (
+        (did_not_help AND confirmed_minutes IS NULL)
+        OR (NOT did_not_help AND confirmed_minutes BETWEEN 1 AND 2400)
+    ),
+    CONSTRAINT time_confirmations_seen_band CHECK (
+        seen_most_likely IS NULL
+        OR (seen_low IS NOT NULL AND seen_high IS NOT NULL
+            AND 0 <= seen_low AND seen_low <= seen_most_likely AND seen_most_likely <= seen_high)
+    ),
+    CONSTRAINT time_confirmations_count CHECK (answer_count >= 1)
+);
+
+CREATE INDEX idx_time_confirmations_updated ON time_confirmations (updated_at);
