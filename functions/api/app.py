@@ -19,7 +19,7 @@ import flask
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from werkzeug.exceptions import HTTPException
 
-from functions.api import dashboard, endpoints, feedback
+from functions.api import calibration_views, dashboard, endpoints, feedback
 from functions.api.openapi import build_openapi
 from functions.api.schemas import (
     BreakdownQuery,
@@ -42,6 +42,7 @@ from functions.api.schemas import (
     UserRow,
 )
 from functions.api.services import ApiServices
+from functions.calibration import CalibrationReport
 from shared.auth import RateLimited, authenticate, session_cookie_name
 from shared.config import Settings, get_settings
 from shared.errors import AuthenticationFailed, ConfigurationError, RequestRejected, RetryableError
@@ -231,6 +232,20 @@ ROUTES: tuple[Route, ...] = (
         errors=feedback.ERRORS,
     ),
     _api(
+        "/calibration",
+        "calibration",
+        calibration_views.calibration,
+        access=READERS,
+        query=NoQuery,
+        response=CalibrationReport,
+        summary="How well the estimates agree with what people confirmed",
+        description="Per estimator / model / prompt version, overall and per task category: the "
+        "number of confirmations, Spearman's ρ between confirmed and most likely minutes with a 95 % "
+        "bootstrap interval, the bias (median of confirmed ÷ most likely) with its interquartile "
+        "range, and the share of confirmations inside the low–high band. Below "
+        "`ANALYTICS_CALIBRATION_MIN_CONFIRMATIONS` a group has no numbers, only its message.",
+    ),
+    _api(
         "/openapi.json",
         "openapi",
         _openapi,
@@ -256,6 +271,14 @@ ROUTES: tuple[Route, ...] = (
         "/charts/<any('daily-trend','model','category','group'):chart>.svg",
         "chart",
         dashboard.chart,
+        access=READERS,
+        kind="page",
+        media_type="image/svg+xml",
+    ),
+    Route(
+        "/charts/calibration.svg",
+        "calibration-chart",
+        calibration_views.calibration_chart,
         access=READERS,
         kind="page",
         media_type="image/svg+xml",

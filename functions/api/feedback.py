@@ -28,6 +28,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
 from functions.api.services import ApiServices
+from functions.calibration import MAX_CONFIRMED_MINUTES
 from shared.errors import RequestRejected
 from shared.models import ConversationAnalysis, TimeConfirmation
 from shared.openwebui.reader import load_conversation_ref
@@ -46,11 +47,6 @@ __all__ = [
     "feedback_state",
     "submit_feedback",
 ]
-
-MAX_CONFIRMED_MINUTES = 2400
-"""The most a confirmation may say (40 hours, a working week); the migration's CHECK repeats it.
-A conversation-sized task that would take longer by hand is not one task, and a typo
-(`4500` for `45`) would otherwise dominate every calibration."""
 
 PRESET_MINUTES: dict[str, int | None] = {
     "under_15": 10,  # "< 15 min"
