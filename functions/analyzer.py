@@ -156,6 +156,7 @@ def _analysis_values(
         "message_count": len(conversation.messages),
         "user_message_count": sum(1 for m in conversation.messages if m.role == "user"),
         "regeneration_count": conversation.regenerations,
+        "side_by_side_count": conversation.side_by_side_answers,
         "models_used": list(conversation.models),
         "primary_model": primary_model(conversation),
         "source_updated_at": conversation.source_updated_at,

@@ -284,6 +284,31 @@ class ChatBuilder:
         question = self.user(ask, after=think)
         return question, self.assistant(answer, after=answer_after)
 
+    def side_by_side(
+        self, ask: Any, answers: Sequence[tuple[str, Any]], *, think: float = 60.0, answer_after: float = 1.0
+    ) -> tuple[str, list[str]]:
+        """A turn answered by several models at once, as Open WebUI's side-by-side chat writes it:
+        the user message lists the `models`; one answer per model, all with the same timestamp,
+        each with its `model` and `modelIdx` (its place in that list). The last answer is current."""
+        question = self._add(
+            {"role": "user", "content": ask, "models": [model for model, _ in answers]},
+            after=think,
+            parent=AUTO,
+            timestamp=AUTO,
+        )
+        ids = []
+        for index, (model, content) in enumerate(answers):
+            ids.append(
+                self.assistant(
+                    content,
+                    after=answer_after if index == 0 else 0.0,
+                    parent=question,
+                    model=model,
+                    extra={"modelIdx": index},
+                )
+            )
+        return question, ids
+
     def regenerate(self, user_message_id: str, content: Any, *, after: float = 20.0, **options: Any) -> str:
         """Another answer to `user_message_id` (a sibling of its earlier answers); it becomes current."""
         return self.assistant(content, after=after, parent=user_message_id, **options)

@@ -43,3 +43,8 @@ CREATE TABLE time_confirmations (
 );
 
 CREATE INDEX idx_time_confirmations_updated ON time_confirmations (updated_at);
+
+
+-- Answers of the other models of side-by-side turns: counted apart from regenerations.
+ALTER TABLE conversation_analysis
+    ADD COLUMN side_by_side_count INTEGER NOT NULL DEFAULT 0 CHECK (side_by_side_count >= 0);

@@ -42,6 +42,7 @@ class Conversation:
     models: tuple[str, ...] = ()  # models that answered on the kept branch, first use order
     notes: tuple[str, ...] = ()  # repairs made while reading (e.g. currentId pointed nowhere)
     fingerprint: str = ""  # sha256 of the kept branch's content; equal fingerprints = same conversation
+    side_by_side_answers: int = 0  # answers of the other models of side-by-side turns (not regenerations)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,7 @@ class DigestFeatures:
     regenerations: int = 0
     abandoned_branches: int = 0
     models: tuple[str, ...] = ()
+    side_by_side_answers: int = 0
 
     @property
     def code_lines(self) -> int:

@@ -159,6 +159,7 @@ class ConversationAnalysis(Base):
     message_count: Mapped[int] = _count()
     user_message_count: Mapped[int] = _count()
     regeneration_count: Mapped[int] = _count()
+    side_by_side_count: Mapped[int] = _count()  # migration 006
     models_used: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
     primary_model: Mapped[str | None] = mapped_column(String(255))
     source_updated_at: Mapped[datetime] = mapped_column(_TS)
