@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine, Row
 
-from functions import runs
+from functions import runs, success
 from functions.outcomes import commit_outcome, request_aggregation
 from shared.config import Settings, get_settings
 from shared.conversation import Conversation, Timing
@@ -443,7 +443,12 @@ def _analyse_claimed(ctx: _Context, stored: Row[Any] | None) -> AnalyzeResult:
         estimate_reused=reused,
     )
 
+    values["rated_down"] = success.rated_down(
+        conversation.kept_answer_ids, reader.load_ratings(ctx.source, conversation.conversation_id)
+    )
+
     def write(connection: Connection) -> None:
+        values["confirmed_no_help"] = success.confirmed_no_help(connection, conversation.conversation_id)
         _upsert(connection, values)
 
     counted = commit_outcome(ctx.engine, ctx.queue, ctx.run_id, record, write=write)

@@ -48,3 +48,28 @@ CREATE INDEX idx_time_confirmations_updated ON time_confirmations (updated_at);
 -- Answers of the other models of side-by-side turns: counted apart from regenerations.
 ALTER TABLE conversation_analysis
     ADD COLUMN side_by_side_count INTEGER NOT NULL DEFAULT 0 CHECK (side_by_side_count >= 0);
+
+
+-- The success signal: a conversation whose kept answers were last rated down in Open WebUI
+-- (`rated_down`, read from Open WebUI's `feedback` table when analysed), or that its owner
+-- said "AI did not help" (`confirmed_no_help`, kept in step by the feedback endpoint), is
+-- unsuccessful: it saves 0 in the success-adjusted figure.
+ALTER TABLE conversation_analysis
+    ADD COLUMN rated_down BOOLEAN NOT NULL DEFAULT false,
+    ADD COLUMN confirmed_no_help BOOLEAN NOT NULL DEFAULT false;
+
+ALTER TABLE daily_aggregates
+    ADD COLUMN total_time_saved_successful INTEGER NOT NULL DEFAULT 0,
+    ADD COLUMN unsuccessful_count INTEGER NOT NULL DEFAULT 0,
+    ADD CONSTRAINT successful_within_totals CHECK (
+        0 <= total_time_saved_successful AND total_time_saved_successful <= total_time_saved
+        AND 0 <= unsuccessful_count AND unsuccessful_count <= conversation_count
+    );
+
+ALTER TABLE daily_breakdowns
+    ADD COLUMN total_time_saved_successful INTEGER NOT NULL DEFAULT 0,
+    ADD COLUMN unsuccessful_count INTEGER NOT NULL DEFAULT 0,
+    ADD CONSTRAINT successful_within_breakdown CHECK (
+        0 <= total_time_saved_successful AND total_time_saved_successful <= total_time_saved
+        AND 0 <= unsuccessful_count AND unsuccessful_count <= conversation_count
+    );

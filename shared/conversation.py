@@ -43,6 +43,7 @@ class Conversation:
     notes: tuple[str, ...] = ()  # repairs made while reading (e.g. currentId pointed nowhere)
     fingerprint: str = ""  # sha256 of the kept branch's content; equal fingerprints = same conversation
     side_by_side_answers: int = 0  # answers of the other models of side-by-side turns (not regenerations)
+    kept_answer_ids: tuple[str, ...] = ()  # message ids of the kept branch's assistant answers (ratings)
 
 
 @dataclass(frozen=True, slots=True)

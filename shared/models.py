@@ -160,6 +160,8 @@ class ConversationAnalysis(Base):
     user_message_count: Mapped[int] = _count()
     regeneration_count: Mapped[int] = _count()
     side_by_side_count: Mapped[int] = _count()  # migration 006
+    rated_down: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    confirmed_no_help: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     models_used: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
     primary_model: Mapped[str | None] = mapped_column(String(255))
     source_updated_at: Mapped[datetime] = mapped_column(_TS)
@@ -223,6 +225,8 @@ class _AggregateMetrics:
     total_time_saved: Mapped[int] = _count()
     total_time_saved_low: Mapped[int] = _count()
     total_time_saved_high: Mapped[int] = _count()
+    total_time_saved_successful: Mapped[int] = _count()  # migration 006
+    unsuccessful_count: Mapped[int] = _count()  # migration 006
     confidence_sum: Mapped[int] = _count()
     llm_estimated_count: Mapped[int] = _count()
     heuristic_estimated_count: Mapped[int] = _count()

@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection
 
 from functions.api.services import ApiServices
 from functions.calibration import MAX_CONFIRMED_MINUTES
+from functions.success import sync_confirmed_no_help
 from shared.errors import RequestRejected
 from shared.models import ConversationAnalysis, TimeConfirmation
 from shared.openwebui.reader import load_conversation_ref
@@ -267,6 +268,7 @@ def submit_feedback(services: ApiServices, body: FeedbackBody) -> FeedbackReceip
                 },
             )
         )
+        sync_confirmed_no_help(connection, body.chat_id)  # the success-adjusted figures follow at once
         return FeedbackReceipt(
             chat_id=body.chat_id,
             estimate=shown,

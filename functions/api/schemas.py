@@ -230,6 +230,8 @@ class Figures(_Response):
     total_time_saved: int = Field(description=_METRIC_TEXT["total_time_saved"])
     total_time_saved_low: int = Field(description=_METRIC_TEXT["total_time_saved_low"])
     total_time_saved_high: int = Field(description=_METRIC_TEXT["total_time_saved_high"])
+    total_time_saved_successful: int = Field(description=_METRIC_TEXT["total_time_saved_successful"])
+    unsuccessful_count: int = Field(description=_METRIC_TEXT["unsuccessful_count"])
     total_manual_time_estimated: int = Field(description=_METRIC_TEXT["total_manual_time_estimated"])
     total_manual_time_low: int = Field(description=_METRIC_TEXT["total_manual_time_low"])
     total_manual_time_high: int = Field(description=_METRIC_TEXT["total_manual_time_high"])

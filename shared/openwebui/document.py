@@ -236,6 +236,9 @@ def build_conversation(
         archived=bool(record.archived) if isinstance(record.archived, (bool, int)) else False,
         regenerations=tree.regenerations(),
         side_by_side_answers=tree.side_by_side_answers(),
+        kept_answer_ids=tuple(
+            message_id for message_id in tree.path if _role(tree.nodes[message_id]) == "assistant"
+        ),
         abandoned_branches=tree.abandoned_branches(),
         models=models,
         notes=tuple(notes),
