@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine, Row
 
-from functions import runs, wiring
+from functions import runs, success, wiring
 from shared.config import Settings, get_settings
 from shared.conversation import Conversation, Timing
 from shared.db import analytics_engine, source_engine
@@ -154,6 +154,7 @@ def _analysis_values(
         "message_count": len(conversation.messages),
         "user_message_count": sum(1 for m in conversation.messages if m.role == "user"),
         "regeneration_count": conversation.regenerations,
+        "side_by_side_count": conversation.side_by_side_answers,
         "models_used": list(conversation.models),
         "tags": list(conversation.tags),
         "primary_model": primary_model(conversation),
@@ -446,7 +447,12 @@ def _analyse_claimed(ctx: _Context, stored: Row[Any] | None) -> AnalyzeResult:
         estimate_reused=reused,
     )
 
+    values["rated_down"] = success.rated_down(
+        conversation.kept_answer_ids, reader.load_ratings(ctx.source, conversation.conversation_id)
+    )
+
     def write(connection: Connection) -> None:
+        values["confirmed_no_help"] = success.confirmed_no_help(connection, conversation.conversation_id)
         _upsert(connection, values)
 
     counted = runs.commit_outcome(ctx.engine, ctx.queue, ctx.run_id, record, write=write)

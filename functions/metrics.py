@@ -113,6 +113,17 @@ METRICS: tuple[Metric, ...] = (
         unit=MINUTES,
     ),
     Metric(
+        "total_time_saved_successful",
+        "coalesce(sum(time_saved_minutes) FILTER (WHERE NOT (rated_down OR confirmed_no_help)), 0)",
+        "Minutes saved, most likely, counting only successful conversations: those whose kept "
+        "answers were last rated down in Open WebUI, or whose owner said AI did not help, save 0.",
+    ),
+    Metric(
+        "unsuccessful_count",
+        "count(*) FILTER (WHERE rated_down OR confirmed_no_help)",
+        "Conversations counted as unsuccessful (rated down, or AI did not help).",
+    ),
+    Metric(
         "confidence_sum",
         "coalesce(sum(confidence_level), 0)",
         "Sum of the estimator confidences (0–100 each), so averages over a range are exact.",

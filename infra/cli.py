@@ -358,6 +358,53 @@ def _sweep_stale_runs(settings: Settings) -> None:
         click.echo(f"closed stale run {run_id}")
 
 
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def calibration(as_json: bool) -> None:
+    """How well the estimates agree with the minutes people confirmed in Open WebUI."""
+    from functions.calibration import confirmation_report, render_text
+
+    settings = get_settings()
+    with analytics_engine(settings).connect() as connection:
+        report = confirmation_report(connection, minimum=settings.calibration_min_confirmations)
+    _emit(as_json, report.model_dump(mode="json"), render_text(report))
+
+
+_MAX_LABELS_CHARACTERS = 20_000_000
+
+
+@cli.command()
+@click.option(
+    "--labels",
+    "labels_file",
+    type=click.File("r", encoding="utf-8-sig"),
+    required=True,
+    help="CSV of `conversation id, minutes` (a header row is allowed).",
+)
+@click.option(
+    "--any-estimator", is_flag=True, help="Compare analyses of every estimator, not only the configured one."
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def evaluate(labels_file: Any, any_estimator: bool, as_json: bool) -> None:
+    """The calibration figures of the stored analyses against your own minutes; stores nothing."""
+    from functions.calibration import LabelsRejected, evaluate_labels, read_labels, render_text
+
+    settings = get_settings()
+    text = labels_file.read(_MAX_LABELS_CHARACTERS + 1)
+    if len(text) > _MAX_LABELS_CHARACTERS:
+        raise click.BadParameter(f"larger than {_MAX_LABELS_CHARACTERS:,} characters", param_hint="--labels")
+    try:
+        labels = read_labels(text)
+    except LabelsRejected as exc:
+        raise click.BadParameter(str(exc), param_hint="--labels") from exc
+    estimator = None if any_estimator else settings.effective_estimator.value
+    with analytics_engine(settings).connect() as connection:
+        report = evaluate_labels(
+            connection, labels, minimum=settings.calibration_min_confirmations, estimator=estimator
+        )
+    _emit(as_json, report.model_dump(mode="json"), render_text(report, what="labelled conversations"))
+
+
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 

@@ -81,6 +81,7 @@ class SchemaOptions:
     chat_message: bool = True  # the chat_message table (0.8+)
     group_member: bool = True  # the group_member table (newer); else members in group.user_ids
     group_user_ids: bool = False  # the older group.user_ids JSON column
+    feedback: bool = True  # the feedback table (ratings of answers)
 
 
 CURRENT_SCHEMA = SchemaOptions()
@@ -91,6 +92,7 @@ OLD_SCHEMA = SchemaOptions(
     chat_message=False,
     group_member=False,
     group_user_ids=True,
+    feedback=False,
 )
 
 
@@ -191,6 +193,20 @@ def create_schema(engine: Engine, options: SchemaOptions = CURRENT_SCHEMA) -> sa
             sa.Column("updated_at", sa.BigInteger, nullable=True),
             sa.UniqueConstraint("group_id", "user_id", name="uq_group_member_group_user"),
         )
+    if options.feedback:
+        sa.Table(  # open_webui/models/feedbacks.py
+            "feedback",
+            metadata,
+            sa.Column("id", sa.Text, primary_key=True),
+            sa.Column("user_id", sa.Text),
+            sa.Column("version", sa.BigInteger, default=0),
+            sa.Column("type", sa.Text),
+            sa.Column("data", sa.JSON, nullable=True),
+            sa.Column("meta", sa.JSON, nullable=True),
+            sa.Column("snapshot", sa.JSON, nullable=True),
+            sa.Column("created_at", sa.BigInteger),
+            sa.Column("updated_at", sa.BigInteger),
+        )
     metadata.create_all(engine)
     return metadata
 
@@ -283,6 +299,31 @@ class ChatBuilder:
         """A user message `think` seconds after the previous message, and its answer."""
         question = self.user(ask, after=think)
         return question, self.assistant(answer, after=answer_after)
+
+    def side_by_side(
+        self, ask: Any, answers: Sequence[tuple[str, Any]], *, think: float = 60.0, answer_after: float = 1.0
+    ) -> tuple[str, list[str]]:
+        """A turn answered by several models at once, as Open WebUI's side-by-side chat writes it:
+        the user message lists the `models`; one answer per model, all with the same timestamp,
+        each with its `model` and `modelIdx` (its place in that list). The last answer is current."""
+        question = self._add(
+            {"role": "user", "content": ask, "models": [model for model, _ in answers]},
+            after=think,
+            parent=AUTO,
+            timestamp=AUTO,
+        )
+        ids = []
+        for index, (model, content) in enumerate(answers):
+            ids.append(
+                self.assistant(
+                    content,
+                    after=answer_after if index == 0 else 0.0,
+                    parent=question,
+                    model=model,
+                    extra={"modelIdx": index},
+                )
+            )
+        return question, ids
 
     def regenerate(self, user_message_id: str, content: Any, *, after: float = 20.0, **options: Any) -> str:
         """Another answer to `user_message_id` (a sibling of its earlier answers); it becomes current."""
@@ -635,6 +676,73 @@ class OpenWebUIFixture:
         if chat_message_rows and isinstance(chat, ChatBuilder):
             self.add_chat_message_rows(chat_id, user_id, chat.messages.values())
         return chat_id
+
+    def add_rating(
+        self,
+        user_id: str,
+        chat_id: str,
+        message_id: str,
+        rating: int,
+        *,
+        model_id: str = "gpt-4o",
+        score: int | None = None,
+        reason: str | None = None,
+        comment: str | None = None,
+        at: int = 1_781_000_000,
+        feedback_id: str | None = None,
+    ) -> str:
+        """A 👍 (1) / 👎 (-1) on an answer, written as Open WebUI 0.12.4 writes it.
+
+        The frontend's `feedbackHandler` posts `type 'rating'`, `data` = the message's
+        annotation (`rating`, and from the details form `details.rating` 1–10, `reason`,
+        `comment`, `tags`) plus `model_id`, and `meta` with `chat_id`, `message_id`,
+        `message_index`, `arena`; `FeedbackTable.insert_new_feedback` adds a uuid, `version`
+        0 and `created_at`/`updated_at` in epoch seconds. Changing a rating updates the same
+        row (same id, new `updated_at`): pass the `feedback_id` returned before.
+        """
+        data: dict[str, Any] = {"rating": rating, "model_id": model_id}
+        if score is not None:
+            data["details"] = {"rating": score}
+        if reason is not None:
+            data["reason"] = reason
+        if comment is not None:
+            data["comment"] = comment
+        meta = {
+            "arena": False,
+            "model_id": model_id,
+            "message_id": message_id,
+            "message_index": 2,
+            "chat_id": chat_id,
+        }
+        if feedback_id is not None:
+            table = self._table("feedback")
+            parameter = sa.bindparam("data", type_=sa.Text)
+            with self.engine.begin() as connection:
+                connection.execute(
+                    sa.update(table)
+                    .where(table.c.id == feedback_id)
+                    .values(
+                        data=sa.cast(parameter, sa.JSON) if self._is_postgres else parameter, updated_at=at
+                    ),
+                    {"data": json.dumps(data)},
+                )
+            return feedback_id
+        feedback_id = str(uuid.uuid4())
+        self._insert(
+            "feedback",
+            {
+                "id": feedback_id,
+                "user_id": user_id,
+                "version": 0,
+                "type": "rating",
+                "data": data,
+                "meta": meta,
+                "snapshot": {"chat": {"id": chat_id}},
+                "created_at": at,
+                "updated_at": at,
+            },
+        )
+        return feedback_id
 
     def add_chat_message_rows(
         self,

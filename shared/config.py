@@ -370,6 +370,16 @@ class Settings(BaseSettings):
         description="An open run that records no outcome for this long is closed as stale (and reported).",
     )
 
+    # --- ground truth --------------------------------------------------------------
+    calibration_min_confirmations: int = Field(
+        20,
+        ge=2,
+        le=100_000,
+        validation_alias=_env("ANALYTICS_CALIBRATION_MIN_CONFIRMATIONS"),
+        description="Below this many confirmations a calibration group reports "
+        '"not enough confirmations" instead of a number.',
+    )
+
     # --- queue ---------------------------------------------------------------------
     queue_backend: QueueBackend = Field(
         QueueBackend.LOCAL_HTTP,

@@ -81,6 +81,8 @@ class Conversation:
     tags: tuple[str, ...] = ()  # chat.meta.tags, bounded (`bounded_tags`)
     notes: tuple[str, ...] = ()  # repairs made while reading (e.g. currentId pointed nowhere)
     fingerprint: str = ""  # sha256 of the kept branch's content; equal fingerprints = same conversation
+    side_by_side_answers: int = 0  # answers of the other models of side-by-side turns (not regenerations)
+    kept_answer_ids: tuple[str, ...] = ()  # message ids of the kept branch's assistant answers (ratings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,7 @@ class DigestFeatures:
     regenerations: int = 0
     abandoned_branches: int = 0
     models: tuple[str, ...] = ()
+    side_by_side_answers: int = 0
 
     @property
     def code_lines(self) -> int:

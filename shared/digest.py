@@ -364,6 +364,7 @@ def _features(conversation: Conversation, turns: list[_Turn], assistant: _Shape)
         regenerations=conversation.regenerations,
         abandoned_branches=conversation.abandoned_branches,
         models=conversation.models,
+        side_by_side_answers=conversation.side_by_side_answers,
     )
 
 
@@ -425,6 +426,11 @@ def _effort_lines(features: DigestFeatures) -> list[str]:
         extras.append(f"{_plural(features.regenerations, 'regenerated answer')}")
     if features.abandoned_branches:
         extras.append(f"{_plural(features.abandoned_branches, 'abandoned branch', 'abandoned branches')}")
+    if features.side_by_side_answers:
+        extras.append(
+            f"{_plural(features.side_by_side_answers, 'answer')} from other models shown side by side "
+            "(compared, not regenerated)"
+        )
     if features.attachments:
         extras.append(f"{_plural(features.attachments, 'attachment')}")
     return ["Effort signals: " + ", ".join(extras) + "."] if extras else []

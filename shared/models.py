@@ -38,6 +38,7 @@ __all__ = [
     "RunOutcome",
     "RunTask",
     "SchemaMigration",
+    "TimeConfirmation",
     "UserGroup",
 ]
 
@@ -158,6 +159,9 @@ class ConversationAnalysis(Base):
     message_count: Mapped[int] = _count()
     user_message_count: Mapped[int] = _count()
     regeneration_count: Mapped[int] = _count()
+    side_by_side_count: Mapped[int] = _count()  # migration 006
+    rated_down: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    confirmed_no_help: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     models_used: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
     tags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
     primary_model: Mapped[str | None] = mapped_column(String(255))
@@ -222,6 +226,8 @@ class _AggregateMetrics:
     total_time_saved: Mapped[int] = _count()
     total_time_saved_low: Mapped[int] = _count()
     total_time_saved_high: Mapped[int] = _count()
+    total_time_saved_successful: Mapped[int] = _count()  # migration 006
+    unsuccessful_count: Mapped[int] = _count()  # migration 006
     confidence_sum: Mapped[int] = _count()
     estimator_counts: Mapped[dict[str, int]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     updated_at: Mapped[datetime] = mapped_column(_TS, server_default=_NOW)
@@ -330,3 +336,28 @@ class DashboardSession(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(_TS)
 
     __table_args__ = (Index("idx_dashboard_sessions_expires_at", "expires_at"),)
+
+
+class TimeConfirmation(Base):
+    """A person's own answer to "how long would this have taken you without AI?"."""
+
+    __tablename__ = "time_confirmations"
+
+    conversation_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user_id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    confirmed_minutes: Mapped[int | None] = mapped_column(Integer)
+    did_not_help: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    preset: Mapped[str | None] = mapped_column(String(16))
+    seen_low: Mapped[int | None] = mapped_column(Integer)
+    seen_most_likely: Mapped[int | None] = mapped_column(Integer)
+    seen_high: Mapped[int | None] = mapped_column(Integer)
+    seen_estimator: Mapped[str | None] = mapped_column(String(20))
+    seen_model: Mapped[str | None] = mapped_column(String(128))
+    seen_prompt_version: Mapped[str | None] = mapped_column(String(64))
+    seen_task_category: Mapped[str | None] = mapped_column(String(32))
+    answer_count: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    created_at: Mapped[datetime] = mapped_column(_TS, server_default=_NOW)
+    updated_at: Mapped[datetime] = mapped_column(_TS, server_default=_NOW)
+
+    __table_args__ = (Index("idx_time_confirmations_updated", "updated_at"),)

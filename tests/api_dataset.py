@@ -108,7 +108,15 @@ def sums(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "llm_estimated_count": sum(row["estimator"] == "llm" for row in rows),
         "heuristic_estimated_count": sum(row["estimator"] == "heuristic" for row in rows),
         "estimators": dict(sorted(Counter(row["estimator"] for row in rows).items())),
+        "total_time_saved_successful": sum(
+            row["time_saved_minutes"] for row in rows if not _unsuccessful(row)
+        ),
+        "unsuccessful_count": sum(1 for row in rows if _unsuccessful(row)),
     }
+
+
+def _unsuccessful(row: dict[str, Any]) -> bool:
+    return bool(row.get("rated_down") or row.get("confirmed_no_help"))
 
 
 def _analysis(rng: random.Random, number: int, day: date, user: str, status: str) -> dict[str, Any]:
@@ -130,6 +138,8 @@ def _analysis(rng: random.Random, number: int, day: date, user: str, status: str
         "content_fingerprint": f"{number:064x}",
         "conversation_summary": f"SECRET DIGEST {number}",
         "task_description": f"task description {number}",
+        "rated_down": number % 11 == 0,  # the success signal, without touching the random draws
+        "confirmed_no_help": number % 17 == 0,
     }
     if status != "analyzed":
         return row

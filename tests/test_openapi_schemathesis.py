@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from functions.api.app import API_PREFIX, ROUTES, create_app
 from functions.api.services import ApiServices
 from infra.embedded_pg import EmbeddedPostgres
+from infra.openwebui_fixture import OpenWebUIFixture
 from shared.auth import FailureLimiter
 from shared.config import Settings
 from shared.db import make_engine
@@ -59,15 +60,19 @@ def _backfill(start_date: date, end_date: date, **kwargs: Any) -> list[_Run]:
 
 
 @pytest.fixture(scope="module")
-def api_server(postgres_server: EmbeddedPostgres, _admin_engine: Engine) -> Iterator[str]:
-    """The api app over a seeded database, on a loopback port, for the whole module."""
+def api_server(
+    postgres_server: EmbeddedPostgres, _admin_engine: Engine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The api app over a seeded database (and an empty Open WebUI one), on a loopback port."""
     name = f"t_schema_{uuid.uuid4().hex[:10]}"
     with _admin_engine.connect() as connection:
         connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
     engine = make_engine(postgres_server.url(name))
     apply_migrations(engine)
     seed(engine)
-    app_settings = Settings(analytics_database_url=postgres_server.url(name))
+    source = OpenWebUIFixture.sqlite(tmp_path_factory.mktemp("webui") / "webui.db")
+    source.dispose()
+    app_settings = Settings(analytics_database_url=postgres_server.url(name), source_database_url=source.url)
     services = ApiServices(
         app_settings,
         engine_factory=lambda: engine,

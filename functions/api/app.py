@@ -19,7 +19,7 @@ import flask
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from werkzeug.exceptions import HTTPException
 
-from functions.api import dashboard, endpoints
+from functions.api import calibration_views, dashboard, endpoints, feedback
 from functions.api.openapi import build_openapi
 from functions.api.schemas import (
     BreakdownQuery,
@@ -42,11 +42,12 @@ from functions.api.schemas import (
     UserBreakdownResponse,
 )
 from functions.api.services import ApiServices
+from functions.calibration import CalibrationReport
 from functions.dimensions import GROUP, STORED_DIMENSIONS
 from shared.auth import RateLimited, authenticate, session_cookie_name
 from shared.config import Settings, get_settings
 from shared.errors import AuthenticationFailed, ConfigurationError, RequestRejected, RetryableError
-from shared.roles import ADMIN_ONLY, PUBLIC, READERS, Access
+from shared.roles import ADMIN_ONLY, FEEDBACK_WRITERS, PUBLIC, READERS, Access
 
 __all__ = ["API_PREFIX", "ROUTES", "Route", "create_app"]
 
@@ -80,6 +81,7 @@ class Route:
     summary: str = ""
     description: str = ""
     tag: str = "analytics"
+    errors: tuple[tuple[int, str], ...] = ()  # statuses beyond the common ones, for OpenAPI
 
     @property
     def documented(self) -> bool:
@@ -194,6 +196,54 @@ ROUTES: tuple[Route, ...] = (
         "them with `health`. Bearer credentials only (not the dashboard cookie).",
     ),
     _api(
+        "/feedback",
+        "feedback-state",
+        feedback.feedback_state,
+        access=FEEDBACK_WRITERS,
+        session_ok=False,
+        query=feedback.FeedbackQuery,
+        response=feedback.FeedbackState,
+        summary="A conversation's estimate and its owner's confirmation (Open WebUI's Action)",
+        description="For the time-savings Action in Open WebUI: the current estimate of the chat "
+        "(null before it is analysed) and what the person answered before. The chat must exist "
+        "in Open WebUI and belong to `user_id` (404 / 403 otherwise). The feedback credential "
+        "(`ANALYTICS_FEEDBACK_TOKEN`) or an admin bearer credential.",
+        tag="feedback",
+        errors=feedback.ERRORS,
+    ),
+    _api(
+        "/feedback",
+        "feedback-submit",
+        feedback.submit_feedback,
+        methods=("POST",),
+        access=FEEDBACK_WRITERS,
+        session_ok=False,
+        query=feedback.FeedbackBody,
+        response=feedback.FeedbackReceipt,
+        summary="Store a person's own estimate of the minutes by hand",
+        description="One confirmation per (conversation, person); a later answer replaces the "
+        "earlier one. The chat must exist in Open WebUI and belong to `user_id` (404 / 403 "
+        "otherwise); the user id is pseudonymised before anything is stored. The estimate the "
+        "person was shown is stored with the answer. Minutes are 1–"
+        f"{feedback.MAX_CONFIRMED_MINUTES}; a bad body is 422 and stores nothing.",
+        tag="feedback",
+        errors=feedback.ERRORS,
+    ),
+    _api(
+        "/calibration",
+        "calibration",
+        calibration_views.calibration,
+        access=READERS,
+        query=NoQuery,
+        response=CalibrationReport,
+        summary="How well the estimates agree with what people confirmed",
+        description="Per estimator / model / prompt version, overall and per task category: the "
+        "number of confirmations, Spearman's ρ between confirmed and most likely minutes with a 95 % "
+        "bootstrap interval, the bias (median of confirmed ÷ most likely) with its interquartile "
+        "range, and the share of confirmations inside the low–high band. Below "
+        "`ANALYTICS_CALIBRATION_MIN_CONFIRMATIONS` a group has no numbers, only its message.",
+    ),
+    _api(
         "/openapi.json",
         "openapi",
         _openapi,
@@ -219,6 +269,14 @@ ROUTES: tuple[Route, ...] = (
         f"/charts/<any({_CHART_NAMES}):chart>.svg",
         "chart",
         dashboard.chart,
+        access=READERS,
+        kind="page",
+        media_type="image/svg+xml",
+    ),
+    Route(
+        "/charts/calibration.svg",
+        "calibration-chart",
+        calibration_views.calibration_chart,
         access=READERS,
         kind="page",
         media_type="image/svg+xml",
@@ -350,7 +408,8 @@ def _rejected(exc: RequestRejected) -> flask.Response:
         if exc.status_code == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="time-savings-analytics"'
         return response
-    return _error(exc.status_code, "bad_request", str(exc))
+    error = {403: "forbidden", 404: "not_found"}.get(exc.status_code, "bad_request")
+    return _error(exc.status_code, error, str(exc))
 
 
 def _http_error(exc: HTTPException) -> flask.Response:

@@ -42,6 +42,7 @@ __all__ = [
     "RENDER_BUDGET_SECONDS",
     "ChartRenderFailed",
     "breakdown_chart",
+    "calibration_chart",
     "chart_label",
     "render_bounded",
     "trend_chart",
@@ -261,4 +262,54 @@ def breakdown_chart(
                 for row in reversed(rows)
             ],
         )
+    return _render(chart, budget_seconds)
+
+
+_SCATTER_STYLE = Style(
+    **{
+        **_STYLE_OPTIONS,
+        "colors": ("#9ca3af", "#2563eb", "#f97316", "#16a34a", "#9333ea", "#dc2626", "#0891b2"),
+    }
+)
+_MAX_SERIES = 6
+
+
+def calibration_chart(
+    points: Sequence[tuple[str, float, float]],
+    *,
+    width: int = 640,
+    height: int = 420,
+    budget_seconds: float = RENDER_BUDGET_SECONDS,
+) -> bytes:
+    """Log–log scatter of confirmed against most-likely minutes, one colour per estimator.
+
+    The grey diagonal is "confirmed = estimated"; points above it are tasks people say
+    took longer by hand than estimated. Minutes below 1 are drawn at 1 (a log axis has
+    no 0). Estimator labels go through `chart_label`; after six estimators the rest are "other".
+    """
+    chart = pygal.XY(
+        **{**_COMMON, "style": _SCATTER_STYLE, "show_legend": bool(points)},
+        width=width,
+        height=height,
+        logarithmic=True,
+        stroke=False,
+        dots_size=3,
+        legend_at_bottom=True,
+        x_title="Estimated minutes by hand (most likely)",
+        y_title="Confirmed minutes by hand",
+    )
+    chart.no_data_text = "No confirmations yet"
+    if not points:
+        return _render(chart, budget_seconds)
+    series: dict[str, list[tuple[float, float]]] = {}
+    for label, estimated, confirmed in points:
+        name = chart_label(label or "unknown")
+        if name not in series and len(series) >= _MAX_SERIES:
+            name = "other"
+        series.setdefault(name, []).append((max(1.0, estimated), max(1.0, confirmed)))
+    values = [value for pairs in series.values() for pair in pairs for value in pair]
+    low, high = min(values), max(values)
+    chart.add("confirmed = estimated", [(low, low), (high, high)], stroke=True, show_dots=False)
+    for name, pairs in series.items():
+        chart.add(name, pairs)
     return _render(chart, budget_seconds)

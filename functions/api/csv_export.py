@@ -48,6 +48,16 @@ _COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("manual_time_most_likely_minutes", "manual_time_most_likely", "plain"),
     ("manual_time_high_minutes", "manual_time_high", "plain"),
     ("time_saved_minutes", "time_saved_minutes", "plain"),
+    (
+        "time_saved_successful_minutes",
+        "CASE WHEN rated_down OR confirmed_no_help THEN 0 ELSE time_saved_minutes END",
+        "plain",
+    ),
+    (
+        "unsuccessful_reason",
+        "CASE WHEN confirmed_no_help THEN 'did_not_help' WHEN rated_down THEN 'rated_down' ELSE '' END",
+        "text",
+    ),
     ("confidence_level", "confidence_level", "plain"),
     ("task_category", "task_category", "text"),  # the category dimension's column
     ("estimator", "estimator", "text"),

@@ -17,7 +17,7 @@ import flask
 from pydantic import ValidationError
 from werkzeug.wrappers import Response
 
-from functions.api import charts, queries
+from functions.api import calibration_views, charts, queries
 from functions.api.endpoints import checked_group, previous_range
 from functions.api.health import health_report
 from functions.api.schemas import (
@@ -292,6 +292,7 @@ def dashboard_page(services: ApiServices) -> flask.Response:
         is_admin=is_admin,
         csrf_token=csrf,
         today=services.today(),
+        calibration=calibration_views.dashboard_report(services),
     )
 
 
@@ -302,6 +303,9 @@ def _svg(body: bytes, status: int = 200) -> flask.Response:
     response = flask.Response(body, status=status, mimetype="image/svg+xml")
     response.headers["Content-Security-Policy"] = _SVG_CSP
     return response
+
+
+svg_response = _svg  # the calibration panel's chart is served the same way
 
 
 def chart(services: ApiServices, chart: str) -> flask.Response:

@@ -35,6 +35,9 @@ class Route(Protocol):
     def session_ok(self) -> bool: ...
 
     @property
+    def errors(self) -> tuple[tuple[int, str], ...]: ...
+
+    @property
     def query(self) -> type[BaseModel] | None: ...
 
     @property
@@ -147,7 +150,7 @@ def _operation(route: Route) -> dict[str, Any]:
         success["content"] = {route.media_type: {"schema": {"type": "string"}}}
     responses: dict[str, Any] = {str(route.status): success}
     error_content = {"application/json": {"schema": {"$ref": _REF.format(model="ErrorResponse")}}}
-    for code, description in _ERRORS.items():
+    for code, description in [*_ERRORS.items(), *((str(c), d) for c, d in route.errors)]:
         responses[code] = {"description": description, "content": error_content}
     responses["429"]["headers"] = {
         "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}

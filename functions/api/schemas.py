@@ -301,6 +301,8 @@ class Figures(_Response):
     total_time_saved: int = _metric("total_time_saved")
     total_time_saved_low: int = _metric("total_time_saved_low")
     total_time_saved_high: int = _metric("total_time_saved_high")
+    total_time_saved_successful: int = _metric("total_time_saved_successful")
+    unsuccessful_count: int = _metric("unsuccessful_count")
     total_manual_time_estimated: int = _metric("total_manual_time_estimated")
     total_manual_time_low: int = _metric("total_manual_time_low")
     total_manual_time_high: int = _metric("total_manual_time_high")

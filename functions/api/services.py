@@ -75,6 +75,11 @@ class ApiServices:
         """The analytics database engine (created on first use)."""
         return self.engine_factory() if self.engine_factory else analytics_engine(self.settings)
 
+    @property
+    def source_engine(self) -> Engine:
+        """Open WebUI's database, read only (created on first use)."""
+        return source_engine(self.settings)
+
     def now(self) -> datetime:
         """The current time in the configured zone."""
         current = self.clock() if self.clock else datetime.now(self.settings.zone)

@@ -241,6 +241,10 @@ def build_conversation(
         title=_clean_text(title) if isinstance(title, str) else "",
         archived=bool(record.archived) if isinstance(record.archived, (bool, int)) else False,
         regenerations=tree.regenerations(),
+        side_by_side_answers=tree.side_by_side_answers(),
+        kept_answer_ids=tuple(
+            message_id for message_id in tree.path if _role(tree.nodes[message_id]) == "assistant"
+        ),
         abandoned_branches=tree.abandoned_branches(),
         models=models,
         tags=chat_tags(record.meta),
@@ -344,26 +348,73 @@ class _Tree:
                 newest, newest_key = message_id, key
         return newest
 
+    def answer_slots(self, user_message_id: str) -> list[list[str]]:
+        """The assistant answers to a user message, one list per side-by-side model slot.
+
+        Open WebUI's side-by-side chat: the user message lists several `models`, and
+        the frontend creates one answer per model at once, each with its `model` and
+        its `modelIdx` (the model's position in that list). Regenerating one of them
+        adds an answer with the same `modelIdx`. So answers are grouped by `modelIdx`
+        (by `model` when it is missing) only when the user message lists more than one
+        model; otherwise every answer is in the one slot, whatever model gave it.
+        """
+        answers = [
+            child
+            for child in self.children.get(user_message_id, ())
+            if _role(self.nodes[child]) == "assistant"
+        ]
+        if not answers:
+            return []
+        listed = self.nodes[user_message_id].get("models")
+        if not isinstance(listed, list) or len({m for m in listed if isinstance(m, str)}) < 2:
+            return [answers]
+        slots: dict[tuple[str, Any], list[str]] = {}
+        for answer in answers:
+            node = self.nodes[answer]
+            index = node.get("modelIdx")
+            model = node.get("model")
+            if isinstance(index, int) and not isinstance(index, bool):
+                key: tuple[str, Any] = ("index", index)
+            else:
+                key = ("model", model if isinstance(model, str) else None)
+            slots.setdefault(key, []).append(answer)
+        return list(slots.values())
+
+    def _kept_user_messages(self) -> list[str]:
+        return [message_id for message_id in self.path if _role(self.nodes[message_id]) == "user"]
+
     def regenerations(self) -> int:
-        """Assistant answers beyond the first under each user message of the kept path."""
-        extra = 0
-        for message_id in self.path:
-            if _role(self.nodes[message_id]) == "user":
-                answers = sum(
-                    1
-                    for child in self.children.get(message_id, ())
-                    if _role(self.nodes[child]) == "assistant"
-                )
-                extra += max(0, answers - 1)
-        return extra
+        """Answers beyond the first in each model slot under each user message of the kept path."""
+        return sum(
+            len(slot) - 1
+            for message_id in self._kept_user_messages()
+            for slot in self.answer_slots(message_id)
+        )
+
+    def side_by_side_answers(self) -> int:
+        """Answers of the other models of side-by-side turns on the kept path (not regenerations)."""
+        return sum(
+            max(0, len(self.answer_slots(message_id)) - 1) for message_id in self._kept_user_messages()
+        )
 
     def abandoned_branches(self) -> int:
-        """Siblings of kept messages (edits and regenerations the user left), other roots included."""
+        """Siblings of kept messages (edits and regenerations the user left), other roots included.
+
+        The answers of the other models of a side-by-side turn are not branches the user left.
+        """
         kept = set(self.path)
-        return sum(
-            sum(1 for sibling in self.children.get(self.parents[message_id], ()) if sibling not in kept)
-            for message_id in self.path
-        )
+        abandoned = 0
+        for message_id in self.path:
+            parent = self.parents[message_id]
+            siblings = [sibling for sibling in self.children.get(parent, ()) if sibling not in kept]
+            if parent is not None and _role(self.nodes[message_id]) == "assistant":
+                slots = self.answer_slots(parent)
+                if len(slots) > 1:
+                    own = next((slot for slot in slots if message_id in slot), [])
+                    parallel = {answer for slot in slots if slot is not own for answer in slot}
+                    siblings = [sibling for sibling in siblings if sibling not in parallel]
+            abandoned += len(siblings)
+        return abandoned
 
 
 def _history(document: Mapping[str, Any] | None) -> Mapping[str, Any]:

@@ -60,6 +60,7 @@ from shared.openwebui.document import (
 
 __all__ = [
     "ConversationRef",
+    "Rating",
     "UserGroup",
     "iter_conversations",
     "list_changed_since",
@@ -67,6 +68,7 @@ __all__ = [
     "load_conversation",
     "load_conversation_ref",
     "load_known_names",
+    "load_ratings",
     "load_user_groups",
     "load_user_groups_of",
     "load_user_role",
@@ -255,6 +257,74 @@ def load_user_role(engine: Engine, user_id: str) -> str | None:
     return role if isinstance(role, str) else None
 
 
+class Rating(NamedTuple):
+    """A person's rating of one answer in Open WebUI (`feedback` rows of type `rating`)."""
+
+    message_id: str
+    rating: int | None  # 1 (thumbs up), -1 (thumbs down), None when unreadable
+    score: int | None  # the optional 1–10 rating of the details form
+    updated_at: datetime
+
+
+def load_ratings(engine: Engine, chat_id: str) -> list[Rating]:
+    """The ratings of a chat's answers, oldest change first; [] when the database has no `feedback` table.
+
+    `meta.chat_id` is matched in SQL (`->>` on Postgres, `json_extract` on SQLite, guarded by
+    `json_valid` so a malformed row cannot fail the query); `data` and `meta` are decoded here.
+    """
+    schema = _source_schema(engine)
+    feedback = schema.feedback
+    if feedback is None:
+        return []
+    meta_chat: sa.ColumnElement[Any]
+    if engine.dialect.name == "sqlite":
+        meta_chat = sa.case(
+            (sa.func.json_valid(feedback.c.meta) == 1, sa.func.json_extract(feedback.c.meta, "$.chat_id")),
+            else_=None,
+        )
+    else:
+        meta_chat = sa.cast(feedback.c.meta, postgresql.JSONB)["chat_id"].astext
+    statement = (
+        sa.select(
+            sa.cast(feedback.c.data, sa.Text).label("data"),
+            sa.cast(feedback.c.meta, sa.Text).label("meta"),
+            feedback.c.updated_at,
+        )
+        .where(feedback.c.type == "rating", meta_chat == chat_id)
+        .order_by(feedback.c.updated_at)
+    )
+    ratings = []
+    with engine.connect() as connection:
+        for row in connection.execute(statement):
+            meta = decode_json_column(row.meta)
+            data = decode_json_column(row.data)
+            if not isinstance(meta, Mapping) or not isinstance(meta.get("message_id"), str):
+                continue
+            data = data if isinstance(data, Mapping) else {}
+            details = data.get("details")
+            ratings.append(
+                Rating(
+                    message_id=meta["message_id"],
+                    rating=_small_int(data.get("rating"), {1, -1}),
+                    score=_small_int(
+                        details.get("rating") if isinstance(details, Mapping) else None, set(range(1, 11))
+                    ),
+                    updated_at=epoch_to_datetime(row.updated_at),
+                )
+            )
+    return ratings
+
+
+def _small_int(value: Any, allowed: set[int]) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number in allowed else None
+
+
 # --- batches -----------------------------------------------------------------------
 
 
@@ -337,6 +407,7 @@ class _SourceSchema:
     group: sa.TableClause | None
     group_member: sa.TableClause | None
     internal_filter: sa.ColumnElement[bool] | None
+    feedback: sa.TableClause | None = None  # ratings; absent before Open WebUI had them
 
     def chat_select(self) -> sa.Select[Any]:
         chat = self.chat
@@ -444,6 +515,13 @@ _GROUP_COLUMNS: dict[str, sa.types.TypeEngine[Any]] = {
     "user_ids": sa.Text(),
 }
 _GROUP_MEMBER_COLUMNS: dict[str, sa.types.TypeEngine[Any]] = {"group_id": sa.Text(), "user_id": sa.Text()}
+_FEEDBACK_COLUMNS: dict[str, sa.types.TypeEngine[Any]] = {
+    "id": sa.Text(),
+    "type": sa.Text(),
+    "data": sa.JSON(),
+    "meta": sa.JSON(),
+    "updated_at": sa.BigInteger(),
+}
 
 
 def _source_schema(engine: Engine) -> _SourceSchema:
@@ -483,6 +561,7 @@ def _source_schema(engine: Engine) -> _SourceSchema:
         group=table("group", _GROUP_COLUMNS, {"id", "name"}),
         group_member=table("group_member", _GROUP_MEMBER_COLUMNS, {"group_id", "user_id"}),
         internal_filter=_internal_filter(engine, chat, meta_type),
+        feedback=table("feedback", _FEEDBACK_COLUMNS, {"type", "data", "meta", "updated_at"}),
     )
     with _schemas_lock:
         _schemas[engine] = schema

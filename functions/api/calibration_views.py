@@ -1,0 +1,42 @@
+"""The calibration report in the API and on the dashboard (see `functions/calibration.py`)."""
+
+from __future__ import annotations
+
+import flask
+
+from functions.api import charts
+from functions.api.schemas import NoQuery
+from functions.api.services import ApiServices
+from functions.calibration import (
+    CalibrationReport,
+    confirmation_report,
+    load_confirmation_pairs,
+    scatter_points,
+)
+
+__all__ = ["calibration", "calibration_chart", "dashboard_report"]
+
+
+def calibration(services: ApiServices, query: NoQuery) -> CalibrationReport:
+    """GET /calibration: every stored confirmation against its estimate."""
+    with services.engine.connect() as connection:
+        return confirmation_report(connection, minimum=services.settings.calibration_min_confirmations)
+
+
+def dashboard_report(services: ApiServices) -> CalibrationReport:
+    """The report the dashboard's calibration panel shows."""
+    return calibration(services, NoQuery())
+
+
+def calibration_chart(services: ApiServices) -> flask.Response:
+    """The panel's log–log scatter of confirmed against estimated minutes."""
+    with services.engine.connect() as connection:
+        pairs = load_confirmation_pairs(connection).pairs
+    from functions.api.dashboard import svg_response  # the dashboard imports this module
+
+    budget = services.settings.chart_render_seconds
+    try:
+        return svg_response(charts.calibration_chart(scatter_points(pairs), budget_seconds=budget))
+    except charts.ChartRenderFailed as exc:
+        flask.current_app.logger.error("calibration chart not drawn: %s", exc)
+        return svg_response(charts.ERROR_SVG, status=503)
