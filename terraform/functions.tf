@@ -156,6 +156,7 @@ data "archive_file" "source" {
     "**/*.pyc",
     "bench",
     "infra",
+    "integrations", # the Open WebUI Action is imported into Open WebUI, not deployed
     "terraform",
     "tests",
     "test-artifacts",

@@ -218,7 +218,8 @@ def test_the_cli_prints_the_calibration_and_evaluates_a_labels_file(
     import json
 
     from click.testing import CliRunner
-    from functions.cli import cli
+
+    from infra.cli import cli
 
     for number in range(22):
         add_analysis(

@@ -108,7 +108,7 @@ def test_the_analyzer_stores_both_counts(
     tmp_path: Path, analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from functions import analyzer, dispatcher
-    from functions.pipeline import inline_queue
+    from infra.local_queues import inline_queue
 
     source = OpenWebUIFixture.sqlite(tmp_path / "webui.db")
     chat = _side_by_side_chat(regenerate_b=True)

@@ -13,8 +13,8 @@ from sqlalchemy.engine import Engine
 
 from functions import analyzer, dispatcher
 from functions.aggregates import recompute_dates
-from functions.pipeline import inline_queue
 from functions.success import rated_down, sync_confirmed_no_help
+from infra.local_queues import inline_queue
 from infra.openwebui_fixture import OLD_SCHEMA, ChatBuilder, OpenWebUIFixture, raw_json
 from shared.config import get_settings, reset_settings_cache
 from shared.openwebui.reader import Rating, load_ratings

@@ -233,7 +233,7 @@ ROUTES: tuple[Route, ...] = (
         "/calibration",
         "calibration",
         calibration_views.calibration,
-        access=READERS,
+        access=ADMIN_ONLY,  # confirmations may come from fewer people than the disclosure floor
         query=NoQuery,
         response=CalibrationReport,
         summary="How well the estimates agree with what people confirmed",
@@ -277,7 +277,7 @@ ROUTES: tuple[Route, ...] = (
         "/charts/calibration.svg",
         "calibration-chart",
         calibration_views.calibration_chart,
-        access=READERS,
+        access=ADMIN_ONLY,
         kind="page",
         media_type="image/svg+xml",
     ),

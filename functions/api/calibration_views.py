@@ -32,11 +32,9 @@ def calibration_chart(services: ApiServices) -> flask.Response:
     """The panel's log–log scatter of confirmed against estimated minutes."""
     with services.engine.connect() as connection:
         pairs = load_confirmation_pairs(connection).pairs
-    from functions.api.dashboard import svg_response  # the dashboard imports this module
-
     budget = services.settings.chart_render_seconds
     try:
-        return svg_response(charts.calibration_chart(scatter_points(pairs), budget_seconds=budget))
+        return charts.svg_response(charts.calibration_chart(scatter_points(pairs), budget_seconds=budget))
     except charts.ChartRenderFailed as exc:
         flask.current_app.logger.error("calibration chart not drawn: %s", exc)
-        return svg_response(charts.ERROR_SVG, status=503)
+        return charts.svg_response(charts.ERROR_SVG, status=503)

@@ -51,7 +51,6 @@ __all__ = [
 
 PRESET_DAYS = (7, 30, 90, 365)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-_SVG_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 _TOP_USERS = 10
 TREND_CHART = "daily-trend"
 CHART_NAMES: tuple[str, ...] = (TREND_CHART, *(d.chart for d in DIMENSIONS))
@@ -292,20 +291,11 @@ def dashboard_page(services: ApiServices) -> flask.Response:
         is_admin=is_admin,
         csrf_token=csrf,
         today=services.today(),
-        calibration=calibration_views.dashboard_report(services),
+        calibration=calibration_views.dashboard_report(services) if is_admin else None,
     )
 
 
 # --- charts ------------------------------------------------------------------------------
-
-
-def _svg(body: bytes, status: int = 200) -> flask.Response:
-    response = flask.Response(body, status=status, mimetype="image/svg+xml")
-    response.headers["Content-Security-Policy"] = _SVG_CSP
-    return response
-
-
-svg_response = _svg  # the calibration panel's chart is served the same way
 
 
 def chart(services: ApiServices, chart: str) -> flask.Response:
@@ -314,7 +304,7 @@ def chart(services: ApiServices, chart: str) -> flask.Response:
         return _chart(services, chart)
     except charts.ChartRenderFailed as exc:
         flask.current_app.logger.error("chart %s not drawn: %s", chart, exc)
-        return _svg(charts.ERROR_SVG, status=503)
+        return charts.svg_response(charts.ERROR_SVG, status=503)
 
 
 def _chart(services: ApiServices, chart: str) -> flask.Response:
@@ -328,7 +318,9 @@ def _chart(services: ApiServices, chart: str) -> flask.Response:
         group_id = group.group_id if group else None
         if chart == TREND_CHART:
             points = queries.daily_trend(connection, queries.Scope(group_id=group_id), date_range)
-            return _svg(charts.trend_chart(points, budget_seconds=services.settings.chart_render_seconds))
+            return charts.svg_response(
+                charts.trend_chart(points, budget_seconds=services.settings.chart_render_seconds)
+            )
         rows: list[Figures]
         split = dimension(chart)
         if split is not GROUP and split.disclosure != "partition" and _role() is not Role.ADMIN:
@@ -341,7 +333,9 @@ def _chart(services: ApiServices, chart: str) -> flask.Response:
         else:
             found = queries.dimension_breakdown(connection, split, date_range, group_id=group_id)
             labels, rows = [row.value for row in found], list(found)
-    return _svg(charts.breakdown_chart(labels, rows, budget_seconds=services.settings.chart_render_seconds))
+    return charts.svg_response(
+        charts.breakdown_chart(labels, rows, budget_seconds=services.settings.chart_render_seconds)
+    )
 
 
 def _hours(minutes: float | None) -> str:
