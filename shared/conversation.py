@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 
-__all__ = ["Conversation", "DigestFeatures", "Message", "Timing", "TranscriptDigest"]
+__all__ = ["Conversation", "DigestFeatures", "Message", "ModelUsage", "Timing", "TranscriptDigest"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +25,22 @@ class Message:
     timestamp: datetime | None  # aware UTC; None when the source had no valid timestamp
     model: str | None = None  # which model answered (assistant messages only)
     attachments: int = 0  # files attached to the message
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUsage:
+    """Tokens one model used in one conversation (see `shared.openwebui.usage`)."""
+
+    model: str
+    answers: int  # assistant messages that carried usage
+    input_tokens: int  # prompt side, cached tokens included
+    output_tokens: int
+    cached_tokens: int  # part of input_tokens, billed at the cached price
+    generation_seconds: float = 0.0  # Ollama's reported durations, when present
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +58,7 @@ class Conversation:
     models: tuple[str, ...] = ()  # models that answered on the kept branch, first use order
     notes: tuple[str, ...] = ()  # repairs made while reading (e.g. currentId pointed nowhere)
     fingerprint: str = ""  # sha256 of the kept branch's content; equal fingerprints = same conversation
+    usage: tuple[ModelUsage, ...] = ()  # tokens per model: kept answers and their regenerations
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ from typing import Any
 
 from shared.conversation import Conversation, Message
 from shared.errors import SkipConversation
+from shared.openwebui.usage import conversation_usage
 
 __all__ = [
     "ChatRecord",
@@ -239,6 +240,7 @@ def build_conversation(
         models=models,
         notes=tuple(notes),
         fingerprint=conversation_fingerprint(messages),
+        usage=conversation_usage(tree.nodes, tree.path, tree.children, tree.parents),
     )
 
 
