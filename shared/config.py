@@ -96,6 +96,7 @@ DEFAULT_MODEL_PRICES: dict[str, dict[str, float]] = {
 }
 DEFAULT_LLM_PRICES = DEFAULT_MODEL_PRICES  # the name before the table covered Open WebUI's models
 _PRICE_KEYS = frozenset({"input", "cached_input", "output"})
+_PRICES_VARIABLE = "ANALYTICS_MODEL_PRICES (or ANALYTICS_LLM_PRICES)"
 
 
 class Environment(StrEnum):
@@ -526,13 +527,13 @@ class Settings(BaseSettings):
             try:
                 value = json.loads(value)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"ANALYTICS_MODEL_PRICES is not valid JSON: {exc}") from exc
+                raise ValueError(f"{_PRICES_VARIABLE} is not valid JSON: {exc}") from exc
         if not isinstance(value, dict):
-            raise ValueError("ANALYTICS_MODEL_PRICES must be a JSON object of models")
+            raise ValueError(f"{_PRICES_VARIABLE} must be a JSON object of models")
         for model, row in value.items():
             if not isinstance(row, dict) or not row or not set(row) <= _PRICE_KEYS:
                 raise ValueError(
-                    f"ANALYTICS_MODEL_PRICES[{model!r}] must be an object with some of "
+                    f"{_PRICES_VARIABLE}: {model!r} must be an object with some of "
                     f"{sorted(_PRICE_KEYS)}"
                 )
             for key, price in row.items():
@@ -542,7 +543,7 @@ class Settings(BaseSettings):
                     or not math.isfinite(price)
                     or not 0 <= price <= 1_000_000
                 ):
-                    raise ValueError(f"ANALYTICS_MODEL_PRICES[{model!r}][{key!r}] must be a number ≥ 0")
+                    raise ValueError(f"{_PRICES_VARIABLE}: {model!r} {key!r} must be a number ≥ 0")
         return {**DEFAULT_MODEL_PRICES, **value}
 
     @field_validator("group_hourly_rates", mode="before")
