@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 
 from functions import runs
 from functions.outcomes import commit_outcome, request_aggregation
+from functions.value import record_usage
 from shared.config import Settings, get_settings
 from shared.conversation import Conversation, Timing
 from shared.db import analytics_engine, source_engine
@@ -444,6 +445,7 @@ def _analyse_claimed(ctx: _Context, stored: Row[Any] | None) -> AnalyzeResult:
 
     def write(connection: Connection) -> None:
         _upsert(connection, values)
+        record_usage(connection, ctx.conversation_id, conversation.usage, ctx.settings)
 
     counted = commit_outcome(ctx.engine, ctx.queue, ctx.run_id, record, write=write)
     return ctx.result("analyzed" if counted else "duplicate", reused=reused)

@@ -13,7 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["METRICS", "METRIC_COLUMNS", "Metric", "aggregate_select_sql", "range_sums_sql"]
+__all__ = [
+    "ANALYSED_ROWS_SQL",
+    "METRICS",
+    "METRIC_COLUMNS",
+    "Metric",
+    "aggregate_select_sql",
+    "range_sums_sql",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +31,7 @@ class Metric:
     aggregate: str  # SQL over the analysed `conversation_analysis` rows of one group
     description: str
     public: bool = True  # a field of the API's `Figures` under the same name
+    summed: bool = True  # False: recorded with the row, not added up over a range
 
 
 METRICS: tuple[Metric, ...] = (
@@ -80,6 +88,66 @@ METRICS: tuple[Metric, ...] = (
     ),
 )
 
+# money (functions/value.py): integer units so range sums stay exact
+_VALUE = "coalesce(round(sum({minutes} * hourly_rate) * 1000 / 60), 0)"
+METRICS += (
+    Metric("ai_input_tokens", "coalesce(sum(ai_input_tokens), 0)", "Prompt tokens of the AI answers, "
+           "regenerations included (cached tokens included), in tokens."),
+    Metric("ai_output_tokens", "coalesce(sum(ai_output_tokens), 0)", "Completion tokens of the AI answers, "
+           "regenerations included, in tokens."),
+    Metric("ai_cached_tokens", "coalesce(sum(ai_cached_tokens), 0)", "Of the prompt tokens, those billed "
+           "at the cached price, in tokens."),
+    Metric("ai_unpriced_tokens", "coalesce(sum(ai_unpriced_tokens), 0)", "Tokens of models without a price "
+           "(prompt and completion), in tokens; they are not in ai_cost_usd."),
+    Metric("ai_cost_micro_usd", "coalesce(round(sum(ai_cost_usd) * 1000000), 0)",
+           "AI cost of the priced models, in millionths of a USD.", public=False),
+    Metric("analysis_cost_micro_usd", "coalesce(round(sum(llm_cost_usd) * 1000000), 0)",
+           "The estimator's own LLM cost, in millionths of a USD.", public=False),
+    Metric("value_saved_milli", _VALUE.format(minutes="time_saved_minutes"),
+           "Value of the minutes saved, most likely, in thousandths of the currency.", public=False),
+    Metric("value_saved_low_milli",
+           _VALUE.format(minutes="GREATEST(0, manual_time_low - active_duration_minutes)"),
+           "Value of the minutes saved, low, in thousandths of the currency.", public=False),
+    Metric("value_saved_high_milli",
+           _VALUE.format(minutes="GREATEST(0, manual_time_high - active_duration_minutes)"),
+           "Value of the minutes saved, high, in thousandths of the currency.", public=False),
+    Metric("value_rate_id", "max(value_rate_id)", "The `value_rates` period the row was valued with.",
+           public=False, summed=False),
+)
+
+# The analysed rows the aggregates are built from (`:dates`), each with its AI usage
+# (summed over its models, the cost of priced models only) and its hourly rate: the
+# rate period in effect on its date, the lowest rate of its listed groups, else the
+# period's default rate; NULL (no value) when the period has no money.
+ANALYSED_ROWS_SQL = """
+SELECT ca.*,
+    coalesce(usage.input_tokens, 0) AS ai_input_tokens,
+    coalesce(usage.output_tokens, 0) AS ai_output_tokens,
+    coalesce(usage.cached_tokens, 0) AS ai_cached_tokens,
+    coalesce(usage.unpriced_tokens, 0) AS ai_unpriced_tokens,
+    usage.cost_usd AS ai_cost_usd,
+    rate.id AS value_rate_id,
+    CASE WHEN rate.hourly_rate IS NOT NULL THEN coalesce(group_rate.rate, rate.hourly_rate) END
+        AS hourly_rate
+FROM conversation_analysis ca
+LEFT JOIN LATERAL (
+    SELECT sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+        sum(cached_tokens) AS cached_tokens,
+        sum(input_tokens + output_tokens) FILTER (WHERE cost_usd IS NULL) AS unpriced_tokens,
+        sum(cost_usd) AS cost_usd
+    FROM conversation_model_usage WHERE conversation_id = ca.conversation_id
+) AS usage ON true
+LEFT JOIN LATERAL (
+    SELECT id, hourly_rate, group_hourly_rates FROM value_rates
+    WHERE effective_from <= ca.analysis_date ORDER BY effective_from DESC LIMIT 1
+) AS rate ON true
+LEFT JOIN LATERAL (
+    SELECT min((rate.group_hourly_rates ->> g.name)::numeric) AS rate FROM user_groups g
+    WHERE g.group_id = ANY(ca.group_ids) AND (rate.group_hourly_rates ->> g.name) IS NOT NULL
+) AS group_rate ON true
+WHERE ca.status = 'analyzed' AND ca.analysis_date = ANY(:dates)
+"""
+
 METRIC_COLUMNS: tuple[str, ...] = tuple(metric.column for metric in METRICS)
 
 
@@ -90,4 +158,6 @@ def aggregate_select_sql() -> str:
 
 def range_sums_sql() -> str:
     """Each metric column summed over the selected aggregate rows, named after the column."""
-    return ", ".join(f"COALESCE(SUM({column}), 0)::bigint AS {column}" for column in METRIC_COLUMNS)
+    return ", ".join(
+        f"COALESCE(SUM({metric.column}), 0)::bigint AS {metric.column}" for metric in METRICS if metric.summed
+    )

@@ -27,6 +27,8 @@ from functions.api.schemas import (
     UserRow,
 )
 from functions.metrics import METRIC_COLUMNS, range_sums_sql
+from functions.value import MONEY_COLUMNS, money_figures
+from shared.config import get_settings
 
 __all__ = [
     "Scope",
@@ -80,8 +82,12 @@ def _figures(row: RowMapping | Mapping[str, Any]) -> dict[str, Any]:
     values = {column: int(row.get(column) or 0) for column in METRIC_COLUMNS}
     count = values["conversation_count"]
     confidence_sum = values.pop("confidence_sum")
+    money = money_figures(values, get_settings())
+    for column in MONEY_COLUMNS:
+        del values[column]
     return {
         **values,
+        **money,
         "avg_time_saved_per_conversation": _average(values["total_time_saved"], count),
         "avg_time_saved_per_conversation_low": _average(values["total_time_saved_low"], count),
         "avg_time_saved_per_conversation_high": _average(values["total_time_saved_high"], count),
