@@ -16,6 +16,7 @@ from dataclasses import dataclass
 __all__ = [
     "ANALYSED_ROWS_SQL",
     "METRICS",
+    "analysed_rows_sql",
     "METRIC_COLUMNS",
     "Metric",
     "aggregate_select_sql",
@@ -115,11 +116,20 @@ METRICS += (
            public=False, summed=False),
 )
 
-# The analysed rows the aggregates are built from (`:dates`), each with its AI usage
-# (summed over its models, the cost of priced models only) and its hourly rate: the
-# rate period in effect on its date, the lowest rate of its listed groups, else the
-# period's default rate; NULL (no value) when the period has no money.
-ANALYSED_ROWS_SQL = """
+
+
+def analysed_rows_sql(dates_condition: str) -> str:
+    """The analysed rows whose `ca.analysis_date` meets the condition, with usage and rate.
+
+    Each row has its AI usage (summed over its models; the cost of priced models only,
+    NULL when none is priced) and its hourly rate: from the rate period in effect on its
+    date, the lowest rate of its listed groups, else the period's default rate; NULL (no
+    value) when the period has no money.
+    """
+    return _ANALYSED_ROWS_SQL.replace("{dates_condition}", dates_condition)
+
+
+_ANALYSED_ROWS_SQL = """
 SELECT ca.*,
     coalesce(usage.input_tokens, 0) AS ai_input_tokens,
     coalesce(usage.output_tokens, 0) AS ai_output_tokens,
@@ -127,7 +137,8 @@ SELECT ca.*,
     coalesce(usage.unpriced_tokens, 0) AS ai_unpriced_tokens,
     usage.cost_usd AS ai_cost_usd,
     rate.id AS value_rate_id,
-    CASE WHEN rate.hourly_rate IS NOT NULL THEN coalesce(group_rate.rate, rate.hourly_rate) END
+    rate.currency AS value_currency,
+    CASE WHEN rate.hourly_rate IS NOT NULL THEN round(coalesce(group_rate.rate, rate.hourly_rate), 2) END
         AS hourly_rate
 FROM conversation_analysis ca
 LEFT JOIN LATERAL (
@@ -138,15 +149,17 @@ LEFT JOIN LATERAL (
     FROM conversation_model_usage WHERE conversation_id = ca.conversation_id
 ) AS usage ON true
 LEFT JOIN LATERAL (
-    SELECT id, hourly_rate, group_hourly_rates FROM value_rates
+    SELECT id, currency, hourly_rate, group_hourly_rates FROM value_rates
     WHERE effective_from <= ca.analysis_date ORDER BY effective_from DESC LIMIT 1
 ) AS rate ON true
 LEFT JOIN LATERAL (
     SELECT min((rate.group_hourly_rates ->> g.name)::numeric) AS rate FROM user_groups g
     WHERE g.group_id = ANY(ca.group_ids) AND (rate.group_hourly_rates ->> g.name) IS NOT NULL
 ) AS group_rate ON true
-WHERE ca.status = 'analyzed' AND ca.analysis_date = ANY(:dates)
+WHERE ca.status = 'analyzed' AND {dates_condition}
 """
+# the rows the aggregator rebuilds the dates `:dates` from
+ANALYSED_ROWS_SQL = analysed_rows_sql("ca.analysis_date = ANY(:dates)")
 
 METRIC_COLUMNS: tuple[str, ...] = tuple(metric.column for metric in METRICS)
 

@@ -31,6 +31,7 @@ from shared.conversation import ModelUsage
 from shared.estimators.pricing import usage_cost_usd
 
 __all__ = [
+    "CSV_VALUE_COLUMNS",
     "FIRST_RATE_DATE",
     "MONEY_COLUMNS",
     "dates_with_aggregates",
@@ -269,6 +270,32 @@ def rate_periods(connection: Connection, start: date, end: date) -> list[dict[st
             {"start": start, "end": end},
         ).mappings()
     ]
+
+
+# --- the CSV export's value and cost columns (over `metrics.analysed_rows_sql`) -----------
+
+_MONEY = "CASE WHEN :money THEN {} END"
+CSV_VALUE_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("ai_input_tokens", "ai_input_tokens", "plain"),
+    ("ai_output_tokens", "ai_output_tokens", "plain"),
+    ("ai_cached_tokens", "ai_cached_tokens", "plain"),
+    ("ai_unpriced_tokens", "ai_unpriced_tokens", "plain"),
+    ("ai_cost_usd", _MONEY.format("round(ai_cost_usd, 6)"), "plain"),  # empty: nothing priced
+    ("analysis_cost_usd", _MONEY.format("llm_cost_usd"), "plain"),
+    ("currency", _MONEY.format("value_currency"), "text"),
+    ("hourly_rate", _MONEY.format("hourly_rate"), "plain"),
+    ("value_saved_amount", _MONEY.format("round(time_saved_minutes * hourly_rate / 60, 2)"), "plain"),
+    (
+        "value_saved_low_amount",
+        _MONEY.format("round(GREATEST(0, manual_time_low - active_duration_minutes) * hourly_rate / 60, 2)"),
+        "plain",
+    ),
+    (
+        "value_saved_high_amount",
+        _MONEY.format("round(GREATEST(0, manual_time_high - active_duration_minutes) * hourly_rate / 60, 2)"),
+        "plain",
+    ),
+)
 
 
 # --- the money fields of the API's figures ---------------------------------------------------

@@ -170,3 +170,31 @@ def test_reanalysis_replaces_usage_rows(analytics_engine: Engine, monkeypatch: p
             sa.text("SELECT model, cost_usd FROM conversation_model_usage WHERE conversation_id = 'c2'")
         ).all()
     assert [row.model for row in rows] == ["gpt-4o"]
+
+
+def test_csv_carries_value_and_cost_columns(analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    import csv
+    import io
+    from zoneinfo import ZoneInfo
+
+    from functions.api.csv_export import stream_csv
+
+    def export() -> dict[str, dict[str, str]]:
+        text = b"".join(stream_csv(analytics_engine, DAY, DAY, ZoneInfo("Europe/Budapest"))).decode()
+        return {row["conversation_id"]: row for row in csv.DictReader(io.StringIO(text))}
+
+    _seed(analytics_engine, _money(monkeypatch))
+    rows = export()
+    assert rows["c1"]["ai_cost_usd"] == "3.250000"
+    assert (rows["c1"]["currency"], rows["c1"]["hourly_rate"], rows["c1"]["value_saved_amount"]) == (
+        "EUR", "90.00", "45.00",
+    )
+    assert rows["c2"]["hourly_rate"] == "30.00"  # in Legal and Support: the lower rate
+    assert rows["c2"]["ai_unpriced_tokens"] == "6000"
+    assert rows["c3"]["value_saved_high_amount"] == "90.00"
+    assert rows["c1"]["analysis_cost_usd"] == "0.010000"
+
+    _money(monkeypatch, rate=None)
+    rows = export()
+    assert rows["c1"]["value_saved_amount"] == "" and rows["c1"]["ai_cost_usd"] == ""
+    assert rows["c1"]["ai_input_tokens"] == "1000000"

@@ -30,6 +30,10 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from functions.metrics import analysed_rows_sql
+from functions.value import CSV_VALUE_COLUMNS
+from shared.config import get_settings
+
 __all__ = ["CSV_COLUMNS", "escape_cell", "stream_csv"]
 
 # (CSV column, SQL expression, kind): the kind says how the value becomes a cell
@@ -55,6 +59,7 @@ _COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("models_used", "array_to_string(models_used, ';')", "text"),
     ("message_count", "message_count", "plain"),
     ("user_message_count", "user_message_count", "plain"),
+    *CSV_VALUE_COLUMNS,
 )
 CSV_COLUMNS: tuple[str, ...] = tuple(name for name, _, _ in _COLUMNS)
 
@@ -84,8 +89,9 @@ def _cell_sql(expression: str, kind: str) -> str:
 
 _LINE_SQL = " || ',' || ".join(_cell_sql(expression, kind) for _, expression, kind in _COLUMNS)
 _QUERY = (
-    f"SELECT {_LINE_SQL} || chr(13) || chr(10) AS line FROM conversation_analysis "
-    "WHERE status = 'analyzed' AND analysis_date BETWEEN :start_date AND :end_date {group_filter} "
+    f"SELECT {_LINE_SQL} || chr(13) || chr(10) AS line FROM "
+    f"({analysed_rows_sql('ca.analysis_date BETWEEN :start_date AND :end_date')}) AS analysed "
+    "WHERE true {group_filter} "
     "ORDER BY analysis_date, conversation_id"
 )
 
@@ -108,6 +114,7 @@ def stream_csv(
         "group_id": group_id,
         "formula_pattern": _FORMULA_PATTERN,
         "formula_replacement": "\\1\\2'",
+        "money": get_settings().money_shown,  # the value and cost cells stay empty without money
     }
     with engine.connect() as connection:
         # timestamps carry the offset of the configured zone, not the database server's
