@@ -16,10 +16,10 @@ from dataclasses import dataclass
 __all__ = [
     "ANALYSED_ROWS_SQL",
     "METRICS",
-    "analysed_rows_sql",
     "METRIC_COLUMNS",
     "Metric",
     "aggregate_select_sql",
+    "analysed_rows_sql",
     "range_sums_sql",
 ]
 
@@ -92,30 +92,64 @@ METRICS: tuple[Metric, ...] = (
 # money (functions/value.py): integer units so range sums stay exact
 _VALUE = "coalesce(round(sum({minutes} * hourly_rate) * 1000 / 60), 0)"
 METRICS += (
-    Metric("ai_input_tokens", "coalesce(sum(ai_input_tokens), 0)", "Prompt tokens of the AI answers, "
-           "regenerations included (cached tokens included), in tokens."),
-    Metric("ai_output_tokens", "coalesce(sum(ai_output_tokens), 0)", "Completion tokens of the AI answers, "
-           "regenerations included, in tokens."),
-    Metric("ai_cached_tokens", "coalesce(sum(ai_cached_tokens), 0)", "Of the prompt tokens, those billed "
-           "at the cached price, in tokens."),
-    Metric("ai_unpriced_tokens", "coalesce(sum(ai_unpriced_tokens), 0)", "Tokens of models without a price "
-           "(prompt and completion), in tokens; they are not in ai_cost_usd."),
-    Metric("ai_cost_micro_usd", "coalesce(round(sum(ai_cost_usd) * 1000000), 0)",
-           "AI cost of the priced models, in millionths of a USD.", public=False),
-    Metric("analysis_cost_micro_usd", "coalesce(round(sum(llm_cost_usd) * 1000000), 0)",
-           "The estimator's own LLM cost, in millionths of a USD.", public=False),
-    Metric("value_saved_milli", _VALUE.format(minutes="time_saved_minutes"),
-           "Value of the minutes saved, most likely, in thousandths of the currency.", public=False),
-    Metric("value_saved_low_milli",
-           _VALUE.format(minutes="GREATEST(0, manual_time_low - active_duration_minutes)"),
-           "Value of the minutes saved, low, in thousandths of the currency.", public=False),
-    Metric("value_saved_high_milli",
-           _VALUE.format(minutes="GREATEST(0, manual_time_high - active_duration_minutes)"),
-           "Value of the minutes saved, high, in thousandths of the currency.", public=False),
-    Metric("value_rate_id", "max(value_rate_id)", "The `value_rates` period the row was valued with.",
-           public=False, summed=False),
+    Metric(
+        "ai_input_tokens",
+        "coalesce(sum(ai_input_tokens), 0)",
+        "Prompt tokens of the AI answers, regenerations included (cached tokens included), in tokens.",
+    ),
+    Metric(
+        "ai_output_tokens",
+        "coalesce(sum(ai_output_tokens), 0)",
+        "Completion tokens of the AI answers, regenerations included, in tokens.",
+    ),
+    Metric(
+        "ai_cached_tokens",
+        "coalesce(sum(ai_cached_tokens), 0)",
+        "Of the prompt tokens, those billed at the cached price, in tokens.",
+    ),
+    Metric(
+        "ai_unpriced_tokens",
+        "coalesce(sum(ai_unpriced_tokens), 0)",
+        "Tokens of models without a price (prompt and completion), in tokens; they are not in ai_cost_usd.",
+    ),
+    Metric(
+        "ai_cost_micro_usd",
+        "coalesce(round(sum(ai_cost_usd) * 1000000), 0)",
+        "AI cost of the priced models, in millionths of a USD.",
+        public=False,
+    ),
+    Metric(
+        "analysis_cost_micro_usd",
+        "coalesce(round(sum(llm_cost_usd) * 1000000), 0)",
+        "The estimator's own LLM cost, in millionths of a USD.",
+        public=False,
+    ),
+    Metric(
+        "value_saved_milli",
+        _VALUE.format(minutes="time_saved_minutes"),
+        "Value of the minutes saved, most likely, in thousandths of the currency.",
+        public=False,
+    ),
+    Metric(
+        "value_saved_low_milli",
+        _VALUE.format(minutes="GREATEST(0, manual_time_low - active_duration_minutes)"),
+        "Value of the minutes saved, low, in thousandths of the currency.",
+        public=False,
+    ),
+    Metric(
+        "value_saved_high_milli",
+        _VALUE.format(minutes="GREATEST(0, manual_time_high - active_duration_minutes)"),
+        "Value of the minutes saved, high, in thousandths of the currency.",
+        public=False,
+    ),
+    Metric(
+        "value_rate_id",
+        "max(value_rate_id)",
+        "The `value_rates` period the row was valued with.",
+        public=False,
+        summed=False,
+    ),
 )
-
 
 
 def analysed_rows_sql(dates_condition: str) -> str:

@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from shared.config import Settings
 from shared.conversation import ModelUsage
@@ -40,6 +40,7 @@ __all__ = [
     "record_rates",
     "record_usage",
     "reprice",
+    "reprice_history",
 ]
 
 FIRST_RATE_DATE = date(2000, 1, 1)  # the first rates recorded apply to every date (see MIN_DATE)
@@ -190,7 +191,7 @@ def record_rates(connection: Connection, settings: Settings, today: date) -> lis
             return []
         _insert_rates(connection, FIRST_RATE_DATE, wanted)
         return dates_with_aggregates(connection, FIRST_RATE_DATE)
-    if _same(latest, wanted):
+    if _same(dict(latest), wanted):
         return []
     currencies = set(
         connection.execute(
@@ -254,6 +255,16 @@ def reprice(connection: Connection, settings: Settings, since: date) -> list[dat
             updates,
         )
     return dates_with_aggregates(connection, since)
+
+
+def reprice_history(engine: Engine, settings: Settings, since: date) -> list[date]:
+    """`reprice` and the rebuild of every date it touches, in one transaction; the dates."""
+    from functions.aggregates import recompute_dates
+
+    with engine.begin() as connection:
+        dates = reprice(connection, settings, since)
+        recompute_dates(connection, dates)
+    return dates
 
 
 def rate_periods(connection: Connection, start: date, end: date) -> list[dict[str, Any]]:
@@ -328,9 +339,7 @@ def money_figures(values: Mapping[str, int], settings: Settings) -> dict[str, An
         return fields
     cost = values["ai_cost_micro_usd"] / MICRO
     priced_anything = tokens > unpriced
-    value = {
-        band: values[f"value_saved{band}_milli"] / MILLI for band in ("", "_low", "_high")
-    }
+    value = {band: values[f"value_saved{band}_milli"] / MILLI for band in ("", "_low", "_high")}
     fields.update(
         currency=settings.currency,
         value_saved_amount=round(value[""], 2),

@@ -372,7 +372,7 @@ class Settings(BaseSettings):
     group_hourly_rates: Annotated[dict[str, float], NoDecode] = Field(
         default_factory=dict,
         validation_alias=_env("ANALYTICS_GROUP_HOURLY_RATES"),
-        description="JSON hourly rates by Open WebUI group name, e.g. `{\"Legal\": 90}`; "
+        description='JSON hourly rates by Open WebUI group name, e.g. `{"Legal": 90}`; '
         "people in no listed group take `ANALYTICS_HOURLY_RATE`. A person in several listed "
         "groups takes the lowest of their rates (the value is never overstated).",
     )
@@ -533,8 +533,7 @@ class Settings(BaseSettings):
         for model, row in value.items():
             if not isinstance(row, dict) or not row or not set(row) <= _PRICE_KEYS:
                 raise ValueError(
-                    f"{_PRICES_VARIABLE}: {model!r} must be an object with some of "
-                    f"{sorted(_PRICE_KEYS)}"
+                    f"{_PRICES_VARIABLE}: {model!r} must be an object with some of {sorted(_PRICE_KEYS)}"
                 )
             for key, price in row.items():
                 if (
@@ -565,7 +564,9 @@ class Settings(BaseSettings):
                 or not math.isfinite(rate)
                 or not 0 <= rate <= 100_000
             ):
-                raise ValueError(f"ANALYTICS_GROUP_HOURLY_RATES[{name!r}] must be a number between 0 and 100000")
+                raise ValueError(
+                    f"ANALYTICS_GROUP_HOURLY_RATES[{name!r}] must be a number between 0 and 100000"
+                )
         return value
 
     @field_validator("currency", mode="before")

@@ -72,8 +72,18 @@ LLAMA_CPP = {"prompt_n": 70, "predicted_n": 30}
         ({"usage": LLAMA_CPP}, TokenUsage(70, 30, 0)),
         ({"usage": {"prompt_tokens": 0, "input_tokens": 0, "completion_tokens": 5}}, TokenUsage(0, 5, 0)),
     ],
-    ids=["openai", "normalised", "ollama", "info-usage", "info-raw-ollama", "tool-calls", "responses",
-         "anthropic", "llama-cpp", "zeros"],
+    ids=[
+        "openai",
+        "normalised",
+        "ollama",
+        "info-usage",
+        "info-raw-ollama",
+        "tool-calls",
+        "responses",
+        "anthropic",
+        "llama-cpp",
+        "zeros",
+    ],
 )
 def test_every_usage_shape_is_read(node: dict[str, Any], expected: TokenUsage) -> None:
     assert message_usage(node) == expected
@@ -165,16 +175,24 @@ def test_each_shape_is_priced_with_the_table() -> None:
     openai = message_usage({"usage": OPENAI})
     assert openai is not None
     cost = usage_cost_usd(
-        "gpt-4o", prices, input_tokens=openai.input_tokens, output_tokens=openai.output_tokens,
+        "gpt-4o",
+        prices,
+        input_tokens=openai.input_tokens,
+        output_tokens=openai.output_tokens,
         cached_tokens=openai.cached_tokens,
     )
-    assert cost == (Decimal(200) * Decimal("2.50") + Decimal(1000) * Decimal("1.25") + 300 * Decimal(10)) / 10**6
+    assert (
+        cost == (Decimal(200) * Decimal("2.50") + Decimal(1000) * Decimal("1.25") + 300 * Decimal(10)) / 10**6
+    )
     # Anthropic's cache reads are billed at the cached price, the rest at the input price
     anthropic = message_usage({"usage": ANTHROPIC})
     assert anthropic is not None
     cost = usage_cost_usd(
-        "claude-sonnet-4-5-20250929", prices, input_tokens=anthropic.input_tokens,
-        output_tokens=anthropic.output_tokens, cached_tokens=anthropic.cached_tokens,
+        "claude-sonnet-4-5-20250929",
+        prices,
+        input_tokens=anthropic.input_tokens,
+        output_tokens=anthropic.output_tokens,
+        cached_tokens=anthropic.cached_tokens,
     )
     assert cost == (Decimal(100) * 3 + Decimal(400) * Decimal("0.30") + Decimal(20) * 15) / 10**6
 

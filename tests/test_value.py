@@ -19,7 +19,9 @@ from tests.value_dataset import DAY, GROUP_RATES, RATE, insert_dataset
 ONE_DAY = DateRange(start_date=DAY, end_date=DAY, days=1)
 
 
-def _money(monkeypatch: pytest.MonkeyPatch, rate: float | None = RATE, currency: str | None = "EUR") -> Settings:
+def _money(
+    monkeypatch: pytest.MonkeyPatch, rate: float | None = RATE, currency: str | None = "EUR"
+) -> Settings:
     for variable, value in (("ANALYTICS_HOURLY_RATE", rate), ("ANALYTICS_CURRENCY", currency)):
         if value is None:
             monkeypatch.delenv(variable, raising=False)
@@ -37,15 +39,23 @@ def _seed(engine: Engine, settings: Settings, today: date = DAY + timedelta(days
         recompute_dates(connection, [DAY])
 
 
-def test_figures_equal_the_hand_computed_ones(analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_figures_equal_the_hand_computed_ones(
+    analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _seed(analytics_engine, _money(monkeypatch))
     with analytics_engine.connect() as connection:
         figures = queries.figures(connection, queries.Scope(), ONE_DAY)
 
-    assert (figures.total_time_saved, figures.total_time_saved_low, figures.total_time_saved_high) == (120, 20, 240)
+    assert (figures.total_time_saved, figures.total_time_saved_low, figures.total_time_saved_high) == (
+        120,
+        20,
+        240,
+    )
     assert figures.currency == "EUR"
     assert (figures.value_saved_amount, figures.value_saved_low_amount, figures.value_saved_high_amount) == (
-        105.0, 20.0, 210.0,
+        105.0,
+        20.0,
+        210.0,
     )
     assert figures.ai_cost_usd == 4.0
     assert figures.ai_cost_complete is False  # llama3.1:8b has no price
@@ -55,10 +65,16 @@ def test_figures_equal_the_hand_computed_ones(analytics_engine: Engine, monkeypa
     assert figures.analysis_cost_usd == 0.03
     assert (figures.hours_saved_per_100_usd, figures.hours_saved_per_100_usd_low) == (50.0, 8.33)
     assert figures.hours_saved_per_100_usd_high == 100.0
-    assert (figures.value_per_usd, figures.value_per_usd_low, figures.value_per_usd_high) == (26.25, 5.0, 52.5)
+    assert (figures.value_per_usd, figures.value_per_usd_low, figures.value_per_usd_high) == (
+        26.25,
+        5.0,
+        52.5,
+    )
 
 
-def test_by_model_return_and_unpriced_models(analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_by_model_return_and_unpriced_models(
+    analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _seed(analytics_engine, _money(monkeypatch))
     with analytics_engine.connect() as connection:
         rows = {row.value: row for row in queries.dimension_breakdown(connection, "model", ONE_DAY)}
@@ -102,7 +118,9 @@ def test_per_group_rates_and_a_person_in_two_groups(
     assert (person_b.value_saved_low_amount, person_b.value_saved_high_amount) == (5.0, 30.0)
 
 
-def test_no_money_without_rate_and_currency(analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_money_without_rate_and_currency(
+    analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = _money(monkeypatch, rate=None)
     _seed(analytics_engine, settings)
     with analytics_engine.connect() as connection:
@@ -129,11 +147,16 @@ def test_a_rate_is_recorded_with_the_aggregate_and_a_change_does_not_rewrite_it(
             sa.text("SELECT effective_from, hourly_rate FROM value_rates ORDER BY effective_from")
         ).all()
         then = queries.figures(connection, queries.Scope(), ONE_DAY)
-        now = queries.figures(connection, queries.Scope(), DateRange(start_date=later, end_date=later, days=1))
+        now = queries.figures(
+            connection, queries.Scope(), DateRange(start_date=later, end_date=later, days=1)
+        )
         rate_ids = connection.execute(
             sa.text("SELECT analysis_date, value_rate_id FROM daily_aggregates WHERE user_id_hash IS NULL")
         ).all()
-    assert [(p.effective_from, float(p.hourly_rate)) for p in periods] == [(FIRST_RATE_DATE, 45.0), (later, 60.0)]
+    assert [(p.effective_from, float(p.hourly_rate)) for p in periods] == [
+        (FIRST_RATE_DATE, 45.0),
+        (later, 60.0),
+    ]
     assert then.value_saved_amount == 105.0  # c3 still at 45/h
     assert now.value_saved_amount == 45 + 15 + 60.0  # c3's hour now at 60/h
     assert len({rate_id for _, rate_id in rate_ids}) == 2
@@ -146,7 +169,9 @@ def test_a_rate_is_recorded_with_the_aggregate_and_a_change_does_not_rewrite_it(
     assert repriced.value_saved_amount == 120.0
 
 
-def test_a_new_currency_revalues_every_date(analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_new_currency_revalues_every_date(
+    analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _seed(analytics_engine, _money(monkeypatch))
     dollars = _money(monkeypatch, currency="USD", rate=50)
     with analytics_engine.begin() as connection:
@@ -172,7 +197,9 @@ def test_reanalysis_replaces_usage_rows(analytics_engine: Engine, monkeypatch: p
     assert [row.model for row in rows] == ["gpt-4o"]
 
 
-def test_csv_carries_value_and_cost_columns(analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_csv_carries_value_and_cost_columns(
+    analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import csv
     import io
     from zoneinfo import ZoneInfo
@@ -187,7 +214,9 @@ def test_csv_carries_value_and_cost_columns(analytics_engine: Engine, monkeypatc
     rows = export()
     assert rows["c1"]["ai_cost_usd"] == "3.250000"
     assert (rows["c1"]["currency"], rows["c1"]["hourly_rate"], rows["c1"]["value_saved_amount"]) == (
-        "EUR", "90.00", "45.00",
+        "EUR",
+        "90.00",
+        "45.00",
     )
     assert rows["c2"]["hourly_rate"] == "30.00"  # in Legal and Support: the lower rate
     assert rows["c2"]["ai_unpriced_tokens"] == "6000"

@@ -46,13 +46,42 @@ USERS = {"A": "a" * 64, "B": "b" * 64, "C": "c" * 64}
 GROUPS = {"grp-legal": ("Legal", ["A", "B"]), "grp-support": ("Support", ["B"])}
 
 CONVERSATIONS: list[dict[str, Any]] = [
-    {"id": "c1", "user": "A", "active": 10, "low": 20, "likely": 40, "high": 70, "model": "gpt-4o",
-     "llm_cost": "0.01", "usage": [ModelUsage("gpt-4o", 1, 1_000_000, 100_000, 200_000)]},
-    {"id": "c2", "user": "B", "active": 5, "low": 15, "likely": 35, "high": 65, "model": "llama3.1:8b",
-     "llm_cost": "0.02", "usage": [ModelUsage("llama3.1:8b", 2, 5_000, 1_000, 0, 3.5),
-                                   ModelUsage("gpt-4o-mini", 1, 2_000_000, 500_000, 0)]},
-    {"id": "c3", "user": "C", "active": 20, "low": 20, "likely": 80, "high": 140, "model": "gpt-4o-mini",
-     "llm_cost": "0", "usage": [ModelUsage("gpt-4o-mini", 1, 1_000_000, 0, 0)]},
+    {
+        "id": "c1",
+        "user": "A",
+        "active": 10,
+        "low": 20,
+        "likely": 40,
+        "high": 70,
+        "model": "gpt-4o",
+        "llm_cost": "0.01",
+        "usage": [ModelUsage("gpt-4o", 1, 1_000_000, 100_000, 200_000)],
+    },
+    {
+        "id": "c2",
+        "user": "B",
+        "active": 5,
+        "low": 15,
+        "likely": 35,
+        "high": 65,
+        "model": "llama3.1:8b",
+        "llm_cost": "0.02",
+        "usage": [
+            ModelUsage("llama3.1:8b", 2, 5_000, 1_000, 0, 3.5),
+            ModelUsage("gpt-4o-mini", 1, 2_000_000, 500_000, 0),
+        ],
+    },
+    {
+        "id": "c3",
+        "user": "C",
+        "active": 20,
+        "low": 20,
+        "likely": 80,
+        "high": 140,
+        "model": "gpt-4o-mini",
+        "llm_cost": "0",
+        "usage": [ModelUsage("gpt-4o-mini", 1, 1_000_000, 0, 0)],
+    },
 ]
 
 
@@ -102,7 +131,9 @@ def insert_dataset(connection: Connection, settings: Settings, day: date = DAY, 
         row = _row({**conversation, "id": conversation["id"] + suffix}, day)
         columns = ", ".join(row)
         connection.execute(
-            sa.text(f"INSERT INTO conversation_analysis ({columns}) VALUES ({', '.join(':' + k for k in row)})"),
+            sa.text(
+                f"INSERT INTO conversation_analysis ({columns}) VALUES ({', '.join(':' + k for k in row)})"
+            ),
             row,
         )
         record_usage(connection, row["conversation_id"], conversation["usage"], settings)

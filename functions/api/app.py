@@ -19,7 +19,7 @@ import flask
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from werkzeug.exceptions import HTTPException
 
-from functions.api import dashboard, endpoints
+from functions.api import dashboard, endpoints, report
 from functions.api.openapi import build_openapi
 from functions.api.schemas import (
     BreakdownQuery,
@@ -217,6 +217,7 @@ ROUTES: tuple[Route, ...] = (
         media_type="text/html",
     ),
     Route("/logout", "logout", dashboard.logout, methods=("POST",), access=READERS, kind="page"),
+    Route("/report", "report", report.report_page, kind="page", media_type="text/html"),
     Route(
         "/charts/<any('daily-trend','model','category','group'):chart>.svg",
         "chart",

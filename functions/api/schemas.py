@@ -271,7 +271,9 @@ class Figures(_Response):
         description="Hours saved per 100 USD of AI cost, most likely (null without AI cost)."
     )
     hours_saved_per_100_usd_low: float | None = Field(description="Hours saved per 100 USD of AI cost, low.")
-    hours_saved_per_100_usd_high: float | None = Field(description="Hours saved per 100 USD of AI cost, high.")
+    hours_saved_per_100_usd_high: float | None = Field(
+        description="Hours saved per 100 USD of AI cost, high."
+    )
     value_per_usd: float | None = Field(
         description="Value saved ÷ AI cost: `currency` units of value per USD of AI cost, most likely."
     )

@@ -60,7 +60,9 @@ def model_price(model: str, prices: Mapping[str, Mapping[str, float]]) -> Price 
     )
 
 
-def tokens_cost_usd(price: Price, *, input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> Decimal:
+def tokens_cost_usd(
+    price: Price, *, input_tokens: int, output_tokens: int, cached_tokens: int = 0
+) -> Decimal:
     """Cost in USD of these tokens at `price` (cached tokens are part of the input tokens)."""
     cached = min(max(cached_tokens, 0), max(input_tokens, 0))
     total = (
