@@ -36,7 +36,7 @@ from functions.api.schemas import (
     _date_pair,
 )
 from functions.api.services import ApiServices
-from functions.value import rate_periods
+from functions.value import FIRST_RATE_DATE, rate_periods
 from shared.config import Settings
 
 __all__ = ["ReportData", "ReportQuery", "collect", "render_report", "report_page", "write_report"]
@@ -139,9 +139,11 @@ def collect(connection: Connection, settings: Settings, date_range: DateRange, n
 
 
 def _money(amount: float | None, currency: str | None) -> str:
-    if amount is None or currency is None:
+    """`105.00 EUR`; without a currency the bare amount (the first end of a band)."""
+    if amount is None:
         return "–"
-    return f"{amount:,.0f} {currency}" if abs(amount) >= 100 else f"{amount:,.2f} {currency}"
+    text = f"{amount:,.0f}" if abs(amount) >= 10_000 else f"{amount:,.2f}"
+    return f"{text} {currency}" if currency else text
 
 
 def _usd(amount: float | None) -> str:
@@ -179,6 +181,7 @@ def render_report(data: ReportData, *, standalone: bool, chart_src: str = "", cs
         previous=data.previous,
         money=data.settings.money_shown,
         calibration=CALIBRATION_STATUS,
+        first_rate_date=FIRST_RATE_DATE,
         inline_css=_CSS.read_text(encoding="utf-8") if standalone else None,
         css_href=css_href,
         chart_src=chart_src,
