@@ -227,3 +227,31 @@ def test_csv_carries_value_and_cost_columns(
     rows = export()
     assert rows["c1"]["value_saved_amount"] == "" and rows["c1"]["ai_cost_usd"] == ""
     assert rows["c1"]["ai_input_tokens"] == "1000000"
+
+
+def test_the_dashboard_shows_money_only_when_set(analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import datetime, time
+
+    from functions.api.app import create_app
+    from functions.api.services import ApiServices
+    from tests.value_dataset import ZONE
+
+    def page() -> str:
+        clock = datetime.combine(DAY + timedelta(days=1), time(12), ZONE)
+        client = create_app(services=ApiServices(get_settings(), clock=lambda: clock)).test_client()
+        response = client.get("/?days=7", headers={"Authorization": "Bearer local-dev-password"})
+        assert response.status_code == 200
+        return response.get_data(as_text=True)
+
+    monkeypatch.setenv("ANALYTICS_MIN_GROUP_SIZE", "1")
+    _seed(analytics_engine, _money(monkeypatch))
+    html = page()
+    assert 'id="kpi-value"' in html and "105 EUR" in html and "between 20 and 210 EUR" in html
+    assert "4.00 USD" in html and "50.0 h saved per 100 USD" in html
+    assert "<strong>gpt-4o-mini</strong> saves the most time per dollar: 666.7 h per 100 USD" in html
+    assert "0.60 USD*" in html  # llama3.1:8b's conversation: partly unpriced
+    assert "60 (20–120)" in html  # Legal's value and band
+
+    _money(monkeypatch, rate=None)
+    html = page()
+    assert 'id="kpi-value"' not in html and "EUR" not in html and "USD" not in html
