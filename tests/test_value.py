@@ -255,3 +255,35 @@ def test_the_dashboard_shows_money_only_when_set(analytics_engine: Engine, monke
     _money(monkeypatch, rate=None)
     html = page()
     assert 'id="kpi-value"' not in html and "EUR" not in html and "USD" not in html
+
+
+MONEY_FIELD_UNITS = {
+    "ai_input_tokens": "tokens",
+    "ai_output_tokens": "tokens",
+    "ai_cached_tokens": "tokens",
+    "ai_unpriced_tokens": "tokens",
+    "ai_cost_usd": "USD",
+    "analysis_cost_usd": "USD",
+    "currency": "ISO 4217",
+    "value_saved_amount": "`currency`",
+    "value_saved_low_amount": "`currency`",
+    "value_saved_high_amount": "`currency`",
+    "hours_saved_per_100_usd": "Hours saved per 100 USD",
+    "hours_saved_per_100_usd_low": "Hours saved per 100 USD",
+    "hours_saved_per_100_usd_high": "Hours saved per 100 USD",
+    "value_per_usd": "per USD",
+    "value_per_usd_low": "Value saved ÷ AI cost",
+    "value_per_usd_high": "Value saved ÷ AI cost",
+}
+
+
+def test_the_openapi_document_gives_every_new_field_its_unit() -> None:
+    from functions.api.app import ROUTES
+    from functions.api.openapi import build_openapi
+
+    schemas = build_openapi(ROUTES, session_cookie="s")["components"]["schemas"]
+    for schema in ("SummaryResponse", "DailyPoint", "DimensionRow", "GroupRow", "UserRow"):
+        properties = schemas[schema]["properties"]
+        for name, unit in MONEY_FIELD_UNITS.items():
+            assert unit in properties[name]["description"], (schema, name)
+        assert "lower bound" in properties["ai_cost_complete"]["description"]
