@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -229,7 +231,9 @@ def test_csv_carries_value_and_cost_columns(
     assert rows["c1"]["ai_input_tokens"] == "1000000"
 
 
-def test_the_dashboard_shows_money_only_when_set(analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_dashboard_shows_money_only_when_set(
+    analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from datetime import datetime, time
 
     from functions.api.app import create_app
@@ -287,3 +291,66 @@ def test_the_openapi_document_gives_every_new_field_its_unit() -> None:
         for name, unit in MONEY_FIELD_UNITS.items():
             assert unit in properties[name]["description"], (schema, name)
         assert "lower bound" in properties["ai_cost_complete"]["description"]
+
+
+def test_the_pipeline_records_usage_per_model_and_the_aggregator_records_rates(
+    tmp_path: Path, analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from functions import dispatcher
+    from functions.pipeline import inline_queue
+    from infra.openwebui_fixture import ChatBuilder, OpenWebUIFixture
+    from shared.db import reset_engines
+    from tests.test_usage import OLLAMA, OPENAI
+
+    fixture = OpenWebUIFixture.sqlite(tmp_path / "webui.db")
+    person = fixture.add_user(name="Person", email="p@corp.example")
+    chat = ChatBuilder(start=datetime(2026, 11, 20, 9, 0, tzinfo=UTC), model="gpt-4o")
+    question = chat.user("Write a function that parses dates", after=0)
+    chat.assistant("def parse(): ...", after=40, extra={"usage": OPENAI})
+    chat.regenerate(question, "def parse(text): ...", model="llama3.1:8b", extra={"usage": OLLAMA})
+    chat.user("Add tests", after=120)
+    chat.assistant("def test_parse(): ...", after=30, extra={"usage": OPENAI})
+    fixture.add_chat(person, chat)
+    monkeypatch.setenv("OPENWEBUI_DATABASE_URL", f"sqlite:///{tmp_path / 'webui.db'}")
+    monkeypatch.setenv("ANALYTICS_QUEUE_BACKEND", "inline")
+    settings = _money(monkeypatch)
+    reset_engines()
+
+    for force in (False, True):  # a forced re-analysis replaces the rows, in the same transaction
+        run = dispatcher.dispatch(
+            target_date=date(2026, 11, 20), settings=settings, queue=inline_queue(settings), force=force
+        )
+        with analytics_engine.connect() as connection:
+            status = connection.execute(
+                sa.text("SELECT status FROM processing_log WHERE id = :id"), {"id": run.run_id}
+            ).scalar_one()
+        assert status == "completed"
+        with analytics_engine.connect() as connection:
+            usage = connection.execute(
+                sa.text(
+                    "SELECT model, answers, input_tokens, output_tokens, cached_tokens, cost_usd "
+                    "FROM conversation_model_usage ORDER BY model"
+                )
+            ).all()
+            figures = queries.figures(
+                connection,
+                queries.Scope(),
+                DateRange(start_date=date(2026, 11, 20), end_date=date(2026, 11, 20), days=1),
+            )
+            rate_ids = (
+                connection.execute(sa.text("SELECT DISTINCT value_rate_id FROM daily_aggregates"))
+                .scalars()
+                .all()
+            )
+            rates = connection.execute(sa.text("SELECT hourly_rate, currency FROM value_rates")).all()
+        gpt_cost = 2 * (200 * 2.5 + 1000 * 1.25 + 300 * 10) / 1e6
+        assert [tuple(row) for row in usage] == [
+            ("gpt-4o", 2, 2400, 600, 2000, Decimal(str(gpt_cost))),
+            ("llama3.1:8b", 1, 26, 298, 0, None),
+        ]
+        assert figures.ai_cost_usd == round(gpt_cost, 6) and figures.ai_unpriced_tokens == 324
+        assert figures.currency == "EUR" and figures.value_saved_amount is not None
+        assert [(float(r.hourly_rate), r.currency) for r in rates] == [(45.0, "EUR")]
+        assert len(rate_ids) == 1 and rate_ids[0] is not None
