@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from functions.dimensions import GROUP, STORED_DIMENSIONS, TOTAL
-from functions.metrics import METRIC_COLUMNS, aggregate_select_sql
+from functions.metrics import ANALYSED_ROWS_SQL, METRIC_COLUMNS, aggregate_select_sql
 
 __all__ = ["recompute_dates"]
 
@@ -27,8 +27,7 @@ INSERT INTO daily_aggregates (analysis_date, user_id_hash, {_METRIC_COLUMNS},
     avg_time_saved_per_conversation, avg_confidence_level)
 SELECT analysis_date, user_id_hash, {_METRICS},
     round(avg(time_saved_minutes), 2), round(avg(confidence_level), 2)
-FROM conversation_analysis
-WHERE status = 'analyzed' AND analysis_date = ANY(:dates)
+FROM ({ANALYSED_ROWS_SQL}) AS analysed
 GROUP BY GROUPING SETS ((analysis_date), (analysis_date, user_id_hash))
 """
 
@@ -48,7 +47,7 @@ def _splits_sql() -> str:
 # need not add up to the total; nor do the rows of an overlapping dimension (tags).
 _REBUILD_BREAKDOWNS = f"""
 WITH analysed AS (
-    SELECT * FROM conversation_analysis WHERE status = 'analyzed' AND analysis_date = ANY(:dates)
+    {ANALYSED_ROWS_SQL}
 ), scoped AS (
     SELECT analysed.*, '' AS scope_group FROM analysed
     UNION ALL

@@ -13,12 +13,14 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy.engine import Engine
 
 from functions import runs
 from functions.aggregates import recompute_dates
+from functions.value import record_rates
+from shared.config import get_settings
 from shared.db import analytics_engine
 
 __all__ = ["AggregateResult", "aggregate_run", "recompute_dates"]
@@ -44,7 +46,10 @@ def aggregate_run(run_id: uuid.UUID, *, engine: Engine | None = None) -> Aggrega
         if not ready:  # completed already, closed as stale, or still waiting for outcomes
             return AggregateResult(run_id, (), completed_now=False)
         assert status is not None
+        settings = get_settings()
+        revalued = record_rates(connection, settings, datetime.now(settings.zone).date())
         dates, completed = runs.complete_run(connection, run_id, from_status=status)
+        recompute_dates(connection, set(revalued) - set(dates))
     _log.info("run %s aggregated: %d dates", run_id, len(dates))
     with engine.begin() as connection:  # the pipeline, not a read, closes runs that went stale
         closed = runs.close_stale_runs(connection)

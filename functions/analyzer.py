@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Engine, Row
 
 from functions import runs, success, wiring
+from functions.value import record_usage
 from shared.config import Settings, get_settings
 from shared.conversation import Conversation, Timing
 from shared.db import analytics_engine, source_engine
@@ -454,6 +455,7 @@ def _analyse_claimed(ctx: _Context, stored: Row[Any] | None) -> AnalyzeResult:
     def write(connection: Connection) -> None:
         values["confirmed_no_help"] = success.confirmed_no_help(connection, conversation.conversation_id)
         _upsert(connection, values)
+        record_usage(connection, ctx.conversation_id, conversation.usage, ctx.settings)
 
     counted = runs.commit_outcome(ctx.engine, ctx.queue, ctx.run_id, record, write=write)
     return ctx.result("analyzed" if counted else "duplicate", reused=reused)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
+    "ANALYSED_ROWS_SQL",
     "ESTIMATOR_COUNTS",
     "METRICS",
     "METRIC_COLUMNS",
@@ -27,6 +28,7 @@ __all__ = [
     "SUM_COLUMNS",
     "Metric",
     "aggregate_select_sql",
+    "analysed_rows_sql",
     "range_sums_sql",
 ]
 
@@ -43,6 +45,7 @@ class Metric:
     description: str
     public: bool = True  # a field of the API's `Figures` under the same name
     kind: Literal["sum", "counts"] = "sum"  # "counts": a JSON object of counts per value
+    summed: bool = True  # False: recorded with the row, not added up over a range
     unit: str | None = None  # "minutes" for time; named in the OpenAPI document (`x-unit`)
 
     def range_sum_sql(self) -> str:
@@ -138,8 +141,116 @@ METRICS: tuple[Metric, ...] = (
     ),
 )
 
+# money (functions/value.py): integer units so range sums stay exact
+_VALUE = "coalesce(round(sum({minutes} * hourly_rate) * 1000 / 60), 0)"
+METRICS += (
+    Metric(
+        "ai_input_tokens",
+        "coalesce(sum(ai_input_tokens), 0)",
+        "Prompt tokens of the AI answers, regenerations included (cached tokens included), in tokens.",
+    ),
+    Metric(
+        "ai_output_tokens",
+        "coalesce(sum(ai_output_tokens), 0)",
+        "Completion tokens of the AI answers, regenerations included, in tokens.",
+    ),
+    Metric(
+        "ai_cached_tokens",
+        "coalesce(sum(ai_cached_tokens), 0)",
+        "Of the prompt tokens, those billed at the cached price, in tokens.",
+    ),
+    Metric(
+        "ai_unpriced_tokens",
+        "coalesce(sum(ai_unpriced_tokens), 0)",
+        "Tokens of models without a price (prompt and completion), in tokens; they are not in ai_cost_usd.",
+    ),
+    Metric(
+        "ai_cost_micro_usd",
+        "coalesce(round(sum(ai_cost_usd) * 1000000), 0)",
+        "AI cost of the priced models, in millionths of a USD.",
+        public=False,
+    ),
+    Metric(
+        "analysis_cost_micro_usd",
+        "coalesce(round(sum(llm_cost_usd) * 1000000), 0)",
+        "The estimator's own LLM cost, in millionths of a USD.",
+        public=False,
+    ),
+    Metric(
+        "value_saved_milli",
+        _VALUE.format(minutes="time_saved_minutes"),
+        "Value of the minutes saved, most likely, in thousandths of the currency.",
+        public=False,
+    ),
+    Metric(
+        "value_saved_low_milli",
+        _VALUE.format(minutes="GREATEST(0, manual_time_low - active_duration_minutes)"),
+        "Value of the minutes saved, low, in thousandths of the currency.",
+        public=False,
+    ),
+    Metric(
+        "value_saved_high_milli",
+        _VALUE.format(minutes="GREATEST(0, manual_time_high - active_duration_minutes)"),
+        "Value of the minutes saved, high, in thousandths of the currency.",
+        public=False,
+    ),
+    Metric(
+        "value_rate_id",
+        "max(value_rate_id)",
+        "The `value_rates` period the row was valued with.",
+        public=False,
+        summed=False,
+    ),
+)
+
+
+def analysed_rows_sql(dates_condition: str) -> str:
+    """The analysed rows whose `ca.analysis_date` meets the condition, with usage and rate.
+
+    Each row has its AI usage (summed over its models; the cost of priced models only,
+    NULL when none is priced) and its hourly rate: from the rate period in effect on its
+    date, the lowest rate of its listed groups, else the period's default rate; NULL (no
+    value) when the period has no money.
+    """
+    return _ANALYSED_ROWS_SQL.replace("{dates_condition}", dates_condition)
+
+
+_ANALYSED_ROWS_SQL = """
+SELECT ca.*,
+    coalesce(usage.input_tokens, 0) AS ai_input_tokens,
+    coalesce(usage.output_tokens, 0) AS ai_output_tokens,
+    coalesce(usage.cached_tokens, 0) AS ai_cached_tokens,
+    coalesce(usage.unpriced_tokens, 0) AS ai_unpriced_tokens,
+    usage.cost_usd AS ai_cost_usd,
+    rate.id AS value_rate_id,
+    rate.currency AS value_currency,
+    CASE WHEN rate.hourly_rate IS NOT NULL THEN round(coalesce(group_rate.rate, rate.hourly_rate), 2) END
+        AS hourly_rate
+FROM conversation_analysis ca
+LEFT JOIN LATERAL (
+    SELECT sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+        sum(cached_tokens) AS cached_tokens,
+        sum(input_tokens + output_tokens) FILTER (WHERE cost_usd IS NULL) AS unpriced_tokens,
+        sum(cost_usd) AS cost_usd
+    FROM conversation_model_usage WHERE conversation_id = ca.conversation_id
+) AS usage ON true
+LEFT JOIN LATERAL (
+    SELECT id, currency, hourly_rate, group_hourly_rates FROM value_rates
+    WHERE effective_from <= ca.analysis_date ORDER BY effective_from DESC LIMIT 1
+) AS rate ON true
+LEFT JOIN LATERAL (
+    SELECT min((rate.group_hourly_rates ->> g.name)::numeric) AS rate FROM user_groups g
+    WHERE g.group_id = ANY(ca.group_ids) AND (rate.group_hourly_rates ->> g.name) IS NOT NULL
+) AS group_rate ON true
+WHERE ca.status = 'analyzed' AND {dates_condition}
+"""
+# the rows the aggregator rebuilds the dates `:dates` from
+ANALYSED_ROWS_SQL = analysed_rows_sql("ca.analysis_date = ANY(:dates)")
+
 METRIC_COLUMNS: tuple[str, ...] = tuple(metric.column for metric in METRICS)
-SUM_COLUMNS: tuple[str, ...] = tuple(metric.column for metric in METRICS if metric.kind == "sum")
+SUM_COLUMNS: tuple[str, ...] = tuple(
+    metric.column for metric in METRICS if metric.kind == "sum" and metric.summed
+)
 ESTIMATOR_COUNTS = "estimator_counts"
 
 
@@ -150,4 +261,4 @@ def aggregate_select_sql() -> str:
 
 def range_sums_sql() -> str:
     """Each metric column summed over the selected aggregate rows, named after the column."""
-    return ", ".join(metric.range_sum_sql() for metric in METRICS)
+    return ", ".join(metric.range_sum_sql() for metric in METRICS if metric.summed)

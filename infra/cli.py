@@ -281,6 +281,48 @@ def stats(days: int, as_json: bool) -> None:
     _emit(as_json, data, "\n".join(lines))
 
 
+@cli.command()
+@click.option("--month", help="Calendar month, YYYY-MM (default: the last full month).")
+@click.option("--start-date", type=_DATE, help="First date of a custom range (with --end-date).")
+@click.option("--end-date", type=_DATE, help="Last date of a custom range.")
+@click.option(
+    "--out", "out", type=click.Path(dir_okay=False, writable=True), required=True, help="HTML file to write."
+)
+def report(month: str | None, start_date: datetime | None, end_date: datetime | None, out: str) -> None:
+    """Write the print-ready report of a month or range to a self-contained HTML file."""
+    from pathlib import Path
+
+    from pydantic import ValidationError
+
+    from functions.api.report import ReportQuery, write_report
+    from functions.api.schemas import InvalidParameter
+
+    settings = get_settings()
+    try:
+        query = ReportQuery(
+            month=month,
+            start_date=start_date.date() if start_date else None,
+            end_date=end_date.date() if end_date else None,
+        )
+        covered = write_report(analytics_engine(settings), settings, Path(out), query)
+    except ValidationError as exc:
+        raise click.BadParameter(exc.errors(include_url=False)[0]["msg"]) from exc
+    except InvalidParameter as exc:
+        raise click.BadParameter(str(exc)) from exc
+    click.echo(f"report for {covered.start_date} … {covered.end_date} written to {out}")
+
+
+@cli.command()
+@click.option("--from", "since", type=_DATE, required=True, help="First local date to re-price.")
+def reprice(since: datetime) -> None:
+    """Apply the current hourly rates and model prices to every date from --from on, on purpose."""
+    from functions.value import reprice_history
+
+    settings = get_settings()
+    dates = reprice_history(analytics_engine(settings), settings, since.date())
+    click.echo(f"re-priced {len(dates)} dates from {since.date()}")
+
+
 @cli.command("hash-user")
 @click.argument("user_id")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

@@ -27,8 +27,10 @@ def _default(value: object) -> str:
         return "(local placeholder)" if value.get_secret_value() else "—"
     if hasattr(value, "value"):
         value = value.value  # enums
+    if value is None:
+        return "—"
     if isinstance(value, dict):
-        return "built-in table"
+        return "built-in table" if value else "—"
     if isinstance(value, list | tuple):
         value = ", ".join(map(str, value))  # an empty list: —
     if isinstance(value, Path) and value.is_relative_to(REPO_ROOT):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -70,12 +71,32 @@ _KNOWN_WEBUI_SECRETS = frozenset({"t0p-s3cr3t", "your-secret-key", "your_secret_
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 """The `Host` names local mode answers when `ANALYTICS_ALLOWED_HOSTS` is empty (DNS rebinding)."""
 
-# USD per 1M tokens: input, cached input, output. Override with ANALYTICS_LLM_PRICES.
-DEFAULT_LLM_PRICES: dict[str, dict[str, float]] = {
+# USD per 1M tokens: input, cached input, output. ANALYTICS_MODEL_PRICES adds to and
+# overrides it, model by model. One table for the estimator's own requests and for the
+# models people use in Open WebUI (`shared/estimators/pricing.py` looks models up).
+# List prices of the providers' public price pages; check them before relying on them.
+DEFAULT_MODEL_PRICES: dict[str, dict[str, float]] = {
+    "gpt-4o": {"input": 2.50, "cached_input": 1.25, "output": 10.00},
     "gpt-4o-mini": {"input": 0.15, "cached_input": 0.075, "output": 0.60},
+    "gpt-4.1": {"input": 2.00, "cached_input": 0.50, "output": 8.00},
     "gpt-4.1-mini": {"input": 0.40, "cached_input": 0.10, "output": 1.60},
+    "gpt-4.1-nano": {"input": 0.10, "cached_input": 0.025, "output": 0.40},
+    "gpt-5": {"input": 1.25, "cached_input": 0.125, "output": 10.00},
     "gpt-5-mini": {"input": 0.25, "cached_input": 0.025, "output": 2.00},
+    "gpt-5-nano": {"input": 0.05, "cached_input": 0.005, "output": 0.40},
+    "o3": {"input": 2.00, "cached_input": 0.50, "output": 8.00},
+    "o4-mini": {"input": 1.10, "cached_input": 0.275, "output": 4.40},
+    "claude-sonnet-4": {"input": 3.00, "cached_input": 0.30, "output": 15.00},
+    "claude-3-5-haiku": {"input": 0.80, "cached_input": 0.08, "output": 4.00},
+    "claude-haiku-4-5": {"input": 1.00, "cached_input": 0.10, "output": 5.00},
+    "claude-opus-4-1": {"input": 15.00, "cached_input": 1.50, "output": 75.00},
+    "claude-opus-4-5": {"input": 5.00, "cached_input": 0.50, "output": 25.00},
+    "gemini-2.5-pro": {"input": 1.25, "cached_input": 0.31, "output": 10.00},
+    "gemini-2.5-flash": {"input": 0.30, "cached_input": 0.075, "output": 2.50},
 }
+DEFAULT_LLM_PRICES = DEFAULT_MODEL_PRICES  # the name before the table covered Open WebUI's models
+_PRICE_KEYS = frozenset({"input", "cached_input", "output"})
+_PRICES_VARIABLE = "ANALYTICS_MODEL_PRICES (or ANALYTICS_LLM_PRICES)"
 
 
 class Environment(StrEnum):
@@ -195,10 +216,13 @@ class Settings(BaseSettings):
         description="Timeout of one LLM request; a timeout is retried by the queue.",
     )
     llm_prices: Annotated[dict[str, dict[str, float]], NoDecode] = Field(
-        default_factory=lambda: dict(DEFAULT_LLM_PRICES),
-        validation_alias=_env("ANALYTICS_LLM_PRICES"),
-        description="JSON price table, USD per 1M tokens: "
-        '`{"model": {"input": 0.15, "cached_input": 0.075, "output": 0.6}}`.',
+        default_factory=lambda: dict(DEFAULT_MODEL_PRICES),
+        validation_alias=_env("ANALYTICS_MODEL_PRICES", "ANALYTICS_LLM_PRICES"),
+        description="JSON price table, USD per 1M tokens, over the built-in table of common "
+        'models: `{"model": {"input": 0.15, "cached_input": 0.075, "output": 0.6}}`. Prices '
+        "the estimator's own requests and the models people use in Open WebUI (a local model "
+        "may be given its electricity or GPU cost); a model without a price is shown as "
+        "unpriced with its tokens, never as free. `ANALYTICS_LLM_PRICES` is accepted as an alias.",
     )
     digest_token_budget: int = Field(
         1500,
@@ -327,6 +351,30 @@ class Settings(BaseSettings):
         le=1000,
         validation_alias=_env("ANALYTICS_MIN_GROUP_SIZE"),
         description="Groups with fewer members are hidden from group breakdowns.",
+    )
+
+    # --- value of time -------------------------------------------------------------
+    hourly_rate: float | None = Field(
+        None,
+        ge=0,
+        le=100_000,
+        validation_alias=_env("ANALYTICS_HOURLY_RATE"),
+        description="What an hour of working time is worth, in `ANALYTICS_CURRENCY`. With "
+        "both set, the time saved is shown as money too (with its low–high band), and AI "
+        "cost and return appear; with either unset no money is shown anywhere.",
+    )
+    currency: str | None = Field(
+        None,
+        pattern=r"^[A-Z]{3}$",
+        validation_alias=_env("ANALYTICS_CURRENCY"),
+        description="ISO 4217 code of the hourly rates, e.g. `EUR` (AI cost is always in USD).",
+    )
+    group_hourly_rates: Annotated[dict[str, float], NoDecode] = Field(
+        default_factory=dict,
+        validation_alias=_env("ANALYTICS_GROUP_HOURLY_RATES"),
+        description='JSON hourly rates by Open WebUI group name, e.g. `{"Legal": 90}`; '
+        "people in no listed group take `ANALYTICS_HOURLY_RATE`. A person in several listed "
+        "groups takes the lowest of their rates (the value is never overstated).",
     )
 
     # --- processing ----------------------------------------------------------------
@@ -483,14 +531,63 @@ class Settings(BaseSettings):
     @field_validator("llm_prices", mode="before")
     @classmethod
     def _parse_prices(cls, value: object) -> object:
-        if not isinstance(value, str):
-            return value
-        if not value.strip():
-            return dict(DEFAULT_LLM_PRICES)
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"ANALYTICS_LLM_PRICES is not valid JSON: {exc}") from exc
+        if isinstance(value, str):
+            if not value.strip():
+                return dict(DEFAULT_MODEL_PRICES)
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{_PRICES_VARIABLE} is not valid JSON: {exc}") from exc
+        if not isinstance(value, dict):
+            raise ValueError(f"{_PRICES_VARIABLE} must be a JSON object of models")
+        for model, row in value.items():
+            if not isinstance(row, dict) or not row or not set(row) <= _PRICE_KEYS:
+                raise ValueError(
+                    f"{_PRICES_VARIABLE}: {model!r} must be an object with some of {sorted(_PRICE_KEYS)}"
+                )
+            for key, price in row.items():
+                if (
+                    isinstance(price, bool)
+                    or not isinstance(price, (int, float))
+                    or not math.isfinite(price)
+                    or not 0 <= price <= 1_000_000
+                ):
+                    raise ValueError(f"{_PRICES_VARIABLE}: {model!r} {key!r} must be a number ≥ 0")
+        return {**DEFAULT_MODEL_PRICES, **value}
+
+    @field_validator("group_hourly_rates", mode="before")
+    @classmethod
+    def _parse_group_rates(cls, value: object) -> object:
+        if isinstance(value, str):
+            if not value.strip():
+                return {}
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"ANALYTICS_GROUP_HOURLY_RATES is not valid JSON: {exc}") from exc
+        if not isinstance(value, dict):
+            raise ValueError("ANALYTICS_GROUP_HOURLY_RATES must be a JSON object of group names")
+        for name, rate in value.items():
+            if (
+                isinstance(rate, bool)
+                or not isinstance(rate, (int, float))
+                or not math.isfinite(rate)
+                or not 0 <= rate <= 100_000
+            ):
+                raise ValueError(
+                    f"ANALYTICS_GROUP_HOURLY_RATES[{name!r}] must be a number between 0 and 100000"
+                )
+        return value
+
+    @field_validator("currency", mode="before")
+    @classmethod
+    def _blank_currency(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("hourly_rate", mode="before")
+    @classmethod
+    def _blank_rate(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod
@@ -628,6 +725,11 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment is Environment.PRODUCTION
+
+    @property
+    def money_shown(self) -> bool:
+        """Money appears (value, AI cost, return) only with a currency and an hourly rate."""
+        return self.currency is not None and self.hourly_rate is not None
 
     @property
     def effective_estimator(self) -> EstimatorKind:

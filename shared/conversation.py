@@ -19,6 +19,7 @@ __all__ = [
     "Conversation",
     "DigestFeatures",
     "Message",
+    "ModelUsage",
     "Timing",
     "TranscriptDigest",
     "bounded_tags",
@@ -66,6 +67,22 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelUsage:
+    """Tokens one model used in one conversation (see `shared.openwebui.usage`)."""
+
+    model: str
+    answers: int  # assistant messages that carried usage
+    input_tokens: int  # prompt side, cached tokens included
+    output_tokens: int
+    cached_tokens: int  # part of input_tokens, billed at the cached price
+    generation_seconds: float = 0.0  # Ollama's reported durations, when present
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, slots=True)
 class Conversation:
     """A chat row of Open WebUI, reduced to the branch the user kept (root → currentId)."""
 
@@ -83,6 +100,7 @@ class Conversation:
     fingerprint: str = ""  # sha256 of the kept branch's content; equal fingerprints = same conversation
     side_by_side_answers: int = 0  # answers of the other models of side-by-side turns (not regenerations)
     kept_answer_ids: tuple[str, ...] = ()  # message ids of the kept branch's assistant answers (ratings)
+    usage: tuple[ModelUsage, ...] = ()  # tokens per model: kept answers and their regenerations
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ __all__ = [
     "AnalysisClaim",
     "Base",
     "ConversationAnalysis",
+    "ConversationModelUsage",
     "DailyAggregate",
     "DailyBreakdown",
     "GroupMember",
@@ -40,6 +41,7 @@ __all__ = [
     "SchemaMigration",
     "TimeConfirmation",
     "UserGroup",
+    "ValueRate",
 ]
 
 _NOW = text("now()")
@@ -230,6 +232,18 @@ class _AggregateMetrics:
     unsuccessful_count: Mapped[int] = _count()  # migration 006
     confidence_sum: Mapped[int] = _count()
     estimator_counts: Mapped[dict[str, int]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    ai_input_tokens: Mapped[int] = _count(big=True)
+    ai_output_tokens: Mapped[int] = _count(big=True)
+    ai_cached_tokens: Mapped[int] = _count(big=True)
+    ai_unpriced_tokens: Mapped[int] = _count(big=True)
+    ai_cost_micro_usd: Mapped[int] = _count(big=True)
+    analysis_cost_micro_usd: Mapped[int] = _count(big=True)
+    value_saved_milli: Mapped[int] = _count(big=True)
+    value_saved_low_milli: Mapped[int] = _count(big=True)
+    value_saved_high_milli: Mapped[int] = _count(big=True)
+    value_rate_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("value_rates.id", ondelete="SET NULL")
+    )
     updated_at: Mapped[datetime] = mapped_column(_TS, server_default=_NOW)
 
 
@@ -361,3 +375,38 @@ class TimeConfirmation(Base):
     updated_at: Mapped[datetime] = mapped_column(_TS, server_default=_NOW)
 
     __table_args__ = (Index("idx_time_confirmations_updated", "updated_at"),)
+
+
+class ConversationModelUsage(Base):
+    """Tokens one model used in one conversation (kept answers and regenerations), priced."""
+
+    __tablename__ = "conversation_model_usage"
+
+    conversation_id: Mapped[str] = mapped_column(
+        String(255),
+        ForeignKey("conversation_analysis.conversation_id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    model: Mapped[str] = mapped_column(String(255), primary_key=True)
+    answers: Mapped[int] = _count()
+    input_tokens: Mapped[int] = _count(big=True)
+    output_tokens: Mapped[int] = _count(big=True)
+    cached_tokens: Mapped[int] = _count(big=True)
+    generation_seconds: Mapped[Decimal] = mapped_column(
+        Numeric(12, 3), nullable=False, server_default=text("0")
+    )
+    cost_usd: Mapped[Decimal | None] = mapped_column(Numeric(14, 6))  # None: unpriced
+    priced_at: Mapped[datetime] = mapped_column(_TS, server_default=_NOW)
+
+
+class ValueRate(Base):
+    """Hourly rates in effect for analysis dates from `effective_from` on."""
+
+    __tablename__ = "value_rates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    effective_from: Mapped[date] = mapped_column(Date, unique=True)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    hourly_rate: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    group_hourly_rates: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'"))
+    recorded_at: Mapped[datetime] = mapped_column(_TS, server_default=_NOW)

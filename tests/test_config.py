@@ -98,6 +98,17 @@ def test_a_local_server_needs_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
         ("ANALYTICS_LLM_RPM", "-5"),
         ("ANALYTICS_ENVIRONMENT", "staging"),
         ("ANALYTICS_LLM_PRICES", "{not json"),
+        ("ANALYTICS_MODEL_PRICES", "{not json"),
+        ("ANALYTICS_MODEL_PRICES", '{"m": {"input": -1}}'),
+        ("ANALYTICS_MODEL_PRICES", '{"m": {"inputs": 1}}'),
+        ("ANALYTICS_MODEL_PRICES", '{"m": {"input": true}}'),
+        ("ANALYTICS_MODEL_PRICES", '["gpt-4o"]'),
+        ("ANALYTICS_HOURLY_RATE", "-3"),
+        ("ANALYTICS_HOURLY_RATE", "nan"),
+        ("ANALYTICS_CURRENCY", "euro"),
+        ("ANALYTICS_GROUP_HOURLY_RATES", '{"Legal": "ninety"}'),
+        ("ANALYTICS_GROUP_HOURLY_RATES", '{"Legal": 1e309}'),
+        ("ANALYTICS_GROUP_HOURLY_RATES", "[90]"),
     ],
 )
 def test_invalid_values_are_rejected_with_the_variable_named(

@@ -19,7 +19,7 @@ import flask
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from werkzeug.exceptions import HTTPException
 
-from functions.api import calibration_views, dashboard, endpoints, feedback
+from functions.api import calibration_views, dashboard, endpoints, feedback, report
 from functions.api.openapi import build_openapi
 from functions.api.schemas import (
     BreakdownQuery,
@@ -265,6 +265,7 @@ ROUTES: tuple[Route, ...] = (
         media_type="text/html",
     ),
     Route("/logout", "logout", dashboard.logout, methods=("POST",), access=READERS, kind="page"),
+    Route("/report", "report", report.report_page, kind="page", media_type="text/html"),
     Route(
         f"/charts/<any({_CHART_NAMES}):chart>.svg",
         "chart",

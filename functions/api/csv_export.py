@@ -31,6 +31,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from functions.dimensions import DIMENSIONS, Dimension
+from functions.metrics import analysed_rows_sql
+from functions.value import CSV_VALUE_COLUMNS
+from shared.config import get_settings
 
 __all__ = ["CSV_COLUMNS", "escape_cell", "stream_csv"]
 
@@ -67,6 +70,7 @@ _COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("models_used", "array_to_string(models_used, ';')", "text"),
     ("message_count", "message_count", "plain"),
     ("user_message_count", "user_message_count", "plain"),
+    *CSV_VALUE_COLUMNS,
 )
 # every dimension's CSV column (functions/dimensions.py); those not above come last, as text
 _COLUMNS += tuple(
@@ -102,8 +106,9 @@ def _cell_sql(expression: str, kind: str) -> str:
 
 _LINE_SQL = " || ',' || ".join(_cell_sql(expression, kind) for _, expression, kind in _COLUMNS)
 _QUERY = (
-    f"SELECT {_LINE_SQL} || chr(13) || chr(10) AS line FROM conversation_analysis "
-    "WHERE status = 'analyzed' AND analysis_date BETWEEN :start_date AND :end_date {filters} "
+    f"SELECT {_LINE_SQL} || chr(13) || chr(10) AS line FROM "
+    f"({analysed_rows_sql('ca.analysis_date BETWEEN :start_date AND :end_date')}) AS analysed "
+    "WHERE true {filters} "
     "ORDER BY analysis_date, conversation_id"
 )
 
@@ -131,6 +136,7 @@ def stream_csv(
         "group_id": group_id,
         "formula_pattern": _FORMULA_PATTERN,
         "formula_replacement": "\\1\\2'",
+        "money": get_settings().money_shown,  # the value and cost cells stay empty without money
     }
     if dimension_filter is not None:
         dimension, value = dimension_filter

@@ -27,7 +27,8 @@ from functions.api.schemas import (
 )
 from functions.dimensions import TOTAL, Dimension
 from functions.metrics import ESTIMATOR_COUNTS, SUM_COLUMNS, range_sums_sql
-from shared.config import EstimatorKind
+from functions.value import MONEY_COLUMNS, money_figures
+from shared.config import EstimatorKind, get_settings
 
 __all__ = [
     "Scope",
@@ -105,8 +106,12 @@ def _figures(row: RowMapping | Mapping[str, Any]) -> dict[str, Any]:
     count = values["conversation_count"]
     confidence_sum = values.pop("confidence_sum")
     estimators = {str(name): int(n) for name, n in sorted((row.get(ESTIMATOR_COUNTS) or {}).items()) if n}
+    money = money_figures(values, get_settings())
+    for column in MONEY_COLUMNS:
+        del values[column]
     return {
         **values,
+        **money,
         "avg_time_saved_per_conversation": _average(values["total_time_saved"], count),
         "avg_time_saved_per_conversation_low": _average(values["total_time_saved_low"], count),
         "avg_time_saved_per_conversation_high": _average(values["total_time_saved_high"], count),

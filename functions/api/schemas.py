@@ -328,6 +328,40 @@ class Figures(_Response):
         description=_METRIC_TEXT["estimator_counts"]
         + " Only estimators with at least one conversation; the counts add up to conversation_count."
     )
+    # value and cost (functions/value.py); money fields are null unless ANALYTICS_HOURLY_RATE
+    # and ANALYTICS_CURRENCY are set
+    ai_input_tokens: int = Field(description=_METRIC_TEXT["ai_input_tokens"])
+    ai_output_tokens: int = Field(description=_METRIC_TEXT["ai_output_tokens"])
+    ai_cached_tokens: int = Field(description=_METRIC_TEXT["ai_cached_tokens"])
+    ai_unpriced_tokens: int = Field(description=_METRIC_TEXT["ai_unpriced_tokens"])
+    ai_cost_usd: float | None = Field(
+        description="What the AI answers cost, in USD, priced models only (see ai_cost_complete); "
+        "null when money is off or every model is unpriced."
+    )
+    ai_cost_complete: bool = Field(
+        description="False when some tokens come from unpriced models: ai_cost_usd is then a lower bound."
+    )
+    analysis_cost_usd: float | None = Field(
+        description="What estimating these conversations cost (this product's own LLM requests), in USD."
+    )
+    currency: str | None = Field(description="ISO 4217 currency of the value fields; null when money is off.")
+    value_saved_amount: float | None = Field(
+        description="Value of the time saved, most likely, in `currency` (minutes saved × hourly rate)."
+    )
+    value_saved_low_amount: float | None = Field(description="Value of the time saved, low, in `currency`.")
+    value_saved_high_amount: float | None = Field(description="Value of the time saved, high, in `currency`.")
+    hours_saved_per_100_usd: float | None = Field(
+        description="Hours saved per 100 USD of AI cost, most likely (null without AI cost)."
+    )
+    hours_saved_per_100_usd_low: float | None = Field(description="Hours saved per 100 USD of AI cost, low.")
+    hours_saved_per_100_usd_high: float | None = Field(
+        description="Hours saved per 100 USD of AI cost, high."
+    )
+    value_per_usd: float | None = Field(
+        description="Value saved ÷ AI cost: `currency` units of value per USD of AI cost, most likely."
+    )
+    value_per_usd_low: float | None = Field(description="Value saved ÷ AI cost, low.")
+    value_per_usd_high: float | None = Field(description="Value saved ÷ AI cost, high.")
 
 
 class DailyPoint(Figures):

@@ -1,11 +1,16 @@
-"""What LLM requests cost, from token counts and the settings' price table.
+"""What tokens cost: the one price lookup, for the estimator's requests and Open WebUI's models.
 
-Prices are USD per 1M tokens: `input`, `cached_input` (defaults to `input` when
-absent) and `output`. Cached tokens are part of the prompt tokens and are billed at
-the cached price; the rest of the prompt at the input price. A model is looked up
-by exact name, then by the longest table entry it extends with a dash (so
-`gpt-4o-mini-2024-07-18` is priced as `gpt-4o-mini`). An unknown model costs 0 and
-is logged once per process.
+The table is the settings' `llm_prices` (`ANALYTICS_MODEL_PRICES` over the built-in
+table in `shared/config.py`): USD per 1M tokens, `input`, `cached_input` (defaults to
+`input` when absent) and `output`. Cached tokens are part of the prompt tokens and
+are billed at the cached price; the rest of the prompt at the input price.
+
+A model is looked up by exact name, then by the longest table entry it extends with
+a dash (so `gpt-4o-mini-2024-07-18` is priced as `gpt-4o-mini`), then the same for
+the part after the last `/` (a provider prefix such as `openai/gpt-4o`). A model
+found nowhere is *unpriced*: `usage_cost_usd` says so with None. The estimator's own
+request cost (`request_cost_usd`) keeps its NOT NULL column at 0 for an unpriced
+model and logs it once per process.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 
-__all__ = ["request_cost_usd"]
+__all__ = ["Price", "model_price", "request_cost_usd", "tokens_cost_usd", "usage_cost_usd"]
 
 _log = logging.getLogger(__name__)
 _PER_TOKENS = Decimal(1_000_000)
@@ -23,11 +29,65 @@ _warned_models: set[str] = set()
 _warned_lock = threading.Lock()
 
 
-def _price_row(model: str, prices: Mapping[str, Mapping[str, float]]) -> Mapping[str, float] | None:
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per 1M tokens."""
+
+    input: Decimal
+    cached_input: Decimal
+    output: Decimal
+
+
+def _entry(model: str, prices: Mapping[str, Mapping[str, float]]) -> Mapping[str, float] | None:
     if model in prices:
         return prices[model]
     extended = [name for name in prices if model.startswith(name + "-")]
     return prices[max(extended, key=len)] if extended else None
+
+
+def model_price(model: str, prices: Mapping[str, Mapping[str, float]]) -> Price | None:
+    """The price of `model` in the table, or None when it is unpriced."""
+    row = _entry(model, prices)
+    if row is None and "/" in model:
+        row = _entry(model.rsplit("/", 1)[1], prices)
+    if row is None:
+        return None
+    input_price = Decimal(str(row.get("input", 0)))
+    return Price(
+        input=input_price,
+        cached_input=Decimal(str(row.get("cached_input", row.get("input", 0)))),
+        output=Decimal(str(row.get("output", 0))),
+    )
+
+
+def tokens_cost_usd(
+    price: Price, *, input_tokens: int, output_tokens: int, cached_tokens: int = 0
+) -> Decimal:
+    """Cost in USD of these tokens at `price` (cached tokens are part of the input tokens)."""
+    cached = min(max(cached_tokens, 0), max(input_tokens, 0))
+    total = (
+        (max(input_tokens, 0) - cached) * price.input
+        + cached * price.cached_input
+        + max(output_tokens, 0) * price.output
+    )
+    return total / _PER_TOKENS
+
+
+def usage_cost_usd(
+    model: str,
+    prices: Mapping[str, Mapping[str, float]],
+    *,
+    input_tokens: int,
+    output_tokens: int,
+    cached_tokens: int = 0,
+) -> Decimal | None:
+    """Cost in USD of a model's tokens; None when the model is unpriced (never a made-up 0)."""
+    price = model_price(model, prices)
+    if price is None:
+        return None
+    return tokens_cost_usd(
+        price, input_tokens=input_tokens, output_tokens=output_tokens, cached_tokens=cached_tokens
+    )
 
 
 def _warn_unknown_once(model: str) -> None:
@@ -35,7 +95,7 @@ def _warn_unknown_once(model: str) -> None:
         if model in _warned_models:
             return
         _warned_models.add(model)
-    _log.warning("no price for LLM model %r in ANALYTICS_LLM_PRICES; its cost is recorded as 0", model)
+    _log.warning("no price for LLM model %r in ANALYTICS_MODEL_PRICES; its cost is recorded as 0", model)
 
 
 def request_cost_usd(
@@ -46,14 +106,15 @@ def request_cost_usd(
     completion_tokens: int,
     cached_tokens: int = 0,
 ) -> Decimal:
-    """Cost in USD of the given token counts for `model`."""
-    row = _price_row(model, prices)
-    if row is None:
+    """Cost in USD of the estimator's own request; 0 (logged once) for an unpriced model."""
+    cost = usage_cost_usd(
+        model,
+        prices,
+        input_tokens=prompt_tokens,
+        output_tokens=completion_tokens,
+        cached_tokens=cached_tokens,
+    )
+    if cost is None:
         _warn_unknown_once(model)
         return Decimal(0)
-    input_price = Decimal(str(row.get("input", 0)))
-    cached_price = Decimal(str(row.get("cached_input", row.get("input", 0))))
-    output_price = Decimal(str(row.get("output", 0)))
-    cached = min(max(cached_tokens, 0), prompt_tokens)
-    total = (prompt_tokens - cached) * input_price + cached * cached_price + completion_tokens * output_price
-    return total / _PER_TOKENS
+    return cost

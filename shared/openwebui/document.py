@@ -37,6 +37,7 @@ from typing import Any
 
 from shared.conversation import Conversation, Message, bounded_tags
 from shared.errors import SkipConversation
+from shared.openwebui.usage import conversation_usage
 
 __all__ = [
     "ChatRecord",
@@ -250,6 +251,7 @@ def build_conversation(
         tags=chat_tags(record.meta),
         notes=tuple(notes),
         fingerprint=conversation_fingerprint(messages),
+        usage=conversation_usage(tree.nodes, tree.path, tree.children, tree.parents),
     )
 
 

@@ -1,0 +1,225 @@
+"""The monthly report: one or two A4 pages for print, from the same aggregate figures as the API.
+
+`/report?month=YYYY-MM` (or `start_date` and `end_date`) serves it; `python main.py
+report --month YYYY-MM --out FILE.html` writes the same page to a self-contained file
+(styles inlined, the trend chart embedded) for e-mailing. No JavaScript: print CSS only.
+
+Everything on it comes from `functions.api.queries` (the figures the API and the
+dashboard show, with the same minimum group size) and the recorded rate periods.
+"""
+
+from __future__ import annotations
+
+import base64
+import calendar
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import flask
+import jinja2
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.engine import Connection, Engine
+
+from functions.api import charts, queries
+from functions.api.dashboard import TEMPLATE_FILTERS
+from functions.api.schemas import (
+    MAX_DATE,
+    MIN_DATE,
+    DateRange,
+    DimensionRow,
+    Figures,
+    GroupRow,
+    InvalidParameter,
+    _date_pair,
+)
+from functions.api.services import ApiServices
+from functions.dimensions import CATEGORY, MODEL
+from functions.value import FIRST_RATE_DATE, rate_periods
+from shared.config import Settings
+
+__all__ = ["ReportData", "ReportQuery", "collect", "render_report", "report_page", "write_report"]
+
+_HERE = Path(__file__).resolve().parent
+_CSS = _HERE / "static" / "report.css"
+_TOP_ROWS = 8  # models and groups listed on the page; the rest are summed in one line
+CALIBRATION_STATUS = "not calibrated"  # until estimates are compared with people's own accounts
+
+
+class ReportQuery(BaseModel):
+    """A calendar month, or a custom inclusive range; neither: the last full month."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    month: str | None = Field(None, pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM.")
+    start_date: date | None = Field(None, ge=MIN_DATE, le=MAX_DATE)
+    end_date: date | None = Field(None, ge=MIN_DATE, le=MAX_DATE)
+
+    def date_range(self, today: date) -> DateRange:
+        if self.month is not None:
+            if self.start_date is not None or self.end_date is not None:
+                raise InvalidParameter("month", "give either month or start_date and end_date")
+            year, month = (int(part) for part in self.month.split("-"))
+            if not MIN_DATE.year <= year <= MAX_DATE.year:
+                raise InvalidParameter("month", f"must be between {MIN_DATE.year} and {MAX_DATE.year}")
+            start = date(year, month, 1)
+            end = date(year, month, calendar.monthrange(year, month)[1])
+        elif self.start_date is not None or self.end_date is not None:
+            start, end = _date_pair(self.start_date, self.end_date, "a report")
+        else:
+            end = today.replace(day=1) - timedelta(days=1)
+            start = end.replace(day=1)
+        return DateRange(start_date=start, end_date=end, days=(end - start).days + 1)
+
+
+@dataclass
+class ReportData:
+    date_range: DateRange
+    figures: Figures
+    previous: Figures
+    trend: list[Any]
+    categories: list[DimensionRow]
+    models: list[DimensionRow]  # most hours saved per 100 USD of AI cost first
+    groups: list[GroupRow]
+    hidden_groups: int
+    min_group_size: int
+    rates: list[dict[str, Any]]
+    settings: Settings
+    generated_at: datetime
+    best_model: DimensionRow | None = None
+    other_models: int = 0
+    other_groups: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _by_return(rows: list[DimensionRow]) -> list[DimensionRow]:
+    """Most hours saved per dollar first; models without an AI cost (unpriced) after, by hours."""
+    return sorted(
+        rows,
+        key=lambda row: (
+            row.hours_saved_per_100_usd is None,
+            -(row.hours_saved_per_100_usd or 0),
+            -row.total_time_saved,
+            row.value,
+        ),
+    )
+
+
+def collect(connection: Connection, settings: Settings, date_range: DateRange, now: datetime) -> ReportData:
+    """The figures of the report, all from the aggregate queries the API uses."""
+    scope = queries.Scope()
+    earlier_end = date_range.start_date - timedelta(days=1)
+    earlier = DateRange(
+        start_date=earlier_end - timedelta(days=date_range.days - 1),
+        end_date=earlier_end,
+        days=date_range.days,
+    )
+    models = _by_return(queries.dimension_breakdown(connection, MODEL, date_range))
+    groups, hidden = queries.group_breakdown(connection, date_range, min_group_size=settings.min_group_size)
+    groups = [row for row in groups if row.conversation_count]
+    priced = [row for row in models if row.hours_saved_per_100_usd is not None]
+    return ReportData(
+        date_range=date_range,
+        figures=queries.figures(connection, scope, date_range),
+        previous=queries.figures(connection, scope, earlier),
+        trend=queries.daily_trend(connection, scope, date_range),
+        categories=queries.dimension_breakdown(connection, CATEGORY, date_range),
+        models=models[:_TOP_ROWS],
+        other_models=max(0, len(models) - _TOP_ROWS),
+        groups=groups[:_TOP_ROWS],
+        other_groups=max(0, len(groups) - _TOP_ROWS),
+        hidden_groups=hidden,
+        min_group_size=settings.min_group_size,
+        rates=rate_periods(connection, date_range.start_date, date_range.end_date),
+        settings=settings,
+        generated_at=now,
+        best_model=priced[0] if priced else None,
+    )
+
+
+def _money(amount: float | None, currency: str | None) -> str:
+    """`105.00 EUR`; without a currency the bare amount (the first end of a band)."""
+    if amount is None:
+        return "–"
+    text = f"{amount:,.0f}" if abs(amount) >= 10_000 else f"{amount:,.2f}"
+    return f"{text} {currency}" if currency else text
+
+
+def _usd(amount: float | None) -> str:
+    if amount is None:
+        return "unpriced"
+    return f"{amount:,.2f} USD" if amount >= 0.01 or amount == 0 else f"{amount:,.4f} USD"
+
+
+def _number(value: float | None, digits: int = 1) -> str:
+    return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def _tokens(count: int) -> str:
+    if count >= 1_000_000:
+        return f"{count / 1_000_000:,.1f} M"
+    return f"{count / 1000:,.1f} k" if count >= 1000 else str(count)
+
+
+_ENV = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(_HERE / "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
+_ENV.filters.update(TEMPLATE_FILTERS)
+_ENV.filters.update(money=_money, usd=_usd, number=_number, tokens=_tokens)
+
+
+def render_report(data: ReportData, *, standalone: bool, chart_src: str = "", css_href: str = "") -> str:
+    """The report's HTML: `standalone` inlines the styles and the trend chart (for a file)."""
+    if standalone:
+        chart_src = "data:image/svg+xml;base64," + base64.b64encode(charts.trend_chart(data.trend)).decode()
+    return _ENV.get_template("report.html").render(
+        data=data,
+        current=data.figures,
+        previous=data.previous,
+        money=data.settings.money_shown,
+        calibration=CALIBRATION_STATUS,
+        first_rate_date=FIRST_RATE_DATE,
+        inline_css=_CSS.read_text(encoding="utf-8") if standalone else None,
+        css_href=css_href,
+        chart_src=chart_src,
+    )
+
+
+def report_page(services: ApiServices) -> flask.Response:
+    """`/report`: the report of a month or range, as a print-ready page."""
+    try:
+        query = ReportQuery.model_validate(flask.request.args.to_dict())
+    except ValidationError as exc:
+        problem = exc.errors(include_url=False)[0]
+        raise InvalidParameter(".".join(map(str, problem["loc"])) or "query", problem["msg"]) from exc
+    date_range = query.date_range(services.today())
+    with services.engine.connect() as connection:
+        data = collect(connection, services.settings, date_range, services.now())
+    params = urlencode(
+        {"start_date": date_range.start_date.isoformat(), "end_date": date_range.end_date.isoformat()}
+    )
+    html = render_report(
+        data,
+        standalone=False,
+        chart_src=flask.url_for("chart", chart="daily-trend") + "?" + params,
+        css_href=flask.url_for("assets", filename="report.css"),
+    )
+    response = flask.make_response(html)
+    response.mimetype = "text/html"
+    return response
+
+
+def write_report(
+    engine: Engine, settings: Settings, out: Path, query: ReportQuery, *, now: datetime | None = None
+) -> DateRange:
+    """Write the standalone report of `query` to `out`; returns the range it covers."""
+    now = now or datetime.now(settings.zone)
+    date_range = query.date_range(now.date())
+    with engine.connect() as connection:
+        data = collect(connection, settings, date_range, now)
+    out.write_text(render_report(data, standalone=True), encoding="utf-8")
+    return date_range
