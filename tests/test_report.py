@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from functions.cli import cli
 from sqlalchemy.engine import Engine
 
 from functions.aggregates import recompute_dates
 from functions.api.app import create_app
 from functions.api.services import ApiServices
 from functions.value import record_rates
+from infra.cli import cli
 from shared.config import get_settings, reset_settings_cache
 from tests.loopback import serve_wsgi
 from tests.value_dataset import DAY, GROUP_RATES, ZONE, insert_dataset

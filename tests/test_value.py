@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from functions.aggregates import recompute_dates
 from functions.api import queries
 from functions.api.schemas import DateRange
+from functions.dimensions import MODEL
 from functions.value import FIRST_RATE_DATE, record_rates, reprice
 from shared.config import Settings, get_settings, reset_settings_cache
 from tests.value_dataset import DAY, GROUP_RATES, RATE, insert_dataset
@@ -79,7 +80,7 @@ def test_by_model_return_and_unpriced_models(
 ) -> None:
     _seed(analytics_engine, _money(monkeypatch))
     with analytics_engine.connect() as connection:
-        rows = {row.value: row for row in queries.dimension_breakdown(connection, "model", ONE_DAY)}
+        rows = {row.value: row for row in queries.dimension_breakdown(connection, MODEL, ONE_DAY)}
 
     # cost goes with the conversation's primary model (the model its time saved is counted under)
     assert rows["gpt-4o"].ai_cost_usd == 3.25
@@ -299,7 +300,7 @@ def test_the_pipeline_records_usage_per_model_and_the_aggregator_records_rates(
     from datetime import UTC, datetime
 
     from functions import dispatcher
-    from functions.pipeline import inline_queue
+    from infra.local_queues import inline_queue
     from infra.openwebui_fixture import ChatBuilder, OpenWebUIFixture
     from shared.db import reset_engines
     from tests.test_usage import OLLAMA, OPENAI

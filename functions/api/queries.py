@@ -108,7 +108,7 @@ def _figures(row: RowMapping | Mapping[str, Any]) -> dict[str, Any]:
     estimators = {str(name): int(n) for name, n in sorted((row.get(ESTIMATOR_COUNTS) or {}).items()) if n}
     money = money_figures(values, get_settings())
     for column in MONEY_COLUMNS:
-        del values[column]
+        values.pop(column, None)  # shown as money fields, not as raw sums
     return {
         **values,
         **money,
