@@ -2,7 +2,8 @@
 
 `ROUTES` is the one place routes are declared. From it come the Flask URL map, the
 OpenAPI document and the security tests' list of routes. Every route is admin-only
-unless marked public; the public ones are the login page and the static assets.
+unless marked public; the public ones are the login page, the static assets and
+`/healthz` (liveness only).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from werkzeug.exceptions import HTTPException
 
 from functions.api import dashboard, endpoints
+from functions.api.access_log import install_access_log
 from functions.api.openapi import build_openapi
 from functions.api.schemas import (
     BreakdownQuery,
@@ -43,6 +45,7 @@ from functions.api.services import ApiServices
 from shared.auth import RateLimited, authenticate, session_cookie_name
 from shared.config import Settings, get_settings
 from shared.errors import AuthenticationFailed, ConfigurationError, RequestRejected, RetryableError
+from shared.logs import configure_logging
 
 __all__ = ["API_PREFIX", "ROUTES", "Route", "create_app"]
 
@@ -86,6 +89,11 @@ class Route:
 def _openapi(services: ApiServices, query: NoQuery) -> flask.Response:
     document = build_openapi(ROUTES, session_cookie=session_cookie_name(services.settings))
     return flask.jsonify(document)
+
+
+def _healthz(services: ApiServices) -> flask.Response:
+    """Liveness for load balancers and supervisors: the process answers; nothing else is said."""
+    return flask.Response('{"status":"ok"}', mimetype="application/json")
 
 
 def _api(path: str, endpoint: str, view: Callable[..., Any], **options: Any) -> Route:
@@ -215,6 +223,7 @@ ROUTES: tuple[Route, ...] = (
         kind="page",
         media_type="image/svg+xml",
     ),
+    Route("/healthz", "healthz", _healthz, access="public", kind="page"),
     # not /static/: functions-framework's own Flask app answers that prefix before our function runs
     Route("/assets/<path:filename>", "assets", dashboard.static_file, access="public", kind="page"),
 )
@@ -406,4 +415,6 @@ def create_app(settings: Settings | None = None, *, services: ApiServices | None
     app.register_error_handler(ConfigurationError, _misconfigured)
     app.register_error_handler(Exception, _unexpected)
     app.after_request(_security_headers)
+    install_access_log(app)
+    configure_logging(current.settings.log_format)
     return app
