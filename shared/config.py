@@ -461,6 +461,17 @@ class Settings(BaseSettings):
         return self.local_state_dir / "demo-webui.db"
 
     @property
+    def uses_demo_source(self) -> bool:
+        """True when Open WebUI's database is the generated demo database (the dashboard says so)."""
+        url = self.source_database_url
+        if not url:
+            return not self.is_production  # locally with nothing configured the demo is read
+        prefix = "sqlite:///"
+        if not url.startswith(prefix):
+            return False
+        return Path(url.removeprefix(prefix).split("?", 1)[0]).resolve() == self.demo_source_path.resolve()
+
+    @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 

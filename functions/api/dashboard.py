@@ -245,12 +245,13 @@ def chart(services: ApiServices, chart: str) -> flask.Response:
     if filters.error:
         raise InvalidParameter("range", filters.error)
     date_range = filters.date_range
+    narrow = flask.request.args.get("size") == "narrow"  # the phone variant (see charts.NARROW_TREND)
     with services.engine.connect() as connection:
         group = checked_group(connection, services, filters.query.group)
         group_id = group.group_id if group else None
         if chart == "daily-trend":
             points = queries.daily_trend(connection, queries.Scope(group_id=group_id), date_range)
-            return _svg(charts.trend_chart(points))
+            return _svg(charts.trend_chart(points, **(charts.NARROW_TREND if narrow else {})))
         rows: list[Figures]
         if chart == "group":
             shown, _ = queries.group_breakdown(
@@ -260,7 +261,7 @@ def chart(services: ApiServices, chart: str) -> flask.Response:
         else:
             found = queries.dimension_breakdown(connection, chart, date_range, group_id=group_id)  # type: ignore[arg-type]
             labels, rows = [row.value for row in found], list(found)
-    return _svg(charts.breakdown_chart(labels, rows))
+    return _svg(charts.breakdown_chart(labels, rows, **(charts.NARROW_BREAKDOWN if narrow else {})))
 
 
 def _hours(minutes: float | None) -> str:
