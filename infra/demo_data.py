@@ -39,7 +39,15 @@ import sqlalchemy as sa
 
 from infra.openwebui_fixture import ChatBuilder, OpenWebUIFixture, raw_json
 
-__all__ = ["BEDROCK_MODEL", "DEMO_DAYS", "DEMO_MODELS", "DEMO_USERS", "GGUF_MODEL", "DemoRating", "build_demo_database"]
+__all__ = [
+    "BEDROCK_MODEL",
+    "DEMO_DAYS",
+    "DEMO_MODELS",
+    "DEMO_USERS",
+    "GGUF_MODEL",
+    "DemoRating",
+    "build_demo_database",
+]
 
 DEMO_DAYS = 400
 DEMO_USERS = 60

@@ -21,9 +21,11 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import requests
+from cronsim import CronSimError
 
 from functions.api.health import computed_next_run
 from shared.config import Settings
+from shared.errors import ConfigurationError
 from shared.queue import TASK_SECRET_HEADER
 
 __all__ = ["MAX_SLEEP_SECONDS", "LocalSchedule", "scheduled_dispatch"]
@@ -78,7 +80,12 @@ class LocalSchedule:
         self._wait = wait or self._stopped.wait
         self._thread: threading.Thread | None = None
         self.fired: list[datetime] = []
-        computed_next_run(schedule, self._now().astimezone(zone))  # an invalid schedule fails here, at start
+        try:  # an invalid schedule fails here, at start, not at midnight
+            computed_next_run(schedule, self._now().astimezone(zone))
+        except (CronSimError, StopIteration) as exc:
+            raise ConfigurationError(
+                f"ANALYTICS_SCHEDULE {schedule!r} is not a valid schedule: {exc}"
+            ) from exc
 
     @classmethod
     def for_settings(cls, settings: Settings, dispatch_url: str) -> LocalSchedule:
