@@ -59,7 +59,7 @@ def _local_day(epoch: int) -> date:
 
 
 def test_a_year_with_weekly_rhythm_holidays_and_growth(demo: tuple[Path, str, float], source: Engine) -> None:
-    path, summary, seconds = demo
+    _, summary, seconds = demo
     assert seconds < 30, f"building the demo took {seconds:.1f}s"
     chats = [c for c in _chats(source) if not c["user_id"].startswith("shared-")]
     per_day = Counter(_local_day(c["updated_at"]) for c in chats)

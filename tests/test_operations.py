@@ -122,7 +122,7 @@ def test_loopback_addresses_are_always_allowed(host: str) -> None:
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "::", "analytics.corp.example"])
 def test_a_reachable_address_needs_a_real_password(host: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert not is_loopback(host)
-    with pytest.raises(ConfigurationError, match="refusing to listen on .*ANALYTICS_DASHBOARD_PASSWORD"):
+    with pytest.raises(ConfigurationError, match=r"refusing to listen on .*ANALYTICS_DASHBOARD_PASSWORD"):
         check_listen_address(host, Settings())  # the default password
     monkeypatch.setenv("ANALYTICS_DASHBOARD_PASSWORD", "short-pw")
     with pytest.raises(ConfigurationError, match="shorter than 12"):
