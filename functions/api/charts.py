@@ -58,7 +58,7 @@ _COMMON = {
 # Phones (the page's `<picture>` asks for `size=narrow` below 640 px): drawn about as wide as
 # they are shown, so 12 px text stays 12 px instead of shrinking with a 960 px drawing.
 NARROW_TREND: dict[str, int] = {"width": 380, "height": 280, "date_labels": 4}
-NARROW_BREAKDOWN: dict[str, int] = {"width": 360}
+NARROW_BREAKDOWN: dict[str, int] = {"width": 360, "label_chars": 16, "value_labels": 5}
 
 _SCRIPT = re.compile(rb"<script\b.*?</script>", re.DOTALL)
 
@@ -105,9 +105,19 @@ def trend_chart(
 
 
 def breakdown_chart(
-    labels: Sequence[str], rows: Sequence[Figures], *, width: int = 480, height: int | None = None
+    labels: Sequence[str],
+    rows: Sequence[Figures],
+    *,
+    width: int = 480,
+    height: int | None = None,
+    label_chars: int | None = None,
+    value_labels: int | None = None,
 ) -> bytes:
-    """Horizontal bars of hours saved (most likely) with low–high whiskers, largest on top."""
+    """Horizontal bars of hours saved (most likely) with low–high whiskers, largest on top.
+
+    `label_chars`: labels longer than this end in "…" (a narrow chart has little room for them)."""
+    if label_chars:
+        labels = [label if len(label) <= label_chars else label[: label_chars - 1] + "…" for label in labels]
     top = max((_hours(row.total_time_saved_high) for row in rows), default=0.0)
     chart = pygal.HorizontalBar(
         **{**_COMMON, "style": _BAR_STYLE},
@@ -116,6 +126,7 @@ def breakdown_chart(
         x_title="Hours saved",
         include_x_axis=True,
         range=(0, top * 1.05 or 1),  # room for the high whisker, which pygal does not count
+        **({"y_labels_major_count": value_labels, "show_minor_x_labels": False} if value_labels else {}),
     )
     # pygal draws the first label at the bottom: reverse so the largest is on top
     chart.x_labels = list(reversed(labels))
