@@ -209,6 +209,10 @@ def test_demo_dashboard_at_desktop_and_phone_width(demo_server: str, page: Any) 
     )
     assert tables and any(table["scrolls"] for table in tables)
     assert all("Scroll sideways" in table["hint"] and table["sticky"] == "sticky" for table in tables)
+    for card in ("#by-model", "#by-category", "#by-user", "#by-group"):  # the key column is on screen
+        hours = page.locator(f"{card} th", has_text="Hours saved")
+        box = hours.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= 390, (card, box)
     user_table = page.locator("#by-user .table-scroll")
     user_table.evaluate("t => t.scrollLeft = t.scrollWidth")  # scrolled: the pseudonym column stays
     assert page.locator("#by-user tbody tr td").first.is_visible()
