@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench screenshots clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ test: $(STAMP)
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 	$(PY) -m pytest
+
+# Refresh the README's dashboard screenshots (docs/*.png) from the browser test.
+screenshots: $(STAMP)
+	ANALYTICS_UPDATE_SCREENSHOTS=1 $(PY) -m pytest tests/test_dashboard_browser.py -k demo -q
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

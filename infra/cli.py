@@ -28,6 +28,7 @@ import click
 import requests
 
 from infra import local_queues
+from infra.demo_data import DEMO_DAYS, DEMO_USERS, build_demo_database
 from shared.config import QueueBackend, Settings, get_settings, reset_settings_cache
 from shared.db import analytics_engine
 from shared.logs import configure_logging
@@ -47,7 +48,6 @@ def _ensure_demo_source(settings: Settings) -> None:
     demo = settings.demo_source_path
     if settings.source_database_url or settings.is_production or demo.exists():
         return
-    from infra.demo_data import build_demo_database
 
     click.echo(f"building the demo Open WebUI database (synthetic data) at {demo} ...", err=True)
     build_demo_database(demo, zone=settings.zone)
@@ -333,11 +333,10 @@ def hash_user(user_id: str, as_json: bool) -> None:
 
 
 @cli.command("demo-data")
-@click.option("--days", default=30, show_default=True, help="Days of synthetic history.")
-@click.option("--users", default=24, show_default=True, help="Synthetic users.")
+@click.option("--days", default=DEMO_DAYS, show_default=True, help="Days of synthetic history.")
+@click.option("--users", default=DEMO_USERS, show_default=True, help="Synthetic users.")
 def demo_data(days: int, users: int) -> None:
     """(Re)build the demo Open WebUI database: synthetic, clearly labelled conversations."""
-    from infra.demo_data import build_demo_database
 
     settings = get_settings()
     summary = build_demo_database(settings.demo_source_path, zone=settings.zone, days=days, users=users)
@@ -346,17 +345,30 @@ def demo_data(days: int, users: int) -> None:
 
 @cli.command()
 @click.option("--port", default=8080, show_default=True, help="Port of the dashboard and API.")
-@click.option("--days", default=30, show_default=True, help="Days to backfill before serving.")
-def serve(port: int, days: int) -> None:
+@click.option(
+    "--days",
+    type=click.IntRange(1, DEMO_DAYS),
+    help=f"Days to process before serving (default: the demo's {DEMO_DAYS}, or 30 with your own Open WebUI).",
+)
+def serve(port: int, days: int | None) -> None:
     """The whole product locally: databases, the four functions, a backfill, then the dashboard."""
     from functions.dispatcher import yesterday
-    from infra.local_stack import LocalStack, free_port
+    from infra.local_schedule import LocalSchedule
+    from infra.local_stack import LocalStack, check_listen_address, free_port
 
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # stop the function servers and Postgres on `kill`
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):  # stop the functions and Postgres, then exit 0
+        signal.signal(stop_signal, _stop_serving)
     settings = ensure_analytics_url(get_settings())
+    check_listen_address(settings.serve_host, settings)
     environment = _prepare(settings)
+    days = days or (30 if settings.source_database_url else DEMO_DAYS)
     dashboard_port = port if _port_is_free(port) else free_port()
-    stack = LocalStack(environment, log_dir=settings.local_state_dir / "logs", ports={"api": dashboard_port})
+    stack = LocalStack(
+        environment,
+        log_dir=settings.local_state_dir / "logs",
+        ports={"api": dashboard_port},
+        api_host=settings.serve_host,
+    )
     click.echo("starting dispatch, analyze, aggregate and api under functions-framework ...")
     with stack:
         last = yesterday(settings)
@@ -381,13 +393,18 @@ def serve(port: int, days: int) -> None:
             f"API:        curl -H 'Authorization: Bearer {password}' {stack.urls['api']}api/v1/analytics/summary"
         )
         click.echo(f"logs:       {settings.local_state_dir / 'logs'}")
+        schedule = LocalSchedule.for_settings(settings, stack.urls["dispatch"]).start()
+        click.echo(
+            f"schedule:   {settings.schedule} in {settings.timezone}, "
+            f"next run {schedule.next_run():%Y-%m-%d %H:%M %Z} (run by this process)"
+        )
         click.echo("press Ctrl-C to stop")
         try:
             while True:
                 time.sleep(60)
                 _sweep_stale_runs(settings)
-        except KeyboardInterrupt:
-            click.echo("stopping ...")
+        finally:
+            schedule.stop()
 
 
 def _sweep_stale_runs(settings: Settings) -> None:
@@ -447,8 +464,10 @@ def evaluate(labels_file: Any, any_estimator: bool, as_json: bool) -> None:
     _emit(as_json, report.model_dump(mode="json"), render_text(report, what="labelled conversations"))
 
 
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
+def _stop_serving(signum: int, frame: object) -> None:
+    """Ctrl-C or `kill`: a normal stop (exit 0); the `with` blocks stop what was started."""
+    click.echo("stopping ...", err=True)
+    raise SystemExit(0)
 
 
 def _port_is_free(port: int) -> bool:

@@ -6,6 +6,7 @@ of each other (the local HTTP queue delivers to them) and the shared task secret
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import socket
@@ -15,9 +16,10 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from shared.config import REPO_ROOT
+from shared.config import REPO_ROOT, Settings
+from shared.errors import ConfigurationError
 
-__all__ = ["FUNCTIONS", "LocalStack", "free_port"]
+__all__ = ["FUNCTIONS", "LocalStack", "check_listen_address", "free_port", "is_loopback"]
 
 FUNCTIONS = ("dispatch", "analyze", "aggregate", "api")
 _URL_VARIABLES = {
@@ -33,13 +35,42 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
+def is_loopback(host: str) -> bool:
+    """True for `localhost` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def check_listen_address(host: str, settings: Settings) -> None:
+    """Refuse to put the dashboard on a reachable address while its password is the default or weak."""
+    if is_loopback(host):
+        return
+    problem = settings.secret_problem("dashboard_password", "ANALYTICS_DASHBOARD_PASSWORD")
+    if problem:
+        raise ConfigurationError(
+            f"refusing to listen on {host}: {problem}; anyone who can reach this address could "
+            "read the dashboard. Set a password of at least 12 characters, or listen on 127.0.0.1."
+        )
+
+
+def _connect_host(host: str) -> str:
+    """Where to reach a server bound to `host` from this machine."""
+    return "127.0.0.1" if host in ("0.0.0.0", "", "::", "[::]") else host  # noqa: S104  (not a bind)
+
+
+def _wait_for_port(
+    port: int, process: subprocess.Popen[bytes], timeout: float, log: Path, host: str = "127.0.0.1"
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"function server on port {port} exited:\n{log.read_text()[-3000:]}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            with socket.create_connection((_connect_host(host), port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.1)
@@ -56,10 +87,15 @@ class LocalStack:
         log_dir: Path,
         ports: Mapping[str, int] | None = None,
         functions: tuple[str, ...] = FUNCTIONS,
+        api_host: str = "127.0.0.1",
     ) -> None:
+        """`api_host`: where the api function listens (the others always listen on loopback)."""
         self.functions = functions
+        self.hosts = {name: api_host if name == "api" else "127.0.0.1" for name in functions}
         self.ports = {name: (ports or {}).get(name) or free_port() for name in functions}
-        self.urls = {name: f"http://127.0.0.1:{port}/" for name, port in self.ports.items()}
+        self.urls = {
+            name: f"http://{_connect_host(self.hosts[name])}:{port}/" for name, port in self.ports.items()
+        }
         self._log_dir = log_dir
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self.environment = {
@@ -83,7 +119,7 @@ class LocalStack:
                     "functions_framework",
                     f"--target={function}",
                     f"--source={REPO_ROOT / 'infra' / 'local_functions.py'}",
-                    "--host=127.0.0.1",
+                    f"--host={self.hosts[function]}",
                     f"--port={self.ports[function]}",
                 ],
                 cwd=REPO_ROOT,
@@ -93,7 +129,7 @@ class LocalStack:
                 start_new_session=True,  # its own process group: the server and its workers die together
             )
         self._processes[function] = process
-        _wait_for_port(self.ports[function], process, timeout, log)
+        _wait_for_port(self.ports[function], process, timeout, log, self.hosts[function])
 
     def start(self) -> LocalStack:
         for function in self.functions:

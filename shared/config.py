@@ -511,6 +511,13 @@ class Settings(BaseSettings):
         description="Local runs only: where the embedded PostgreSQL's data, the demo database "
         "and the function logs live.",
     )
+    serve_host: str = Field(
+        "127.0.0.1",
+        validation_alias=_env("ANALYTICS_SERVE_HOST"),
+        description="`serve` only: the address the dashboard and API listen on. Any address but "
+        "loopback (e.g. `0.0.0.0`) is refused while `ANALYTICS_DASHBOARD_PASSWORD` is the "
+        "default or a placeholder, or shorter than 12 characters.",
+    )
     log_format: str = Field(
         "text",
         validation_alias=_env("ANALYTICS_LOG_FORMAT"),
@@ -622,6 +629,15 @@ class Settings(BaseSettings):
                 raise ConfigurationError("production settings are incomplete: " + "; ".join(problems))
         return self
 
+    def secret_problem(self, field_name: str, variable: str) -> str | None:
+        """Why the secret `field_name` is not fit for a reachable deployment, or None."""
+        value = getattr(self, field_name).get_secret_value()
+        if value.strip().lower() in _PLACEHOLDER_SECRETS:
+            return f"{variable} is missing or a placeholder"
+        if len(value) < _MIN_SECRET_LENGTH[field_name]:
+            return f"{variable} is shorter than {_MIN_SECRET_LENGTH[field_name]} characters"
+        return None
+
     def production_problems(self) -> list[str]:
         """What stops these settings from running in production, one line per variable."""
         problems: list[str] = []
@@ -629,11 +645,9 @@ class Settings(BaseSettings):
             ("hmac_key", "ANALYTICS_HMAC_KEY"),
             ("dashboard_password", "ANALYTICS_DASHBOARD_PASSWORD"),
         ):
-            value = getattr(self, field_name).get_secret_value()
-            if value.strip().lower() in _PLACEHOLDER_SECRETS:
-                problems.append(f"{variable} is missing or a placeholder")
-            elif len(value) < _MIN_SECRET_LENGTH[field_name]:
-                problems.append(f"{variable} is shorter than {_MIN_SECRET_LENGTH[field_name]} characters")
+            problem = self.secret_problem(field_name, variable)
+            if problem:
+                problems.append(problem)
         problems.extend(self._access_problems())
         if not self.analytics_database_url:
             problems.append("COGNIFORCE_DATABASE_URL is missing")
@@ -710,6 +724,17 @@ class Settings(BaseSettings):
     def demo_source_path(self) -> Path:
         """The demo Open WebUI database used locally when none is configured."""
         return self.local_state_dir / "demo-webui.db"
+
+    @property
+    def uses_demo_source(self) -> bool:
+        """True when Open WebUI's database is the generated demo database (the dashboard says so)."""
+        url = self.source_database_url
+        if not url:
+            return not self.is_production  # locally with nothing configured the demo is read
+        prefix = "sqlite:///"
+        if not url.startswith(prefix):
+            return False
+        return Path(url.removeprefix(prefix).split("?", 1)[0]).resolve() == self.demo_source_path.resolve()
 
     @property
     def zone(self) -> ZoneInfo:

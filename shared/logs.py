@@ -1,7 +1,8 @@
 """Logging setup: plain text locally, one JSON object per line (Cloud Logging's format) in the cloud.
 
 Log lines name conversations and runs by id, users only by pseudonym; never text,
-names, e-mails or secrets.
+names, e-mails or secrets. A record's `json_fields` (passed as `extra`) become
+fields of its JSON object.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 __all__ = ["configure_logging"]
 
@@ -18,12 +20,15 @@ _configured = False
 
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, Any] = {
             "severity": record.levelname,
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "logger": record.name,
             "message": record.getMessage(),
         }
+        fields = getattr(record, "json_fields", None)  # `extra={"json_fields": {...}}`: structured values
+        if isinstance(fields, dict):
+            entry.update({key: value for key, value in fields.items() if key not in entry})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)

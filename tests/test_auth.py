@@ -32,6 +32,8 @@ PUBLIC_ROUTES = {
     ("POST", "/login"),
     ("GET", "/assets/<path:filename>"),
     ("HEAD", "/assets/<path:filename>"),
+    ("GET", "/healthz"),  # liveness only: {"status": "ok"}, no figures, no settings
+    ("HEAD", "/healthz"),
 }
 _SAMPLE_VALUES = {"filename": "dashboard.css", "chart": "model"}
 
@@ -127,7 +129,10 @@ def test_every_route_rejects_missing_and_wrong_credentials(
             response = client.open(url, method=method)
             expected = 401 if method == "POST" else 200  # the login form, answering "Wrong password."
             assert response.status_code == expected, (method, rule, response.status_code)
-            assert not response.is_json
+            if rule == "/healthz":
+                assert method == "HEAD" or response.get_json() == {"status": "ok"}
+            else:
+                assert not response.is_json
             continue
         for headers in ({}, bearer("wrong password"), {"Authorization": f"Basic {PASSWORD}"}):
             response = client.open(url, method=method, headers=headers)

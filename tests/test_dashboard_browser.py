@@ -139,3 +139,88 @@ def test_dashboard_end_to_end(live_server: str, page: Any, tmp_path: Path) -> No
     page.goto(live_server + "/")
     expect(page).to_have_url(live_server + "/login")
     assert page.csp_violations == []  # type: ignore[attr-defined]
+
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs"
+UPDATE_SCREENSHOTS = "ANALYTICS_UPDATE_SCREENSHOTS"  # `make screenshots`: refresh the README's images
+
+
+@pytest.fixture
+def demo_server(tmp_path: Path, analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The api app over the demo database as `make run` builds it, its last 60 days processed."""
+    from functions import dispatcher
+    from functions.pipeline import inline_queue
+    from infra.demo_data import build_demo_database
+    from shared.config import reset_settings_cache
+    from shared.db import reset_engines
+
+    monkeypatch.setenv("ANALYTICS_LOCAL_STATE_DIR", str(tmp_path))
+    reset_settings_cache()
+    demo = get_settings().demo_source_path
+    build_demo_database(demo, zone=get_settings().zone)
+    monkeypatch.setenv("OPENWEBUI_DATABASE_URL", f"sqlite:///{demo}")
+    reset_settings_cache()
+    reset_engines()
+    settings = get_settings()
+    last = datetime.now(settings.zone).date() - timedelta(days=1)
+    dispatcher.backfill(last - timedelta(days=59), last, settings=settings, queue=inline_queue(settings))
+    with serve_wsgi(create_app(services=ApiServices(settings))) as url:
+        yield url
+
+
+def test_demo_dashboard_at_desktop_and_phone_width(demo_server: str, page: Any) -> None:
+    """Screenshots at 1400 px and 390 px (`test-artifacts/`, and `docs/` with ANALYTICS_UPDATE_SCREENSHOTS=1)."""
+    import os
+
+    expect = playwright_api.expect
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(demo_server + "/login")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("#demo-banner")).to_contain_text("Demo data.")
+    expect(page.locator("#kpi-estimator")).to_contain_text("Heuristic")
+    expect(page.locator("#kpi-hours .change")).to_contain_text("vs previous period")
+    page.wait_for_function("() => Array.from(document.querySelectorAll('img.chart')).every(i => i.complete)")
+    assert _charts_loaded(page) == 3
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 1400
+    desktop = ARTIFACTS / "dashboard-1400.png"
+    page.screenshot(path=str(desktop), full_page=True)
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    page.wait_for_function(
+        "() => Array.from(document.querySelectorAll('img.chart')).every(i => i.complete && i.currentSrc.includes('size=narrow'))"
+    )
+    assert _charts_loaded(page) == 3
+    assert (
+        page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    )  # the page itself never scrolls sideways
+    # the charts are drawn about as wide as they are shown, so their 12 px text stays readable
+    scales = page.evaluate(
+        "() => Array.from(document.querySelectorAll('img.chart')).map(i => i.clientWidth / i.naturalWidth)"
+    )
+    assert all(scale > 0.8 for scale in scales), scales
+    tables = page.evaluate(
+        """() => Array.from(document.querySelectorAll('.table-scroll')).filter(t => t.offsetParent).map(t => ({
+            scrolls: t.scrollWidth > t.clientWidth,
+            hint: getComputedStyle(t, '::before').content,
+            sticky: getComputedStyle(t.querySelector('td, th')).position,
+        }))"""
+    )
+    assert tables and any(table["scrolls"] for table in tables)
+    assert all("Scroll sideways" in table["hint"] and table["sticky"] == "sticky" for table in tables)
+    for card in ("#by-model", "#by-category", "#by-user", "#by-group"):  # the key column is on screen
+        hours = page.locator(f"{card} th", has_text="Hours saved")
+        box = hours.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= 390, (card, box)
+    user_table = page.locator("#by-user .table-scroll")
+    user_table.evaluate("t => t.scrollLeft = t.scrollWidth")  # scrolled: the pseudonym column stays
+    assert page.locator("#by-user tbody tr td").first.is_visible()
+    user_table.evaluate("t => t.scrollLeft = 0")
+    phone = ARTIFACTS / "dashboard-390.png"
+    page.screenshot(path=str(phone), full_page=True)
+    assert page.csp_violations == []  # type: ignore[attr-defined]
+    if os.environ.get(UPDATE_SCREENSHOTS) == "1":
+        SCREENSHOTS.mkdir(exist_ok=True)
+        shutil.copyfile(desktop, SCREENSHOTS / "dashboard.png")
+        shutil.copyfile(phone, SCREENSHOTS / "dashboard-phone.png")

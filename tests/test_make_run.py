@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -54,6 +55,10 @@ def test_serve_builds_everything_serves_the_dashboard_and_stops(tmp_path: Path) 
         assert output.count(" completed: ") == 3, output
         assert f"dashboard:  http://127.0.0.1:{port}/" in output
         assert "password:   local-dev-password" in output
+        assert re.search(
+            r"schedule:   30 0 \* \* \* in Europe/Budapest, next run \d{4}-\d\d-\d\d 00:30 ", output
+        )
+        assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10).json() == {"status": "ok"}
 
         login = requests.get(f"http://127.0.0.1:{port}/login", timeout=10)
         assert login.status_code == 200 and "password" in login.text.lower()
@@ -69,6 +74,7 @@ def test_serve_builds_everything_serves_the_dashboard_and_stops(tmp_path: Path) 
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
+    assert server.returncode == 0  # a stop is not a failure (make reported "Error 143")
     # everything it started is gone: the function servers and the embedded PostgreSQL
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://127.0.0.1:{port}/login", timeout=5)

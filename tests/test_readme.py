@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from infra.readme_settings import END, README, START, render
 
 
@@ -15,3 +17,27 @@ def test_configuration_table_matches_the_settings_class() -> None:
     text = README.read_text(encoding="utf-8")
     table = text.split(START, 1)[1].split(END, 1)[0].strip()
     assert table == render(), "run `python -m infra.readme_settings --write` to refresh the README table"
+
+
+def test_the_first_screen_says_how_to_use_it_with_your_open_webui_and_shows_the_dashboard() -> None:
+    lines = README.read_text(encoding="utf-8").splitlines()
+    assert "## Use it with your Open WebUI" in lines[:30]
+    assert any("OPENWEBUI_DATABASE_URL" in line for line in lines[:30])
+    assert any("](docs/dashboard.png)" in line for line in lines[:40])
+
+
+def test_every_link_stays_inside_the_repository() -> None:
+    text = README.read_text(encoding="utf-8")
+    root = README.parent
+    for target in re.findall(r"\]\(([^)]+)\)", text):
+        assert not target.startswith(("http:", "https:", "/", "..")), target
+        if target.startswith("#"):
+            heading = target[1:].replace("-", " ")
+            assert any(
+                line.lstrip("#").strip().lower() == heading
+                for line in text.splitlines()
+                if line.startswith("#")
+            ), target
+        else:
+            assert (root / target).exists(), target
+    assert "../shared" not in text and "the spec's" not in text.split(START)[0]

@@ -3,7 +3,7 @@
 `ROUTES` is the one place routes are declared. From it come the Flask URL map, the
 OpenAPI document and the security tests' list of routes. Every route declares the
 roles it admits (`shared.roles`; admin-only unless it says otherwise); the public ones
-are the login page and the static assets. The role of the caller is `flask.g.principal.role`.
+are the login page, the static assets and `/healthz` (liveness only). The role of the caller is `flask.g.principal.role`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from werkzeug.exceptions import HTTPException
 
 from functions.api import calibration_views, dashboard, endpoints, feedback, report
+from functions.api.access_log import install_access_log
 from functions.api.openapi import build_openapi
 from functions.api.schemas import (
     BreakdownQuery,
@@ -47,6 +48,7 @@ from functions.dimensions import GROUP, STORED_DIMENSIONS
 from shared.auth import RateLimited, authenticate, session_cookie_name
 from shared.config import Settings, get_settings
 from shared.errors import AuthenticationFailed, ConfigurationError, RequestRejected, RetryableError
+from shared.logs import configure_logging
 from shared.roles import ADMIN_ONLY, FEEDBACK_WRITERS, PUBLIC, READERS, Access
 
 __all__ = ["API_PREFIX", "ROUTES", "Route", "create_app"]
@@ -95,6 +97,11 @@ def _openapi(services: ApiServices, query: NoQuery) -> flask.Response:
 
 
 _CHART_NAMES = ",".join(repr(name) for name in dashboard.CHART_NAMES)
+
+
+def _healthz(services: ApiServices) -> flask.Response:
+    """Liveness for load balancers and supervisors: the process answers; nothing else is said."""
+    return flask.Response('{"status":"ok"}', mimetype="application/json")
 
 
 def _api(path: str, endpoint: str, view: Callable[..., Any], **options: Any) -> Route:
@@ -282,6 +289,7 @@ ROUTES: tuple[Route, ...] = (
         kind="page",
         media_type="image/svg+xml",
     ),
+    Route("/healthz", "healthz", _healthz, access="public", kind="page"),
     # not /static/: functions-framework's own Flask app answers that prefix before our function runs
     Route("/assets/<path:filename>", "assets", dashboard.static_file, access=PUBLIC, kind="page"),
 )
@@ -512,4 +520,6 @@ def create_app(settings: Settings | None = None, *, services: ApiServices | None
     app.before_request(_check_host)
     app.after_request(_relative_location)
     app.after_request(_security_headers)
+    install_access_log(app)
+    configure_logging(current.settings.log_format)
     return app

@@ -40,6 +40,8 @@ __all__ = [
     "CHART_STYLE",
     "ERROR_SVG",
     "MAX_LABEL_CHARS",
+    "NARROW_BREAKDOWN",
+    "NARROW_TREND",
     "RENDER_BUDGET_SECONDS",
     "ChartRenderFailed",
     "breakdown_chart",
@@ -181,6 +183,11 @@ _COMMON = {
 }
 
 
+# Phones (the page's `<picture>` asks for `size=narrow` below 640 px): drawn about as wide as
+# they are shown, so 12 px text stays 12 px instead of shrinking with a 960 px drawing.
+NARROW_TREND: dict[str, int] = {"width": 380, "height": 280, "date_labels": 4}
+NARROW_BREAKDOWN: dict[str, int] = {"width": 360, "label_chars": 16, "value_labels": 5}
+
 _SCRIPT = re.compile(rb"<script\b.*?</script>", re.DOTALL)
 
 
@@ -193,9 +200,9 @@ def _hours(minutes: float) -> float:
     return round(minutes / 60, 2)
 
 
-def _label_step(count: int) -> int:
-    """Every how many days a date label is printed, so about eight fit."""
-    return max(1, round(count / 8))
+def _label_step(count: int, labels: int = 8) -> int:
+    """Every how many days a date label is printed, so about `labels` fit."""
+    return max(1, round(count / labels))
 
 
 def trend_chart(
@@ -204,6 +211,7 @@ def trend_chart(
     width: int = 960,
     height: int = 320,
     budget_seconds: float = RENDER_BUDGET_SECONDS,
+    date_labels: int = 8,
 ) -> bytes:
     """Hours saved per day: the most likely line inside the low–high band."""
     chart = pygal.Line(
@@ -214,7 +222,7 @@ def trend_chart(
         dots_size=3,
         include_x_axis=True,
         show_minor_x_labels=False,
-        x_labels_major_every=_label_step(len(points)),
+        x_labels_major_every=_label_step(len(points), date_labels),
         y_title="Hours saved per day",
         x_label_rotation=0,
     )
@@ -236,8 +244,15 @@ def breakdown_chart(
     width: int = 480,
     height: int | None = None,
     budget_seconds: float = RENDER_BUDGET_SECONDS,
+    label_chars: int | None = None,
+    value_labels: int | None = None,
 ) -> bytes:
-    """Horizontal bars of hours saved (most likely) with low–high whiskers, largest on top."""
+    """Horizontal bars of hours saved (most likely) with low–high whiskers, largest on top.
+
+    `label_chars`: labels longer than this end in "…" (a narrow chart has little room for them)."""
+    labels = [chart_label(label) for label in labels]  # cleaned and bounded before anything measures them
+    if label_chars:
+        labels = [label if len(label) <= label_chars else label[: label_chars - 1] + "…" for label in labels]
     top = max((_hours(row.total_time_saved_high) for row in rows), default=0.0)
     chart = pygal.HorizontalBar(
         **{**_COMMON, "style": _BAR_STYLE},
@@ -246,9 +261,10 @@ def breakdown_chart(
         x_title="Hours saved",
         include_x_axis=True,
         range=(0, top * 1.05 or 1),  # room for the high whisker, which pygal does not count
+        **({"y_labels_major_count": value_labels, "show_minor_x_labels": False} if value_labels else {}),
     )
     # pygal draws the first label at the bottom: reverse so the largest is on top
-    chart.x_labels = [chart_label(label) for label in reversed(labels)]
+    chart.x_labels = list(reversed(labels))
     if rows:
         chart.add(
             "Hours saved",

@@ -313,13 +313,18 @@ def _chart(services: ApiServices, chart: str) -> flask.Response:
     if filters.error:
         raise InvalidParameter("range", filters.error)
     date_range = filters.date_range
+    narrow = flask.request.args.get("size") == "narrow"  # the phone variant (see charts.NARROW_TREND)
     with services.engine.connect() as connection:
         group = checked_group(connection, services, filters.query.group)
         group_id = group.group_id if group else None
         if chart == TREND_CHART:
             points = queries.daily_trend(connection, queries.Scope(group_id=group_id), date_range)
             return charts.svg_response(
-                charts.trend_chart(points, budget_seconds=services.settings.chart_render_seconds)
+                charts.trend_chart(
+                    points,
+                    budget_seconds=services.settings.chart_render_seconds,
+                    **(charts.NARROW_TREND if narrow else {}),
+                )
             )
         rows: list[Figures]
         split = dimension(chart)
@@ -334,7 +339,12 @@ def _chart(services: ApiServices, chart: str) -> flask.Response:
             found = queries.dimension_breakdown(connection, split, date_range, group_id=group_id)
             labels, rows = [row.value for row in found], list(found)
     return charts.svg_response(
-        charts.breakdown_chart(labels, rows, budget_seconds=services.settings.chart_render_seconds)
+        charts.breakdown_chart(
+            labels,
+            rows,
+            budget_seconds=services.settings.chart_render_seconds,
+            **(charts.NARROW_BREAKDOWN if narrow else {}),
+        )
     )
 
 
