@@ -149,8 +149,8 @@ UPDATE_SCREENSHOTS = "ANALYTICS_UPDATE_SCREENSHOTS"  # `make screenshots`: refre
 def demo_server(tmp_path: Path, analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The api app over the demo database as `make run` builds it, its last 60 days processed."""
     from functions import dispatcher
-    from functions.pipeline import inline_queue
     from infra.demo_data import build_demo_database
+    from infra.local_queues import inline_queue
     from shared.config import reset_settings_cache
     from shared.db import reset_engines
 
@@ -181,7 +181,7 @@ def test_demo_dashboard_at_desktop_and_phone_width(demo_server: str, page: Any) 
     expect(page.locator("#kpi-estimator")).to_contain_text("Heuristic")
     expect(page.locator("#kpi-hours .change")).to_contain_text("vs previous period")
     page.wait_for_function("() => Array.from(document.querySelectorAll('img.chart')).every(i => i.complete)")
-    assert _charts_loaded(page) == 3
+    assert _charts_loaded(page) == 4
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 1400
     desktop = ARTIFACTS / "dashboard-1400.png"
     page.screenshot(path=str(desktop), full_page=True)
@@ -191,7 +191,7 @@ def test_demo_dashboard_at_desktop_and_phone_width(demo_server: str, page: Any) 
     page.wait_for_function(
         "() => Array.from(document.querySelectorAll('img.chart')).every(i => i.complete && i.currentSrc.includes('size=narrow'))"
     )
-    assert _charts_loaded(page) == 3
+    assert _charts_loaded(page) == 4
     assert (
         page.evaluate("() => document.documentElement.scrollWidth") <= 390
     )  # the page itself never scrolls sideways

@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from functions import dispatcher
-from functions.pipeline import inline_queue
 from infra.demo_data import BEDROCK_MODEL, DEMO_DAYS, DEMO_USERS, GGUF_MODEL, build_demo_database
+from infra.local_queues import inline_queue
 from shared.config import Settings, get_settings, reset_settings_cache
 from shared.db import make_engine, reset_engines
 from tests.pipeline_support import rows

@@ -57,7 +57,7 @@ def test_one_access_log_line_per_request_with_the_route_pattern_and_no_query(
     lines = [record for record in caplog.records if record.name == ACCESS_LOGGER]
     assert [record.getMessage().rsplit(" ", 2)[0] for record in lines] == [
         f"GET {API_PREFIX}/summary 200",
-        "GET /charts/<any('daily-trend','model','category','group'):chart>.svg 200",
+        "GET /charts/<any('daily-trend','model','category','tag','group'):chart>.svg 200",
         f"GET {API_PREFIX}/summary 422",
         f"GET {API_PREFIX}/summary 401",
         "GET <no route> 404",
@@ -102,7 +102,7 @@ def _page(monkeypatch: pytest.MonkeyPatch) -> str:
 
 def test_phones_get_charts_drawn_for_their_width(client: FlaskClient) -> None:
     page = client.get("/", headers=AUTH).get_data(as_text=True)
-    assert page.count('media="(max-width: 640px)"') == 3
+    assert page.count('media="(max-width: 640px)"') == 4  # the trend and the model, category and tag breakdowns
     assert page.count('class="table-scroll"') >= 4
     for chart, wide_width in (("daily-trend", 960), ("model", 480), ("category", 480)):
         wide = client.get(f"/charts/{chart}.svg?days=30", headers=AUTH).get_data(as_text=True)
