@@ -102,7 +102,8 @@ def _page(monkeypatch: pytest.MonkeyPatch) -> str:
 
 def test_phones_get_charts_drawn_for_their_width(client: FlaskClient) -> None:
     page = client.get("/", headers=AUTH).get_data(as_text=True)
-    assert page.count('media="(max-width: 640px)"') == 4  # the trend and the model, category and tag breakdowns
+    # the trend and the model, category and tag breakdowns
+    assert page.count('media="(max-width: 640px)"') == 4
     assert page.count('class="table-scroll"') >= 4
     for chart, wide_width in (("daily-trend", 960), ("model", 480), ("category", 480)):
         wide = client.get(f"/charts/{chart}.svg?days=30", headers=AUTH).get_data(as_text=True)
