@@ -15,6 +15,7 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+import playwright.sync_api as playwright_api
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -26,8 +27,6 @@ from tests.api_dataset import TODAY, ZONE, seed
 from tests.loopback import serve_wsgi
 
 pytestmark = pytest.mark.browser
-
-playwright_api = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -64,7 +63,7 @@ def live_server(analytics_engine: Engine) -> Iterator[str]:
 @pytest.fixture
 def page() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (apt-get install chromium)")
+        pytest.fail("chromium is not installed: `apt-get install chromium` (the CI script .ci/run does)")
     ARTIFACTS.mkdir(exist_ok=True)
     with playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

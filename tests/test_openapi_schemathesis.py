@@ -16,7 +16,12 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import pytest
+import schemathesis
 from hypothesis import HealthCheck, given, settings
+
+# Schema-valid requests may still be refused (422) by rules OpenAPI cannot state for query
+# parameters: `days` or a date pair, start ≤ end, a known group large enough to show.
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlalchemy.engine import Engine
 
 from functions.api.app import API_PREFIX, ROUTES, create_app
@@ -29,11 +34,6 @@ from shared.db import make_engine
 from shared.migrate import apply_migrations
 from tests.api_dataset import TODAY, ZONE, seed
 from tests.loopback import serve_wsgi
-
-schemathesis = pytest.importorskip("schemathesis")
-# Schema-valid requests may still be refused (422) by rules OpenAPI cannot state for query
-# parameters: `days` or a date pair, start ≤ end, a known group large enough to show.
-from schemathesis.specs.openapi.checks import positive_data_acceptance  # noqa: E402
 
 PASSWORD = "local-dev-password"
 AUTH = {"Authorization": f"Bearer {PASSWORD}"}

@@ -136,9 +136,10 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 @pytest.fixture
 def browser_page(seeded: Engine) -> Iterator[tuple[Any, str]]:
-    playwright_api = pytest.importorskip("playwright.sync_api")
+    import playwright.sync_api as playwright_api
+
     if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (apt-get install chromium)")
+        pytest.fail("chromium is not installed: `apt-get install chromium` (the CI script .ci/run does)")
     from tests.test_dashboard_browser import CHROMIUM_ARGS
 
     clock = datetime.combine(DAY + timedelta(days=40), time(12), ZONE)
@@ -157,7 +158,9 @@ def browser_page(seeded: Engine) -> Iterator[tuple[Any, str]]:
 @pytest.mark.browser
 def test_the_report_prints_on_one_or_two_a4_pages(browser_page: tuple[Any, str], tmp_path: Path) -> None:
     if not shutil.which("pdftotext") or not shutil.which("pdfinfo"):
-        pytest.skip("poppler-utils is not installed (apt-get install poppler-utils)")
+        pytest.fail(
+            "poppler-utils is not installed: `apt-get install poppler-utils` (the CI script .ci/run does)"
+        )
     page, url = browser_page
     violations: list[str] = []
     page.on(
