@@ -454,8 +454,8 @@ _ID_LABEL_BEFORE = re.compile(  # labelled as an identifier: if it fails its che
     r"|steuerliche[ \t]+identifikationsnummer|idnr|ssn|social[ \t]+security(?:[ \t]+number)?)"
     r"(?i:[ \t-]*(?:szám|jel|number|nummer|nr\.?|no\.?))?[ \t]*[:#]?[ \t]*\Z"
 )
-_PHONE_WORD_BEFORE = re.compile(
-    r"(?i:\b(?:tel|phone|mobile?|cell|call|ring|text|whatsapp|signal|sms|fax|contact|handy|ruf|anruf"
+_PHONE_WORD_BEFORE = re.compile(  # not inside a placeholder: `[PHONE]` announces nothing
+    r"(?i:(?<!\[)\b(?:tel|phone|mobile?|cell|call|ring|text|whatsapp|signal|sms|fax|contact|handy|ruf|anruf"
     r"|erreich\w*|telefon\w*|mobil\w*|hív\w*|elérhet\w*|móvil|llám\w*|cellulare|chiam\w*|numer\w*|číslo"
     r"|număr\w*|portable|appel\w*|bel|kontakt\w*))"
 )
