@@ -40,6 +40,7 @@ __all__ = [
     "LabelledPair",
     "LabelsRejected",
     "build_report",
+    "calibration_status",
     "confirmation_report",
     "evaluate_labels",
     "load_confirmation_pairs",
@@ -372,6 +373,21 @@ def render_text(report: CalibrationReport, *, what: str = "confirmations") -> st
         lines.append(f"{name}: {_figures_line(group.overall)}")
         lines.extend(f"  {row.task_category}: {_figures_line(row.agreement)}" for row in group.categories)
     return "\n".join(lines)
+
+
+def calibration_status(report: CalibrationReport) -> str:
+    """One line for printed pages: how far the estimates have been checked against people.
+
+    "not calibrated: no confirmations yet", "not enough confirmations (7 of 20)", or per
+    estimator configuration its agreement figures (ρ, bias, band coverage).
+    """
+    if not report.estimators:
+        return "not calibrated: no confirmations yet"
+    lines = []
+    for group in report.estimators:
+        name = " / ".join(part for part in (group.estimator, group.model, group.prompt_version) if part)
+        lines.append(f"{name}: {_figures_line(group.overall)}")
+    return "; ".join(lines)
 
 
 def scatter_points(pairs: Iterable[LabelledPair], *, limit: int = 2000) -> list[tuple[str, float, float]]:

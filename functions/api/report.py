@@ -36,6 +36,7 @@ from functions.api.schemas import (
     _date_pair,
 )
 from functions.api.services import ApiServices
+from functions.calibration import calibration_status, confirmation_report
 from functions.dimensions import CATEGORY, MODEL
 from functions.value import FIRST_RATE_DATE, rate_periods
 from shared.config import Settings
@@ -45,7 +46,6 @@ __all__ = ["ReportData", "ReportQuery", "collect", "render_report", "report_page
 _HERE = Path(__file__).resolve().parent
 _CSS = _HERE / "static" / "report.css"
 _TOP_ROWS = 8  # models and groups listed on the page; the rest are summed in one line
-CALIBRATION_STATUS = "not calibrated"  # until estimates are compared with people's own accounts
 
 
 class ReportQuery(BaseModel):
@@ -87,6 +87,7 @@ class ReportData:
     min_group_size: int
     rates: list[dict[str, Any]]
     settings: Settings
+    calibration: str  # functions.calibration.calibration_status over every confirmation
     generated_at: datetime
     best_model: DimensionRow | None = None
     other_models: int = 0
@@ -134,6 +135,9 @@ def collect(connection: Connection, settings: Settings, date_range: DateRange, n
         min_group_size=settings.min_group_size,
         rates=rate_periods(connection, date_range.start_date, date_range.end_date),
         settings=settings,
+        calibration=calibration_status(
+            confirmation_report(connection, minimum=settings.calibration_min_confirmations)
+        ),
         generated_at=now,
         best_model=priced[0] if priced else None,
     )
@@ -181,7 +185,7 @@ def render_report(data: ReportData, *, standalone: bool, chart_src: str = "", cs
         current=data.figures,
         previous=data.previous,
         money=data.settings.money_shown,
-        calibration=CALIBRATION_STATUS,
+        calibration=data.calibration,
         first_rate_date=FIRST_RATE_DATE,
         inline_css=_CSS.read_text(encoding="utf-8") if standalone else None,
         css_href=css_href,
