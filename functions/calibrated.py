@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -48,6 +48,7 @@ __all__ = [
     "CalibrationVersion",
     "CategoryFactor",
     "calibrated_figures",
+    "calibration_note",
     "category_factors",
     "fingerprint",
     "latest_version",
@@ -344,3 +345,35 @@ CSV_CALIBRATED_COLUMNS: tuple[tuple[str, str, str], ...] = (
         "plain",
     ),
 )
+
+
+class _Calibrated(Protocol):
+    """The fields of a set of figures the note reads (`functions.api.schemas.Figures`)."""
+
+    @property
+    def conversation_count(self) -> int: ...
+    @property
+    def calibrated_conversation_count(self) -> int | None: ...
+    @property
+    def calibration_versions(self) -> list[int] | None: ...
+
+
+def calibration_note(connection: Connection, figures: _Calibrated) -> str | None:
+    """`calibration v2, 48 confirmations; 310 of 420 conversations in calibrated task categories`.
+
+    None when calibration is off (the figures carry no versions).
+    """
+    if figures.calibration_versions is None:
+        return None
+    if not figures.calibration_versions:
+        return "no calibration yet: it is computed when a run is aggregated after people have answered"
+    found = versions(connection, figures.calibration_versions)
+    used = [found[number] for number in figures.calibration_versions if number in found]
+    parts = [f"calibration v{item.version}, {item.confirmations:,} confirmations" for item in used]
+    if len(used) > 1:
+        parts[0] = "days calibrated with " + parts[0]
+    return (
+        " and ".join(parts)
+        + f"; {figures.calibrated_conversation_count or 0:,} of {figures.conversation_count:,} conversations "
+        "in calibrated task categories"
+    )

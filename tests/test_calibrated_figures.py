@@ -335,6 +335,13 @@ def test_apply_makes_the_calibrated_figure_the_headline(
     header, _ = _export(analytics_engine, DAY)
     assert "time_saved_minutes" in header and "time_saved_calibrated_minutes" in header
 
+    report = client.get("/report?start_date=2026-06-10&end_date=2026-06-10", headers=AUTH)
+    assert report.status_code == 200
+    text = report.get_data(as_text=True)
+    headline = re.search(r'<p class="big" id="headline-hours-calibrated">([^<]+)</p>', text)
+    assert headline is not None and headline.group(1) == f"{calibrated / 60:,.1f} h"
+    assert 'id="headline-calibration-note">calibration v1, 27 confirmations; 24 of 31 conversations' in text
+
 
 def test_a_new_confirmation_makes_a_new_version_only_when_aggregated_and_history_keeps_its_own(
     analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch

@@ -30,7 +30,7 @@ from functions.api.schemas import (
     InvalidParameter,
 )
 from functions.api.services import ApiServices
-from functions.calibrated import CalibrationVersion, versions
+from functions.calibrated import calibration_note
 from functions.dimensions import DIMENSIONS, GROUP, STORED_DIMENSIONS, Dimension, dimension
 from shared.auth import Principal, RateLimited, client_address, password_role, session_cookie_name
 from shared.errors import AuthenticationFailed
@@ -260,9 +260,7 @@ def dashboard_page(services: ApiServices) -> flask.Response:
         groups, hidden_groups = queries.group_breakdown(
             connection, date_range, min_group_size=settings.min_group_size
         )
-        calibration_note = _calibration_note(
-            current, versions(connection, current.calibration_versions or [])
-        )
+        note = calibration_note(connection, current)
     ends_yesterday = date_range.end_date == services.today() - timedelta(days=1)
     preset = date_range.days if ends_yesterday and date_range.days in PRESET_DAYS else None
     query_string = _query_string(date_range, group_id, preset=preset)
@@ -296,24 +294,7 @@ def dashboard_page(services: ApiServices) -> flask.Response:
         csrf_token=csrf,
         today=services.today(),
         calibration=calibration_views.dashboard_report(services) if is_admin else None,
-        calibration_note=calibration_note,
-    )
-
-
-def _calibration_note(figures: Figures, found: dict[int, CalibrationVersion]) -> str | None:
-    """`calibration v2, 48 confirmations; 310 of 420 conversations calibrated`; None when off."""
-    if figures.calibration_versions is None:
-        return None
-    if not figures.calibration_versions:
-        return "no calibration yet: it is computed when a run is aggregated after people have answered"
-    used = [found[number] for number in figures.calibration_versions if number in found]
-    parts = [f"calibration v{item.version}, {item.confirmations:,} confirmations" for item in used]
-    if len(used) > 1:
-        parts[0] = "days calibrated with " + parts[0]
-    return (
-        " and ".join(parts)
-        + f"; {figures.calibrated_conversation_count or 0:,} of {figures.conversation_count:,} conversations "
-        "in calibrated task categories"
+        calibration_note=note,
     )
 
 
