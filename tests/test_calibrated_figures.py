@@ -330,6 +330,8 @@ def test_apply_makes_the_calibrated_figure_the_headline(
     headline = re.search(r'<p class="value" id="kpi-hours-calibrated">([^<]+)</p>', html)
     assert headline is not None and headline.group(1) == f"{calibrated / 60:,.1f} h"
     assert 'id="kpi-calibrated-badge"' in html
+    low, high = summary["time_saved_calibrated_low_minutes"], summary["time_saved_calibrated_high_minutes"]
+    assert f"between {low / 60:,.1f} and {high / 60:,.1f} h (the middle half of people" in html
     assert f"estimate before calibration: {summary['total_time_saved'] / 60:,.1f} h" in html
     assert "calibration v1, 27 confirmations" in html and 'href="#calibration"' in html
     header, _ = _export(analytics_engine, DAY)
