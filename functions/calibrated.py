@@ -154,7 +154,7 @@ def record_calibration(connection: Connection, settings: Settings) -> list[date]
     minimum = settings.calibration_min_confirmations
     pairs = [item for item in load_confirmation_pairs(connection).pairs if item.conversation_id]
     used = _used(pairs)
-    print_ = fingerprint(used, minimum=minimum)
+    digest = fingerprint(used, minimum=minimum)
     latest = (
         connection.execute(
             sa.text("SELECT version, fingerprint FROM calibrations ORDER BY version DESC LIMIT 1")
@@ -164,14 +164,14 @@ def record_calibration(connection: Connection, settings: Settings) -> list[date]
     )
     if latest is None and not used:
         return []
-    if latest is not None and latest["fingerprint"] == print_:
+    if latest is not None and latest["fingerprint"] == digest:
         return []
     version = connection.execute(
         sa.text(
             "INSERT INTO calibrations (min_confirmations, confirmations, fingerprint) "
             "VALUES (:minimum, :confirmations, :fingerprint) RETURNING version"
         ),
-        {"minimum": minimum, "confirmations": len(used), "fingerprint": print_},
+        {"minimum": minimum, "confirmations": len(used), "fingerprint": digest},
     ).scalar_one()
     factors = category_factors(pairs, minimum=minimum)
     if factors:

@@ -31,6 +31,7 @@ from functions.api import create_app
 from functions.api.app import API_PREFIX
 from functions.api.csv_export import CSV_COLUMNS, stream_csv
 from functions.api.services import ApiServices
+from functions.calibrated import fingerprint
 from functions.dimensions import CATEGORY
 from infra.cli import cli
 from shared.config import CalibrationMode, Settings, get_settings, reset_settings_cache
@@ -412,6 +413,28 @@ def test_a_new_confirmation_makes_a_new_version_only_when_aggregated_and_history
         "SELECT factor FROM calibration_factors WHERE version = 1 AND task_category = 'coding'",
     )
     assert v2_coding.factor > v1_coding.factor
+    # traceable: the stored answers of a version give its stored fingerprint and factors again
+    for version in (1, 2):
+        stored_rows = _table(
+            analytics_engine,
+            "SELECT conversation_id, user_id_hash, task_category, confirmed_minutes, most_likely "
+            "FROM calibration_confirmations WHERE version = :v",
+            v=version,
+        )
+        [recorded] = _table(
+            analytics_engine, "SELECT fingerprint FROM calibrations WHERE version = :v", v=version
+        )
+        used = sorted(tuple(row) for row in stored_rows)
+        assert fingerprint(used, minimum=MINIMUM) == recorded.fingerprint
+        ratios = [
+            row.confirmed_minutes / row.most_likely for row in stored_rows if row.task_category == "coding"
+        ]
+        [factor_row] = _table(
+            analytics_engine,
+            "SELECT factor FROM calibration_factors WHERE version = :v AND task_category = 'coding'",
+            v=version,
+        )
+        assert float(factor_row.factor) == pytest.approx(statistics.median(ratios), abs=5e-5)
 
     old = _get(client, "/summary", **_day(DAY))
     new = _get(client, "/summary", **_day(LATER))
