@@ -206,6 +206,7 @@ def test_off_changes_nothing(analytics_engine: Engine, monkeypatch: pytest.Monke
     page = client.get("/?" + "&".join(f"{k}={v}" for k, v in _day(DAY).items()), headers=AUTH)
     html = page.get_data(as_text=True)
     assert 'id="kpi-hours-calibrated"' not in html and "calibration v" not in html
+    assert "Calibrated hours" not in html and 'class="num calibrated"' not in html
 
     # the same data under `show`: the raw figures are the same numbers
     shown = _mode(monkeypatch, "show")
@@ -311,6 +312,14 @@ def test_show_puts_calibrated_figures_beside_the_raw_ones(
     assert 'id="kpi-hours-calibrated"' in html and "calibrated against people" in html
     assert "calibration v1, 27 confirmations" in html and "24 of 31 conversations" in html
     assert 'id="kpi-calibrated-badge"' not in html  # show: the raw figure stays the headline
+    cells = re.findall(r'<td class="num calibrated">([^<]+)(<span class="muted">raw</span>)?</td>', html)
+    coding_cell = (
+        f"{coding['time_saved_calibrated_minutes'] / 60:,.1f} h "
+        f"({coding['time_saved_calibrated_low_minutes'] / 60:,.1f}–"
+        f"{coding['time_saved_calibrated_high_minutes'] / 60:,.1f})"
+    )
+    assert (coding_cell, "") in cells  # the category panel: calibrated beside the raw hours
+    assert any(marker for _, marker in cells)  # writing and research: raw, marked so
     hours = re.search(r'<p class="value">([^<]+)</p>', html)
     assert hours is not None and hours.group(1) == f"{summary['total_time_saved'] / 60:,.1f} h"
 
