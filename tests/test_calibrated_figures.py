@@ -495,3 +495,29 @@ def test_recalibrate_before_any_calibration_and_a_bad_date_are_refused(analytics
     result = CliRunner().invoke(cli, ["recalibrate", "--from", "10/06/2026"])
     assert result.exit_code == 2 and "--from" in result.output
     assert _table(analytics_engine, "SELECT * FROM calibration_dates") == []
+
+
+def test_a_new_minimum_is_a_new_version_and_off_computes_none(
+    analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = seed(analytics_engine)
+    _mode(monkeypatch, "show")
+    night(analytics_engine, DAY, [(cid, DAY) for cid in made])
+    monkeypatch.setenv("ANALYTICS_CALIBRATION_MIN_CONFIRMATIONS", "3")
+    reset_settings_cache()
+    night(analytics_engine, DAY + timedelta(days=1), [])
+    rows = _table(
+        analytics_engine,
+        "SELECT c.version, c.min_confirmations, f.calibrated FROM calibrations c "
+        "JOIN calibration_factors f USING (version) WHERE f.task_category = 'writing' ORDER BY 1",
+    )
+    assert [tuple(row) for row in rows] == [(1, 8, False), (2, 3, True)]  # 3 answers reach 3
+    # dates keep their version: DAY stays on 1 until recalibrated
+    [kept] = _table(analytics_engine, "SELECT version FROM calibration_dates WHERE analysis_date = :d", d=DAY)
+    assert kept.version == 1
+
+    monkeypatch.setenv("ANALYTICS_CALIBRATION", "off")
+    add_confirmation(analytics_engine, "research-2026-06-10-1", _person(990), confirmed_minutes=90)
+    reset_settings_cache()
+    night(analytics_engine, DAY + timedelta(days=2), [])
+    assert len(_table(analytics_engine, "SELECT version FROM calibrations")) == 2  # off: nothing computed
