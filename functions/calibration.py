@@ -67,6 +67,8 @@ class LabelledPair:
     prompt_version: str | None
     category: str
     pair: Pair
+    conversation_id: str | None = None  # stored confirmations: who confirmed which conversation
+    user_id_hash: str | None = None
 
 
 class _Out(BaseModel):
@@ -196,7 +198,7 @@ def build_report(
 
 _CONFIRMATIONS_SQL = sa.text(
     """
-    SELECT c.confirmed_minutes, c.did_not_help, (c.seen_most_likely IS NOT NULL) AS seen,
+    SELECT c.conversation_id, c.user_id_hash, c.confirmed_minutes, c.did_not_help, (c.seen_most_likely IS NOT NULL) AS seen,
            CASE WHEN c.seen_most_likely IS NOT NULL THEN c.seen_low ELSE a.manual_time_low END AS low,
            CASE WHEN c.seen_most_likely IS NOT NULL THEN c.seen_most_likely
                 ELSE a.manual_time_most_likely END AS most_likely,
@@ -242,6 +244,8 @@ def load_confirmation_pairs(connection: Connection) -> ConfirmationPairs:
                     prompt_version=row.prompt_version,
                     category=row.category or "other",
                     pair=Pair(row.confirmed_minutes, row.low, row.most_likely, row.high),
+                    conversation_id=row.conversation_id,
+                    user_id_hash=row.user_id_hash,
                 )
             )
     return ConfirmationPairs(pairs, total, did_not_help, awaiting)

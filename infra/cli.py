@@ -323,6 +323,25 @@ def reprice(since: datetime) -> None:
     click.echo(f"re-priced {len(dates)} dates from {since.date()}")
 
 
+@cli.command()
+@click.option("--from", "since", type=_DATE, required=True, help="First local date to recalibrate.")
+def recalibrate(since: datetime) -> None:
+    """Apply the latest calibration version to every date from --from on, on purpose."""
+    from functions.calibrated import latest_version, recalibrate_history
+
+    settings = get_settings()
+    engine = analytics_engine(settings)
+    with engine.connect() as connection:
+        latest = latest_version(connection)
+    if latest is None:
+        raise click.ClickException(
+            "no calibration yet: one is computed when a run is aggregated with ANALYTICS_CALIBRATION "
+            "set to show or apply and confirmations are stored"
+        )
+    dates = recalibrate_history(engine, since.date())
+    click.echo(f"recalibrated {len(dates)} dates from {since.date()} with calibration version {latest}")
+
+
 @cli.command("hash-user")
 @click.argument("user_id")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

@@ -30,6 +30,7 @@ from functions.api.schemas import (
     InvalidParameter,
 )
 from functions.api.services import ApiServices
+from functions.calibrated import calibration_note
 from functions.dimensions import DIMENSIONS, GROUP, STORED_DIMENSIONS, Dimension, dimension
 from shared.auth import Principal, RateLimited, client_address, password_role, session_cookie_name
 from shared.errors import AuthenticationFailed
@@ -259,6 +260,7 @@ def dashboard_page(services: ApiServices) -> flask.Response:
         groups, hidden_groups = queries.group_breakdown(
             connection, date_range, min_group_size=settings.min_group_size
         )
+        note = calibration_note(connection, current)
     ends_yesterday = date_range.end_date == services.today() - timedelta(days=1)
     preset = date_range.days if ends_yesterday and date_range.days in PRESET_DAYS else None
     query_string = _query_string(date_range, group_id, preset=preset)
@@ -292,6 +294,7 @@ def dashboard_page(services: ApiServices) -> flask.Response:
         csrf_token=csrf,
         today=services.today(),
         calibration=calibration_views.dashboard_report(services) if is_admin else None,
+        calibration_note=note,
     )
 
 

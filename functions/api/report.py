@@ -36,6 +36,7 @@ from functions.api.schemas import (
     _date_pair,
 )
 from functions.api.services import ApiServices
+from functions.calibrated import calibration_note
 from functions.calibration import calibration_status, confirmation_report
 from functions.dimensions import CATEGORY, MODEL
 from functions.value import FIRST_RATE_DATE, rate_periods
@@ -90,6 +91,7 @@ class ReportData:
     calibration: str  # functions.calibration.calibration_status over every confirmation
     generated_at: datetime
     best_model: DimensionRow | None = None
+    calibrated_note: str | None = None  # functions.calibrated.calibration_note; None when off
     other_models: int = 0
     other_groups: int = 0
     notes: list[str] = field(default_factory=list)
@@ -121,9 +123,10 @@ def collect(connection: Connection, settings: Settings, date_range: DateRange, n
     groups, hidden = queries.group_breakdown(connection, date_range, min_group_size=settings.min_group_size)
     groups = [row for row in groups if row.conversation_count]
     priced = [row for row in models if row.hours_saved_per_100_usd is not None]
+    figures = queries.figures(connection, scope, date_range)
     return ReportData(
         date_range=date_range,
-        figures=queries.figures(connection, scope, date_range),
+        figures=figures,
         previous=queries.figures(connection, scope, earlier),
         trend=queries.daily_trend(connection, scope, date_range),
         categories=queries.dimension_breakdown(connection, CATEGORY, date_range),
@@ -140,6 +143,7 @@ def collect(connection: Connection, settings: Settings, date_range: DateRange, n
         ),
         generated_at=now,
         best_model=priced[0] if priced else None,
+        calibrated_note=calibration_note(connection, figures),
     )
 
 

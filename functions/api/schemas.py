@@ -362,6 +362,31 @@ class Figures(_Response):
     )
     value_per_usd_low: float | None = Field(description="Value saved ÷ AI cost, low.")
     value_per_usd_high: float | None = Field(description="Value saved ÷ AI cost, high.")
+    # calibrated figures (functions/calibrated.py); null with ANALYTICS_CALIBRATION=off
+    time_saved_calibrated_minutes: int | None = _minutes(
+        "Minutes saved, most likely, calibrated: each conversation's most likely minutes by hand × "
+        "its task category's bias factor (median of confirmed ÷ most likely), minus its active "
+        "minutes, at least 0; raw where the category has too few confirmations. Null when "
+        "calibration is off."
+    )
+    time_saved_calibrated_low_minutes: int | None = _minutes(
+        "Minutes saved, calibrated, low end: most likely × the first quartile of the category's ratio."
+    )
+    time_saved_calibrated_high_minutes: int | None = _minutes(
+        "Minutes saved, calibrated, high end: most likely × the third quartile of the category's ratio."
+    )
+    manual_time_calibrated_minutes: int | None = _minutes(
+        "Minutes by hand, most likely × the task category's bias factor (raw where uncalibrated)."
+    )
+    calibrated_conversation_count: int | None = Field(
+        description="Conversations whose task category was calibrated (the others count raw), "
+        "in conversations."
+    )
+    calibration_version: int | None = _metric("calibration_version")
+    calibration_versions: list[int] | None = Field(
+        description="Every calibration version the figures' days were calibrated with, oldest first "
+        "(a version number, no unit); null when calibration is off."
+    )
 
 
 class DailyPoint(Figures):
