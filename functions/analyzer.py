@@ -32,9 +32,16 @@ from shared.config import Settings, get_settings
 from shared.conversation import Conversation, Timing
 from shared.db import analytics_engine, source_engine
 from shared.digest import build_digest
-from shared.errors import EstimationFailed, RequestRejected, RetryableError, SkipConversation
+from shared.errors import (
+    EstimationFailed,
+    ReasonCode,
+    RequestRejected,
+    RetryableError,
+    SkipConversation,
+    validation_problems,
+)
 from shared.estimators.base import Estimate, EstimateUsage, Estimator
-from shared.models import ConversationAnalysis
+from shared.models import PROCESSING_VERSION, ConversationAnalysis
 from shared.openwebui import reader
 from shared.openwebui.document import primary_model
 from shared.pseudonym import pseudonymise
@@ -44,7 +51,6 @@ from shared.timing import attribution_date, measure
 __all__ = ["PROCESSING_VERSION", "AnalyzePayload", "AnalyzeResult", "analyze", "parse_payload"]
 
 _log = logging.getLogger(__name__)
-PROCESSING_VERSION = "2.0"
 
 
 class AnalyzePayload(BaseModel):
@@ -62,7 +68,7 @@ class AnalyzeResult:
     run_id: uuid.UUID
     conversation_id: str
     outcome: str  # analyzed | skipped | failed | duplicate
-    reason: str | None = None
+    reason: ReasonCode | None = None
     estimate_reused: bool = False
 
 
@@ -70,7 +76,7 @@ def parse_payload(body: dict[str, Any]) -> AnalyzePayload:
     try:
         return AnalyzePayload.model_validate(body)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(map(str, validation_problems(exc, whole="body")))
         raise RequestRejected(f"invalid analyzer payload: {problems}") from exc
 
 
@@ -176,7 +182,7 @@ def _not_analysed_values(
     conversation_id: str,
     *,
     status: str,
-    reason: str,
+    reason: ReasonCode,
     detail: str,
     run_id: uuid.UUID,
     user_hash: str,
@@ -261,7 +267,9 @@ class _Context:
     def last_attempt(self) -> bool:
         return self.attempt + 1 >= self.settings.task_max_attempts
 
-    def result(self, outcome: str, reason: str | None = None, *, reused: bool = False) -> AnalyzeResult:
+    def result(
+        self, outcome: str, reason: ReasonCode | None = None, *, reused: bool = False
+    ) -> AnalyzeResult:
         return AnalyzeResult(self.run_id, self.conversation_id, outcome, reason, reused)
 
 
@@ -269,17 +277,7 @@ def _outcome(
     ctx: _Context, outcome: runs.Outcome, usage: EstimateUsage | None, **fields: Any
 ) -> runs.OutcomeRecord:
     """The run outcome of this conversation, carrying what its estimate cost."""
-    usage = usage or EstimateUsage()
-    return runs.OutcomeRecord(
-        ctx.conversation_id,
-        outcome,
-        llm_requests=usage.requests,
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-        cached_tokens=usage.cached_tokens,
-        llm_cost_usd=usage.cost_usd,
-        **fields,
-    )
+    return runs.OutcomeRecord(ctx.conversation_id, outcome, usage=usage or EstimateUsage(), **fields)
 
 
 def _owner(ctx: _Context, conversation: Conversation | None) -> tuple[str, datetime, str] | None:
@@ -295,7 +293,7 @@ def _record_not_analysed(
     stored: Row[Any] | None,
     *,
     outcome: runs.Outcome,
-    reason: str,
+    reason: ReasonCode,
     detail: str,
     conversation: Conversation | None,
     usage: EstimateUsage | None = None,
@@ -384,10 +382,14 @@ def _analyse_claimed(ctx: _Context, stored: Row[Any] | None) -> AnalyzeResult:
         conversation = reader.load_conversation(ctx.source, ctx.conversation_id)
         timing = measure(conversation.messages, ctx.settings.idle_threshold_minutes)
     except SkipConversation as skip:
-        if skip.reason_code == "not_found":  # deleted in Open WebUI: count it, keep any earlier analysis
-            record = runs.OutcomeRecord(ctx.conversation_id, runs.Outcome.SKIPPED, reason="not_found")
+        if (
+            skip.reason_code is ReasonCode.NOT_FOUND
+        ):  # deleted in Open WebUI: count it, keep any earlier analysis
+            record = runs.OutcomeRecord(
+                ctx.conversation_id, runs.Outcome.SKIPPED, reason=ReasonCode.NOT_FOUND
+            )
             counted = runs.commit_outcome(ctx.engine, ctx.queue, ctx.run_id, record)
-            return ctx.result("skipped" if counted else "duplicate", "not_found")
+            return ctx.result("skipped" if counted else "duplicate", ReasonCode.NOT_FOUND)
         return _record_not_analysed(
             ctx,
             stored,
@@ -407,7 +409,7 @@ def _analyse_claimed(ctx: _Context, stored: Row[Any] | None) -> AnalyzeResult:
             reason=failure.reason_code,
             detail=str(failure),
             conversation=conversation,
-            usage=getattr(failure, "usage", None),
+            usage=failure.usage,
         )
     except RetryableError as error:
         if not ctx.last_attempt:
@@ -416,10 +418,10 @@ def _analyse_claimed(ctx: _Context, stored: Row[Any] | None) -> AnalyzeResult:
             ctx,
             stored,
             outcome=runs.Outcome.FAILED,
-            reason="transient_error",
+            reason=ReasonCode.TRANSIENT_ERROR,
             detail=f"gave up after {ctx.attempt + 1} attempts: {error}",
             conversation=conversation,
-            usage=getattr(error, "usage", None),
+            usage=error.usage,
         )
 
     values = _analysis_values(
