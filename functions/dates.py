@@ -20,6 +20,7 @@ from shared.errors import InvalidParameter
 
 __all__ = [
     "MAX_DATE",
+    "MAX_DAYS",
     "MAX_RANGE_DAYS",
     "MIN_DATE",
     "checked_day",
@@ -28,6 +29,7 @@ __all__ = [
 ]
 
 MAX_RANGE_DAYS = 366  # a leap year
+MAX_DAYS = 365  # `days=N`: the N local days ending yesterday
 MIN_DATE = date(2000, 1, 1)
 MAX_DATE = date(2100, 12, 31)
 

@@ -27,6 +27,7 @@ from typing import Any
 import click
 import requests
 
+from functions.dates import MAX_DAYS
 from infra import local_queues
 from infra.demo_data import DEMO_DAYS, DEMO_USERS, build_demo_database
 from shared.config import QueueBackend, Settings, get_settings, reset_settings_cache
@@ -266,7 +267,11 @@ def health(as_json: bool) -> None:
 
 @cli.command()
 @click.option(
-    "--days", default=7, show_default=True, type=click.IntRange(1, 365), help="Local days ending yesterday."
+    "--days",
+    default=7,
+    show_default=True,
+    type=click.IntRange(1, MAX_DAYS),
+    help="Local days ending yesterday.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def stats(days: int, as_json: bool) -> None:

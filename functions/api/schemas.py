@@ -14,7 +14,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from functions.dates import MAX_DATE, MAX_RANGE_DAYS, MIN_DATE, checked_day, checked_range
+from functions.dates import MAX_DATE, MAX_DAYS, MAX_RANGE_DAYS, MIN_DATE, checked_day, checked_range
 from functions.dimensions import FILTER_DIMENSIONS, STORED_DIMENSIONS, Dimension
 from functions.metrics import METRICS, MINUTES
 from shared.errors import InvalidParameter
@@ -103,11 +103,14 @@ class NoQuery(_Query):
     """No query parameters."""
 
 
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+"""The pattern of a text parameter: no control characters (PostgreSQL refuses NUL in text)."""
+
 _GROUP = Field(
     None,
     min_length=1,
     max_length=255,
-    pattern=r"^[^\x00-\x1f\x7f]+$",  # no control characters (PostgreSQL refuses NUL in text)
+    pattern=PRINTABLE,
     description="Open WebUI group id: only that group's figures (from the analyses of its members). "
     "Groups with fewer members than the minimum group size are refused (422).",
 )
@@ -122,7 +125,10 @@ class RangeQuery(_Query):
     """A local date range: `days`, or `start_date` and `end_date`."""
 
     days: int | None = Field(
-        None, ge=1, le=365, description="Number of local days ending yesterday (1–365). Default 30."
+        None,
+        ge=1,
+        le=MAX_DAYS,
+        description=f"Number of local days ending yesterday (1–{MAX_DAYS}). Default {DEFAULT_DAYS}.",
     )
     start_date: date | None = Field(
         None, ge=MIN_DATE, le=MAX_DATE, description="First local date, inclusive (ISO 8601)." + _BOUNDS
@@ -150,15 +156,12 @@ class BreakdownQuery(RangeQuery):
     group: str | None = _GROUP
 
 
-_VALUE_PATTERN = r"^[^\x00-\x1f\x7f]+$"
-
-
 def _filter_field(dimension: Dimension) -> Any:
     return Field(
         None,
         min_length=1,
         max_length=255,
-        pattern=_VALUE_PATTERN,
+        pattern=PRINTABLE,
         description=f"Only the conversations whose {dimension.label.lower()} is this value "
         f"(as in {dimension.endpoint}); not with user_id_hash or another such filter.",
     )
