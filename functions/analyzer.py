@@ -48,9 +48,10 @@ from shared.pseudonym import pseudonymise
 from shared.queue import TaskQueue
 from shared.timing import attribution_date, measure
 
-__all__ = ["PROCESSING_VERSION", "AnalyzePayload", "AnalyzeResult", "analyze", "parse_payload"]
+__all__ = ["DUPLICATE", "PROCESSING_VERSION", "AnalyzePayload", "AnalyzeResult", "analyze", "parse_payload"]
 
 _log = logging.getLogger(__name__)
+DUPLICATE = "duplicate"  # the result of a delivery whose conversation another delivery counted first
 
 
 class AnalyzePayload(BaseModel):
@@ -67,7 +68,7 @@ class AnalyzePayload(BaseModel):
 class AnalyzeResult:
     run_id: uuid.UUID
     conversation_id: str
-    outcome: str  # analyzed | skipped | failed | duplicate
+    outcome: str  # a `runs.Outcome`, or DUPLICATE
     reason: ReasonCode | None = None
     estimate_reused: bool = False
 
@@ -90,7 +91,7 @@ def _reusable(stored: Row[Any] | None, conversation: Conversation, estimator: Es
     return (
         not force
         and stored is not None
-        and stored.status == "analyzed"
+        and stored.status == runs.Outcome.ANALYZED
         and stored.content_fingerprint == conversation.fingerprint
         and stored.estimator == estimator.name
         and stored.estimator_model == estimator.model
@@ -138,7 +139,7 @@ def _analysis_values(
         "conversation_id": conversation.conversation_id,
         "user_id_hash": user_hash,
         "group_ids": group_ids,
-        "status": "analyzed",
+        "status": runs.Outcome.ANALYZED.value,
         "skip_reason": None,
         "skip_detail": None,
         "analysis_date": attribution_date(timing.last_message_at, settings.zone),
@@ -324,7 +325,7 @@ def _record_not_analysed(
     record = _outcome(ctx, outcome, usage, reason=reason, previous_analysis_date=previous)
     counted = runs.commit_outcome(ctx.engine, ctx.queue, ctx.run_id, record, write=write)
     _log.info("run %s: conversation %s %s (%s)", ctx.run_id, ctx.conversation_id, outcome, reason)
-    return ctx.result(outcome if counted else "duplicate", reason)
+    return ctx.result(outcome if counted else DUPLICATE, reason)
 
 
 def _estimate(
@@ -354,7 +355,7 @@ def _run(ctx: _Context) -> AnalyzeResult:
                 # the delivery that finished the run may have died before starting the
                 # aggregator; asking again is harmless (named task, idempotent aggregator)
                 runs.request_aggregation(ctx.queue, ctx.run_id)
-            return ctx.result("duplicate")
+            return ctx.result(DUPLICATE)
         stored = _stored(connection, ctx.conversation_id)
     with ctx.engine.begin() as connection:
         if not runs.claim(connection, ctx.run_id, ctx.conversation_id, ctx.lease_seconds):
@@ -389,7 +390,7 @@ def _analyse_claimed(ctx: _Context, stored: Row[Any] | None) -> AnalyzeResult:
                 ctx.conversation_id, runs.Outcome.SKIPPED, reason=ReasonCode.NOT_FOUND
             )
             counted = runs.commit_outcome(ctx.engine, ctx.queue, ctx.run_id, record)
-            return ctx.result("skipped" if counted else "duplicate", ReasonCode.NOT_FOUND)
+            return ctx.result(runs.Outcome.SKIPPED if counted else DUPLICATE, ReasonCode.NOT_FOUND)
         return _record_not_analysed(
             ctx,
             stored,
@@ -460,7 +461,7 @@ def _analyse_claimed(ctx: _Context, stored: Row[Any] | None) -> AnalyzeResult:
         record_usage(connection, ctx.conversation_id, conversation.usage, ctx.settings)
 
     counted = runs.commit_outcome(ctx.engine, ctx.queue, ctx.run_id, record, write=write)
-    return ctx.result("analyzed" if counted else "duplicate", reused=reused)
+    return ctx.result(runs.Outcome.ANALYZED if counted else DUPLICATE, reused=reused)
 
 
 _NAMES_TTL_SECONDS = 600.0
