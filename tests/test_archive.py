@@ -89,7 +89,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list
     venv.EnvBuilder(with_pip=True, clear=True).create(environment)
     python = environment / "bin" / "python"
     install = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "-r", "requirements.txt"],
+        [str(python), "-m", "pip", "install", "--quiet", "--no-compile", "-r", "requirements.txt"],
         cwd=extracted,
         env=_clean_environment(work),
         capture_output=True,
