@@ -28,6 +28,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "PROCESSING_VERSION",
     "AnalysisClaim",
     "Base",
     "Calibration",
@@ -47,6 +48,9 @@ __all__ = [
     "UserGroup",
     "ValueRate",
 ]
+
+PROCESSING_VERSION = "2.0"
+"""The version of the processing stamped on every analysis (the column's default, migration 001)."""
 
 _NOW = text("now()")
 _TS = DateTime(timezone=True)
@@ -160,7 +164,9 @@ class ConversationAnalysis(Base):
     estimator: Mapped[str | None] = mapped_column(String(20))
     estimator_model: Mapped[str | None] = mapped_column(String(128))
     prompt_version: Mapped[str | None] = mapped_column(String(64))
-    processing_version: Mapped[str] = mapped_column(String(20), server_default=text("'2.0'"))
+    processing_version: Mapped[str] = mapped_column(
+        String(20), server_default=text(f"'{PROCESSING_VERSION}'")
+    )
 
     message_count: Mapped[int] = _count()
     user_message_count: Mapped[int] = _count()

@@ -27,13 +27,12 @@ from functions.api.schemas import (
     Figures,
     GroupInfo,
     HealthResponse,
-    InvalidParameter,
 )
 from functions.api.services import ApiServices
 from functions.calibrated import calibration_note
 from functions.dimensions import DIMENSIONS, GROUP, STORED_DIMENSIONS, Dimension, dimension
-from shared.auth import Principal, RateLimited, client_address, password_role, session_cookie_name
-from shared.errors import AuthenticationFailed
+from shared.auth import Principal, client_address, password_role, session_cookie_name
+from shared.errors import AuthenticationFailed, InvalidParameter, RateLimited, validation_problems
 from shared.roles import SESSION_ROLES, Role
 
 __all__ = [
@@ -191,8 +190,7 @@ def _filters(services: ApiServices, args: dict[str, str]) -> _Filters:
         query = BreakdownQuery.model_validate(wanted)
         return _Filters(query, query.date_range(services.today()), None)
     except ValidationError as exc:
-        problem = exc.errors(include_url=False)[0]
-        error = f"{'.'.join(map(str, problem['loc'])) or 'range'}: {problem['msg']}"
+        error = str(validation_problems(exc, whole="range")[0])
     except InvalidParameter as exc:
         error = str(exc)
     try:

@@ -26,21 +26,19 @@ from sqlalchemy.engine import Connection, Engine
 from functions.api import charts, queries
 from functions.api.dashboard import TEMPLATE_FILTERS
 from functions.api.schemas import (
-    MAX_DATE,
-    MIN_DATE,
     DateRange,
     DimensionRow,
     Figures,
     GroupRow,
-    InvalidParameter,
-    _date_pair,
 )
 from functions.api.services import ApiServices
 from functions.calibrated import calibration_note
 from functions.calibration import calibration_status, confirmation_report
+from functions.dates import MAX_DATE, MIN_DATE, checked_range
 from functions.dimensions import CATEGORY, MODEL
 from functions.value import FIRST_RATE_DATE, rate_periods
 from shared.config import Settings
+from shared.errors import InvalidParameter
 
 __all__ = ["ReportData", "ReportQuery", "collect", "render_report", "report_page", "write_report"]
 
@@ -68,7 +66,7 @@ class ReportQuery(BaseModel):
             start = date(year, month, 1)
             end = date(year, month, calendar.monthrange(year, month)[1])
         elif self.start_date is not None or self.end_date is not None:
-            start, end = _date_pair(self.start_date, self.end_date, "a report")
+            start, end = checked_range(self.start_date, self.end_date, "a report")
         else:
             end = today.replace(day=1) - timedelta(days=1)
             start = end.replace(day=1)
@@ -202,8 +200,7 @@ def report_page(services: ApiServices) -> flask.Response:
     try:
         query = ReportQuery.model_validate(flask.request.args.to_dict())
     except ValidationError as exc:
-        problem = exc.errors(include_url=False)[0]
-        raise InvalidParameter(".".join(map(str, problem["loc"])) or "query", problem["msg"]) from exc
+        raise InvalidParameter.from_validation(exc) from exc
     date_range = query.date_range(services.today())
     with services.engine.connect() as connection:
         data = collect(connection, services.settings, date_range, services.now())
