@@ -132,7 +132,8 @@ def _describe_run(row: dict[str, Any]) -> str:
         f"{row['run_date']}  run {row['id']}  {row['status']}: {row['conversations_expected']} planned, "
         f"{row['conversations_processed']} analysed ({row['estimates_reused']} reused), "
         f"{row['conversations_skipped']} skipped, {row['conversations_failed']} failed, "
-        f"{row['conversations_deferred']} deferred; {row['total_llm_requests']} LLM requests, "
+        f"{row['conversations_deferred']} deferred, {row['late_arrivals']} late arrivals; "
+        f"{row['total_llm_requests']} LLM requests, "
         f"${row['total_llm_cost_usd']}" + (f"  ({row['error_message']})" if row.get("error_message") else "")
     )
 
@@ -234,7 +235,8 @@ def health(as_json: bool) -> None:
     lines = [
         f"status: {report.status}" + (f" ({'; '.join(report.problems)})" if report.problems else ""),
         f"last run: {last.run_date} {last.status}, {last.conversations_processed} analysed, "
-        f"{last.conversations_skipped} skipped, {last.conversations_failed} failed"
+        f"{last.conversations_skipped} skipped, {last.conversations_failed} failed, "
+        f"{last.late_arrivals} late arrivals"
         if last
         else "last run: none yet",
         f"stale runs (the next dispatch closes them): {len(report.stale_runs)}",
