@@ -66,6 +66,7 @@ __all__ = [
     "latest_run",
     "mark_stale",
     "open_run",
+    "open_run_for_date",
     "outcome_exists",
     "plan",
     "record_outcome",
@@ -256,6 +257,14 @@ def _existing_run(connection: Connection, run_date: date, idempotency_key: str |
     return connection.execute(
         sa.text(_RUN_SELECT + f"WHERE run_date = :d AND {_OPEN}"), {"d": run_date}
     ).first()
+
+
+def open_run_for_date(connection: Connection, run_date: date) -> Run | None:
+    """The open (running or aggregating) run of `run_date`, if any: there is at most one."""
+    row = connection.execute(
+        sa.text(_RUN_SELECT + f"WHERE run_date = :d AND {_OPEN}"), {"d": run_date}
+    ).first()
+    return _to_run(row) if row is not None else None
 
 
 def get_run(connection: Connection, run_id: uuid.UUID) -> Run | None:
