@@ -204,3 +204,21 @@ def test_the_cli_prints_each_run_as_it_finishes_and_a_final_progress_line(
         cli, ["run", "--inline", "--date", "2026-11-05", "--json"], catch_exceptions=False
     )
     assert "progress:" not in quiet.output  # --json prints the JSON only
+
+
+def test_serve_prints_each_later_run_once_as_it_finishes(
+    dataset: Dataset, analytics_engine: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from infra.cli import _report_finished_runs
+    from infra.local_queues import inline_queue
+
+    settings = get_settings()
+    reported: set[uuid.UUID] = set()
+    _report_finished_runs(settings, reported)
+    assert capsys.readouterr().out == ""  # nothing has run yet
+    nightly = dispatcher.dispatch(target_date=DAYS[0], settings=settings, queue=inline_queue(settings))
+    _report_finished_runs(settings, reported)
+    (line,) = capsys.readouterr().out.splitlines()
+    assert f"run {nightly.run_id}  completed: 6 planned, 5 analysed" in line
+    _report_finished_runs(settings, reported)
+    assert capsys.readouterr().out == ""  # once
