@@ -112,6 +112,23 @@ def _dispatch_over_http(settings: Settings, url: str, day: date, force: bool) ->
     return response.json()
 
 
+def _dispatch_all_over_http(
+    settings: Settings, url: str, days: list[date], force: bool, progress: RunProgress | None
+) -> list[uuid.UUID]:
+    """Dispatch each date; the runs already open report their progress while the rest are dispatched."""
+    from functions import runs
+
+    run_ids: list[uuid.UUID] = []
+    last_read = time.monotonic()
+    for day in days:
+        run_ids.append(uuid.UUID(str(_dispatch_over_http(settings, url, day, force)["run_id"])))
+        if progress is not None and time.monotonic() - last_read >= _POLL_SECONDS:
+            with analytics_engine(settings).connect() as connection:
+                progress.update(runs.get_runs(connection, run_ids))
+            last_read = time.monotonic()
+    return run_ids
+
+
 def _progress(total_runs: int, as_json: bool, indent: str = "") -> RunProgress | None:
     """Progress on stderr and each run's line on stdout as it finishes; none for `--json`."""
     if as_json:
@@ -205,8 +222,7 @@ def _run_dates(
                 asdict(dispatcher.dispatch(target_date=day, force=force, trigger=trigger, settings=settings))
                 for day in days
             ]
-        answers = [_dispatch_over_http(settings, url, day, force) for day in days]
-        run_ids = [uuid.UUID(str(answer["run_id"])) for answer in answers]
+        run_ids = _dispatch_all_over_http(settings, url, days, force, progress)
         found = watch_runs(analytics_engine(settings), run_ids, progress, timeout=timeout)
         return [asdict(run) for run in found]
 
@@ -438,11 +454,10 @@ def serve(port: int, days: int | None) -> None:
         click.echo(
             f"processing the last {days} days through the pipeline ({settings.effective_estimator} estimator) ..."
         )
-        run_ids = []
-        for back in range(days - 1, -1, -1):
-            answer = _dispatch_over_http(settings, stack.urls["dispatch"], last - timedelta(days=back), False)
-            run_ids.append(uuid.UUID(str(answer["run_id"])))
-        watch_runs(analytics_engine(settings), run_ids, _progress(len(run_ids), False, "  "), timeout=3600)
+        progress = _progress(days, False, "  ")
+        dates = [last - timedelta(days=back) for back in range(days - 1, -1, -1)]
+        run_ids = _dispatch_all_over_http(settings, stack.urls["dispatch"], dates, False, progress)
+        watch_runs(analytics_engine(settings), run_ids, progress, timeout=3600)
         password = settings.dashboard_password.get_secret_value()
         click.echo("")
         click.echo(f"dashboard:  {stack.urls['api']}")
