@@ -8,6 +8,7 @@ the watcher polls the ledger."""
 from __future__ import annotations
 
 import io
+import os
 import re
 import threading
 import time
@@ -15,7 +16,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import pytest
 from click.testing import CliRunner
@@ -104,7 +105,7 @@ def _describe(run: Run) -> str:
     return f"{run.run_date} run {run.id} {run.status}: {run.conversations_processed} analysed"
 
 
-def _watch(engine: Engine, status: io.StringIO, *, interval: float = 30.0) -> tuple[list[uuid.UUID], str]:
+def _watch(engine: Engine, status: TextIO, *, interval: float = 30.0) -> tuple[list[uuid.UUID], str]:
     """Open a run per day, deliver their tasks slowly in the background, watch until all are final."""
     queue = _LaterQueue(pause_seconds=0.04)
     settings = get_settings()
@@ -137,13 +138,41 @@ def _each_run_once(out: str, run_ids: list[uuid.UUID]) -> None:
     assert all("completed: 5 analysed" in line for line in lines)
 
 
+def _terminal_output(engine: Engine, kind: str) -> tuple[list[uuid.UUID], str, str]:
+    """Watch with the status going to an injected terminal stream or to a real pseudo-terminal."""
+    if kind == "injected":
+        terminal = _Terminal()
+        run_ids, out = _watch(engine, terminal)
+        return run_ids, out, terminal.getvalue()
+    master, slave = os.openpty()
+    received = bytearray()
+
+    def read() -> None:  # drain the pty so its small buffer never blocks the writer
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            received.extend(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    with os.fdopen(slave, "w", encoding="utf-8") as status:
+        assert status.isatty()
+        run_ids, out = _watch(engine, status)
+    reader.join(timeout=10)
+    os.close(master)
+    return run_ids, out, received.decode()
+
+
+@pytest.mark.parametrize("kind", ["injected", "pty"])
 def test_on_a_terminal_one_line_updates_in_place_with_an_eta(
-    dataset: Dataset, analytics_engine: Engine
+    dataset: Dataset, analytics_engine: Engine, kind: str
 ) -> None:
-    terminal = _Terminal()
-    run_ids, out = _watch(analytics_engine, terminal)
+    run_ids, out, text = _terminal_output(analytics_engine, kind)
     _each_run_once(out, run_ids)
-    text = terminal.getvalue()
     assert "\n" not in text  # never a new line: the one line is rewritten
     frames = [frame for frame in text.split(ERASE) if frame]
     assert len(frames) >= 5  # it moved while the runs were open
