@@ -1,6 +1,7 @@
 """Daily aggregates and breakdowns, rebuilt for given dates from `conversation_analysis`.
 
-A pure function of the analyses: the rows of the dates are deleted and rebuilt in
+A pure function of the analyses (and of the calibration version each date keeps, see
+`functions/calibrated.py`): the rows of the dates are deleted and rebuilt in
 the caller's transaction, under an advisory lock so two rebuilds never interleave.
 """
 
@@ -65,6 +66,17 @@ GROUP BY analysis_date, scope_group, dimension, dimension_value
 """
 
 
+# A date keeps the calibration version it was first aggregated with; a date without one takes
+# the latest (functions/calibrated.py; `recalibrate` moves dates on purpose).
+_ASSIGN_CALIBRATION = """
+INSERT INTO calibration_dates (analysis_date, version)
+SELECT day, latest.version FROM unnest(CAST(:dates AS date[])) AS day,
+    (SELECT max(version) AS version FROM calibrations) AS latest
+WHERE latest.version IS NOT NULL
+ON CONFLICT (analysis_date) DO NOTHING
+"""
+
+
 def recompute_dates(connection: Connection, dates: Iterable[date]) -> None:
     """Rebuild the aggregates and breakdowns of `dates` inside the caller's transaction."""
     day_list = sorted(set(dates))
@@ -72,6 +84,7 @@ def recompute_dates(connection: Connection, dates: Iterable[date]) -> None:
         return
     connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AGGREGATION_LOCK_KEY})
     params = {"dates": day_list}
+    connection.execute(sa.text(_ASSIGN_CALIBRATION), params)
     connection.execute(sa.text("DELETE FROM daily_aggregates WHERE analysis_date = ANY(:dates)"), params)
     connection.execute(sa.text("DELETE FROM daily_breakdowns WHERE analysis_date = ANY(:dates)"), params)
     connection.execute(sa.text(_REBUILD_DAILY), params)

@@ -3,7 +3,9 @@
 For each date a run touched, the rows of `daily_aggregates` (global and per user)
 and `daily_breakdowns` (model, category, group) are deleted and rebuilt from the
 analysed conversations, in one transaction under an advisory lock, so running it
-twice changes nothing and two aggregators never interleave. Then the run is
+twice changes nothing and two aggregators never interleave. Before that, the configured
+rates are recorded (`value.py`) and, unless `ANALYTICS_CALIBRATION=off`, a new calibration
+version when the confirmations changed (`calibrated.py`). Then the run is
 completed with its duration, counts, LLM requests, tokens and cost, and other runs
 that made no progress past the stale limit are closed (the ledger's sweep).
 """
@@ -19,8 +21,9 @@ from sqlalchemy.engine import Engine
 
 from functions import runs
 from functions.aggregates import recompute_dates
+from functions.calibrated import record_calibration
 from functions.value import record_rates
-from shared.config import get_settings
+from shared.config import CalibrationMode, get_settings
 from shared.db import analytics_engine
 
 __all__ = ["AggregateResult", "aggregate_run", "recompute_dates"]
@@ -48,6 +51,8 @@ def aggregate_run(run_id: uuid.UUID, *, engine: Engine | None = None) -> Aggrega
         assert status is not None
         settings = get_settings()
         revalued = record_rates(connection, settings, datetime.now(settings.zone).date())
+        if settings.calibration is not CalibrationMode.OFF:  # a new version when the confirmations changed
+            revalued += record_calibration(connection, settings)
         dates, completed = runs.complete_run(connection, run_id, from_status=status)
         recompute_dates(connection, set(revalued) - set(dates))
     _log.info("run %s aggregated: %d dates", run_id, len(dates))

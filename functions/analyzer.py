@@ -32,19 +32,26 @@ from shared.config import Settings, get_settings
 from shared.conversation import Conversation, Timing
 from shared.db import analytics_engine, source_engine
 from shared.digest import build_digest
-from shared.errors import EstimationFailed, RequestRejected, RetryableError, SkipConversation
+from shared.errors import (
+    EstimationFailed,
+    ReasonCode,
+    RequestRejected,
+    RetryableError,
+    SkipConversation,
+    validation_problems,
+)
 from shared.estimators.base import Estimate, EstimateUsage, Estimator
-from shared.models import ConversationAnalysis
+from shared.models import PROCESSING_VERSION, ConversationAnalysis
 from shared.openwebui import reader
 from shared.openwebui.document import primary_model
 from shared.pseudonym import pseudonymise
 from shared.queue import TaskQueue
 from shared.timing import attribution_date, measure
 
-__all__ = ["PROCESSING_VERSION", "AnalyzePayload", "AnalyzeResult", "analyze", "parse_payload"]
+__all__ = ["DUPLICATE", "PROCESSING_VERSION", "AnalyzePayload", "AnalyzeResult", "analyze", "parse_payload"]
 
 _log = logging.getLogger(__name__)
-PROCESSING_VERSION = "2.0"
+DUPLICATE = "duplicate"  # the result of a delivery whose conversation another delivery counted first
 
 
 class AnalyzePayload(BaseModel):
@@ -61,8 +68,8 @@ class AnalyzePayload(BaseModel):
 class AnalyzeResult:
     run_id: uuid.UUID
     conversation_id: str
-    outcome: str  # analyzed | skipped | failed | duplicate
-    reason: str | None = None
+    outcome: str  # a `runs.Outcome`, or DUPLICATE
+    reason: ReasonCode | None = None
     estimate_reused: bool = False
 
 
@@ -70,7 +77,7 @@ def parse_payload(body: dict[str, Any]) -> AnalyzePayload:
     try:
         return AnalyzePayload.model_validate(body)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(map(str, validation_problems(exc, whole="body")))
         raise RequestRejected(f"invalid analyzer payload: {problems}") from exc
 
 
@@ -84,7 +91,7 @@ def _reusable(stored: Row[Any] | None, conversation: Conversation, estimator: Es
     return (
         not force
         and stored is not None
-        and stored.status == "analyzed"
+        and stored.status == runs.Outcome.ANALYZED
         and stored.content_fingerprint == conversation.fingerprint
         and stored.estimator == estimator.name
         and stored.estimator_model == estimator.model
@@ -132,7 +139,7 @@ def _analysis_values(
         "conversation_id": conversation.conversation_id,
         "user_id_hash": user_hash,
         "group_ids": group_ids,
-        "status": "analyzed",
+        "status": runs.Outcome.ANALYZED.value,
         "skip_reason": None,
         "skip_detail": None,
         "analysis_date": attribution_date(timing.last_message_at, settings.zone),
@@ -184,7 +191,7 @@ def _not_analysed_values(
     conversation_id: str,
     *,
     status: str,
-    reason: str,
+    reason: ReasonCode,
     detail: str,
     run_id: uuid.UUID,
     user_hash: str,
@@ -272,7 +279,9 @@ class _Context:
     def last_attempt(self) -> bool:
         return self.attempt + 1 >= self.settings.task_max_attempts
 
-    def result(self, outcome: str, reason: str | None = None, *, reused: bool = False) -> AnalyzeResult:
+    def result(
+        self, outcome: str, reason: ReasonCode | None = None, *, reused: bool = False
+    ) -> AnalyzeResult:
         return AnalyzeResult(self.run_id, self.conversation_id, outcome, reason, reused)
 
 
@@ -280,17 +289,7 @@ def _outcome(
     ctx: _Context, outcome: runs.Outcome, usage: EstimateUsage | None, **fields: Any
 ) -> runs.OutcomeRecord:
     """The run outcome of this conversation, carrying what its estimate cost."""
-    usage = usage or EstimateUsage()
-    return runs.OutcomeRecord(
-        ctx.conversation_id,
-        outcome,
-        llm_requests=usage.requests,
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-        cached_tokens=usage.cached_tokens,
-        llm_cost_usd=usage.cost_usd,
-        **fields,
-    )
+    return runs.OutcomeRecord(ctx.conversation_id, outcome, usage=usage or EstimateUsage(), **fields)
 
 
 def _owner(ctx: _Context, conversation: Conversation | None) -> tuple[str, datetime, str] | None:
@@ -306,7 +305,7 @@ def _record_not_analysed(
     stored: Row[Any] | None,
     *,
     outcome: runs.Outcome,
-    reason: str,
+    reason: ReasonCode,
     detail: str,
     conversation: Conversation | None,
     usage: EstimateUsage | None = None,
@@ -338,7 +337,7 @@ def _record_not_analysed(
     record = _outcome(ctx, outcome, usage, reason=reason, previous_analysis_date=previous)
     counted = runs.commit_outcome(ctx.engine, ctx.queue, ctx.run_id, record, write=write)
     _log.info("run %s: conversation %s %s (%s)", ctx.run_id, ctx.conversation_id, outcome, reason)
-    return ctx.result(outcome if counted else "duplicate", reason)
+    return ctx.result(outcome if counted else DUPLICATE, reason)
 
 
 def _estimate(
@@ -368,7 +367,7 @@ def _run(ctx: _Context) -> AnalyzeResult:
                 # the delivery that finished the run may have died before starting the
                 # aggregator; asking again is harmless (named task, idempotent aggregator)
                 runs.request_aggregation(ctx.queue, ctx.run_id)
-            return ctx.result("duplicate")
+            return ctx.result(DUPLICATE)
         stored = _stored(connection, ctx.conversation_id)
     with ctx.engine.begin() as connection:
         if not runs.claim(connection, ctx.run_id, ctx.conversation_id, ctx.lease_seconds):
@@ -396,10 +395,14 @@ def _analyse_claimed(ctx: _Context, stored: Row[Any] | None) -> AnalyzeResult:
         conversation = reader.load_conversation(ctx.source, ctx.conversation_id)
         timing = measure(conversation.messages, ctx.settings.idle_threshold_minutes)
     except SkipConversation as skip:
-        if skip.reason_code == "not_found":  # deleted in Open WebUI: count it, keep any earlier analysis
-            record = runs.OutcomeRecord(ctx.conversation_id, runs.Outcome.SKIPPED, reason="not_found")
+        if (
+            skip.reason_code is ReasonCode.NOT_FOUND
+        ):  # deleted in Open WebUI: count it, keep any earlier analysis
+            record = runs.OutcomeRecord(
+                ctx.conversation_id, runs.Outcome.SKIPPED, reason=ReasonCode.NOT_FOUND
+            )
             counted = runs.commit_outcome(ctx.engine, ctx.queue, ctx.run_id, record)
-            return ctx.result("skipped" if counted else "duplicate", "not_found")
+            return ctx.result(runs.Outcome.SKIPPED if counted else DUPLICATE, ReasonCode.NOT_FOUND)
         return _record_not_analysed(
             ctx,
             stored,
@@ -419,7 +422,7 @@ def _analyse_claimed(ctx: _Context, stored: Row[Any] | None) -> AnalyzeResult:
             reason=failure.reason_code,
             detail=str(failure),
             conversation=conversation,
-            usage=getattr(failure, "usage", None),
+            usage=failure.usage,
         )
     except RetryableError as error:
         if not ctx.last_attempt:
@@ -428,10 +431,10 @@ def _analyse_claimed(ctx: _Context, stored: Row[Any] | None) -> AnalyzeResult:
             ctx,
             stored,
             outcome=runs.Outcome.FAILED,
-            reason="transient_error",
+            reason=ReasonCode.TRANSIENT_ERROR,
             detail=f"gave up after {ctx.attempt + 1} attempts: {error}",
             conversation=conversation,
-            usage=getattr(error, "usage", None),
+            usage=error.usage,
         )
 
     values = _analysis_values(
@@ -470,7 +473,7 @@ def _analyse_claimed(ctx: _Context, stored: Row[Any] | None) -> AnalyzeResult:
         record_usage(connection, ctx.conversation_id, conversation.usage, ctx.settings)
 
     counted = runs.commit_outcome(ctx.engine, ctx.queue, ctx.run_id, record, write=write)
-    return ctx.result("analyzed" if counted else "duplicate", reused=reused)
+    return ctx.result(runs.Outcome.ANALYZED if counted else DUPLICATE, reused=reused)
 
 
 _NAMES_TTL_SECONDS = 600.0

@@ -40,6 +40,7 @@ __all__ = [
     "LabelledPair",
     "LabelsRejected",
     "build_report",
+    "calibration_status",
     "confirmation_report",
     "evaluate_labels",
     "load_confirmation_pairs",
@@ -66,6 +67,8 @@ class LabelledPair:
     prompt_version: str | None
     category: str
     pair: Pair
+    conversation_id: str | None = None  # stored confirmations: who confirmed which conversation
+    user_id_hash: str | None = None
 
 
 class _Out(BaseModel):
@@ -195,7 +198,7 @@ def build_report(
 
 _CONFIRMATIONS_SQL = sa.text(
     """
-    SELECT c.confirmed_minutes, c.did_not_help, (c.seen_most_likely IS NOT NULL) AS seen,
+    SELECT c.conversation_id, c.user_id_hash, c.confirmed_minutes, c.did_not_help, (c.seen_most_likely IS NOT NULL) AS seen,
            CASE WHEN c.seen_most_likely IS NOT NULL THEN c.seen_low ELSE a.manual_time_low END AS low,
            CASE WHEN c.seen_most_likely IS NOT NULL THEN c.seen_most_likely
                 ELSE a.manual_time_most_likely END AS most_likely,
@@ -241,6 +244,8 @@ def load_confirmation_pairs(connection: Connection) -> ConfirmationPairs:
                     prompt_version=row.prompt_version,
                     category=row.category or "other",
                     pair=Pair(row.confirmed_minutes, row.low, row.most_likely, row.high),
+                    conversation_id=row.conversation_id,
+                    user_id_hash=row.user_id_hash,
                 )
             )
     return ConfirmationPairs(pairs, total, did_not_help, awaiting)
@@ -372,6 +377,21 @@ def render_text(report: CalibrationReport, *, what: str = "confirmations") -> st
         lines.append(f"{name}: {_figures_line(group.overall)}")
         lines.extend(f"  {row.task_category}: {_figures_line(row.agreement)}" for row in group.categories)
     return "\n".join(lines)
+
+
+def calibration_status(report: CalibrationReport) -> str:
+    """One line for printed pages: how far the estimates have been checked against people.
+
+    "not calibrated: no confirmations yet", "not enough confirmations (7 of 20)", or per
+    estimator configuration its agreement figures (ρ, bias, band coverage).
+    """
+    if not report.estimators:
+        return "not calibrated: no confirmations yet"
+    lines = []
+    for group in report.estimators:
+        name = " / ".join(part for part in (group.estimator, group.model, group.prompt_version) if part)
+        lines.append(f"{name}: {_figures_line(group.overall)}")
+    return "; ".join(lines)
 
 
 def scatter_points(pairs: Iterable[LabelledPair], *, limit: int = 2000) -> list[tuple[str, float, float]]:

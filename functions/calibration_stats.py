@@ -32,6 +32,7 @@ __all__ = [
     "not_enough",
     "quartiles",
     "ranks",
+    "ratio_quartiles",
     "spearman",
 ]
 
@@ -156,6 +157,12 @@ def quartiles(values: Sequence[float]) -> tuple[float, float, float]:
     return (q1, q2, q3)
 
 
+def ratio_quartiles(pairs: Sequence[Pair]) -> tuple[float, float, float] | None:
+    """Quartiles of confirmed ÷ most likely (the bias is the median); None when no pair has a ratio."""
+    ratios = [pair.confirmed / pair.most_likely for pair in pairs if pair.most_likely > 0]
+    return quartiles(ratios) if ratios else None
+
+
 def agreement(
     pairs: Sequence[Pair], *, minimum: int, resamples: int = DEFAULT_RESAMPLES, seed: int = 0
 ) -> Agreement:
@@ -164,10 +171,10 @@ def agreement(
         return Agreement(confirmations=len(pairs), minimum=minimum)
     confirmed = [pair.confirmed for pair in pairs]
     likely = [pair.most_likely for pair in pairs]
-    ratios = [pair.confirmed / pair.most_likely for pair in pairs if pair.most_likely > 0]
     bias = bias_iqr = None
-    if ratios:
-        q1, median, q3 = quartiles(ratios)
+    spread = ratio_quartiles(pairs)
+    if spread is not None:
+        q1, median, q3 = spread
         bias, bias_iqr = median, (q1, q3)
     inside = sum(1 for pair in pairs if pair.low <= pair.confirmed <= pair.high)
     return Agreement(

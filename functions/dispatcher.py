@@ -49,6 +49,7 @@ from functions import runs, wiring
 from functions.aggregator import aggregate_run
 from shared.config import Settings, get_settings
 from shared.db import analytics_engine, source_engine
+from shared.errors import RETRIED_BY_NEXT_RUN, ReasonCode
 from shared.openwebui import reader
 from shared.pseudonym import pseudonymise
 from shared.queue import TaskQueue
@@ -56,7 +57,6 @@ from shared.queue import TaskQueue
 __all__ = ["DispatchResult", "backfill", "dispatch", "task_name", "yesterday"]
 
 _log = logging.getLogger(__name__)
-_RETRYABLE_FAILURES = ("transient_error", "enqueue_failed")
 _TASK_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _ID_BATCH = 5000  # ids per ANY(:ids) query
 _GROUPS_LOCK_KEY = 7_291_042_120
@@ -123,7 +123,7 @@ def _needs_analysis(candidate: _Candidate, stored: tuple[datetime, str, str | No
     source_updated_at, status, reason = stored
     if source_updated_at != candidate.updated_at:
         return True
-    return status == "failed" and reason in _RETRYABLE_FAILURES
+    return status == runs.Outcome.FAILED and reason in RETRIED_BY_NEXT_RUN
 
 
 _UNSEEN = sa.text(
@@ -232,7 +232,7 @@ def _enqueue(
         ),
     )
     for name, error in report.failed:
-        record = runs.OutcomeRecord(by_name[name], runs.Outcome.FAILED, reason="enqueue_failed")
+        record = runs.OutcomeRecord(by_name[name], runs.Outcome.FAILED, reason=ReasonCode.ENQUEUE_FAILED)
         runs.commit_outcome(engine, queue, run_id, record)
         _log.error("run %s: conversation %s not enqueued: %s", run_id, by_name[name], error)
     return report.enqueued, len(report.failed)

@@ -204,10 +204,57 @@ METRICS += (
 )
 
 
+# calibrated minutes (functions/calibrated.py): each analysed row carries the calibration of its
+# date's version and category (`manual_time_calibrated*`; raw where the category is uncalibrated)
+_CALIBRATED_SAVED = "coalesce(sum(GREATEST(0, {manual} - active_duration_minutes)), 0)"
+METRICS += (
+    Metric(
+        "total_manual_time_calibrated",
+        "coalesce(sum(manual_time_calibrated), 0)",
+        "Minutes by hand, most likely × the task category's calibration factor (raw where uncalibrated).",
+        public=False,
+    ),
+    Metric(
+        "total_time_saved_calibrated",
+        _CALIBRATED_SAVED.format(manual="manual_time_calibrated"),
+        "Minutes saved with the calibrated minutes by hand, most likely.",
+        public=False,
+    ),
+    Metric(
+        "total_time_saved_calibrated_low",
+        _CALIBRATED_SAVED.format(manual="manual_time_calibrated_low"),
+        "Minutes saved, calibrated, low end of the band (first quartile of the category's ratio).",
+        public=False,
+    ),
+    Metric(
+        "total_time_saved_calibrated_high",
+        _CALIBRATED_SAVED.format(manual="manual_time_calibrated_high"),
+        "Minutes saved, calibrated, high end of the band (third quartile of the category's ratio).",
+        public=False,
+    ),
+    Metric(
+        "calibrated_count",
+        "count(*) FILTER (WHERE calibration_applied)",
+        "Conversations whose task category had enough confirmations to be calibrated.",
+        public=False,
+    ),
+    Metric(
+        "calibration_version",
+        "max(calibration_version)",
+        "The calibration version the figures were calibrated with (the newest one when a range "
+        "spans several; see calibration_versions); null with ANALYTICS_CALIBRATION=off or before "
+        "the first calibration.",
+        summed=False,
+    ),
+)
+
+
 def analysed_rows_sql(dates_condition: str) -> str:
     """The analysed rows whose `ca.analysis_date` meets the condition, with usage and rate.
 
-    Each row has its AI usage (summed over its models; the cost of priced models only,
+    Each row has its calibration (the version of its date, the factor and band of its task
+    category: `manual_time_calibrated`, `_low`, `_high`; the raw minutes where the category is
+    not calibrated), its AI usage (summed over its models; the cost of priced models only,
     NULL when none is priced) and its hourly rate: from the rate period in effect on its
     date, the lowest rate of its listed groups, else the period's default rate; NULL (no
     value) when the period has no money.
@@ -225,7 +272,16 @@ SELECT ca.*,
     rate.id AS value_rate_id,
     rate.currency AS value_currency,
     CASE WHEN rate.hourly_rate IS NOT NULL THEN round(coalesce(group_rate.rate, rate.hourly_rate), 2) END
-        AS hourly_rate
+        AS hourly_rate,
+    calibration_date.version AS calibration_version,
+    coalesce(calibration.calibrated, false) AS calibration_applied,
+    CASE WHEN calibration.calibrated THEN calibration.factor ELSE 1 END AS calibration_factor,
+    CASE WHEN calibration.calibrated THEN round(ca.manual_time_most_likely * calibration.factor)::integer
+        ELSE ca.manual_time_most_likely END AS manual_time_calibrated,
+    CASE WHEN calibration.calibrated THEN round(ca.manual_time_most_likely * calibration.factor_low)::integer
+        ELSE ca.manual_time_low END AS manual_time_calibrated_low,
+    CASE WHEN calibration.calibrated THEN round(ca.manual_time_most_likely * calibration.factor_high)::integer
+        ELSE ca.manual_time_high END AS manual_time_calibrated_high
 FROM conversation_analysis ca
 LEFT JOIN LATERAL (
     SELECT sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
@@ -242,6 +298,9 @@ LEFT JOIN LATERAL (
     SELECT min((rate.group_hourly_rates ->> g.name)::numeric) AS rate FROM user_groups g
     WHERE g.group_id = ANY(ca.group_ids) AND (rate.group_hourly_rates ->> g.name) IS NOT NULL
 ) AS group_rate ON true
+LEFT JOIN calibration_dates AS calibration_date ON calibration_date.analysis_date = ca.analysis_date
+LEFT JOIN calibration_factors AS calibration ON calibration.version = calibration_date.version
+    AND calibration.task_category = coalesce(ca.task_category, 'other')
 WHERE ca.status = 'analyzed' AND {dates_condition}
 """
 # the rows the aggregator rebuilds the dates `:dates` from

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from functions import aggregator, analyzer, dispatcher, wiring
 from functions.http import TaskRequest, pipeline_response
 from shared.config import get_settings
-from shared.errors import RequestRejected
+from shared.errors import RequestRejected, validation_problems
 
 __all__ = ["aggregate_endpoint", "analyze_endpoint", "dispatch_endpoint", "run_id_of"]
 
@@ -38,7 +38,7 @@ def _dispatch(task: TaskRequest, request: flask.Request) -> dict[str, Any]:
     try:
         body = _DispatchBody.model_validate(task.body)
     except ValidationError as exc:
-        raise RequestRejected(f"invalid dispatch body: {exc.errors()[0]['msg']}") from exc
+        raise RequestRejected(f"invalid dispatch body: {validation_problems(exc, whole='body')[0]}") from exc
     schedule_time = request.headers.get("X-CloudScheduler-ScheduleTime")
     settings = get_settings()
     result = dispatcher.dispatch(

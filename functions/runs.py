@@ -29,7 +29,7 @@ import dataclasses
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -40,7 +40,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from functions.aggregates import recompute_dates
 from shared.config import Settings, get_settings
-from shared.errors import AlreadyCounted
+from shared.errors import AlreadyCounted, ReasonCode
+from shared.estimators.base import EstimateUsage
 from shared.queue import TaskQueue
 
 __all__ = [
@@ -211,15 +212,11 @@ class OutcomeRecord:
 
     conversation_id: str
     outcome: Outcome
-    reason: str | None = None
+    reason: ReasonCode | None = None
     analysis_date: date | None = None
     previous_analysis_date: date | None = None
     estimate_reused: bool = False
-    llm_requests: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    llm_cost_usd: Decimal = Decimal("0")
+    usage: EstimateUsage = field(default_factory=EstimateUsage)  # what its estimate cost, a failed one too
 
 
 _COMPLETE_RUN = """
@@ -401,11 +398,11 @@ def record_outcome(connection: Connection, run_id: uuid.UUID, record: OutcomeRec
             "d": record.analysis_date,
             "prev": record.previous_analysis_date,
             "reused": record.estimate_reused,
-            "req": record.llm_requests,
-            "pt": record.prompt_tokens,
-            "ct": record.completion_tokens,
-            "cached": record.cached_tokens,
-            "cost": record.llm_cost_usd,
+            "req": record.usage.requests,
+            "pt": record.usage.prompt_tokens,
+            "ct": record.usage.completion_tokens,
+            "cached": record.usage.cached_tokens,
+            "cost": record.usage.cost_usd,
         },
     ).first()
     if inserted is None:

@@ -26,6 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from functions.dates import MIN_DATE
 from shared.config import Settings
 from shared.conversation import ModelUsage
 from shared.estimators.pricing import usage_cost_usd
@@ -43,7 +44,7 @@ __all__ = [
     "reprice_history",
 ]
 
-FIRST_RATE_DATE = date(2000, 1, 1)  # the first rates recorded apply to every date (see MIN_DATE)
+FIRST_RATE_DATE = MIN_DATE  # the first rates recorded apply to every date
 MICRO = 1_000_000  # ai_cost_micro_usd, analysis_cost_micro_usd: millionths of a USD
 MILLI = 1_000  # value_saved_*_milli: thousandths of the currency unit
 PER_USD = 100  # the return is quoted per 100 USD of AI cost

@@ -28,6 +28,7 @@ from typing import Any
 import click
 import requests
 
+from functions.dates import MAX_DAYS
 from infra import local_queues
 from infra.demo_data import DEMO_DAYS, DEMO_USERS, build_demo_database
 from infra.progress import RunProgress, watch_runs
@@ -261,6 +262,18 @@ def migrate(as_json: bool) -> None:
 _DATE = click.DateTime(["%Y-%m-%d"])
 
 
+@contextmanager
+def _as_usage_error() -> Iterator[None]:
+    """The API's parameter rules, reported against this command's options (`end_date` → `--end-date`)."""
+    from shared.errors import InvalidParameter
+
+    try:
+        yield
+    except InvalidParameter as exc:
+        option = "--" + exc.parameter.replace("_", "-")
+        raise click.BadParameter(str(exc.problem), param_hint=f"'{option}'") from exc
+
+
 @cli.command()
 @click.option("--date", "day", type=_DATE, help="Local date to process (default: yesterday).")
 @click.option("--force", is_flag=True, help="Re-estimate conversations even when unchanged.")
@@ -269,9 +282,13 @@ _DATE = click.DateTime(["%Y-%m-%d"])
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def run(day: datetime | None, force: bool, inline: bool, timeout: float, as_json: bool) -> None:
     """Process one day, as the nightly schedule does."""
+    from functions.dates import checked_day, local_today
     from functions.dispatcher import yesterday
 
-    target = day.date() if day else yesterday(get_settings())
+    settings = get_settings()
+    target = day.date() if day else yesterday(settings)
+    with _as_usage_error():
+        checked_day(target, local_today(settings.zone))
     progress = _progress(1, as_json)
     rows = _run_dates([target], force=force, inline=inline, timeout=timeout, progress=progress)
     _report_runs(rows, as_json, progress)
@@ -287,12 +304,13 @@ def run(day: datetime | None, force: bool, inline: bool, timeout: float, as_json
 def backfill(
     start_date: datetime, end_date: datetime, force: bool, inline: bool, timeout: float, as_json: bool
 ) -> None:
-    """Process every date of a range, oldest first."""
-    first, last = start_date.date(), end_date.date()
-    if last < first:
-        raise click.BadParameter("--end-date is before --start-date")
-    if (last - first).days > 366:
-        raise click.BadParameter("a backfill covers at most 366 days")
+    """Process every date of a range, oldest first (the API's rules: at most a year, not in the future)."""
+    from functions.dates import checked_range, local_today
+
+    with _as_usage_error():
+        first, last = checked_range(
+            start_date.date(), end_date.date(), "a backfill", today=local_today(get_settings().zone)
+        )
     days = [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
     progress = _progress(len(days), as_json)
     rows = _run_dates(days, force=force, inline=inline, timeout=timeout, progress=progress)
@@ -328,7 +346,11 @@ def health(as_json: bool) -> None:
 
 @cli.command()
 @click.option(
-    "--days", default=7, show_default=True, type=click.IntRange(1, 365), help="Local days ending yesterday."
+    "--days",
+    default=7,
+    show_default=True,
+    type=click.IntRange(1, MAX_DAYS),
+    help="Local days ending yesterday.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def stats(days: int, as_json: bool) -> None:
@@ -374,20 +396,19 @@ def report(month: str | None, start_date: datetime | None, end_date: datetime | 
     from pydantic import ValidationError
 
     from functions.api.report import ReportQuery, write_report
-    from functions.api.schemas import InvalidParameter
+    from shared.errors import InvalidParameter
 
     settings = get_settings()
-    try:
-        query = ReportQuery(
-            month=month,
-            start_date=start_date.date() if start_date else None,
-            end_date=end_date.date() if end_date else None,
-        )
+    with _as_usage_error():
+        try:
+            query = ReportQuery(
+                month=month,
+                start_date=start_date.date() if start_date else None,
+                end_date=end_date.date() if end_date else None,
+            )
+        except ValidationError as exc:
+            raise InvalidParameter.from_validation(exc) from exc
         covered = write_report(analytics_engine(settings), settings, Path(out), query)
-    except ValidationError as exc:
-        raise click.BadParameter(exc.errors(include_url=False)[0]["msg"]) from exc
-    except InvalidParameter as exc:
-        raise click.BadParameter(str(exc)) from exc
     click.echo(f"report for {covered.start_date} … {covered.end_date} written to {out}")
 
 
@@ -400,6 +421,25 @@ def reprice(since: datetime) -> None:
     settings = get_settings()
     dates = reprice_history(analytics_engine(settings), settings, since.date())
     click.echo(f"re-priced {len(dates)} dates from {since.date()}")
+
+
+@cli.command()
+@click.option("--from", "since", type=_DATE, required=True, help="First local date to recalibrate.")
+def recalibrate(since: datetime) -> None:
+    """Apply the latest calibration version to every date from --from on, on purpose."""
+    from functions.calibrated import latest_version, recalibrate_history
+
+    settings = get_settings()
+    engine = analytics_engine(settings)
+    with engine.connect() as connection:
+        latest = latest_version(connection)
+    if latest is None:
+        raise click.ClickException(
+            "no calibration yet: one is computed when a run is aggregated with ANALYTICS_CALIBRATION "
+            "set to show or apply and confirmations are stored"
+        )
+    dates = recalibrate_history(engine, since.date())
+    click.echo(f"recalibrated {len(dates)} dates from {since.date()} with calibration version {latest}")
 
 
 @cli.command("hash-user")

@@ -342,21 +342,15 @@ def build_demo_database(
 
 
 def _record_rating(fixture: OpenWebUIFixture, rating: DemoRating) -> None:
-    """The rating's `feedback` row, as Open WebUI writes it next to the message's `annotation`.
-
-    The row is written only by a fixture that models Open WebUI's `feedback` table
-    (`add_feedback`); the annotation in the chat JSON is written in any case.
-    """
-    add_feedback = getattr(fixture, "add_feedback", None)
-    if add_feedback is not None:
-        add_feedback(
-            user_id=rating.user_id,
-            chat_id=rating.chat_id,
-            message_id=rating.message_id,
-            model_id=rating.model,
-            rating=rating.rating,
-            created_at=rating.created_at,
-        )
+    """The rating's `feedback` row, as Open WebUI writes it next to the message's `annotation`."""
+    fixture.add_rating(
+        user_id=rating.user_id,
+        chat_id=rating.chat_id,
+        message_id=rating.message_id,
+        rating=rating.rating,
+        model_id=rating.model,
+        at=rating.created_at,
+    )
 
 
 # --- who works when -------------------------------------------------------------------

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from shared.config import Settings
-from shared.errors import AuthenticationFailed
+from shared.errors import AuthenticationFailed, RateLimited
 from shared.roles import Role
 from shared.sessions import SessionStore
 
@@ -84,16 +84,6 @@ class Principal:
     method: Literal["password", "openwebui", "session"]
     role: Role = Role.ADMIN
     user_id: str | None = None  # the Open WebUI user id for `openwebui`, else None
-
-
-class RateLimited(AuthenticationFailed):
-    """Too many failed attempts from one client: 429 with `Retry-After`."""
-
-    status_code = 429
-
-    def __init__(self, retry_after_seconds: int) -> None:
-        super().__init__(f"too many failed sign-in attempts; retry in {retry_after_seconds} s")
-        self.retry_after_seconds = retry_after_seconds
 
 
 def client_key(address: str) -> str:

@@ -27,6 +27,7 @@ __all__ = [
     "LOCAL_HOSTS",
     "LOCAL_STATE_DIR",
     "REPO_ROOT",
+    "CalibrationMode",
     "DigestMode",
     "Environment",
     "EstimatorKind",
@@ -113,6 +114,12 @@ class EstimatorKind(StrEnum):
 class DigestMode(StrEnum):
     FULL = "full"  # the redacted asks and a description of the answers
     COUNTS = "counts"  # no text of the conversation at all: counts and shapes only
+
+
+class CalibrationMode(StrEnum):
+    OFF = "off"  # raw figures only
+    SHOW = "show"  # calibrated figures beside the raw ones
+    APPLY = "apply"  # the calibrated figure is the headline; raw still in the API and CSV
 
 
 class QueueBackend(StrEnum):
@@ -426,6 +433,13 @@ class Settings(BaseSettings):
         validation_alias=_env("ANALYTICS_CALIBRATION_MIN_CONFIRMATIONS"),
         description="Below this many confirmations a calibration group reports "
         '"not enough confirmations" instead of a number.',
+    )
+    calibration: CalibrationMode = Field(
+        CalibrationMode.OFF,
+        validation_alias=_env("ANALYTICS_CALIBRATION"),
+        description="Calibrated figures: `off`, `show` (calibrated hours beside the raw ones) or "
+        "`apply` (the calibrated figure is the headline; raw still in the API and CSV). See "
+        '"Calibration".',
     )
 
     # --- queue ---------------------------------------------------------------------

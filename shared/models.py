@@ -28,8 +28,13 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "PROCESSING_VERSION",
     "AnalysisClaim",
     "Base",
+    "Calibration",
+    "CalibrationConfirmation",
+    "CalibrationDate",
+    "CalibrationFactor",
     "ConversationAnalysis",
     "ConversationModelUsage",
     "DailyAggregate",
@@ -43,6 +48,9 @@ __all__ = [
     "UserGroup",
     "ValueRate",
 ]
+
+PROCESSING_VERSION = "2.0"
+"""The version of the processing stamped on every analysis (the column's default, migration 001)."""
 
 _NOW = text("now()")
 _TS = DateTime(timezone=True)
@@ -157,7 +165,9 @@ class ConversationAnalysis(Base):
     estimator: Mapped[str | None] = mapped_column(String(20))
     estimator_model: Mapped[str | None] = mapped_column(String(128))
     prompt_version: Mapped[str | None] = mapped_column(String(64))
-    processing_version: Mapped[str] = mapped_column(String(20), server_default=text("'2.0'"))
+    processing_version: Mapped[str] = mapped_column(
+        String(20), server_default=text(f"'{PROCESSING_VERSION}'")
+    )
 
     message_count: Mapped[int] = _count()
     user_message_count: Mapped[int] = _count()
@@ -245,6 +255,12 @@ class _AggregateMetrics:
     value_rate_id: Mapped[int | None] = mapped_column(
         Integer, ForeignKey("value_rates.id", ondelete="SET NULL")
     )
+    total_manual_time_calibrated: Mapped[int] = _count()  # migration 008
+    total_time_saved_calibrated: Mapped[int] = _count()
+    total_time_saved_calibrated_low: Mapped[int] = _count()
+    total_time_saved_calibrated_high: Mapped[int] = _count()
+    calibrated_count: Mapped[int] = _count()
+    calibration_version: Mapped[int | None] = mapped_column(Integer, ForeignKey("calibrations.version"))
     updated_at: Mapped[datetime] = mapped_column(_TS, server_default=_NOW)
 
 
@@ -411,3 +427,56 @@ class ValueRate(Base):
     hourly_rate: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
     group_hourly_rates: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'"))
     recorded_at: Mapped[datetime] = mapped_column(_TS, server_default=_NOW)
+
+
+class Calibration(Base):
+    """One calibration version: when, with which minimum, from which confirmations (fingerprint)."""
+
+    __tablename__ = "calibrations"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    computed_at: Mapped[datetime] = mapped_column(_TS, server_default=_NOW)
+    min_confirmations: Mapped[int] = mapped_column(Integer)
+    confirmations: Mapped[int] = mapped_column(Integer)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+
+
+class CalibrationFactor(Base):
+    """A version's bias factor and band for one task category (1 when not calibrated)."""
+
+    __tablename__ = "calibration_factors"
+
+    version: Mapped[int] = mapped_column(
+        Integer, ForeignKey("calibrations.version", ondelete="CASCADE"), primary_key=True
+    )
+    task_category: Mapped[str] = mapped_column(String(32), primary_key=True)
+    confirmations: Mapped[int] = mapped_column(Integer)
+    calibrated: Mapped[bool] = mapped_column(Boolean)
+    factor: Mapped[Decimal] = mapped_column(Numeric(10, 4))
+    factor_low: Mapped[Decimal] = mapped_column(Numeric(10, 4))
+    factor_high: Mapped[Decimal] = mapped_column(Numeric(10, 4))
+
+
+class CalibrationConfirmation(Base):
+    """A confirmation a calibration version was computed from, with the estimate it was compared with."""
+
+    __tablename__ = "calibration_confirmations"
+
+    version: Mapped[int] = mapped_column(
+        Integer, ForeignKey("calibrations.version", ondelete="CASCADE"), primary_key=True
+    )
+    conversation_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user_id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    task_category: Mapped[str] = mapped_column(String(32))
+    confirmed_minutes: Mapped[int] = mapped_column(Integer)
+    most_likely: Mapped[int] = mapped_column(Integer)
+
+
+class CalibrationDate(Base):
+    """The calibration version an analysis date is calibrated with."""
+
+    __tablename__ = "calibration_dates"
+
+    analysis_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, ForeignKey("calibrations.version"))
+    assigned_at: Mapped[datetime] = mapped_column(_TS, server_default=_NOW)

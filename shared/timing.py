@@ -23,7 +23,7 @@ from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 from shared.conversation import Message, Timing
-from shared.errors import SkipConversation
+from shared.errors import ReasonCode, SkipConversation
 
 __all__ = ["attribution_date", "measure"]
 
@@ -38,7 +38,8 @@ def measure(messages: Iterable[Message], idle_threshold_minutes: float) -> Timin
     stamps = sorted(message.timestamp for message in messages if message.timestamp is not None)
     if len(stamps) < 2:
         raise SkipConversation(
-            f"{len(stamps)} timed message(s); at least 2 are needed", reason_code="too_few_timestamps"
+            f"{len(stamps)} timed message(s); at least 2 are needed",
+            reason_code=ReasonCode.TOO_FEW_TIMESTAMPS,
         )
     threshold_us = round(idle_threshold_minutes * _MINUTE_US)
     total_us = (stamps[-1] - stamps[0]) // _MICROSECOND

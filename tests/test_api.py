@@ -865,6 +865,10 @@ def test_minutes_are_named_as_minutes_in_the_openapi_document(client: FlaskClien
         "avg_time_saved_per_conversation",
         "avg_time_saved_per_conversation_low",
         "avg_time_saved_per_conversation_high",
+        "time_saved_calibrated_minutes",
+        "time_saved_calibrated_low_minutes",
+        "time_saved_calibrated_high_minutes",
+        "manual_time_calibrated_minutes",
     }
     for name in minutes:
         assert "Minutes" in figures[name]["description"], name

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from sqlalchemy.engine import Engine
 
+from functions.api.schemas import TriggerQuery
+from functions.dates import MAX_RANGE_DAYS, checked_day, checked_range
 from infra.cli import cli
 from shared.config import get_settings, reset_settings_cache
 from shared.db import reset_engines
+from shared.errors import InvalidParameter
 from shared.pseudonym import pseudonymise
 from tests.pipeline_support import Dataset, assert_books_balance, build_dataset, rows
 
@@ -75,9 +78,66 @@ def test_run_and_backfill_inline_then_stats_and_health(dataset: Dataset, analyti
     assert json.loads(output)["totals"]["conversation_count"] == analysed[0]["n"] == 10
 
 
+def _today() -> date:
+    """Today where the product counts days (`TZ`), as the API's rules see it."""
+    return datetime.now(get_settings().zone).date()
+
+
+def _no_runs(engine: Engine) -> bool:
+    return rows(engine, "SELECT count(*) AS n FROM processing_log")[0]["n"] == 0
+
+
 def test_backfill_rejects_a_reversed_range(dataset: Dataset) -> None:
     result = CliRunner().invoke(cli, ["backfill", "--start-date", "2026-11-15", "--end-date", "2026-11-14"])
-    assert result.exit_code == 2 and "before --start-date" in result.output
+    assert result.exit_code == 2 and "'--start-date': must not be after end_date" in result.output
+
+
+def test_run_refuses_a_future_date_as_the_api_does(dataset: Dataset, analytics_engine: Engine) -> None:
+    tomorrow = _today() + timedelta(days=1)
+    result = CliRunner().invoke(cli, ["run", "--inline", "--date", tomorrow.isoformat()])
+    assert result.exit_code == 2, result.output
+    assert "'--date': must not be in the future" in result.output
+    assert _no_runs(analytics_engine)  # nothing opened, let alone completed
+    with pytest.raises(InvalidParameter, match="date: must not be in the future"):
+        TriggerQuery(date=tomorrow).target_dates(_today())
+
+
+@pytest.mark.parametrize(
+    ("days_back", "days_forward", "message"),
+    [
+        (MAX_RANGE_DAYS + 1, -1, f"'--end-date': a backfill may span at most {MAX_RANGE_DAYS} days"),
+        (3, 1, "'--end-date': must not be in the future"),
+    ],
+    ids=["367-days", "ends-tomorrow"],
+)
+def test_backfill_applies_the_api_range_rules(
+    dataset: Dataset, analytics_engine: Engine, days_back: int, days_forward: int, message: str
+) -> None:
+    today = _today()
+    start, end = today - timedelta(days=days_back), today + timedelta(days=days_forward)
+    arguments = ["backfill", "--inline", "--start-date", start.isoformat(), "--end-date", end.isoformat()]
+    result = CliRunner().invoke(cli, arguments)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert _no_runs(analytics_engine)
+    # the API gives the same verdict on the same dates
+    with pytest.raises(InvalidParameter) as caught:
+        TriggerQuery(start_date=start, end_date=end).target_dates(today)
+    assert caught.value.parameter == "end_date" and caught.value.problem in message
+
+
+def test_the_range_limit_is_one_rule_with_its_boundary() -> None:
+    """366 days (a leap year) pass, 367 do not; today is allowed, tomorrow is not."""
+    today = _today()
+    year_ago = today - timedelta(days=MAX_RANGE_DAYS - 1)
+    assert MAX_RANGE_DAYS == 366
+    assert checked_range(year_ago, today, "a backfill", today=today) == (year_ago, today)
+    assert TriggerQuery(start_date=year_ago, end_date=today).target_dates(today) == (year_ago, today)
+    with pytest.raises(InvalidParameter, match="at most 366 days"):
+        checked_range(year_ago - timedelta(days=1), today, "a backfill", today=today)
+    assert checked_day(today, today) == today
+    with pytest.raises(InvalidParameter, match="between 2000-01-01 and 2100-12-31"):
+        checked_day(date(1999, 12, 31), today)
 
 
 def test_hash_user_prints_the_pseudonym(dataset: Dataset) -> None:

@@ -146,6 +146,13 @@ def test_only_coding_chats_contain_code_and_the_models_usage_tags_and_ratings_ar
     rated = [m for m in answers if "annotation" in m]
     assert 20 <= len(rated) <= 0.05 * len(chats)
     assert {m["annotation"]["rating"] for m in rated} == {1, -1}
+    # ...and each rating is also the `feedback` row Open WebUI writes, which the product reads
+    feedback = rows(source, "SELECT type, data, meta FROM feedback")
+    assert len(feedback) == len(rated) and {row["type"] for row in feedback} == {"rating"}
+    by_message = {
+        json.loads(row["meta"])["message_id"]: json.loads(row["data"])["rating"] for row in feedback
+    }
+    assert by_message == {m["id"]: m["annotation"]["rating"] for m in rated}
 
 
 def test_the_same_seed_builds_the_same_database(tmp_path: Path, demo: tuple[Path, str, float]) -> None:

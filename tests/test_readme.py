@@ -41,3 +41,35 @@ def test_every_link_stays_inside_the_repository() -> None:
         else:
             assert (root / target).exists(), target
     assert "../shared" not in text and "the spec's" not in text.split(START)[0]
+
+
+ARCHITECTURE = README.parent / "docs" / "ARCHITECTURE.md"
+_REPO_PATH = re.compile(
+    r"`((?:main\.py|(?:functions|shared|infra|tests|terraform|migrations|bench|docs)/[^`\s]*))`"
+)
+
+
+def test_the_architecture_page_names_only_what_exists() -> None:
+    """docs/ARCHITECTURE.md stays true: its paths exist, its links stay in the repository."""
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    root = README.parent.resolve()
+    paths = _REPO_PATH.findall(text)
+    assert len(paths) > 20  # the page names the code it describes
+    missing = [path for path in paths if not (root / path.rstrip("/")).exists()]
+    assert missing == []
+    for target in re.findall(r"\]\(([^)]+)\)", text):
+        assert not target.startswith(("http:", "https:", "/")), target
+        resolved = (ARCHITECTURE.parent / target).resolve()
+        assert resolved.is_relative_to(root) and resolved.exists(), target
+    assert "../shared" not in text
+    assert "](docs/ARCHITECTURE.md)" in README.read_text(encoding="utf-8")
+
+
+def test_the_architecture_page_draws_every_run_status_and_entry_point() -> None:
+    from functions.runs import RunStatus
+
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    diagram = text.split("## The run state machine", 1)[1].split("## ", 1)[0]
+    assert [status.value for status in RunStatus if status.value not in diagram] == []
+    for entry_point in ("dispatch", "analyze", "aggregate", "api"):
+        assert f"\n{entry_point}" in text.split("## The data walk", 1)[1]

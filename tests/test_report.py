@@ -21,8 +21,9 @@ from functions.api.services import ApiServices
 from functions.value import record_rates
 from infra.cli import cli
 from shared.config import get_settings, reset_settings_cache
+from tests.ground_truth_support import add_confirmation
 from tests.loopback import serve_wsgi
-from tests.value_dataset import DAY, GROUP_RATES, ZONE, insert_dataset
+from tests.value_dataset import DAY, GROUP_RATES, USERS, ZONE, insert_dataset
 
 AUTH = {"Authorization": "Bearer local-dev-password"}
 MONTH = DAY.strftime("%Y-%m")
@@ -61,12 +62,23 @@ def test_the_report_shows_the_headline_figures(seeded: Engine) -> None:
     assert "50.0" in html and "8.3 – 100.0" in html  # hours per 100 USD
     # the model answering "most time per dollar": gpt-4o-mini, 1 h for 0.15 USD
     assert re.search(r"<strong>gpt-4o-mini</strong> saved the most time per dollar: 666.7 hours", html)
-    assert 'id="calibration">not calibrated<' in html
+    assert 'id="calibration">not calibrated: no confirmations yet<' in html
     assert "Legal" in html and "Support" in html
     assert (
         "/report.css" in html
         and "/charts/daily-trend.svg?start_date=2026-05-01&amp;end_date=2026-05-31" in html
     )
+
+
+def test_the_report_states_how_far_the_estimates_were_checked(seeded: Engine) -> None:
+    """The calibration line is the calibration report's, not a fixed text."""
+    add_confirmation(seeded, "c1", USERS["A"], confirmed_minutes=90)
+    add_confirmation(seeded, "c2", USERS["A"], confirmed_minutes=30)
+    html = _client().get(f"/report?month={MONTH}", headers=AUTH).get_data(as_text=True)
+    status = re.search(r'id="calibration">([^<]*)<', html)
+    assert status is not None
+    minimum = get_settings().calibration_min_confirmations
+    assert status.group(1).endswith(f"not enough confirmations (2 of {minimum})"), status.group(1)
 
 
 def test_the_report_needs_the_admin_and_valid_parameters(seeded: Engine) -> None:

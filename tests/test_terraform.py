@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import functools
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from pydantic import AliasChoices
 from infra.checkov import run_checkov
 from shared.config import Settings
 from shared.queue import TARGETS
+from tests.archive_support import excluder, shipped_files, source_dir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TERRAFORM_DIR = REPO_ROOT / "terraform"
@@ -362,70 +362,15 @@ def test_entry_points_exist_in_main_py():
     )
 
 
-def _doublestar(pattern: str) -> re.Pattern[str]:
-    """A glob of the archive provider's excludes (bmatcuk/doublestar) as a regular expression."""
-    parts = []
-    index = 0
-    while index < len(pattern):
-        if pattern.startswith("**/", index):
-            parts.append("(?:.*/)?")
-            index += 3
-        elif pattern.startswith("**", index):
-            parts.append(".*")
-            index += 2
-        elif pattern[index] == "*":
-            parts.append("[^/]*")
-            index += 1
-        elif pattern[index] == "?":
-            parts.append("[^/]")
-            index += 1
-        else:
-            parts.append(re.escape(pattern[index]))
-            index += 1
-    return re.compile("".join(parts) + r"\Z")
-
-
-def _archive_excludes() -> list[re.Pattern[str]]:
-    archive = _config()["data"]["archive_file"]["source"]
-    assert archive["source_dir"] == "${path.module}/.."
-    return [_doublestar(pattern) for pattern in archive["excludes"]]
-
-
 def _runtime_file(relative: str) -> bool:
     return relative in {"main.py", "requirements.txt"} or relative.startswith(
         ("functions/", "shared/", "migrations/")
     )
 
 
-def _excluder() -> tuple[Any, Any]:
-    """(matches, excluded): one pattern matches a path; a path or one of its directories does."""
-    excludes = _archive_excludes()
-
-    def matches(relative: str) -> bool:
-        return any(pattern.match(relative) for pattern in excludes)
-
-    def excluded(relative: str) -> bool:
-        # The provider skips a matching directory whole, so an ancestor's match counts.
-        parts = relative.split("/")
-        return any(matches("/".join(parts[:depth])) for depth in range(1, len(parts) + 1))
-
-    return matches, excluded
-
-
-def _shipped_files() -> list[str]:
-    """The files archive_file would zip, walking the working tree the way the provider does."""
-    matches, _ = _excluder()
-    shipped = []
-    for directory, subdirectories, files in os.walk(REPO_ROOT):
-        relative_dir = Path(directory).relative_to(REPO_ROOT).as_posix()
-        prefix = "" if relative_dir == "." else relative_dir + "/"
-        subdirectories[:] = [name for name in subdirectories if not matches(prefix + name)]
-        shipped.extend(prefix + name for name in files if not matches(prefix + name))
-    return sorted(shipped)
-
-
 def test_source_archive_holds_only_the_runtime_files():
-    matches, excluded = _excluder()
+    assert source_dir() == REPO_ROOT  # ${path.module}/..
+    matches, excluded = excluder()
     assert not matches("."), "an exclude matches the repository root: the archive would be empty"
     for kept in (
         "main.py",
@@ -446,7 +391,7 @@ def test_source_archive_holds_only_the_runtime_files():
     ):
         assert excluded(dropped), f"{dropped} would be shipped"
 
-    shipped = _shipped_files()
+    shipped = shipped_files()
     assert "requirements.txt" in shipped
     leaks = [path for path in shipped if not _runtime_file(path)]
     assert not leaks, f"the function source would contain non-runtime files (extend the excludes): {leaks}"
@@ -457,7 +402,7 @@ def test_shipped_code_does_not_import_what_is_left_out():
     # only lazily, inside a function that production never calls.
     left_out = {"infra", "tests", "bench"}
     offenders = []
-    for relative in _shipped_files():
+    for relative in shipped_files():
         if not relative.endswith(".py"):
             continue
         tree = ast.parse((REPO_ROOT / relative).read_text(), filename=relative)

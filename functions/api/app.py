@@ -29,7 +29,6 @@ from functions.api.schemas import (
     ExportQuery,
     GroupBreakdownResponse,
     HealthResponse,
-    InvalidParameter,
     NoQuery,
     ParameterProblem,
     RangeQuery,
@@ -44,10 +43,18 @@ from functions.api.schemas import (
 )
 from functions.api.services import ApiServices
 from functions.calibration import CalibrationReport
+from functions.dates import MAX_RANGE_DAYS
 from functions.dimensions import GROUP, STORED_DIMENSIONS
-from shared.auth import RateLimited, authenticate, session_cookie_name
+from shared.auth import authenticate, session_cookie_name
 from shared.config import Settings, get_settings
-from shared.errors import AuthenticationFailed, ConfigurationError, RequestRejected, RetryableError
+from shared.errors import (
+    AuthenticationFailed,
+    ConfigurationError,
+    InvalidParameter,
+    RateLimited,
+    RequestRejected,
+    RetryableError,
+)
 from shared.logs import configure_logging
 from shared.roles import ADMIN_ONLY, FEEDBACK_WRITERS, PUBLIC, READERS, Access
 
@@ -199,7 +206,7 @@ ROUTES: tuple[Route, ...] = (
         status=202,
         summary="Start processing a date, or backfill a range",
         description="Starts a dispatch for `date` (default: yesterday), or for every date from "
-        "`start_date` to `end_date` (a backfill, at most 366 days). Returns the run ids; follow "
+        f"`start_date` to `end_date` (a backfill, at most {MAX_RANGE_DAYS} days). Returns the run ids; follow "
         "them with `health`. Bearer credentials only (not the dashboard cookie).",
     ),
     _api(
@@ -327,16 +334,6 @@ def _authenticate(route: Route) -> None:
     flask.g.principal = principal
 
 
-class _InvalidQuery(RequestRejected):
-    """The query string failed validation: one problem per parameter."""
-
-    status_code = 422
-
-    def __init__(self, problems: list[ParameterProblem]) -> None:
-        super().__init__("; ".join(f"{p.parameter}: {p.message}" for p in problems))
-        self.problems = problems
-
-
 def _request_parameters() -> dict[str, Any]:
     """The query string, plus for POST an optional JSON object body with the same parameters."""
     args = flask.request.args
@@ -359,12 +356,7 @@ def _parse_query(model: type[BaseModel]) -> BaseModel:
     try:
         return model.model_validate(_request_parameters())
     except ValidationError as exc:
-        problems = []
-        for item in exc.errors(include_url=False):
-            parameter = ".".join(str(part) for part in item["loc"]) or "query"
-            message = "unknown parameter" if item["type"] == "extra_forbidden" else item["msg"]
-            problems.append(ParameterProblem(parameter=parameter, message=message))
-        raise _InvalidQuery(problems) from exc
+        raise InvalidParameter.from_validation(exc) from exc
 
 
 @functools.cache
@@ -402,11 +394,9 @@ def _error(
 
 
 def _rejected(exc: RequestRejected) -> flask.Response:
-    if isinstance(exc, _InvalidQuery):
-        return _error(422, "invalid_parameter", str(exc), exc.problems)
     if isinstance(exc, InvalidParameter):
-        problem = ParameterProblem(parameter=exc.parameter, message=exc.problem)
-        return _error(422, "invalid_parameter", str(exc), [problem])
+        detail = [ParameterProblem(parameter=p.parameter, message=p.message) for p in exc.problems]
+        return _error(422, "invalid_parameter", str(exc), detail)
     if isinstance(exc, RateLimited):
         response = _error(429, "rate_limited", str(exc))
         response.headers["Retry-After"] = str(exc.retry_after_seconds)

@@ -35,6 +35,7 @@ from pygal.style import Style
 
 from functions.api.schemas import DailyPoint, Figures
 from shared.config import Settings
+from shared.errors import AnalyticsError
 
 __all__ = [
     "CHART_STYLE",
@@ -60,7 +61,7 @@ _RENDER_MEMORY_BYTES = 512 * 1024 * 1024  # address space a render may add to th
 _INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})  # controls, bidi overrides, zero-width
 
 
-class ChartRenderFailed(RuntimeError):
+class ChartRenderFailed(AnalyticsError):
     """A chart did not render within its time or memory budget."""
 
 

@@ -30,12 +30,13 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from functions.calibrated import CSV_CALIBRATED_COLUMNS
 from functions.dimensions import DIMENSIONS, Dimension
 from functions.metrics import analysed_rows_sql
 from functions.value import CSV_VALUE_COLUMNS
-from shared.config import get_settings
+from shared.config import CalibrationMode, get_settings
 
-__all__ = ["CSV_COLUMNS", "escape_cell", "stream_csv"]
+__all__ = ["CSV_COLUMNS", "csv_columns", "escape_cell", "stream_csv"]
 
 # (CSV column, SQL expression, kind): the kind says how the value becomes a cell
 _COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -104,13 +105,23 @@ def _cell_sql(expression: str, kind: str) -> str:
     return f"coalesce('\"' || replace({escaped}, '\"', '\"\"') || '\"', '')"
 
 
-_LINE_SQL = " || ',' || ".join(_cell_sql(expression, kind) for _, expression, kind in _COLUMNS)
-_QUERY = (
-    f"SELECT {_LINE_SQL} || chr(13) || chr(10) AS line FROM "
-    f"({analysed_rows_sql('ca.analysis_date BETWEEN :start_date AND :end_date')}) AS analysed "
-    "WHERE true {filters} "
-    "ORDER BY analysis_date, conversation_id"
-)
+def _query(columns: tuple[tuple[str, str, str], ...]) -> str:
+    line = " || ',' || ".join(_cell_sql(expression, kind) for _, expression, kind in columns)
+    return (
+        f"SELECT {line} || chr(13) || chr(10) AS line FROM "
+        f"({analysed_rows_sql('ca.analysis_date BETWEEN :start_date AND :end_date')}) AS analysed "
+        "WHERE true {filters} "
+        "ORDER BY analysis_date, conversation_id"
+    )
+
+
+# with ANALYTICS_CALIBRATION=show or apply the calibrated columns follow (functions/calibrated.py)
+_QUERIES = {False: _query(_COLUMNS), True: _query(_COLUMNS + CSV_CALIBRATED_COLUMNS)}
+
+
+def csv_columns(*, calibrated: bool) -> tuple[str, ...]:
+    """The header of the export: `CSV_COLUMNS`, and the calibrated columns when calibration is on."""
+    return CSV_COLUMNS + (tuple(name for name, _, _ in CSV_CALIBRATED_COLUMNS) if calibrated else ())
 
 
 def stream_csv(
@@ -128,7 +139,8 @@ def stream_csv(
     `group_id` keeps the analyses of that group's members, `dimension_filter` those
     with that value of the dimension (e.g. a tag).
     """
-    yield (",".join(CSV_COLUMNS) + "\r\n").encode("utf-8")
+    calibrated = get_settings().calibration is not CalibrationMode.OFF
+    yield (",".join(csv_columns(calibrated=calibrated)) + "\r\n").encode("utf-8")
     filters = "AND :group_id = ANY(group_ids)" if group_id is not None else ""
     params: dict[str, object] = {
         "start_date": start_date,
@@ -146,7 +158,7 @@ def stream_csv(
         # timestamps carry the offset of the configured zone, not the database server's
         connection.execute(sa.text("SELECT set_config('TimeZone', :zone, true)"), {"zone": zone.key})
         result = connection.execution_options(stream_results=True, max_row_buffer=batch_rows).execute(
-            sa.text(_QUERY.format(filters=filters)), params
+            sa.text(_QUERIES[calibrated].format(filters=filters)), params
         )
         assert getattr(result.cursor, "server_side", False), (
             "the export must stream from a server-side cursor"

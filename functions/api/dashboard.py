@@ -27,12 +27,12 @@ from functions.api.schemas import (
     Figures,
     GroupInfo,
     HealthResponse,
-    InvalidParameter,
 )
 from functions.api.services import ApiServices
+from functions.calibrated import calibration_note
 from functions.dimensions import DIMENSIONS, GROUP, STORED_DIMENSIONS, Dimension, dimension
-from shared.auth import Principal, RateLimited, client_address, password_role, session_cookie_name
-from shared.errors import AuthenticationFailed
+from shared.auth import Principal, client_address, password_role, session_cookie_name
+from shared.errors import AuthenticationFailed, InvalidParameter, RateLimited, validation_problems
 from shared.roles import SESSION_ROLES, Role
 
 __all__ = [
@@ -190,8 +190,7 @@ def _filters(services: ApiServices, args: dict[str, str]) -> _Filters:
         query = BreakdownQuery.model_validate(wanted)
         return _Filters(query, query.date_range(services.today()), None)
     except ValidationError as exc:
-        problem = exc.errors(include_url=False)[0]
-        error = f"{'.'.join(map(str, problem['loc'])) or 'range'}: {problem['msg']}"
+        error = str(validation_problems(exc, whole="range")[0])
     except InvalidParameter as exc:
         error = str(exc)
     try:
@@ -259,6 +258,7 @@ def dashboard_page(services: ApiServices) -> flask.Response:
         groups, hidden_groups = queries.group_breakdown(
             connection, date_range, min_group_size=settings.min_group_size
         )
+        note = calibration_note(connection, current)
     ends_yesterday = date_range.end_date == services.today() - timedelta(days=1)
     preset = date_range.days if ends_yesterday and date_range.days in PRESET_DAYS else None
     query_string = _query_string(date_range, group_id, preset=preset)
@@ -292,6 +292,7 @@ def dashboard_page(services: ApiServices) -> flask.Response:
         csrf_token=csrf,
         today=services.today(),
         calibration=calibration_views.dashboard_report(services) if is_admin else None,
+        calibration_note=note,
     )
 
 

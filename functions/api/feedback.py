@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
+from functions.api.schemas import PRINTABLE
 from functions.api.services import ApiServices
 from functions.calibration import MAX_CONFIRMED_MINUTES
 from functions.success import sync_confirmed_no_help
@@ -58,7 +59,7 @@ PRESET_MINUTES: dict[str, int | None] = {
 """The Action's presets and the minutes stored for them; `more` needs `minutes` above 240."""
 
 _MORE_THAN = 240
-_ID = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$")]
+_ID = Annotated[str, Field(min_length=1, max_length=255, pattern=PRINTABLE)]
 Minutes = Annotated[int, Field(strict=True, ge=1, le=MAX_CONFIRMED_MINUTES)]
 
 

@@ -22,6 +22,7 @@ from functions import runs
 from functions.api.queries import latest_analysis_date
 from functions.api.schemas import HealthResponse, NextRun, RunInfo, SystemInfo
 from shared.config import DigestMode, EstimatorKind, Settings
+from shared.models import PROCESSING_VERSION
 
 __all__ = ["SchedulerClientFactory", "computed_next_run", "health_report", "next_run"]
 
@@ -29,8 +30,6 @@ _log = logging.getLogger(__name__)
 
 SchedulerClientFactory = Callable[[], Any]
 """Returns an object with `get_job(name=...)` (a `CloudSchedulerClient` or a test fake)."""
-
-_PROCESSING_VERSION = "2.0"  # the schema default stamped on every analysis
 
 
 @functools.cache
@@ -118,7 +117,7 @@ def _system_info(settings: Settings) -> SystemInfo:
         estimator=settings.effective_estimator.value,
         estimator_model=settings.openai_model if llm else None,
         prompt_version=version,
-        processing_version=_PROCESSING_VERSION,
+        processing_version=PROCESSING_VERSION,
         min_group_size=settings.min_group_size,
         stale_run_minutes=settings.stale_run_minutes,
     )

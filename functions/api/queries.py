@@ -25,6 +25,7 @@ from functions.api.schemas import (
     GroupRow,
     UserRow,
 )
+from functions.calibrated import CALIBRATED_COLUMNS, VERSION_RANGE_SQL, calibrated_figures
 from functions.dimensions import TOTAL, Dimension
 from functions.metrics import ESTIMATOR_COUNTS, SUM_COLUMNS, range_sums_sql
 from functions.value import MONEY_COLUMNS, money_figures
@@ -41,7 +42,7 @@ __all__ = [
     "user_breakdown",
 ]
 
-_SUMS_SQL = range_sums_sql()
+_SUMS_SQL = f"{range_sums_sql()}, {VERSION_RANGE_SQL}"
 
 
 @dataclass(frozen=True)
@@ -106,12 +107,15 @@ def _figures(row: RowMapping | Mapping[str, Any]) -> dict[str, Any]:
     count = values["conversation_count"]
     confidence_sum = values.pop("confidence_sum")
     estimators = {str(name): int(n) for name, n in sorted((row.get(ESTIMATOR_COUNTS) or {}).items()) if n}
-    money = money_figures(values, get_settings())
-    for column in MONEY_COLUMNS:
-        values.pop(column, None)  # shown as money fields, not as raw sums
+    settings = get_settings()
+    money = money_figures(values, settings)
+    calibrated = calibrated_figures(values, row.get("calibration_versions"), settings)
+    for column in (*MONEY_COLUMNS, *CALIBRATED_COLUMNS):
+        values.pop(column, None)  # shown as money and calibrated fields, not as raw sums
     return {
         **values,
         **money,
+        **calibrated,
         "avg_time_saved_per_conversation": _average(values["total_time_saved"], count),
         "avg_time_saved_per_conversation_low": _average(values["total_time_saved_low"], count),
         "avg_time_saved_per_conversation_high": _average(values["total_time_saved_high"], count),

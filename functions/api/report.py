@@ -26,26 +26,25 @@ from sqlalchemy.engine import Connection, Engine
 from functions.api import charts, queries
 from functions.api.dashboard import TEMPLATE_FILTERS
 from functions.api.schemas import (
-    MAX_DATE,
-    MIN_DATE,
     DateRange,
     DimensionRow,
     Figures,
     GroupRow,
-    InvalidParameter,
-    _date_pair,
 )
 from functions.api.services import ApiServices
+from functions.calibrated import calibration_note
+from functions.calibration import calibration_status, confirmation_report
+from functions.dates import MAX_DATE, MIN_DATE, checked_range
 from functions.dimensions import CATEGORY, MODEL
 from functions.value import FIRST_RATE_DATE, rate_periods
 from shared.config import Settings
+from shared.errors import InvalidParameter
 
 __all__ = ["ReportData", "ReportQuery", "collect", "render_report", "report_page", "write_report"]
 
 _HERE = Path(__file__).resolve().parent
 _CSS = _HERE / "static" / "report.css"
 _TOP_ROWS = 8  # models and groups listed on the page; the rest are summed in one line
-CALIBRATION_STATUS = "not calibrated"  # until estimates are compared with people's own accounts
 
 
 class ReportQuery(BaseModel):
@@ -67,7 +66,7 @@ class ReportQuery(BaseModel):
             start = date(year, month, 1)
             end = date(year, month, calendar.monthrange(year, month)[1])
         elif self.start_date is not None or self.end_date is not None:
-            start, end = _date_pair(self.start_date, self.end_date, "a report")
+            start, end = checked_range(self.start_date, self.end_date, "a report")
         else:
             end = today.replace(day=1) - timedelta(days=1)
             start = end.replace(day=1)
@@ -87,8 +86,10 @@ class ReportData:
     min_group_size: int
     rates: list[dict[str, Any]]
     settings: Settings
+    calibration: str  # functions.calibration.calibration_status over every confirmation
     generated_at: datetime
     best_model: DimensionRow | None = None
+    calibrated_note: str | None = None  # functions.calibrated.calibration_note; None when off
     other_models: int = 0
     other_groups: int = 0
     notes: list[str] = field(default_factory=list)
@@ -120,9 +121,10 @@ def collect(connection: Connection, settings: Settings, date_range: DateRange, n
     groups, hidden = queries.group_breakdown(connection, date_range, min_group_size=settings.min_group_size)
     groups = [row for row in groups if row.conversation_count]
     priced = [row for row in models if row.hours_saved_per_100_usd is not None]
+    figures = queries.figures(connection, scope, date_range)
     return ReportData(
         date_range=date_range,
-        figures=queries.figures(connection, scope, date_range),
+        figures=figures,
         previous=queries.figures(connection, scope, earlier),
         trend=queries.daily_trend(connection, scope, date_range),
         categories=queries.dimension_breakdown(connection, CATEGORY, date_range),
@@ -134,8 +136,12 @@ def collect(connection: Connection, settings: Settings, date_range: DateRange, n
         min_group_size=settings.min_group_size,
         rates=rate_periods(connection, date_range.start_date, date_range.end_date),
         settings=settings,
+        calibration=calibration_status(
+            confirmation_report(connection, minimum=settings.calibration_min_confirmations)
+        ),
         generated_at=now,
         best_model=priced[0] if priced else None,
+        calibrated_note=calibration_note(connection, figures),
     )
 
 
@@ -181,7 +187,7 @@ def render_report(data: ReportData, *, standalone: bool, chart_src: str = "", cs
         current=data.figures,
         previous=data.previous,
         money=data.settings.money_shown,
-        calibration=CALIBRATION_STATUS,
+        calibration=data.calibration,
         first_rate_date=FIRST_RATE_DATE,
         inline_css=_CSS.read_text(encoding="utf-8") if standalone else None,
         css_href=css_href,
@@ -194,8 +200,7 @@ def report_page(services: ApiServices) -> flask.Response:
     try:
         query = ReportQuery.model_validate(flask.request.args.to_dict())
     except ValidationError as exc:
-        problem = exc.errors(include_url=False)[0]
-        raise InvalidParameter(".".join(map(str, problem["loc"])) or "query", problem["msg"]) from exc
+        raise InvalidParameter.from_validation(exc) from exc
     date_range = query.date_range(services.today())
     with services.engine.connect() as connection:
         data = collect(connection, services.settings, date_range, services.now())

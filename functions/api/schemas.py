@@ -14,9 +14,10 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from functions.dates import MAX_DATE, MAX_DAYS, MAX_RANGE_DAYS, MIN_DATE, checked_day, checked_range
 from functions.dimensions import FILTER_DIMENSIONS, STORED_DIMENSIONS, Dimension
 from functions.metrics import METRICS, MINUTES
-from shared.errors import RequestRejected
+from shared.errors import InvalidParameter
 
 __all__ = [
     "MAX_DATE",
@@ -79,10 +80,7 @@ def _minutes(description: str) -> Any:
     return Field(description=description, json_schema_extra=_unit(MINUTES))
 
 
-MAX_RANGE_DAYS = 366
 DEFAULT_DAYS = 30
-MIN_DATE = _dt.date(2000, 1, 1)  # far enough back for any Open WebUI data; keeps date arithmetic in range
-MAX_DATE = _dt.date(2100, 12, 31)
 _BOUNDS = f" Between {MIN_DATE.isoformat()} and {MAX_DATE.isoformat()}."
 
 RANGE_RULES = (
@@ -92,17 +90,6 @@ RANGE_RULES = (
     "Yesterday is the last day the nightly run has analysed, so a range ending today "
     "would end on a day that is still incomplete."
 )
-
-
-class InvalidParameter(RequestRejected):
-    """A query parameter is out of bounds or inconsistent with another one (422)."""
-
-    status_code = 422
-
-    def __init__(self, parameter: str, message: str) -> None:
-        super().__init__(f"{parameter}: {message}")
-        self.parameter = parameter
-        self.problem = message
 
 
 # --- queries ---------------------------------------------------------------------------
@@ -116,11 +103,14 @@ class NoQuery(_Query):
     """No query parameters."""
 
 
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+"""The pattern of a text parameter: no control characters (PostgreSQL refuses NUL in text)."""
+
 _GROUP = Field(
     None,
     min_length=1,
     max_length=255,
-    pattern=r"^[^\x00-\x1f\x7f]+$",  # no control characters (PostgreSQL refuses NUL in text)
+    pattern=PRINTABLE,
     description="Open WebUI group id: only that group's figures (from the analyses of its members). "
     "Groups with fewer members than the minimum group size are refused (422).",
 )
@@ -131,24 +121,14 @@ _USER = Field(
 )
 
 
-def _date_pair(start: date | None, end: date | None, what: str) -> tuple[date, date]:
-    """Both dates given, in order, and at most MAX_RANGE_DAYS apart; else the parameter at fault."""
-    if start is None:
-        raise InvalidParameter("start_date", "required when end_date is given")
-    if end is None:
-        raise InvalidParameter("end_date", "required when start_date is given")
-    if start > end:
-        raise InvalidParameter("start_date", "must not be after end_date")
-    if (end - start).days + 1 > MAX_RANGE_DAYS:
-        raise InvalidParameter("end_date", f"{what} may span at most {MAX_RANGE_DAYS} days")
-    return start, end
-
-
 class RangeQuery(_Query):
     """A local date range: `days`, or `start_date` and `end_date`."""
 
     days: int | None = Field(
-        None, ge=1, le=365, description="Number of local days ending yesterday (1–365). Default 30."
+        None,
+        ge=1,
+        le=MAX_DAYS,
+        description=f"Number of local days ending yesterday (1–{MAX_DAYS}). Default {DEFAULT_DAYS}.",
     )
     start_date: date | None = Field(
         None, ge=MIN_DATE, le=MAX_DATE, description="First local date, inclusive (ISO 8601)." + _BOUNDS
@@ -165,7 +145,7 @@ class RangeQuery(_Query):
             return DateRange(start_date=end - timedelta(days=days - 1), end_date=end, days=days)
         if self.days is not None:
             raise InvalidParameter("days", "give either days or start_date and end_date, not both")
-        start, end = _date_pair(self.start_date, self.end_date, "the range")
+        start, end = checked_range(self.start_date, self.end_date, "the range")
         days = (end - start).days + 1
         return DateRange(start_date=start, end_date=end, days=days)
 
@@ -176,15 +156,12 @@ class BreakdownQuery(RangeQuery):
     group: str | None = _GROUP
 
 
-_VALUE_PATTERN = r"^[^\x00-\x1f\x7f]+$"
-
-
 def _filter_field(dimension: Dimension) -> Any:
     return Field(
         None,
         min_length=1,
         max_length=255,
-        pattern=_VALUE_PATTERN,
+        pattern=PRINTABLE,
         description=f"Only the conversations whose {dimension.label.lower()} is this value "
         f"(as in {dimension.endpoint}); not with user_id_hash or another such filter.",
     )
@@ -266,15 +243,12 @@ class TriggerQuery(_Query):
     def target_dates(self, today: _dt.date) -> tuple[_dt.date, _dt.date] | None:
         """None for a single dispatch (of `date`, or the dispatcher's default); else the range."""
         if self.start_date is None and self.end_date is None:
-            if self.date is not None and self.date > today:
-                raise InvalidParameter("date", "must not be in the future")
+            if self.date is not None:
+                checked_day(self.date, today)
             return None
         if self.date is not None:
             raise InvalidParameter("date", "give either date or start_date and end_date, not both")
-        start, end = _date_pair(self.start_date, self.end_date, "a backfill")
-        if end > today:
-            raise InvalidParameter("end_date", "must not be in the future")
-        return start, end
+        return checked_range(self.start_date, self.end_date, "a backfill", today=today)
 
 
 # --- responses --------------------------------------------------------------------------
@@ -362,6 +336,31 @@ class Figures(_Response):
     )
     value_per_usd_low: float | None = Field(description="Value saved ÷ AI cost, low.")
     value_per_usd_high: float | None = Field(description="Value saved ÷ AI cost, high.")
+    # calibrated figures (functions/calibrated.py); null with ANALYTICS_CALIBRATION=off
+    time_saved_calibrated_minutes: int | None = _minutes(
+        "Minutes saved, most likely, calibrated: each conversation's most likely minutes by hand × "
+        "its task category's bias factor (median of confirmed ÷ most likely), minus its active "
+        "minutes, at least 0; raw where the category has too few confirmations. Null when "
+        "calibration is off."
+    )
+    time_saved_calibrated_low_minutes: int | None = _minutes(
+        "Minutes saved, calibrated, low end: most likely × the first quartile of the category's ratio."
+    )
+    time_saved_calibrated_high_minutes: int | None = _minutes(
+        "Minutes saved, calibrated, high end: most likely × the third quartile of the category's ratio."
+    )
+    manual_time_calibrated_minutes: int | None = _minutes(
+        "Minutes by hand, most likely × the task category's bias factor (raw where uncalibrated)."
+    )
+    calibrated_conversation_count: int | None = Field(
+        description="Conversations whose task category was calibrated (the others count raw), "
+        "in conversations."
+    )
+    calibration_version: int | None = _metric("calibration_version")
+    calibration_versions: list[int] | None = Field(
+        description="Every calibration version the figures' days were calibrated with, oldest first "
+        "(a version number, no unit); null when calibration is off."
+    )
 
 
 class DailyPoint(Figures):

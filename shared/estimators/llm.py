@@ -22,8 +22,8 @@ Failures, and what the caller should do:
 - Invalid output (bad JSON, missing fields, numbers out of range or out of order,
   finish reason `length`) twice in a row → `EstimationFailed("invalid_output")`.
 
-Errors raised after a request was answered carry the tokens spent so far as
-`error.usage` (an `EstimateUsage`), so a run's cost can include failed estimates.
+`RetryableError` and `EstimationFailed` carry the tokens spent so far in their
+`usage` field (an `EstimateUsage`), so a run's cost includes failed estimates.
 """
 
 from __future__ import annotations
@@ -42,7 +42,14 @@ from openai.types.chat import ChatCompletion
 
 from shared.config import DigestMode, Settings
 from shared.conversation import TranscriptDigest
-from shared.errors import AnalyticsError, ConfigurationError, EstimationFailed, RetryableError
+from shared.errors import (
+    AnalyticsError,
+    ConfigurationError,
+    EstimationFailed,
+    InvalidAnswerError,
+    ReasonCode,
+    RetryableError,
+)
 from shared.estimators.base import Estimate, EstimateUsage
 from shared.estimators.pricing import request_cost_usd
 from shared.estimators.prompt import (
@@ -53,7 +60,7 @@ from shared.estimators.prompt import (
     prompt_version,
 )
 from shared.estimators.ratelimit import RateLimiter, shared_rate_limiter
-from shared.estimators.validation import EstimateAnswer, InvalidAnswerError, parse_answer
+from shared.estimators.validation import EstimateAnswer, parse_answer
 
 __all__ = ["SEED", "LlmEstimator"]
 
@@ -177,7 +184,7 @@ def _translate(error: openai.OpenAIError) -> AnalyticsError:
             )
         if status == 400 and error.code in _INPUT_REJECTED_CODES:
             return EstimationFailed(
-                f"the LLM server rejected this input: {error.message}", reason_code="input_rejected"
+                f"the LLM server rejected this input: {error.message}", reason_code=ReasonCode.INPUT_REJECTED
             )
         hint = _OPERATOR_STATUS_HINTS.get(status, "check the LLM settings")
         return RetryableError(f"LLM request rejected ({status}, {hint}): {error.message}")
@@ -190,18 +197,18 @@ def _checked_answer(completion: ChatCompletion) -> tuple[EstimateAnswer, dict[st
         raise InvalidAnswerError(["the response contained no choices"])
     choice = completion.choices[0]
     if choice.finish_reason == "content_filter":
-        raise EstimationFailed("the LLM's content filter stopped the answer", reason_code="content_filter")
+        raise EstimationFailed(
+            "the LLM's content filter stopped the answer", reason_code=ReasonCode.CONTENT_FILTER
+        )
     if choice.message.refusal:
-        raise EstimationFailed(f"the LLM refused: {choice.message.refusal[:200]}", reason_code="refused")
+        raise EstimationFailed(
+            f"the LLM refused: {choice.message.refusal[:200]}", reason_code=ReasonCode.REFUSED
+        )
     if choice.finish_reason == "length":
         raise InvalidAnswerError(
             ["the answer was cut off (length limit); reply with the short JSON object only"]
         )
     return parse_answer(choice.message.content)
-
-
-def _attach_usage(error: AnalyticsError, usage: EstimateUsage) -> None:
-    error.usage = usage  # type: ignore[attr-defined]
 
 
 class LlmEstimator:
@@ -260,15 +267,14 @@ class LlmEstimator:
                     usage=tally.usage(self._model, self._prices),
                     raw_response=raw,
                 )
-        except AnalyticsError as error:
-            _attach_usage(error, tally.usage(self._model, self._prices))
+        except (RetryableError, EstimationFailed) as error:
+            error.usage = tally.usage(self._model, self._prices)  # what the failed estimate spent
             raise
-        failure = EstimationFailed(
+        raise EstimationFailed(
             "invalid LLM output after a corrective retry: " + "; ".join(problems),
-            reason_code="invalid_output",
+            reason_code=ReasonCode.INVALID_OUTPUT,
+            usage=tally.usage(self._model, self._prices),
         )
-        _attach_usage(failure, tally.usage(self._model, self._prices))
-        raise failure
 
     def _complete(self, messages: list[dict[str, str]], tally: _Tally) -> ChatCompletion:
         """One answered request, adapting once to each optional feature the server rejects."""

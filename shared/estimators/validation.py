@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from shared.errors import InvalidAnswerError
 from shared.estimators.base import TASK_CATEGORIES
 
 __all__ = [
@@ -36,14 +37,6 @@ MAX_REASONING_CHARS = 400
 
 _CODE_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL | re.IGNORECASE)
 _WHITESPACE = re.compile(r"\s+")
-
-
-class InvalidAnswerError(ValueError):
-    """The answer cannot be used; `problems` lists every reason, one per entry."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
 
 
 def _whole_number(value: Any) -> Any:

@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.conversation import Conversation, Message, bounded_tags
-from shared.errors import SkipConversation
+from shared.errors import ReasonCode, SkipConversation
 from shared.openwebui.usage import conversation_usage
 
 __all__ = [
@@ -116,11 +116,11 @@ def parse_conversation(
 def check_countable(record: ChatRecord) -> None:
     """SkipConversation for rows that are not someone's conversation: share copies, internal, ownerless."""
     if is_share_copy(record.user_id):
-        raise SkipConversation("share-link copy of a chat", reason_code="share_copy")
+        raise SkipConversation("share-link copy of a chat", reason_code=ReasonCode.SHARE_COPY)
     if is_internal(record.meta):
-        raise SkipConversation("internal chat (meta.internal)", reason_code="internal_chat")
+        raise SkipConversation("internal chat (meta.internal)", reason_code=ReasonCode.INTERNAL_CHAT)
     if not isinstance(record.user_id, str) or not record.user_id:
-        raise SkipConversation("the chat has no owner", reason_code="no_owner")
+        raise SkipConversation("the chat has no owner", reason_code=ReasonCode.NO_OWNER)
 
 
 def decode_document(raw: Any) -> Mapping[str, Any] | None:
@@ -130,11 +130,13 @@ def decode_document(raw: Any) -> Mapping[str, Any] | None:
         if isinstance(value, str) and value.lstrip().startswith("{"):
             value = decode_json_column(value, strict=True)  # stored twice encoded
     except ValueError as error:
-        raise SkipConversation("chat JSON cannot be decoded", reason_code="malformed_document") from error
+        raise SkipConversation(
+            "chat JSON cannot be decoded", reason_code=ReasonCode.MALFORMED_DOCUMENT
+        ) from error
     if value is None or isinstance(value, Mapping):
         return value
     raise SkipConversation(
-        f"chat JSON is a {type(value).__name__}, not an object", reason_code="malformed_document"
+        f"chat JSON is a {type(value).__name__}, not an object", reason_code=ReasonCode.MALFORMED_DOCUMENT
     )
 
 
@@ -226,7 +228,7 @@ def build_conversation(
         current_id = _as_id(_history(document).get("currentId")) or _as_id(record.current_message_id)
         tree = _Tree(_nodes_from_rows(record.id, message_records), current_id, notes, now)
     else:
-        raise SkipConversation("the chat holds no messages", reason_code="no_messages")
+        raise SkipConversation("the chat holds no messages", reason_code=ReasonCode.NO_MESSAGES)
 
     latest_valid = now.timestamp() + _FUTURE_TOLERANCE_SECONDS
     messages = tuple(

@@ -50,7 +50,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.sql import quoted_name
 
 from shared.conversation import Conversation
-from shared.errors import ConfigurationError, SkipConversation
+from shared.errors import ConfigurationError, ReasonCode, SkipConversation
 from shared.openwebui.document import (
     ChatRecord,
     MessageRecord,
@@ -184,7 +184,7 @@ def load_conversation(engine: Engine, chat_id: str, *, now: datetime | None = No
     with engine.connect() as connection:
         row = connection.execute(schema.chat_select().where(schema.chat.c.id == chat_id)).first()
         if row is None:
-            raise SkipConversation(f"chat {chat_id!r} does not exist", reason_code="not_found")
+            raise SkipConversation(f"chat {chat_id!r} does not exist", reason_code=ReasonCode.NOT_FOUND)
         return parse_conversation(
             schema.chat_record(row), lambda: schema.message_records(connection, [chat_id])[chat_id], now=now
         )
@@ -406,7 +406,9 @@ def _parse_batch(
     waiting: dict[str, tuple[ChatRecord, Mapping[str, Any] | None]] = {}
     for row in batch:
         if isinstance(row, str):
-            results.append((row, SkipConversation(f"chat {row!r} does not exist", reason_code="not_found")))
+            results.append(
+                (row, SkipConversation(f"chat {row!r} does not exist", reason_code=ReasonCode.NOT_FOUND))
+            )
             continue
         record = schema.chat_record(row)
         try:

@@ -1,0 +1,379 @@
+"""Calibrated figures: versioned calibrations computed from the confirmations, and which date uses which.
+
+A calibration is, per task category, a **bias factor** (the median of confirmed ÷ most
+likely minutes, `calibration_stats.ratio_quartiles`) and a **band** (the first and third
+quartiles of that ratio), from the categories with at least
+`ANALYTICS_CALIBRATION_MIN_CONFIRMATIONS` confirmations; other categories keep their raw
+figures (factor 1, not calibrated). A conversation's calibrated minutes by hand are its
+most likely × the factor (low and high: most likely × the quartiles); its calibrated time
+saved is max(0, that − active minutes), like the raw figure.
+
+Versions, the way `value.py` records rates:
+
+* The aggregator (`record_calibration`, when `ANALYTICS_CALIBRATION` is not `off`) stores a
+  new version only when the confirmations it would use changed (a fingerprint of exactly
+  those confirmations and the minimum); the confirmations themselves are stored with it.
+* A date takes the latest version the first time it is aggregated after one exists
+  (`aggregates.recompute_dates`, every rebuild) and keeps it afterwards, even when it is
+  rebuilt for a late conversation. The first version ever computed applies to every date
+  aggregated before it (there was nothing to keep).
+* `recalibrate` (`python main.py recalibrate --from YYYY-MM-DD`) moves every date from then
+  on to the latest version, on purpose, and rebuilds them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from functions.aggregates import recompute_dates
+from functions.calibration import LabelledPair, load_confirmation_pairs
+from functions.calibration_stats import ratio_quartiles
+from functions.value import FIRST_RATE_DATE, dates_with_aggregates
+from shared.config import CalibrationMode, Settings
+
+__all__ = [
+    "CALIBRATED_COLUMNS",
+    "CSV_CALIBRATED_COLUMNS",
+    "VERSION_RANGE_SQL",
+    "CalibrationVersion",
+    "CategoryFactor",
+    "calibrated_figures",
+    "calibration_note",
+    "category_factors",
+    "fingerprint",
+    "latest_version",
+    "recalibrate",
+    "recalibrate_history",
+    "record_calibration",
+    "versions",
+]
+
+_FACTOR_DIGITS = 4  # NUMERIC(10, 4) in migration 008
+_ONE = Decimal(1)
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryFactor:
+    """One task category of a calibration: its factor and band, or 1 when not calibrated."""
+
+    task_category: str
+    confirmations: int
+    calibrated: bool
+    factor: Decimal
+    factor_low: Decimal
+    factor_high: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationVersion:
+    """A stored calibration version."""
+
+    version: int
+    computed_at: Any
+    min_confirmations: int
+    confirmations: int
+    fingerprint: str
+    factors: tuple[CategoryFactor, ...]
+
+    @property
+    def calibrated_categories(self) -> tuple[str, ...]:
+        return tuple(f.task_category for f in self.factors if f.calibrated)
+
+
+def _rounded(value: float) -> Decimal:
+    return Decimal(str(round(value, _FACTOR_DIGITS)))
+
+
+def category_factors(pairs: Sequence[LabelledPair], *, minimum: int) -> list[CategoryFactor]:
+    """The factor and band of every category the pairs cover (calibrated from `minimum` pairs on)."""
+    by_category: dict[str, list[LabelledPair]] = defaultdict(list)
+    for item in pairs:
+        by_category[item.category].append(item)
+    factors = []
+    for category in sorted(by_category):
+        members = by_category[category]
+        spread = ratio_quartiles([item.pair for item in members])
+        if len(members) >= minimum and spread is not None:
+            q1, median, q3 = spread
+            factors.append(
+                CategoryFactor(category, len(members), True, _rounded(median), _rounded(q1), _rounded(q3))
+            )
+        else:
+            factors.append(CategoryFactor(category, len(members), False, _ONE, _ONE, _ONE))
+    return factors
+
+
+def _used(pairs: Iterable[LabelledPair]) -> list[tuple[str, str, str, int, int]]:
+    """(conversation, person, category, confirmed, most likely) of each stored confirmation, sorted."""
+    return sorted(
+        (
+            str(item.conversation_id),
+            str(item.user_id_hash),
+            item.category,
+            round(item.pair.confirmed),
+            round(item.pair.most_likely),
+        )
+        for item in pairs
+    )
+
+
+def fingerprint(used: Sequence[tuple[str, str, str, int, int]], *, minimum: int) -> str:
+    """SHA-256 of the confirmations a calibration uses and its minimum (a change makes a new version)."""
+    payload = json.dumps({"minimum": minimum, "confirmations": list(used)}, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def latest_version(connection: Connection) -> int | None:
+    """The newest calibration version, None before the first."""
+    return connection.execute(sa.text("SELECT max(version) FROM calibrations")).scalar_one()
+
+
+def _unassigned_dates(connection: Connection) -> list[date]:
+    """Dates with aggregates that no calibration version was assigned to yet."""
+    assigned = set(connection.execute(sa.text("SELECT analysis_date FROM calibration_dates")).scalars())
+    return [day for day in dates_with_aggregates(connection, FIRST_RATE_DATE) if day not in assigned]
+
+
+def record_calibration(connection: Connection, settings: Settings) -> list[date]:
+    """Store a new calibration version if the confirmations changed; the dates to rebuild because of it.
+
+    Nothing is stored before there is a confirmation to compare. Dates aggregated before the
+    first version are rebuilt with it; dates that already have a version keep it.
+    """
+    connection.execute(sa.text("LOCK TABLE calibrations IN SHARE ROW EXCLUSIVE MODE"))
+    minimum = settings.calibration_min_confirmations
+    pairs = [item for item in load_confirmation_pairs(connection).pairs if item.conversation_id]
+    used = _used(pairs)
+    digest = fingerprint(used, minimum=minimum)
+    latest = (
+        connection.execute(
+            sa.text("SELECT version, fingerprint FROM calibrations ORDER BY version DESC LIMIT 1")
+        )
+        .mappings()
+        .first()
+    )
+    if latest is None and not used:
+        return []
+    if latest is not None and latest["fingerprint"] == digest:
+        return []
+    version = connection.execute(
+        sa.text(
+            "INSERT INTO calibrations (min_confirmations, confirmations, fingerprint) "
+            "VALUES (:minimum, :confirmations, :fingerprint) RETURNING version"
+        ),
+        {"minimum": minimum, "confirmations": len(used), "fingerprint": digest},
+    ).scalar_one()
+    factors = category_factors(pairs, minimum=minimum)
+    if factors:
+        connection.execute(
+            sa.text(
+                "INSERT INTO calibration_factors (version, task_category, confirmations, calibrated, "
+                "factor, factor_low, factor_high) VALUES (:version, :task_category, :confirmations, "
+                ":calibrated, :factor, :factor_low, :factor_high)"
+            ),
+            [
+                {
+                    "version": version,
+                    "task_category": f.task_category,
+                    "confirmations": f.confirmations,
+                    "calibrated": f.calibrated,
+                    "factor": f.factor,
+                    "factor_low": f.factor_low,
+                    "factor_high": f.factor_high,
+                }
+                for f in factors
+            ],
+        )
+    if used:
+        connection.execute(
+            sa.text(
+                "INSERT INTO calibration_confirmations (version, conversation_id, user_id_hash, "
+                "task_category, confirmed_minutes, most_likely) VALUES (:version, :conversation_id, "
+                ":user_id_hash, :task_category, :confirmed_minutes, :most_likely)"
+            ),
+            [
+                {
+                    "version": version,
+                    "conversation_id": conversation_id,
+                    "user_id_hash": user_id_hash,
+                    "task_category": category,
+                    "confirmed_minutes": confirmed,
+                    "most_likely": most_likely,
+                }
+                for conversation_id, user_id_hash, category, confirmed, most_likely in used
+            ],
+        )
+    return _unassigned_dates(connection)
+
+
+def recalibrate(connection: Connection, since: date) -> list[date]:
+    """Move every date from `since` on to the latest version; the dates to rebuild."""
+    connection.execute(sa.text("LOCK TABLE calibrations IN SHARE ROW EXCLUSIVE MODE"))
+    connection.execute(
+        sa.text(
+            "UPDATE calibration_dates SET version = (SELECT max(version) FROM calibrations), "
+            "assigned_at = now() WHERE analysis_date >= :since"
+        ),
+        {"since": since},
+    )
+    return dates_with_aggregates(connection, since)
+
+
+def recalibrate_history(engine: Engine, since: date) -> list[date]:
+    """`recalibrate` and the rebuild of every date it touches, in one transaction; the dates."""
+    with engine.begin() as connection:
+        dates = recalibrate(connection, since)
+        recompute_dates(connection, dates)
+    return dates
+
+
+def versions(connection: Connection, numbers: Iterable[int]) -> dict[int, CalibrationVersion]:
+    """The stored calibration versions with these numbers, with their factors."""
+    wanted = sorted(set(numbers))
+    if not wanted:
+        return {}
+    factors: dict[int, list[CategoryFactor]] = defaultdict(list)
+    for row in connection.execute(
+        sa.text(
+            "SELECT version, task_category, confirmations, calibrated, factor, factor_low, factor_high "
+            "FROM calibration_factors WHERE version = ANY(:versions) ORDER BY version, task_category"
+        ),
+        {"versions": wanted},
+    ).mappings():
+        factors[row["version"]].append(
+            CategoryFactor(
+                row["task_category"],
+                row["confirmations"],
+                row["calibrated"],
+                row["factor"],
+                row["factor_low"],
+                row["factor_high"],
+            )
+        )
+    return {
+        row["version"]: CalibrationVersion(
+            version=row["version"],
+            computed_at=row["computed_at"],
+            min_confirmations=row["min_confirmations"],
+            confirmations=row["confirmations"],
+            fingerprint=row["fingerprint"],
+            factors=tuple(factors[row["version"]]),
+        )
+        for row in connection.execute(
+            sa.text("SELECT * FROM calibrations WHERE version = ANY(:versions) ORDER BY version"),
+            {"versions": wanted},
+        ).mappings()
+    }
+
+
+# --- the calibrated fields of the API's figures ----------------------------------------------
+
+CALIBRATED_COLUMNS = (
+    "total_manual_time_calibrated",
+    "total_time_saved_calibrated",
+    "total_time_saved_calibrated_low",
+    "total_time_saved_calibrated_high",
+    "calibrated_count",
+)
+"""Summed aggregate columns that are read only through the calibrated fields below."""
+
+VERSION_RANGE_SQL = (
+    "max(calibration_version) AS calibration_version, "
+    "array_remove(array_agg(DISTINCT calibration_version), NULL) AS calibration_versions"
+)
+"""The calibration versions of the selected aggregate rows (for a `SELECT` beside the sums)."""
+
+
+def calibrated_figures(
+    values: Mapping[str, int], versions_used: Sequence[int] | None, settings: Settings
+) -> dict[str, Any]:
+    """The calibrated fields of `Figures` from summed aggregate columns (nulls when calibration is off)."""
+    if settings.calibration is CalibrationMode.OFF:
+        return dict.fromkeys(
+            (
+                "time_saved_calibrated_minutes",
+                "time_saved_calibrated_low_minutes",
+                "time_saved_calibrated_high_minutes",
+                "manual_time_calibrated_minutes",
+                "calibrated_conversation_count",
+                "calibration_version",
+                "calibration_versions",
+            )
+        )
+    used = sorted(versions_used or [])
+    return {
+        "time_saved_calibrated_minutes": values["total_time_saved_calibrated"],
+        "time_saved_calibrated_low_minutes": values["total_time_saved_calibrated_low"],
+        "time_saved_calibrated_high_minutes": values["total_time_saved_calibrated_high"],
+        "manual_time_calibrated_minutes": values["total_manual_time_calibrated"],
+        "calibrated_conversation_count": values["calibrated_count"],
+        "calibration_version": used[-1] if used else None,
+        "calibration_versions": used,
+    }
+
+
+# --- the CSV export's calibrated columns (over `metrics.analysed_rows_sql`), when not `off` --------
+
+CSV_CALIBRATED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("calibration_version", "calibration_version", "plain"),
+    ("calibrated", "calibration_applied", "plain"),  # false: too few confirmations, factor 1
+    ("calibration_factor", "calibration_factor", "plain"),
+    ("manual_time_calibrated_minutes", "manual_time_calibrated", "plain"),
+    (
+        "time_saved_calibrated_minutes",
+        "GREATEST(0, manual_time_calibrated - active_duration_minutes)",
+        "plain",
+    ),
+    (
+        "time_saved_calibrated_low_minutes",
+        "GREATEST(0, manual_time_calibrated_low - active_duration_minutes)",
+        "plain",
+    ),
+    (
+        "time_saved_calibrated_high_minutes",
+        "GREATEST(0, manual_time_calibrated_high - active_duration_minutes)",
+        "plain",
+    ),
+)
+
+
+class _Calibrated(Protocol):
+    """The fields of a set of figures the note reads (`functions.api.schemas.Figures`)."""
+
+    @property
+    def conversation_count(self) -> int: ...
+    @property
+    def calibrated_conversation_count(self) -> int | None: ...
+    @property
+    def calibration_versions(self) -> list[int] | None: ...
+
+
+def calibration_note(connection: Connection, figures: _Calibrated) -> str | None:
+    """`calibration v2, 48 confirmations; 310 of 420 conversations in calibrated task categories`.
+
+    None when calibration is off (the figures carry no versions).
+    """
+    if figures.calibration_versions is None:
+        return None
+    if not figures.calibration_versions:
+        return "no calibration yet: it is computed when a run is aggregated after people have answered"
+    found = versions(connection, figures.calibration_versions)
+    used = [found[number] for number in figures.calibration_versions if number in found]
+    parts = [f"calibration v{item.version}, {item.confirmations:,} confirmations" for item in used]
+    if len(used) > 1:
+        parts[0] = "days calibrated with " + parts[0]
+    return (
+        " and ".join(parts)
+        + f"; {figures.calibrated_conversation_count or 0:,} of {figures.conversation_count:,} conversations "
+        "in calibrated task categories"
+    )
