@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_api.py --analyses 200000
 	$(PY) bench/bench_chaos.py --count 300
 	$(PY) bench/bench_redaction.py
+	$(PY) bench/bench_late_arrivals.py --count 20000
 
 clean:
 	rm -rf $(VENV) .venv-* .local test-artifacts .pytest_cache .ruff_cache

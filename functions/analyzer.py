@@ -159,8 +159,7 @@ def _analysis_values(
         "estimator_model": estimate.model,
         "prompt_version": estimate.prompt_version,
         "processing_version": PROCESSING_VERSION,
-        "message_count": len(conversation.messages),
-        "user_message_count": sum(1 for m in conversation.messages if m.role == "user"),
+        **_message_counts(conversation),
         "regeneration_count": conversation.regenerations,
         "side_by_side_count": conversation.side_by_side_answers,
         "models_used": list(conversation.models),
@@ -179,6 +178,15 @@ def _analysis_values(
     }
 
 
+def _message_counts(conversation: Conversation | None) -> dict[str, int]:
+    """The kept branch's message counts; 0 only when the chat could not be read as a conversation."""
+    messages = conversation.messages if conversation is not None else ()
+    return {
+        "message_count": len(messages),
+        "user_message_count": sum(1 for m in messages if m.role == "user"),
+    }
+
+
 def _not_analysed_values(
     conversation_id: str,
     *,
@@ -189,9 +197,12 @@ def _not_analysed_values(
     user_hash: str,
     source_updated_at: datetime,
     fingerprint: str,
+    conversation: Conversation | None,
 ) -> dict[str, Any]:
     return {
         "conversation_id": conversation_id,
+        # a skipped or failed chat keeps its real size (a 6-message chat without timestamps is not empty)
+        **_message_counts(conversation),
         "user_id_hash": user_hash,
         "status": status,
         "skip_reason": reason,
@@ -316,6 +327,7 @@ def _record_not_analysed(
             user_hash=pseudonymise(user_id, ctx.key),
             source_updated_at=source_updated_at,
             fingerprint=fingerprint,
+            conversation=conversation,
         )
 
         def write(connection: Connection) -> None:

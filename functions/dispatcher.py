@@ -8,6 +8,19 @@ Selection for target date D (a local date in the configured zone):
 * minus chats whose stored analysis already has the same source `updated_at`
   (nothing changed). `force` re-plans every chat of D regardless.
 
+Late arrivals (nightly runs only): an Open WebUI import keeps the export's
+`created_at`/`updated_at`, so a chat imported tonight can be dated months ago and
+no window will ever list it. The nightly run therefore also pages through every
+chat id (keyset pages over Open WebUI's primary key: ids only, no document read)
+and anti-joins each page against `conversation_analysis`'s unique index in the
+analytics database; the few ids left (never analysed nor recorded, not in flight)
+are read with the listings' filters and the ones dated before the window are
+planned as late arrivals. The analyzer attributes each to the local date of its
+own last message and the aggregator rebuilds those dates. The run's window comes
+first; late arrivals fill the rest of `ANALYTICS_MAX_CONVERSATIONS`, oldest
+first, and the remainder is deferred (found again by the next night's sweep).
+Only a bounded heap of them is held, whatever their number.
+
 A chat whose `updated_at` moved but whose content did not (archiving, pinning) is
 still planned: the analyzer compares content fingerprints and reuses the stored
 estimate, so it costs no estimator call.
@@ -20,6 +33,8 @@ no outcome yet, under the same deterministic task names, so nothing is doubled.
 from __future__ import annotations
 
 import hashlib
+import heapq
+import json
 import logging
 import re
 import uuid
@@ -57,12 +72,22 @@ class DispatchResult:
     joined_existing: bool
     enqueued: int = 0
     enqueue_failed: int = 0
+    late_arrivals: int = 0
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class _Candidate:
+    updated_at: datetime
+    conversation_id: str
 
 
 @dataclass(frozen=True, slots=True)
-class _Candidate:
-    conversation_id: str
-    updated_at: datetime
+class _Selection:
+    """What a run plans: its window's conversations, then late arrivals, within the per-run limit."""
+
+    planned: list[_Candidate]
+    late_arrivals: int  # how many of `planned` are late arrivals
+    deferred: int  # over the limit: left for the next run
 
 
 def yesterday(settings: Settings) -> date:
@@ -101,24 +126,72 @@ def _needs_analysis(candidate: _Candidate, stored: tuple[datetime, str, str | No
     return status == runs.Outcome.FAILED and reason in RETRIED_BY_NEXT_RUN
 
 
+_UNSEEN = sa.text(
+    # the ids travel as one JSON text (an array parameter costs ~15 µs per id to encode), and
+    # LATERAL ... LIMIT 1 keeps one index probe per id: a hash anti-join would scan the whole
+    # table once per page
+    "SELECT t.id FROM json_array_elements_text(CAST(:ids AS json)) AS t(id) "
+    "LEFT JOIN LATERAL (SELECT 1 AS seen FROM conversation_analysis a "
+    "WHERE a.conversation_id = t.id LIMIT 1) AS found ON true WHERE found.seen IS NULL"
+)
+
+
+def _unseen(connection: Connection, ids: Sequence[str]) -> list[str]:
+    """The ids of `ids` with no `conversation_analysis` row: an anti-join on its unique index."""
+    return [row[0] for row in connection.execute(_UNSEEN, {"ids": json.dumps(list(ids))})]
+
+
+def _late_arrivals(
+    source: Engine, analytics: Engine, before: datetime, in_flight: set[str], room: int
+) -> tuple[list[_Candidate], int]:
+    """Chats never analysed nor recorded and dated before `before`: the `room` oldest, and how many in all."""
+    oldest: list[_Candidate] = []  # the `room` oldest so far: memory bounded by the per-run limit
+    total = 0
+    with analytics.connect() as connection:
+        for page in reader.iter_chat_id_batches(source):
+            unseen = [cid for cid in _unseen(connection, page) if cid not in in_flight]
+            if not unseen:
+                continue
+            found = [
+                _Candidate(ref.updated_at, ref.id) for ref in reader.load_refs(source, unseen, until=before)
+            ]
+            total += len(found)
+            oldest = heapq.nsmallest(room, [*oldest, *found]) if room > 0 else []
+    return sorted(oldest), total
+
+
 def _select(
-    settings: Settings, source: Engine, analytics: Engine, run_date: date, force: bool
-) -> list[_Candidate]:
+    settings: Settings,
+    source: Engine,
+    analytics: Engine,
+    run_date: date,
+    force: bool,
+    *,
+    late_arrivals: bool,
+) -> _Selection:
     day_start, day_end = reader.local_day_bounds(run_date, settings.zone)
     since = day_start if force else day_start - timedelta(days=settings.lookback_days)
     candidates = [
-        _Candidate(ref.id, ref.updated_at) for ref in reader.list_changed_since(source, since, until=day_end)
+        _Candidate(ref.updated_at, ref.id) for ref in reader.list_changed_since(source, since, until=day_end)
     ]
     with analytics.connect() as connection:
         in_flight = runs.in_flight(connection)
         stored = {} if force else _stored_versions(connection, [c.conversation_id for c in candidates])
-    chosen = [
+    # oldest first, so a backlog deferred by the per-run limit drains before newer work
+    window = sorted(
         c
         for c in candidates
         if c.conversation_id not in in_flight and (force or _needs_analysis(c, stored.get(c.conversation_id)))
-    ]
-    # oldest first, so a backlog deferred by the per-run limit drains before newer work
-    return sorted(chosen, key=lambda c: (c.updated_at, c.conversation_id))
+    )
+    limit = settings.max_conversations_per_run
+    late: list[_Candidate] = []
+    late_total = 0
+    if late_arrivals:
+        late, late_total = _late_arrivals(source, analytics, since, in_flight, max(0, limit - len(window)))
+    planned = [*window[:limit], *late]
+    return _Selection(
+        planned=planned, late_arrivals=len(late), deferred=len(window) + late_total - len(planned)
+    )
 
 
 def refresh_groups(settings: Settings, source: Engine, analytics: Engine) -> int:
@@ -192,9 +265,10 @@ def dispatch(
 
     if refresh_user_groups:
         refresh_groups(settings, source, analytics)
-    chosen = _select(settings, source, analytics, run_date, force)
-    planned = chosen[: settings.max_conversations_per_run]
-    deferred = len(chosen) - len(planned)
+    selection = _select(
+        settings, source, analytics, run_date, force, late_arrivals=trigger == runs.RunTrigger.SCHEDULER
+    )
+    planned, deferred = selection.planned, selection.deferred
     with analytics.begin() as connection:
         opened = runs.open_run(
             connection,
@@ -204,6 +278,7 @@ def dispatch(
             idempotency_key=idempotency_key,
             expected=len(planned),
             deferred=deferred,
+            late_arrivals=selection.late_arrivals,
         )
         if not opened.joined_existing:
             runs.plan(connection, opened.run_id, [c.conversation_id for c in planned])
@@ -235,10 +310,12 @@ def dispatch(
         _log.exception("run %s for %s: dispatch failed", opened.run_id, run_date)
         raise
     _log.info(
-        "run %s for %s: %d planned, %d enqueued, %d failed to enqueue, %d deferred to the next run",
+        "run %s for %s: %d planned (%d late arrivals), %d enqueued, %d failed to enqueue, "
+        "%d deferred to the next run",
         opened.run_id,
         run_date,
         opened.expected,
+        opened.run.late_arrivals,
         enqueued,
         failed,
         deferred,
@@ -258,6 +335,7 @@ def _result(
         joined_existing=opened.joined_existing,
         enqueued=enqueued,
         enqueue_failed=failed,
+        late_arrivals=opened.run.late_arrivals,
     )
 
 

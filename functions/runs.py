@@ -67,6 +67,7 @@ __all__ = [
     "latest_run",
     "mark_stale",
     "open_run",
+    "open_run_for_date",
     "outcome_exists",
     "plan",
     "record_outcome",
@@ -146,6 +147,7 @@ class Run:
     conversations_skipped: int
     conversations_failed: int
     conversations_deferred: int
+    late_arrivals: int
     estimates_reused: int
     total_llm_requests: int
     total_prompt_tokens: int
@@ -254,6 +256,14 @@ def _existing_run(connection: Connection, run_date: date, idempotency_key: str |
     ).first()
 
 
+def open_run_for_date(connection: Connection, run_date: date) -> Run | None:
+    """The open (running or aggregating) run of `run_date`, if any: there is at most one."""
+    row = connection.execute(
+        sa.text(_RUN_SELECT + f"WHERE run_date = :d AND {_OPEN}"), {"d": run_date}
+    ).first()
+    return _to_run(row) if row is not None else None
+
+
 def get_run(connection: Connection, run_id: uuid.UUID) -> Run | None:
     row = connection.execute(sa.text(_RUN_SELECT + "WHERE id = :run"), {"run": run_id}).first()
     return _to_run(row) if row is not None else None
@@ -282,14 +292,16 @@ def last_run(
 ) -> Run | None:
     """ "The last run" as status reports mean it: the latest nightly (scheduled) run, or the latest
     run of any trigger that covers `latest_completed_date` (yesterday). A manual or backfill run for
-    an older date never displaces it."""
+    an older date never displaces it, nor does one that found nothing to do (an empty manual run
+    for yesterday counts only while no nightly run and no run that planned work exists)."""
     where = "WHERE (trigger = :nightly OR run_date >= :day)"
     params: dict[str, Any] = {"nightly": RunTrigger.SCHEDULER.value, "day": latest_completed_date}
     if status is not None:
         where += " AND status = :status"
         params["status"] = status.value
+    substantive = "(trigger = :nightly OR conversations_expected > 0)"
     row = connection.execute(
-        sa.text(_RUN_SELECT + where + " ORDER BY started_at DESC LIMIT 1"), params
+        sa.text(_RUN_SELECT + where + f" ORDER BY {substantive} DESC, started_at DESC LIMIT 1"), params
     ).first()
     return _to_run(row) if row is not None else None
 
@@ -312,13 +324,17 @@ def open_run(
     idempotency_key: str | None,
     expected: int,
     deferred: int,
+    late_arrivals: int = 0,
 ) -> OpenedRun:
-    """Open a run, or join the one a concurrent or earlier duplicate dispatch opened."""
+    """Open a run, or join the one a concurrent or earlier duplicate dispatch opened.
+
+    `late_arrivals`: how many of the `expected` conversations were found by id, dated before
+    the run's window (see `functions.dispatcher`)."""
     row = connection.execute(
         sa.text(
             "INSERT INTO processing_log (run_date, trigger, force_reestimate, idempotency_key, "
-            "conversations_expected, conversations_deferred) "
-            "VALUES (:d, :trigger, :force, :key, :expected, :deferred) "
+            "conversations_expected, conversations_deferred, late_arrivals) "
+            "VALUES (:d, :trigger, :force, :key, :expected, :deferred, :late) "
             "ON CONFLICT DO NOTHING RETURNING id"
         ),
         {
@@ -328,6 +344,7 @@ def open_run(
             "key": idempotency_key,
             "expected": expected,
             "deferred": deferred,
+            "late": late_arrivals,
         },
     ).first()
     joined = row is None

@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ import requests
 from functions.dates import MAX_DAYS
 from infra import local_queues
 from infra.demo_data import DEMO_DAYS, DEMO_USERS, build_demo_database
+from infra.progress import RunProgress, watch_runs
 from shared.config import QueueBackend, Settings, get_settings, reset_settings_cache
 from shared.db import analytics_engine
 from shared.logs import configure_logging
@@ -38,6 +40,8 @@ from shared.pseudonym import pseudonymise
 from shared.queue import TASK_SECRET_HEADER
 
 __all__ = ["cli"]
+
+_POLL_SECONDS = 0.5  # how often a waiting command reads the run ledger
 
 
 def _emit(as_json: bool, data: Any, text: str) -> None:
@@ -109,16 +113,78 @@ def _dispatch_over_http(settings: Settings, url: str, day: date, force: bool) ->
     return response.json()
 
 
-def _wait_for_runs(run_ids: list[uuid.UUID], timeout: float) -> list[dict[str, Any]]:
+def _dispatch_all_over_http(
+    settings: Settings, url: str, days: list[date], force: bool, progress: RunProgress | None
+) -> list[uuid.UUID]:
+    """Dispatch each date; the runs already open report their progress while the rest are dispatched."""
     from functions import runs
 
-    deadline = time.monotonic() + timeout
-    while True:
-        with analytics_engine().connect() as connection:
-            found = runs.get_runs(connection, run_ids)
-        if all(run.is_final for run in found) or time.monotonic() > deadline:
-            return [asdict(run) for run in found]
-        time.sleep(0.5)
+    run_ids: list[uuid.UUID] = []
+    last_read = time.monotonic()
+    for day in days:
+        run_ids.append(uuid.UUID(str(_dispatch_over_http(settings, url, day, force)["run_id"])))
+        if progress is not None and time.monotonic() - last_read >= _POLL_SECONDS:
+            with analytics_engine(settings).connect() as connection:
+                progress.update(runs.get_runs(connection, run_ids))
+            last_read = time.monotonic()
+    return run_ids
+
+
+def _progress(total_runs: int, as_json: bool, indent: str = "") -> RunProgress | None:
+    """Progress on stderr and each run's line on stdout as it finishes; none for `--json`."""
+    if as_json:
+        return None
+    return RunProgress(
+        total_runs, lambda run: indent + _describe_run(asdict(run)), out=sys.stdout, status=sys.stderr
+    )
+
+
+def _inline_runs(
+    settings: Settings,
+    days: list[date],
+    *,
+    force: bool,
+    trigger: str,
+    timeout: float,
+    progress: RunProgress | None,
+) -> list[Any]:
+    """Dispatch each date in-process (the analyses run inside the dispatch) and watch the ledger meanwhile."""
+    from functions import dispatcher, runs
+
+    queue = local_queues.inline_queue(settings)
+    engine = analytics_engine(settings)
+    run_ids: list[uuid.UUID] = []
+    current: list[date] = []  # the date being dispatched, if any
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for day in days:
+                current[:] = [day]
+                result = dispatcher.dispatch(
+                    target_date=day, force=force, trigger=trigger, settings=settings, queue=queue
+                )
+                run_ids.append(result.run_id)
+            current.clear()
+        except BaseException as exc:  # re-raised in the command's thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=work, name="inline-dispatch", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        if progress is not None:
+            with engine.connect() as connection:
+                found = runs.get_runs(connection, list(run_ids))
+                open_now = runs.open_run_for_date(connection, current[0]) if current else None
+            if open_now is not None and open_now.id not in {run.id for run in found}:
+                found.append(open_now)
+            progress.update(found)
+        worker.join(_POLL_SECONDS)
+    if failure:
+        if progress is not None:
+            progress.close()
+        raise failure[0]
+    return watch_runs(engine, run_ids, progress, timeout=timeout, poll_seconds=_POLL_SECONDS)
 
 
 def _describe(row: dict[str, Any]) -> str:
@@ -133,33 +199,43 @@ def _describe_run(row: dict[str, Any]) -> str:
         f"{row['run_date']}  run {row['id']}  {row['status']}: {row['conversations_expected']} planned, "
         f"{row['conversations_processed']} analysed ({row['estimates_reused']} reused), "
         f"{row['conversations_skipped']} skipped, {row['conversations_failed']} failed, "
-        f"{row['conversations_deferred']} deferred; {row['total_llm_requests']} LLM requests, "
+        f"{row['conversations_deferred']} deferred, {row['late_arrivals']} late arrivals; "
+        f"{row['total_llm_requests']} LLM requests, "
         f"${row['total_llm_cost_usd']}" + (f"  ({row['error_message']})" if row.get("error_message") else "")
     )
 
 
-def _run_dates(days: list[date], *, force: bool, inline: bool, timeout: float) -> list[dict[str, Any]]:
-    """Dispatch each date and wait for its run; with Cloud Tasks, dispatch and return at once."""
+def _run_dates(
+    days: list[date], *, force: bool, inline: bool, timeout: float, progress: RunProgress | None
+) -> list[dict[str, Any]]:
+    """Dispatch each date and wait for its run, reporting progress; with Cloud Tasks, dispatch and return at once."""
     from functions import dispatcher
 
     settings = ensure_analytics_url(get_settings())
     environment = _prepare(settings)
     trigger = "backfill" if len(days) > 1 else "cli"
     if inline:
-        queue = local_queues.inline_queue(settings)
-        results = [
-            dispatcher.dispatch(target_date=day, force=force, trigger=trigger, settings=settings, queue=queue)
-            for day in days
-        ]
-        return _wait_for_runs([result.run_id for result in results], timeout)
+        found = _inline_runs(settings, days, force=force, trigger=trigger, timeout=timeout, progress=progress)
+        return [asdict(run) for run in found]
     with _pipeline_functions(settings, environment) as url:
         if url is None:  # Cloud Tasks from an operator's machine: the cloud does the rest
             return [
                 asdict(dispatcher.dispatch(target_date=day, force=force, trigger=trigger, settings=settings))
                 for day in days
             ]
-        answers = [_dispatch_over_http(settings, url, day, force) for day in days]
-        return _wait_for_runs([uuid.UUID(str(answer["run_id"])) for answer in answers], timeout)
+        run_ids = _dispatch_all_over_http(settings, url, days, force, progress)
+        found = watch_runs(analytics_engine(settings), run_ids, progress, timeout=timeout)
+        return [asdict(run) for run in found]
+
+
+def _report_runs(rows: list[dict[str, Any]], as_json: bool, progress: RunProgress | None) -> None:
+    """The runs' lines (those progress has not printed as they finished), or the JSON of all."""
+    if as_json or progress is None:
+        _emit(as_json, rows, "\n".join(_describe(r) for r in rows))
+        return
+    for row in rows:
+        if row.get("id") not in progress.reported:
+            click.echo(_describe(row))
 
 
 @click.group()
@@ -213,8 +289,9 @@ def run(day: datetime | None, force: bool, inline: bool, timeout: float, as_json
     target = day.date() if day else yesterday(settings)
     with _as_usage_error():
         checked_day(target, local_today(settings.zone))
-    rows = _run_dates([target], force=force, inline=inline, timeout=timeout)
-    _emit(as_json, rows, "\n".join(_describe(r) for r in rows))
+    progress = _progress(1, as_json)
+    rows = _run_dates([target], force=force, inline=inline, timeout=timeout, progress=progress)
+    _report_runs(rows, as_json, progress)
 
 
 @cli.command()
@@ -235,8 +312,9 @@ def backfill(
             start_date.date(), end_date.date(), "a backfill", today=local_today(get_settings().zone)
         )
     days = [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
-    rows = _run_dates(days, force=force, inline=inline, timeout=timeout)
-    _emit(as_json, rows, "\n".join(_describe(r) for r in rows))
+    progress = _progress(len(days), as_json)
+    rows = _run_dates(days, force=force, inline=inline, timeout=timeout, progress=progress)
+    _report_runs(rows, as_json, progress)
 
 
 @cli.command()
@@ -252,7 +330,8 @@ def health(as_json: bool) -> None:
     lines = [
         f"status: {report.status}" + (f" ({'; '.join(report.problems)})" if report.problems else ""),
         f"last run: {last.run_date} {last.status}, {last.conversations_processed} analysed, "
-        f"{last.conversations_skipped} skipped, {last.conversations_failed} failed"
+        f"{last.conversations_skipped} skipped, {last.conversations_failed} failed, "
+        f"{last.late_arrivals} late arrivals"
         if last
         else "last run: none yet",
         f"stale runs (the next dispatch closes them): {len(report.stale_runs)}",
@@ -415,12 +494,10 @@ def serve(port: int, days: int | None) -> None:
         click.echo(
             f"processing the last {days} days through the pipeline ({settings.effective_estimator} estimator) ..."
         )
-        run_ids = []
-        for back in range(days - 1, -1, -1):
-            answer = _dispatch_over_http(settings, stack.urls["dispatch"], last - timedelta(days=back), False)
-            run_ids.append(uuid.UUID(str(answer["run_id"])))
-        for row in _wait_for_runs(run_ids, timeout=3600):
-            click.echo("  " + _describe_run(row))
+        progress = _progress(days, False, "  ")
+        dates = [last - timedelta(days=back) for back in range(days - 1, -1, -1)]
+        run_ids = _dispatch_all_over_http(settings, stack.urls["dispatch"], dates, False, progress)
+        watch_runs(analytics_engine(settings), run_ids, progress, timeout=3600)
         password = settings.dashboard_password.get_secret_value()
         click.echo("")
         click.echo(f"dashboard:  {stack.urls['api']}")
@@ -439,12 +516,26 @@ def serve(port: int, days: int | None) -> None:
             f"next run {schedule.next_run():%Y-%m-%d %H:%M %Z} (run by this process)"
         )
         click.echo("press Ctrl-C to stop")
+        reported = set(run_ids)
         try:
             while True:
                 time.sleep(60)
                 _sweep_stale_runs(settings)
+                _report_finished_runs(settings, reported)
         finally:
             schedule.stop()
+
+
+def _report_finished_runs(settings: Settings, reported: set[uuid.UUID]) -> None:
+    """`serve`: one line for each run that finished since (the nightly ones, a trigger from the API)."""
+    from functions import runs
+
+    with analytics_engine(settings).connect() as connection:
+        latest = runs.recent_runs(connection, limit=10)
+    for run in reversed(latest):
+        if run.is_final and run.id not in reported:
+            reported.add(run.id)
+            click.echo(f"{datetime.now(settings.zone):%Y-%m-%d %H:%M}  " + _describe_run(asdict(run)))
 
 
 def _sweep_stale_runs(settings: Settings) -> None:

@@ -95,6 +95,7 @@ class ProcessingLog(Base):
 
     conversations_expected: Mapped[int] = _count()
     conversations_deferred: Mapped[int] = _count()
+    late_arrivals: Mapped[int] = _count()  # planned by id: never seen, dated before the run's window
     conversations_processed: Mapped[int] = _count()
     conversations_skipped: Mapped[int] = _count()
     conversations_failed: Mapped[int] = _count()

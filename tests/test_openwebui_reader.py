@@ -667,6 +667,27 @@ def test_list_changed_since_bounds_order_and_aware_datetimes(source: Source) -> 
         reader.list_changed_since(source.engine, datetime(2026, 4, 1))
 
 
+def test_every_chat_id_is_paged_once_in_key_order_and_refs_keep_the_listings_filters(source: Source) -> None:
+    user = source.fixture.add_user()
+    start = datetime(2025, 5, 12, 10, 0, tzinfo=BUDAPEST)
+    ids = [source.fixture.add_chat(user, _simple_chat(start, 0, 1)) for _ in range(7)]
+    share = source.fixture.add_chat(f"shared-{ids[0]}", _simple_chat(start, 0, 1))
+    internal = source.fixture.add_chat(user, _simple_chat(start, 0, 1), meta={"internal": True})
+    later = source.fixture.add_chat(user, _simple_chat(start + timedelta(days=30), 0, 1))
+    pages = list(reader.iter_chat_id_batches(source.engine, batch_size=3))
+    assert [len(page) for page in pages] == [3, 3, 3, 1]
+    paged = [chat_id for page in pages for chat_id in page]
+    assert sorted(paged) == sorted([*ids, share, internal, later])  # each id once
+    with source.engine.connect() as connection:  # in the database's own order, which keyset paging needs
+        ordered = connection.execute(sa.text("SELECT id FROM chat ORDER BY id")).scalars().all()
+    assert paged == list(ordered)
+    assert list(reader.iter_chat_id_batches(source.engine, batch_size=10)) == [paged]
+
+    refs = reader.load_refs(source.engine, paged, until=start + timedelta(days=1))
+    assert {ref.id for ref in refs} == set(ids)  # no share copy, no internal chat, nothing later
+    assert all(ref.user_id == user and ref.updated_at.tzinfo is not None for ref in refs)
+
+
 def test_share_copies_and_internal_chats_are_not_listed_or_loaded(source: Source) -> None:
     user = source.fixture.add_user()
     start = datetime(2026, 6, 3, 10, 0, tzinfo=BUDAPEST)

@@ -222,6 +222,7 @@ def _triggered(result: Any) -> TriggeredRun:
         expected=result.expected,
         deferred=result.deferred,
         joined_existing=result.joined_existing,
+        late_arrivals=getattr(result, "late_arrivals", 0),
     )
 
 
@@ -239,6 +240,10 @@ def trigger_processing(services: ApiServices, query: TriggerQuery) -> TriggerRes
     runs = [_triggered(result) for result in results]
     if not runs:
         raise InvalidParameter("start_date", "the range contains no date to process")
+    planned = any(run.expected > 0 for run in runs)  # a joined open run has planned work too
     return TriggerResponse(
-        status="processing_started", job_id=runs[0].run_id, run_ids=[run.run_id for run in runs], runs=runs
+        status="processing_started" if planned else "nothing_to_do",
+        job_id=runs[0].run_id,
+        run_ids=[run.run_id for run in runs],
+        runs=runs,
     )

@@ -487,6 +487,10 @@ class RunInfo(_Response):
     conversations_skipped: int
     conversations_failed: int
     conversations_deferred: int
+    late_arrivals: int = Field(
+        description="Conversations the nightly run found by id although dated before its window "
+        "(e.g. imported chats that keep their export's dates); analysed on their own dates."
+    )
     estimates_reused: int
     total_llm_requests: int
     total_llm_cost_usd: float
@@ -548,10 +552,16 @@ class TriggeredRun(_Response):
     expected: int = Field(description="Conversations enqueued for analysis.")
     deferred: int = Field(description="Conversations left for the next run (over the per-run limit).")
     joined_existing: bool = Field(description="True when an open run for that date was joined.")
+    late_arrivals: int = Field(
+        0, description="Of `expected`: conversations never seen before, dated before the run's window."
+    )
 
 
 class TriggerResponse(_Response):
-    status: Literal["processing_started"]
+    status: Literal["processing_started", "nothing_to_do"] = Field(
+        description="`nothing_to_do` when no conversation was planned on any run (every run is then "
+        "already completed); `processing_started` otherwise."
+    )
     job_id: UUID = Field(description="The first run's id (the specification's name).")
     run_ids: list[UUID]
     runs: list[TriggeredRun]

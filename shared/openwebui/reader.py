@@ -16,6 +16,11 @@ Which conversations a night covers, the two building blocks:
 * attributes each conversation to the local date of its last message
   (`shared.timing.attribution_date`), not to the day it was read.
 
+An import keeps the export's `updated_at`, so no window lists an imported chat;
+`iter_chat_id_batches` pages through every chat id (keyset over the primary key,
+ids only) so the dispatcher can find the ones it has never seen, and `load_refs`
+reads those few with the listings' filters.
+
 `list_conversation_ids_for_local_date` gives the chats whose `updated_at` falls on
 one local day: ``[00:00, next day 00:00)`` in the zone, as aware datetimes, so a
 DST day is 23 or 25 hours long. Both use the `updated_at_user_id_idx
@@ -30,6 +35,7 @@ and always again when a chat is loaded.
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import weakref
@@ -62,6 +68,7 @@ __all__ = [
     "ConversationRef",
     "Rating",
     "UserGroup",
+    "iter_chat_id_batches",
     "iter_conversations",
     "list_changed_since",
     "list_conversation_ids_for_local_date",
@@ -69,6 +76,7 @@ __all__ = [
     "load_conversation_ref",
     "load_known_names",
     "load_ratings",
+    "load_refs",
     "load_user_groups",
     "load_user_groups_of",
     "load_user_role",
@@ -76,6 +84,7 @@ __all__ = [
 ]
 
 _DEFAULT_BATCH_SIZE = 500
+_ID_PAGE_SIZE = 10_000  # ids per keyset page of `iter_chat_id_batches`
 _JSON_TYPES = (sa.JSON, postgresql.JSON, postgresql.JSONB)
 
 
@@ -127,6 +136,56 @@ def list_changed_since(
             ConversationRef(id=row.id, user_id=row.user_id, updated_at=epoch_to_datetime(row.updated_at))
             for row in connection.execute(statement)
         ]
+
+
+def iter_chat_id_batches(engine: Engine, batch_size: int = _ID_PAGE_SIZE) -> Iterator[list[str]]:
+    """Every chat id, in pages of `batch_size`, keyset-paged over the primary key (`id > last`).
+
+    Only the id is read (an index-only scan of the primary key on SQLite and Postgres), so
+    paging through a million chats reads no chat document; share copies and internal chats
+    are among them and are left out by `load_refs`. Each page is its own short query: no
+    transaction or cursor stays open on Open WebUI's database between pages. On Postgres a
+    page comes back as one JSON array (`json_agg(id ORDER BY id)`), some six times faster
+    than decoding one row per id; the order is the database's own collation either way.
+    """
+    chat = _source_schema(engine).chat
+    as_json = engine.dialect.name == "postgresql"
+    after: str | None = None
+    while True:
+        statement = sa.select(chat.c.id).order_by(chat.c.id).limit(batch_size)
+        if after is not None:
+            statement = statement.where(chat.c.id > after)
+        with engine.connect() as connection:
+            if as_json:
+                ids = statement.subquery()
+                aggregated = sa.func.json_agg(postgresql.aggregate_order_by(ids.c.id, ids.c.id))
+                text = connection.execute(sa.select(sa.cast(aggregated, sa.Text))).scalar_one()
+                page = [str(chat_id) for chat_id in json.loads(text)] if text else []
+            else:
+                page = [str(chat_id) for chat_id in connection.execute(statement).scalars()]
+        if page:
+            yield page
+        if len(page) < batch_size:
+            return
+        after = page[-1]
+
+
+def load_refs(engine: Engine, ids: Sequence[str], *, until: datetime | None = None) -> list[ConversationRef]:
+    """The chats of `ids` with `updated_at < until`, share copies and internal chats left out (as listed)."""
+    schema = _source_schema(engine)
+    chat = schema.chat
+    refs: list[ConversationRef] = []
+    with engine.connect() as connection:
+        for offset in range(0, len(ids), _DEFAULT_BATCH_SIZE):
+            statement = sa.select(chat.c.id, chat.c.user_id, chat.c.updated_at).where(
+                chat.c.id.in_(list(ids[offset : offset + _DEFAULT_BATCH_SIZE])),
+                *schema.window_conditions(None, until),
+            )
+            refs.extend(
+                ConversationRef(id=row.id, user_id=row.user_id, updated_at=epoch_to_datetime(row.updated_at))
+                for row in connection.execute(statement)
+            )
+    return refs
 
 
 def load_conversation(engine: Engine, chat_id: str, *, now: datetime | None = None) -> Conversation:
