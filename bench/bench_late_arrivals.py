@@ -147,6 +147,9 @@ def main() -> int:
             flush=True,
         )
 
+        with analytics.begin() as connection:  # the product has swept before: the rest arrived since
+            connection.execute(sa.text("INSERT INTO source_baselines (history_chats) VALUES (0)"))
+
         def plan(late_arrivals: bool) -> Any:
             return dispatcher._select(  # the planning step alone: no run is opened
                 settings, source, analytics, last_night, False, late_arrivals=late_arrivals

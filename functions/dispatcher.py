@@ -15,7 +15,10 @@ chat id (keyset pages over Open WebUI's primary key: ids only, no document read)
 and anti-joins each page against `conversation_analysis`'s unique index in the
 analytics database; the few ids left (never analysed nor recorded, not in flight)
 are read with the listings' filters and the ones dated before the window are
-planned as late arrivals. The analyzer attributes each to the local date of its
+planned as late arrivals. The very first sweep finds the deployment's past instead
+(chats older than the first backfill): it records them as history
+(`source_history`) and plans none, so installing the product never starts
+analysing years of chats unasked (a backfill of their dates does that on purpose). The analyzer attributes each to the local date of its
 own last message and the aggregator rebuilds those dates. The run's window comes
 first; late arrivals fill the rest of `ANALYTICS_MAX_CONVERSATIONS`, oldest
 first, and the remainder is deferred (found again by the next night's sweep).
@@ -128,26 +131,45 @@ def _needs_analysis(candidate: _Candidate, stored: tuple[datetime, str, str | No
 
 _UNSEEN = sa.text(
     # the ids travel as one JSON text (an array parameter costs ~15 µs per id to encode), and
-    # LATERAL ... LIMIT 1 keeps one index probe per id: a hash anti-join would scan the whole
-    # table once per page
+    # LATERAL ... LIMIT 1 keeps one index probe per id and table: a hash anti-join would scan
+    # the whole table once per page
     "SELECT t.id FROM json_array_elements_text(CAST(:ids AS json)) AS t(id) "
     "LEFT JOIN LATERAL (SELECT 1 AS seen FROM conversation_analysis a "
-    "WHERE a.conversation_id = t.id LIMIT 1) AS found ON true WHERE found.seen IS NULL"
+    "WHERE a.conversation_id = t.id LIMIT 1) AS analysed ON true "
+    "LEFT JOIN LATERAL (SELECT 1 AS seen FROM source_history h "
+    "WHERE h.conversation_id = t.id LIMIT 1) AS history ON true "
+    "WHERE analysed.seen IS NULL AND history.seen IS NULL"
+)
+_RECORD_HISTORY = sa.text(
+    "INSERT INTO source_history (conversation_id) "
+    "SELECT id FROM json_array_elements_text(CAST(:ids AS json)) AS t(id) ON CONFLICT DO NOTHING"
 )
 
 
 def _unseen(connection: Connection, ids: Sequence[str]) -> list[str]:
-    """The ids of `ids` with no `conversation_analysis` row: an anti-join on its unique index."""
+    """The ids of `ids` neither analysed nor recorded as history: an anti-join on the two unique indexes."""
     return [row[0] for row in connection.execute(_UNSEEN, {"ids": json.dumps(list(ids))})]
+
+
+def _baseline_taken(connection: Connection) -> bool:
+    return connection.execute(sa.text("SELECT EXISTS (SELECT 1 FROM source_baselines)")).scalar_one()
 
 
 def _late_arrivals(
     source: Engine, analytics: Engine, before: datetime, in_flight: set[str], room: int
 ) -> tuple[list[_Candidate], int]:
-    """Chats never analysed nor recorded and dated before `before`: the `room` oldest, and how many in all."""
+    """Chats never analysed nor recorded and dated before `before`: the `room` oldest, and how many in all.
+
+    The first sweep ever finds the deployment's past instead (everything older than the
+    first backfill): it records those chats as history (`source_history`) and plans none
+    of them, so installing the product never starts analysing years of chats unasked;
+    a backfill of their dates analyses them on purpose. From the next night on, a chat
+    that was not there before is a late arrival whatever its dates.
+    """
     oldest: list[_Candidate] = []  # the `room` oldest so far: memory bounded by the per-run limit
     total = 0
     with analytics.connect() as connection:
+        first_sweep = not _baseline_taken(connection)
         for page in reader.iter_chat_id_batches(source):
             unseen = [cid for cid in _unseen(connection, page) if cid not in in_flight]
             if not unseen:
@@ -155,8 +177,24 @@ def _late_arrivals(
             found = [
                 _Candidate(ref.updated_at, ref.id) for ref in reader.load_refs(source, unseen, until=before)
             ]
+            if first_sweep:
+                connection.execute(_RECORD_HISTORY, {"ids": json.dumps([c.conversation_id for c in found])})
+                connection.commit()
             total += len(found)
-            oldest = heapq.nsmallest(room, [*oldest, *found]) if room > 0 else []
+            if not first_sweep:
+                oldest = heapq.nsmallest(room, [*oldest, *found]) if room > 0 else []
+        if first_sweep:
+            connection.execute(
+                sa.text("INSERT INTO source_baselines (history_chats) VALUES (:n)"), {"n": total}
+            )
+            connection.commit()
+            _log.info(
+                "first late-arrival sweep: %d chats dated before %s recorded as history, not planned "
+                "(backfill their dates to analyse them)",
+                total,
+                before.date().isoformat(),
+            )
+            return [], 0
     return sorted(oldest), total
 
 

@@ -7,3 +7,17 @@ ALTER TABLE processing_log
     ADD COLUMN late_arrivals INTEGER NOT NULL DEFAULT 0,
     ADD CONSTRAINT processing_log_late_arrivals
         CHECK (late_arrivals >= 0 AND late_arrivals <= conversations_expected);
+
+-- The history the product found when it first looked for late arrivals: chats dated before
+-- the window of that first nightly sweep and never analysed. They are the deployment's past
+-- (older than the first backfill), not imports, so no nightly run plans them; a backfill of
+-- their dates analyses them on purpose. `source_baselines` records that the first sweep ran.
+CREATE TABLE source_history (
+    conversation_id VARCHAR(255) PRIMARY KEY,
+    recorded_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+CREATE TABLE source_baselines (
+    taken_at TIMESTAMPTZ PRIMARY KEY DEFAULT now(),
+    history_chats INTEGER NOT NULL CHECK (history_chats >= 0)
+);

@@ -480,3 +480,21 @@ class CalibrationDate(Base):
     analysis_date: Mapped[date] = mapped_column(Date, primary_key=True)
     version: Mapped[int] = mapped_column(Integer, ForeignKey("calibrations.version"))
     assigned_at: Mapped[datetime] = mapped_column(_TS, server_default=_NOW)
+
+
+class SourceHistory(Base):
+    """A chat dated before the first late-arrival sweep's window and never analysed: history, not an import."""
+
+    __tablename__ = "source_history"
+
+    conversation_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    recorded_at: Mapped[datetime] = mapped_column(_TS, server_default=_NOW)
+
+
+class SourceBaseline(Base):
+    """That the first late-arrival sweep ran (and how many chats it recorded as history)."""
+
+    __tablename__ = "source_baselines"
+
+    taken_at: Mapped[datetime] = mapped_column(_TS, primary_key=True, server_default=_NOW)
+    history_chats: Mapped[int] = mapped_column(Integer)

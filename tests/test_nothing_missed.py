@@ -121,6 +121,34 @@ def test_a_chat_imported_tonight_with_may_dates_is_analysed_on_its_may_date(
     assert [row["run_id"] for row in planned] == [tonight.run_id]
 
 
+def test_the_first_sweep_records_the_past_as_history_and_plans_none_of_it(
+    dataset: Dataset, analytics_engine: Engine
+) -> None:
+    """Installing the product does not start analysing years of chats unasked: what is older than
+    the first nightly run's window when it first looks is history (a backfill takes it on purpose);
+    a chat imported after that is a late arrival, whatever its dates."""
+    old = [_import_chat(dataset, MAY - timedelta(days=offset)) for offset in (30, 1)]
+    first = _nightly(DAYS[0])
+    assert first.late_arrivals == 0 and all(cid not in first_planned(analytics_engine) for cid in old)
+    history = rows(analytics_engine, "SELECT conversation_id FROM source_history")
+    assert {row["conversation_id"] for row in history} == set(old)
+    (baseline,) = rows(analytics_engine, "SELECT history_chats FROM source_baselines")
+    assert baseline["history_chats"] == 2
+
+    imported = _import_chat(dataset, MAY, hour=15)
+    tonight = _nightly(DAYS[1])
+    assert tonight.late_arrivals == 1 and _analysis(analytics_engine, imported)["analysis_date"] == MAY
+    assert all(cid not in first_planned(analytics_engine) for cid in old)  # still history
+
+    backfill = _nightly(MAY - timedelta(days=1), trigger="backfill")  # on purpose: the past is analysed
+    assert backfill.expected == 1 and _analysis(analytics_engine, old[1])["status"] == "analyzed"
+    assert_books_balance(analytics_engine)
+
+
+def first_planned(engine: Engine) -> set[str]:
+    return {row["conversation_id"] for row in rows(engine, "SELECT conversation_id FROM run_tasks")}
+
+
 def test_late_arrivals_beyond_the_per_run_limit_wait_for_the_next_night_oldest_first(
     dataset: Dataset, analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
