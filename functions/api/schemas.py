@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from functions.dates import MAX_DATE, MAX_DAYS, MAX_RANGE_DAYS, MIN_DATE, checked_day, checked_range
 from functions.dimensions import FILTER_DIMENSIONS, STORED_DIMENSIONS, Dimension
 from functions.metrics import METRICS, MINUTES
+from functions.runs import RunStatus
 from shared.errors import InvalidParameter
 
 __all__ = [
@@ -477,7 +478,7 @@ class GroupBreakdownResponse(ListResponse):
 class RunInfo(_Response):
     run_id: UUID
     run_date: date
-    status: Literal["running", "aggregating", "completed", "failed", "stale"]
+    status: RunStatus
     trigger: str
     started_at: datetime
     completed_at: datetime | None
@@ -548,7 +549,7 @@ class HealthResponse(_Response):
 class TriggeredRun(_Response):
     run_id: UUID
     run_date: date
-    status: str
+    status: RunStatus
     expected: int = Field(description="Conversations enqueued for analysis.")
     deferred: int = Field(description="Conversations left for the next run (over the per-run limit).")
     joined_existing: bool = Field(description="True when an open run for that date was joined.")
