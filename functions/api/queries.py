@@ -32,11 +32,16 @@ from shared.config import EstimatorKind, get_settings
 
 __all__ = [
     "Scope",
+    "daily_sums",
     "daily_trend",
     "dimension_breakdown",
+    "dimension_day_sums",
+    "figure_fields",
     "figures",
     "group_breakdown",
+    "group_day_sums",
     "latest_analysis_date",
+    "listed_groups",
     "load_group",
     "user_breakdown",
 ]
@@ -100,7 +105,7 @@ def _estimator(counts: Mapping[str, int]) -> str:
     return used[0] if used else "none"
 
 
-def _figures(row: RowMapping | Mapping[str, Any]) -> dict[str, Any]:
+def figure_fields(row: RowMapping | Mapping[str, Any]) -> dict[str, Any]:
     """Figures fields from a row of summed columns."""
     values = {column: int(row.get(column) or 0) for column in SUM_COLUMNS}
     count = values["conversation_count"]
@@ -140,22 +145,66 @@ def figures(connection: Connection, scope: Scope, date_range: DateRange) -> Figu
         .mappings()
         .one()
     )
-    return Figures(**_figures(row))
+    return Figures(**figure_fields(row))
 
 
-def daily_trend(connection: Connection, scope: Scope, date_range: DateRange) -> list[DailyPoint]:
-    """One point per date of the range; dates without analyses are zero points."""
+def daily_sums(connection: Connection, scope: Scope, date_range: DateRange) -> dict[date, RowMapping]:
+    """The summed columns of `scope` per date of the range that has rows."""
     source, params = scope.source()
     rows = connection.execute(
         sa.text(f"SELECT analysis_date, {_SUMS_SQL} {source} AND {_DATES} GROUP BY analysis_date"),
         {**params, **_range_params(date_range)},
     ).mappings()
-    by_date = {row["analysis_date"]: row for row in rows}
+    return {row["analysis_date"]: row for row in rows}
+
+
+def dimension_day_sums(
+    connection: Connection, dimension: Dimension, date_range: DateRange
+) -> dict[tuple[date, str], RowMapping]:
+    """Everyone's summed columns per (date, value) of a stored dimension."""
+    rows = connection.execute(
+        sa.text(
+            f"SELECT analysis_date, dimension_value, {_SUMS_SQL} FROM daily_breakdowns "
+            f"WHERE dimension = :dimension AND group_id = '' AND {_DATES} "
+            "GROUP BY analysis_date, dimension_value"
+        ),
+        {**_range_params(date_range), "dimension": dimension.name},
+    ).mappings()
+    return {(row["analysis_date"], row["dimension_value"]): row for row in rows}
+
+
+def group_day_sums(connection: Connection, date_range: DateRange) -> dict[tuple[date, str], RowMapping]:
+    """Each group's summed columns per (date, group id)."""
+    rows = connection.execute(
+        sa.text(
+            f"SELECT analysis_date, group_id, {_SUMS_SQL} FROM daily_breakdowns "
+            f"WHERE dimension = '{TOTAL}' AND {_DATES} GROUP BY analysis_date, group_id"
+        ),
+        _range_params(date_range),
+    ).mappings()
+    return {(row["analysis_date"], row["group_id"]): row for row in rows}
+
+
+def listed_groups(connection: Connection, min_group_size: int) -> list[GroupInfo]:
+    """The groups large enough to show, by name."""
+    rows = connection.execute(
+        sa.text(
+            "SELECT group_id, name, member_count FROM user_groups "
+            "WHERE member_count >= :min_group_size ORDER BY name, group_id"
+        ),
+        {"min_group_size": min_group_size},
+    ).mappings()
+    return [GroupInfo(**row) for row in rows]
+
+
+def daily_trend(connection: Connection, scope: Scope, date_range: DateRange) -> list[DailyPoint]:
+    """One point per date of the range; dates without analyses are zero points."""
+    by_date = daily_sums(connection, scope, date_range)
     empty: dict[str, Any] = {}
     points = []
     for offset in range(date_range.days):
         day = date_range.start_date + timedelta(days=offset)
-        points.append(DailyPoint(analysis_date=day, **_figures(by_date.get(day, empty))))
+        points.append(DailyPoint(analysis_date=day, **figure_fields(by_date.get(day, empty))))
     return points
 
 
@@ -180,7 +229,7 @@ def user_breakdown(
         {**_range_params(date_range), "limit": limit, "group_id": group_id},
     ).mappings()
     return [
-        UserRow(user_id_hash=row["user_id_hash"], active_days=int(row["active_days"]), **_figures(row))
+        UserRow(user_id_hash=row["user_id_hash"], active_days=int(row["active_days"]), **figure_fields(row))
         for row in rows
     ]
 
@@ -202,7 +251,7 @@ def dimension_breakdown(
         ),
         {**_range_params(date_range), "dimension": dimension.name, "group_id": group_id or ""},
     ).mappings()
-    return [DimensionRow(value=row["dimension_value"], **_figures(row)) for row in rows]
+    return [DimensionRow(value=row["dimension_value"], **figure_fields(row)) for row in rows]
 
 
 def group_breakdown(
@@ -223,7 +272,7 @@ def group_breakdown(
     ).mappings()
     shown = [
         GroupRow(
-            group_id=row["group_id"], name=row["name"], member_count=row["member_count"], **_figures(row)
+            group_id=row["group_id"], name=row["name"], member_count=row["member_count"], **figure_fields(row)
         )
         for row in rows
     ]
