@@ -21,10 +21,13 @@ decisions are made here, in Python:
    released when (a) at least k of its people were active, (b) the active people
    outside it are 0 or at least k, (c) for any two released groups, the people in one
    and not the other (together) are 0 or at least k — nested groups included — else
-   the smaller group is withheld that day, and (d) the people in no released group
-   (the Everyone else row of the group breakdown) are 0 or at least k, else the
-   smallest released group is withheld that day; (c) and (d) are checked again after
-   every withholding.
+   the smaller group is withheld that day, (d) the people in no released group (the
+   Everyone else row of the group breakdown) are 0 or at least k, else the smallest
+   released group is withheld that day, and (e) the people counted by two or more
+   released groups are 0 or at least k, else the smallest released group holding some
+   of them is withheld that day: so everyone minus the sum of the group rows (with or
+   without Everyone else) describes 0 or at least k people too. (c)–(e) are checked
+   again after every withholding.
 4. **Filters**: `group=` on summary and trend reads that group's released cells. A
    dimension filter, a group filter on a breakdown and a `user_id_hash` are refused
    (403): those are intersections the rules above do not cover.
@@ -156,11 +159,14 @@ def _released_groups(people: _People, listed: Iterable[str], floor: int) -> froz
                 withheld = smaller(first, second)
                 break
         if withheld is None:
-            covered = 0
+            covered = twice = 0
             for group_id in released:
+                twice |= covered & people.of(group_id)
                 covered |= people.of(group_id)
             if not _fine(people.count(people.all & ~covered), floor):
                 withheld = smaller(*released)
+            elif not _fine(people.count(twice), floor):
+                withheld = smaller(*(group_id for group_id in released if people.of(group_id) & twice))
         if withheld is None:
             break
         released.discard(withheld)
