@@ -69,6 +69,7 @@ from shared.roles import DISCLOSURE_CONTROLLED
 __all__ = [
     "BREAKDOWNS_OF_EVERYONE",
     "EVERYONE_ELSE",
+    "OPENAPI_NOTE",
     "Control",
     "Release",
     "ViewerRefused",
@@ -78,6 +79,12 @@ __all__ = [
 
 EVERYONE_ELSE = "Everyone else"
 BREAKDOWNS_OF_EVERYONE = "a viewer sees breakdowns of everyone only"
+OPENAPI_NOTE = (
+    " For the viewer role, every figure is a sum of released day cells of at least the minimum "
+    "group size of people (or none): days with fewer active people are withheld, values with fewer "
+    "people go into an Everyone else row, and `disclosure` says what was left out. Model, category "
+    "and tag filters, a group filter on a breakdown and `user_id_hash` are refused (403)."
+)
 
 
 class ViewerRefused(RequestRejected):
