@@ -264,7 +264,7 @@ def dashboard_page(services: ApiServices) -> flask.Response:
                 if is_admin or d.disclosure == "partition"
             ]
         else:
-            release = control.release(connection, span(earlier, date_range))
+            release = control.release(connection, span(earlier, date_range), group_id)
             current = control.figures(connection, release, date_range, group_id)
             previous = control.figures(connection, release, earlier, group_id)
             trend = control.trend(connection, release, date_range, group_id)
@@ -352,7 +352,7 @@ def _chart(services: ApiServices, chart: str) -> flask.Response:
             if control is None:
                 points = list(queries.daily_trend(connection, queries.Scope(group_id=group_id), date_range))
             else:
-                release = control.release(connection, date_range)
+                release = control.release(connection, date_range, group_id)
                 points = control.trend(connection, release, date_range, group_id)
             return charts.svg_response(
                 charts.trend_chart(

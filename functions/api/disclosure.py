@@ -40,7 +40,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from itertools import combinations
 from typing import Any
@@ -97,26 +97,38 @@ class ViewerRefused(RequestRejected):
 
 _ANALYSED = "status = 'analyzed' AND analysis_date BETWEEN :start_date AND :end_date"
 
-# one row per (day, person, group set of a conversation): a group's cell holds the
-# conversations whose group_ids name it, exactly as the aggregator builds it
-_MEMBERSHIPS_SQL = (
-    f"SELECT analysis_date, user_id_hash, {GROUP.values_sql} AS groups FROM conversation_analysis "
-    f"WHERE {_ANALYSED} GROUP BY analysis_date, user_id_hash, {GROUP.values_sql}"
+# per day, one JSON array of [person, group set] pairs: a person's number is local to the
+# query (it only tells people apart), and a group's cell holds the conversations whose
+# group_ids name it, exactly as the aggregator builds it. One text per day keeps the
+# transfer small (a year of a few hundred people is a few hundred rows, not 50 000).
+_MEMBERSHIPS_SQL = f"""
+WITH entries AS (
+    SELECT DISTINCT analysis_date, user_id_hash, {GROUP.values_sql} AS groups
+    FROM conversation_analysis WHERE {_ANALYSED}
+), numbered AS (
+    SELECT analysis_date, dense_rank() OVER (ORDER BY user_id_hash) AS person, groups FROM entries
 )
+SELECT analysis_date, json_agg(json_build_array(person, groups))::text FROM numbered GROUP BY analysis_date
+"""
 
 
 def _value_people_sql(dimension: Dimension) -> str:
-    return (
-        "SELECT analysis_date, split.value, array_agg(DISTINCT user_id_hash) AS people "
-        f"FROM conversation_analysis CROSS JOIN LATERAL unnest({dimension.values_sql}) AS split(value) "
-        f"WHERE {_ANALYSED} AND split.value IS NOT NULL GROUP BY analysis_date, split.value"
-    )
+    """Per (day, value): the people behind it, as a comma-separated list of query-local numbers."""
+    return f"""
+WITH split AS (
+    SELECT analysis_date, value, dense_rank() OVER (ORDER BY user_id_hash) AS person
+    FROM conversation_analysis CROSS JOIN LATERAL unnest({dimension.values_sql}) AS value
+    WHERE {_ANALYSED} AND value IS NOT NULL
+)
+SELECT analysis_date, value, string_agg(DISTINCT person::text, ',') FROM split GROUP BY analysis_date, value
+"""
 
 
 class _People:
     """Counts distinct people behind a set of (person, group set) entries of one day, as bit masks."""
 
     def __init__(self, entries: list[tuple[str, frozenset[str]]]) -> None:
+        """`entries`: the distinct (person, group set of one of their conversations) of the day."""
         self.entries = entries
         self.all = (1 << len(entries)) - 1
         owners: dict[str, int] = {}
@@ -136,6 +148,8 @@ class _People:
 
     def count(self, mask: int) -> int:
         """Distinct people with at least one entry in `mask`."""
+        if not self.multiple:
+            return mask.bit_count()
         return (mask & self.single).bit_count() + sum(1 for owned in self.multiple if owned & mask)
 
     def of(self, group_id: str) -> int:
@@ -203,11 +217,14 @@ class Release:
     active_days: frozenset[date]  # with at least one analysed conversation
     groups: Mapping[date, frozenset[str]]  # released group cells of each released day
     group_active: Mapping[date, frozenset[str]]  # groups with activity that day
+    with_groups: bool  # False: only everyone's days were decided
 
     def scope_days(self, group_id: str | None) -> frozenset[date]:
         """The released days of everyone, or of one group."""
         if group_id is None:
             return self.days
+        if not self.with_groups:
+            raise ValueError("this release was loaded without the group cells")
         return frozenset(day for day, groups in self.groups.items() if group_id in groups)
 
     def withheld_days(self, date_range: DateRange, group_id: str | None = None) -> int:
@@ -233,11 +250,35 @@ def _range_params(date_range: DateRange) -> dict[str, Any]:
     return {"start_date": date_range.start_date, "end_date": date_range.end_date}
 
 
-def load_release(connection: Connection, date_range: DateRange, floor: int) -> Release:
-    """The release decisions for every day of `date_range`."""
+_ACTIVE_PEOPLE_SQL = (
+    "SELECT analysis_date, count(DISTINCT user_id_hash) FROM conversation_analysis "
+    f"WHERE {_ANALYSED} GROUP BY analysis_date"
+)
+
+
+def load_release(connection: Connection, date_range: DateRange, floor: int, *, groups: bool) -> Release:
+    """The release decisions for every day of `date_range`; of the group cells too with `groups`."""
+    if not groups:  # everyone's days need only the number of people per day
+        counts: dict[date, int] = dict(
+            connection.execute(sa.text(_ACTIVE_PEOPLE_SQL), _range_params(date_range)).all()
+        )
+        return Release(
+            floor=floor,
+            days=frozenset(day for day, count in counts.items() if count >= floor),
+            active_days=frozenset(counts),
+            groups={},
+            group_active={},
+            with_groups=False,
+        )
     entries: dict[date, list[tuple[str, frozenset[str]]]] = {}
-    for day, user, groups in connection.execute(sa.text(_MEMBERSHIPS_SQL), _range_params(date_range)):
-        entries.setdefault(day, []).append((user, frozenset(groups or ())))
+    group_sets: dict[tuple[str, ...], frozenset[str]] = {}
+    for day, pairs in connection.execute(sa.text(_MEMBERSHIPS_SQL), _range_params(date_range)):
+        day_entries = entries[day] = []
+        for person, group_ids in json.loads(pairs):
+            key = tuple(group_ids or ())
+            if key not in group_sets:
+                group_sets[key] = frozenset(key)
+            day_entries.append((person, group_sets[key]))
     listed = [group.group_id for group in queries.listed_groups(connection, floor)]
     days: set[date] = set()
     released: dict[date, frozenset[str]] = {}
@@ -254,6 +295,7 @@ def load_release(connection: Connection, date_range: DateRange, floor: int) -> R
         active_days=frozenset(entries),
         groups=released,
         group_active=active,
+        with_groups=True,
     )
 
 
@@ -295,6 +337,7 @@ class Control:
     """Disclosure control at floor k for one request of a controlled role."""
 
     floor: int
+    _releases: dict[tuple[date, date, bool], Release] = field(default_factory=dict, compare=False, repr=False)
 
     # --- what a viewer may ask
 
@@ -315,8 +358,15 @@ class Control:
 
     # --- answers
 
-    def release(self, connection: Connection, date_range: DateRange) -> Release:
-        return load_release(connection, date_range, self.floor)
+    def release(self, connection: Connection, date_range: DateRange, group_id: str | None = None) -> Release:
+        """The release decisions of the range, of the group cells too when a group is asked for.
+
+        Once per request and range: a dashboard page asks for several answers."""
+        groups = group_id is not None
+        key = (date_range.start_date, date_range.end_date, groups)
+        if key not in self._releases:
+            self._releases[key] = load_release(connection, date_range, self.floor, groups=groups)
+        return self._releases[key]
 
     def figures(
         self, connection: Connection, release: Release, date_range: DateRange, group_id: str | None
@@ -355,7 +405,7 @@ class Control:
             sa.text(_value_people_sql(dimension)), _range_params(date_range)
         ):
             if day in release.days:
-                people.setdefault(day, {})[value] = frozenset(who)
+                people.setdefault(day, {})[value] = frozenset(who.split(","))
         shown = {day: _shown_values(values, self.floor) for day, values in people.items()}
         cells: dict[str | None, list[Any]] = {}
         merged: set[str] = set()
@@ -393,7 +443,7 @@ class Control:
         self, connection: Connection, date_range: DateRange
     ) -> tuple[list[GroupRow], DisclosureInfo]:
         """Listed groups over their released days, and Everyone else (people in no released group)."""
-        release = self.release(connection, date_range)
+        release = self.release(connection, date_range, GROUP.name)
         cells = queries.group_day_sums(connection, date_range)
         rows = []
         withheld_cells = 0

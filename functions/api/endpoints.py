@@ -121,7 +121,7 @@ def summary(services: ApiServices, query: SummaryQuery) -> SummaryResponse:
             current = queries.figures(connection, scope, date_range).model_dump()
             before = queries.figures(connection, scope, earlier)
         else:
-            release = control.release(connection, span(earlier, date_range))
+            release = control.release(connection, span(earlier, date_range), query.group)
             trend = control.trend(connection, release, date_range, query.group)
             current = control.figures(connection, release, date_range, query.group).model_dump()
             before = control.figures(connection, release, earlier, query.group)
@@ -160,7 +160,7 @@ def daily_trend(services: ApiServices, query: TrendQuery) -> TrendResponse:
         if control is None:
             points = list(queries.daily_trend(connection, scope, date_range))
         else:
-            release = control.release(connection, date_range)
+            release = control.release(connection, date_range, query.group)
             points = control.trend(connection, release, date_range, query.group)
             info = control.info(release, date_range, query.group)
     return TrendResponse(
