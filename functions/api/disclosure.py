@@ -113,14 +113,12 @@ SELECT analysis_date, json_agg(json_build_array(person, groups))::text FROM numb
 
 
 def _value_people_sql(dimension: Dimension) -> str:
-    """Per (day, value): the people behind it, as a comma-separated list of query-local numbers."""
+    """Per (day, value) of the days `:days`: the people behind it (pseudonyms, comma-separated)."""
     return f"""
-WITH split AS (
-    SELECT analysis_date, value, dense_rank() OVER (ORDER BY user_id_hash) AS person
-    FROM conversation_analysis CROSS JOIN LATERAL unnest({dimension.values_sql}) AS value
-    WHERE {_ANALYSED} AND value IS NOT NULL
-)
-SELECT analysis_date, value, string_agg(DISTINCT person::text, ',') FROM split GROUP BY analysis_date, value
+SELECT analysis_date, value, string_agg(DISTINCT user_id_hash, ',')
+FROM conversation_analysis CROSS JOIN LATERAL unnest({dimension.values_sql}) AS value
+WHERE status = 'analyzed' AND analysis_date = ANY(:days) AND value IS NOT NULL
+GROUP BY analysis_date, value
 """
 
 
@@ -208,6 +206,24 @@ def _shown_values(people: Mapping[str, frozenset[str]], floor: int) -> set[str]:
     return shown
 
 
+def _shown_by_counts(counts: Mapping[str, int], floor: int) -> set[str] | None:
+    """Rule 2 from the people per value alone; None when the remainder's people must be counted.
+
+    The remainder has at least as many people as its largest value and at most their sum:
+    with 0 values, or a largest value of at least `floor`, it is fine; with a sum below
+    `floor` it is too small (merge the smallest shown value); in between it depends on who.
+    """
+    shown = {value for value, count in counts.items() if count >= floor}
+    while shown:
+        rest = [count for value, count in counts.items() if value not in shown]
+        if not rest or max(rest) >= floor:
+            break
+        if sum(rest) >= floor:
+            return None
+        shown.discard(min(shown, key=lambda value: (counts[value], value)))
+    return shown
+
+
 @dataclass(frozen=True)
 class Release:
     """Which day cells of a span of dates a controlled role sees."""
@@ -250,9 +266,10 @@ def _range_params(date_range: DateRange) -> dict[str, Any]:
     return {"start_date": date_range.start_date, "end_date": date_range.end_date}
 
 
+# the aggregator writes one daily_aggregates row per person and day with analysed conversations
 _ACTIVE_PEOPLE_SQL = (
-    "SELECT analysis_date, count(DISTINCT user_id_hash) FROM conversation_analysis "
-    f"WHERE {_ANALYSED} GROUP BY analysis_date"
+    "SELECT analysis_date, count(*) FROM daily_aggregates WHERE user_id_hash IS NOT NULL "
+    "AND analysis_date BETWEEN :start_date AND :end_date GROUP BY analysis_date"
 )
 
 
@@ -400,16 +417,29 @@ class Control:
         if dimension.disclosure != "partition":
             raise ViewerRefused(f"the {dimension.noun} breakdown is for admins")
         release = self.release(connection, date_range)
-        people: dict[date, dict[str, frozenset[str]]] = {}
-        for day, value, who in connection.execute(
-            sa.text(_value_people_sql(dimension)), _range_params(date_range)
-        ):
+        day_sums = queries.dimension_day_sums(connection, dimension, date_range)
+        counts: dict[date, dict[str, int]] = {}
+        for (day, value), row in day_sums.items():
             if day in release.days:
+                counts.setdefault(day, {})[value] = int(row["user_count"])
+        shown: dict[date, set[str]] = {}
+        uncertain = []
+        for day, day_counts in counts.items():
+            decided = _shown_by_counts(day_counts, self.floor)
+            if decided is None:
+                uncertain.append(day)
+            else:
+                shown[day] = decided
+        if uncertain:  # only these days need to know who is behind each value
+            people: dict[date, dict[str, frozenset[str]]] = {}
+            for day, value, who in connection.execute(
+                sa.text(_value_people_sql(dimension)), {"days": uncertain}
+            ):
                 people.setdefault(day, {})[value] = frozenset(who.split(","))
-        shown = {day: _shown_values(values, self.floor) for day, values in people.items()}
+            shown.update({day: _shown_values(values, self.floor) for day, values in people.items()})
         cells: dict[str | None, list[Any]] = {}
         merged: set[str] = set()
-        for (day, value), row in queries.dimension_day_sums(connection, dimension, date_range).items():
+        for (day, value), row in day_sums.items():
             if day not in release.days:
                 continue
             if value in shown.get(day, ()):

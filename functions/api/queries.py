@@ -161,11 +161,11 @@ def daily_sums(connection: Connection, scope: Scope, date_range: DateRange) -> d
 def dimension_day_sums(
     connection: Connection, dimension: Dimension, date_range: DateRange
 ) -> dict[tuple[date, str], RowMapping]:
-    """Everyone's summed columns per (date, value) of a stored dimension."""
+    """Everyone's summed columns per (date, value) of a stored dimension, with its `user_count`."""
     rows = connection.execute(
         sa.text(
-            f"SELECT analysis_date, dimension_value, {_SUMS_SQL} FROM daily_breakdowns "
-            f"WHERE dimension = :dimension AND group_id = '' AND {_DATES} "
+            f"SELECT analysis_date, dimension_value, SUM(user_count)::int AS user_count, {_SUMS_SQL} "
+            f"FROM daily_breakdowns WHERE dimension = :dimension AND group_id = '' AND {_DATES} "
             "GROUP BY analysis_date, dimension_value"
         ),
         {**_range_params(date_range), "dimension": dimension.name},
