@@ -401,8 +401,8 @@ class DisclosureInfo(_Response):
         "them over dates, rows and groups, describes 0 or at least this many people."
     )
     withheld_days: int = Field(
-        description="Dates of the range (and of the previous period, in a summary) with activity "
-        "that add nothing to these figures: fewer people than the floor in the scope that day.",
+        description="Dates of the range with activity that add nothing to these figures: fewer "
+        "people than the floor in the scope that day (a summary's previous period is treated alike).",
         json_schema_extra=_unit("days"),
     )
     withheld_group_days: int = Field(
