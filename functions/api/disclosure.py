@@ -320,15 +320,22 @@ def load_release(connection: Connection, date_range: DateRange, floor: int, *, g
 
 
 def _add(rows: Iterable[Any]) -> dict[str, Any]:
-    """Summed columns of several cells (the same sums the range SQL makes)."""
+    """Summed columns of several cells (the same sums the range SQL makes).
+
+    Any other column holding a list (a set of versions, say) is the union of the cells' lists.
+    """
     total = dict.fromkeys(SUM_COLUMNS, 0)
     counts: Counter[str] = Counter()
+    lists: dict[str, set[Any]] = {}
     for row in rows:
         for column in SUM_COLUMNS:
             total[column] += int(row.get(column) or 0)
         for name, count in (row.get(ESTIMATOR_COUNTS) or {}).items():
             counts[str(name)] += int(count)
-    return {**total, ESTIMATOR_COUNTS: dict(counts)}
+        for column, value in row.items():
+            if isinstance(value, list):
+                lists.setdefault(column, set()).update(value)
+    return {**total, ESTIMATOR_COUNTS: dict(counts), **{key: sorted(found) for key, found in lists.items()}}
 
 
 def _order(row: Figures, name: str) -> tuple[int, int, str]:
