@@ -174,6 +174,8 @@ def _released_groups(people: _People, listed: Iterable[str], floor: int) -> froz
     while released:
         withheld: str | None = None
         for first, second in combinations(sorted(released), 2):
+            if not people.of(first) & people.of(second):
+                continue  # disjoint: the difference holds both, each of at least k people
             if not _fine(people.count(people.of(first) ^ people.of(second)), floor):
                 withheld = smaller(first, second)
                 break
