@@ -483,15 +483,12 @@ class Control:
     ) -> tuple[list[GroupRow], DisclosureInfo]:
         """Listed groups over their released days, and Everyone else (people in no released group)."""
         release = self.release(connection, date_range, GROUP.name)
-        cells = queries.group_day_sums(connection, date_range)
+        sums = queries.group_cell_sums(connection, date_range, release.groups)
         rows = []
         withheld_cells = 0
         for group in queries.listed_groups(connection, self.floor):
-            days = release.scope_days(group.group_id)
             withheld_cells += release.withheld_days(date_range, group.group_id)
-            found = [
-                row for (day, group_id), row in cells.items() if group_id == group.group_id and day in days
-            ]
+            found = [sums[group.group_id]] if group.group_id in sums else []
             rows.append(
                 GroupRow(
                     group_id=group.group_id,

@@ -8,7 +8,8 @@ sums (`confidence_sum`), so figures over a range are exact. Only the CSV export
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -39,7 +40,7 @@ __all__ = [
     "figure_fields",
     "figures",
     "group_breakdown",
-    "group_day_sums",
+    "group_cell_sums",
     "latest_analysis_date",
     "listed_groups",
     "load_group",
@@ -173,16 +174,21 @@ def dimension_day_sums(
     return {(row["analysis_date"], row["dimension_value"]): row for row in rows}
 
 
-def group_day_sums(connection: Connection, date_range: DateRange) -> dict[tuple[date, str], RowMapping]:
-    """Each group's summed columns per (date, group id)."""
+def group_cell_sums(
+    connection: Connection, date_range: DateRange, cells: Mapping[date, Iterable[str]]
+) -> dict[str, RowMapping]:
+    """Each group's summed columns over the given (date, group ids) cells of the range."""
+    chosen = json.dumps({day.isoformat(): sorted(groups) for day, groups in cells.items()})
     rows = connection.execute(
         sa.text(
-            f"SELECT analysis_date, group_id, {_SUMS_SQL} FROM daily_breakdowns "
-            f"WHERE dimension = '{TOTAL}' AND {_DATES} GROUP BY analysis_date, group_id"
+            f"SELECT group_id, {_SUMS_SQL} FROM daily_breakdowns "
+            f"WHERE dimension = '{TOTAL}' AND {_DATES} AND group_id = ANY(ARRAY("
+            "SELECT jsonb_array_elements_text(CAST(:cells AS jsonb) -> analysis_date::text))) "
+            "GROUP BY group_id"
         ),
-        _range_params(date_range),
+        {**_range_params(date_range), "cells": chosen},
     ).mappings()
-    return {(row["analysis_date"], row["group_id"]): row for row in rows}
+    return {row["group_id"]: row for row in rows}
 
 
 def listed_groups(connection: Connection, min_group_size: int) -> list[GroupInfo]:
