@@ -6,7 +6,9 @@
   through the login form): the summary, daily trend, the breakdowns by model, category,
   group and tag, the dashboard page without its per-person panel, CSV link and pipeline
   settings, and the charts; never per-person rows, conversation ids, the CSV export,
-  health details or processing;
+  health details or processing; and every figure under disclosure control
+  (`functions/api/disclosure.py`: no figure, nor a sum or difference of figures, describes
+  fewer than `ANALYTICS_MIN_GROUP_SIZE` people);
 * `feedback`: `ANALYTICS_FEEDBACK_TOKEN`, a bearer token for Open WebUI's Action that may
   call the feedback endpoint and nothing else (no dashboard session).
 
@@ -21,6 +23,7 @@ from typing import Final, Literal
 
 __all__ = [
     "ADMIN_ONLY",
+    "DISCLOSURE_CONTROLLED",
     "FEEDBACK_WRITERS",
     "PUBLIC",
     "READERS",
@@ -47,3 +50,5 @@ FEEDBACK_WRITERS: Final[frozenset[Role]] = frozenset({Role.FEEDBACK, Role.ADMIN}
 """The feedback endpoint: Open WebUI's Action (its dedicated token) and admins."""
 SESSION_ROLES: Final[frozenset[Role]] = frozenset({Role.ADMIN, Role.VIEWER})
 """The roles that can sign in to the dashboard (and so hold a session cookie)."""
+DISCLOSURE_CONTROLLED: Final[frozenset[Role]] = frozenset({Role.VIEWER})
+"""Roles whose figures pass disclosure control (functions/api/disclosure.py); admins see raw figures."""

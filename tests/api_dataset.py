@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 
 from functions.aggregates import recompute_dates
 
-__all__ = ["Dataset", "pseudonym", "seed", "sums"]
+__all__ = ["Dataset", "analysis_row", "insert", "pseudonym", "seed", "sums"]
 
 ZONE = ZoneInfo("Europe/Budapest")
 TODAY = date(2026, 6, 15)
@@ -119,8 +119,16 @@ def _unsuccessful(row: dict[str, Any]) -> bool:
     return bool(row.get("rated_down") or row.get("confirmed_no_help"))
 
 
-def _analysis(rng: random.Random, number: int, day: date, user: str, status: str) -> dict[str, Any]:
-    groups = sorted(group_id for group_id, (_, members) in GROUPS.items() if user in members)
+def analysis_row(
+    rng: random.Random,
+    number: int,
+    day: date,
+    user: str,
+    status: str,
+    groups_by_id: dict[str, tuple[str, list[str]]] = GROUPS,
+) -> dict[str, Any]:
+    """One `conversation_analysis` row as the analyzer writes it (random figures from `rng`)."""
+    groups = sorted(group_id for group_id, (_, members) in groups_by_id.items() if user in members)
     start = datetime.combine(day, time(8), ZONE) + timedelta(minutes=rng.randint(0, 600))
     row: dict[str, Any] = {
         "conversation_id": f"chat-{number:04d}",
@@ -178,7 +186,7 @@ def seed(engine: Engine, today: date = TODAY, *, conversations: int = 240) -> Da
     for number in range(conversations):
         day = today - timedelta(days=rng.randint(0, 70))
         status = rng.choices(("analyzed", "skipped", "failed"), weights=(10, 1, 1))[0]
-        dataset.analyses.append(_analysis(rng, number, day, rng.choice(USERS), status))
+        dataset.analyses.append(analysis_row(rng, number, day, rng.choice(USERS), status))
     hostile = dataset.analysed[0]
     hostile["conversation_id"] = HOSTILE_CONVERSATION_ID
     hostile["primary_model"] = HOSTILE_MODEL
@@ -189,9 +197,15 @@ def seed(engine: Engine, today: date = TODAY, *, conversations: int = 240) -> Da
     hostile["last_message_at"] = hostile["first_message_at"] + timedelta(
         minutes=hostile["total_duration_minutes"]
     )
-    columns = sorted({key for row in dataset.analyses for key in row})
+    insert(engine, dataset.analyses, GROUPS)
+    return dataset
+
+
+def insert(engine: Engine, analyses: list[dict[str, Any]], groups: dict[str, tuple[str, list[str]]]) -> None:
+    """Insert groups, members and analyses, then aggregate every date with an analysed row."""
+    columns = sorted({key for row in analyses for key in row})
     with engine.begin() as connection:
-        for group_id, (name, members) in GROUPS.items():
+        for group_id, (name, members) in groups.items():
             connection.execute(
                 sa.text("INSERT INTO user_groups (group_id, name, member_count) VALUES (:g, :n, :c)"),
                 {"g": group_id, "n": name, "c": len(members)},
@@ -205,7 +219,6 @@ def seed(engine: Engine, today: date = TODAY, *, conversations: int = 240) -> Da
                 f"INSERT INTO conversation_analysis ({', '.join(columns)}) "
                 f"VALUES ({', '.join(':' + column for column in columns)})"
             ),
-            [{column: row.get(column) for column in columns} for row in dataset.analyses],
+            [{column: row.get(column) for column in columns} for row in analyses],
         )
-        recompute_dates(connection, {row["analysis_date"] for row in dataset.analysed})
-    return dataset
+        recompute_dates(connection, {row["analysis_date"] for row in analyses if row["status"] == "analyzed"})

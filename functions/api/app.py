@@ -21,6 +21,7 @@ from werkzeug.exceptions import HTTPException
 
 from functions.api import calibration_views, dashboard, endpoints, feedback, report
 from functions.api.access_log import install_access_log
+from functions.api.disclosure import OPENAPI_NOTE
 from functions.api.openapi import build_openapi
 from functions.api.schemas import (
     BreakdownQuery,
@@ -126,7 +127,7 @@ ROUTES: tuple[Route, ...] = (
         summary="Totals over a range, with the previous period and a daily trend",
         description="Time saved, conversations, averages and confidence over the range, each with "
         "its low–high band and the estimators behind it; the same figures for the period of equal "
-        "length just before; one point per day. Read from the daily aggregates only.",
+        "length just before; one point per day. Read from the daily aggregates only." + OPENAPI_NOTE,
     ),
     _api(
         "/daily-trend",
@@ -137,7 +138,7 @@ ROUTES: tuple[Route, ...] = (
         response=TrendResponse,
         summary="One point per local date of the range",
         description="Every date of the range, zero where nothing was analysed, in the list envelope "
-        "(`range`, `group`, `dimension`: `date`, `rows`). Time figures are in minutes.",
+        "(`range`, `group`, `dimension`: `date`, `rows`). Time figures are in minutes." + OPENAPI_NOTE,
     ),
     _api(
         "/user-breakdown",
@@ -159,7 +160,7 @@ ROUTES: tuple[Route, ...] = (
             query=BreakdownQuery,
             response=BreakdownResponse,
             summary=dimension.title,
-            description=dimension.description,
+            description=dimension.description + (OPENAPI_NOTE if dimension.disclosure == "partition" else ""),
         )
         for dimension in STORED_DIMENSIONS
     ),
@@ -171,7 +172,7 @@ ROUTES: tuple[Route, ...] = (
         query=RangeQuery,
         response=GroupBreakdownResponse,
         summary="Time saved per Open WebUI group",
-        description=GROUP.description,
+        description=GROUP.description + OPENAPI_NOTE,
     ),
     _api(
         "/export/csv",

@@ -33,7 +33,7 @@ import flask
 import pygal
 from pygal.style import Style
 
-from functions.api.schemas import DailyPoint, Figures
+from functions.api.schemas import DailyPoint, Figures, WithheldPoint
 from shared.config import Settings
 from shared.errors import AnalyticsError
 
@@ -201,13 +201,18 @@ def _hours(minutes: float) -> float:
     return round(minutes / 60, 2)
 
 
+def _point_hours(point: DailyPoint | WithheldPoint, field: str) -> float | None:
+    minutes = getattr(point, field, None)
+    return None if minutes is None else _hours(minutes)
+
+
 def _label_step(count: int, labels: int = 8) -> int:
     """Every how many days a date label is printed, so about `labels` fit."""
     return max(1, round(count / labels))
 
 
 def trend_chart(
-    points: Sequence[DailyPoint],
+    points: Sequence[DailyPoint | WithheldPoint],
     *,
     width: int = 960,
     height: int = 320,
@@ -228,13 +233,16 @@ def trend_chart(
         x_label_rotation=0,
     )
     chart.x_labels = [point.analysis_date.strftime("%d %b") for point in points]
-    if not any(point.conversation_count for point in points):
+    if not any(getattr(point, "conversation_count", None) for point in points):
         return _render(chart, budget_seconds)  # pygal prints no_data_text for an empty chart
     # The band: the high series filled in the band colour, then the low series filled
     # in the background colour over it, leaving the low–high area shaded.
-    chart.add("High estimate", [_hours(p.total_time_saved_high) for p in points], fill=True)
-    chart.add("Low estimate", [_hours(p.total_time_saved_low) for p in points], fill=True)
-    chart.add("Most likely", [_hours(p.total_time_saved) for p in points], stroke_style={"width": 2.5})
+    # a withheld date (the viewer role's disclosure control) is a gap in every line
+    chart.add("High estimate", [_point_hours(p, "total_time_saved_high") for p in points], fill=True)
+    chart.add("Low estimate", [_point_hours(p, "total_time_saved_low") for p in points], fill=True)
+    chart.add(
+        "Most likely", [_point_hours(p, "total_time_saved") for p in points], stroke_style={"width": 2.5}
+    )
     return _render(chart, budget_seconds)
 
 

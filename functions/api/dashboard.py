@@ -17,8 +17,8 @@ import flask
 from pydantic import ValidationError
 from werkzeug.wrappers import Response
 
-from functions.api import calibration_views, charts, queries
-from functions.api.endpoints import checked_group, previous_range
+from functions.api import calibration_views, charts, disclosure, queries
+from functions.api.endpoints import checked_group, previous_range, span
 from functions.api.health import health_report
 from functions.api.schemas import (
     BreakdownQuery,
@@ -241,24 +241,48 @@ def dashboard_page(services: ApiServices) -> flask.Response:
             error = str(exc)
         group_id = group.group_id if group else None
         scope = queries.Scope(group_id=group_id)
-        current = queries.figures(connection, scope, date_range)
-        previous = queries.figures(connection, scope, earlier)
-        trend = queries.daily_trend(connection, scope, date_range)
-        users = (
-            queries.user_breakdown(connection, date_range, limit=_TOP_USERS, group_id=group_id)
-            if is_admin
-            else []
-        )
-        # overlapping dimensions (people's own labels) are shown to admins only, like their routes
-        panels = [
-            Panel(d, queries.dimension_breakdown(connection, d, date_range, group_id=group_id))
-            for d in STORED_DIMENSIONS
-            if is_admin or d.disclosure == "partition"
-        ]
         groups, hidden_groups = queries.group_breakdown(
             connection, date_range, min_group_size=settings.min_group_size
         )
-        note = calibration_note(connection, current)
+        control = disclosure.control_for(settings.min_group_size)
+        note: str | None = None  # what the disclosure control withheld, for a viewer
+        trend: list[Any]
+        if control is None:
+            current = queries.figures(connection, scope, date_range)
+            previous = queries.figures(connection, scope, earlier)
+            trend = list(queries.daily_trend(connection, scope, date_range))
+            users = (
+                queries.user_breakdown(connection, date_range, limit=_TOP_USERS, group_id=group_id)
+                if is_admin
+                else []
+            )
+            # overlapping dimensions (people's own labels) are shown to admins only, like their routes
+            panels = [
+                Panel(d, queries.dimension_breakdown(connection, d, date_range, group_id=group_id))
+                for d in STORED_DIMENSIONS
+                if is_admin or d.disclosure == "partition"
+            ]
+        else:
+            release = control.release(connection, span(earlier, date_range), group_id)
+            current = control.figures(connection, release, date_range, group_id)
+            previous = control.figures(connection, release, earlier, group_id)
+            trend = control.trend(connection, release, date_range, group_id)
+            users = []
+            panels, merged = [], 0
+            if group_id is None:  # a viewer sees breakdowns of everyone only
+                for d in STORED_DIMENSIONS:
+                    if d.disclosure == "partition":
+                        rows, info = control.dimension_breakdown(connection, d, date_range)
+                        panels.append(Panel(d, rows))
+                        merged += info.merged_values
+            groups, group_info = control.group_breakdown(connection, date_range)
+            note = disclosure.viewer_note(
+                control.floor,
+                withheld_days=release.withheld_days(date_range, group_id),
+                merged_values=merged,
+                withheld_group_days=group_info.withheld_group_days,
+            )
+        calibrated = calibration_note(connection, current)
     ends_yesterday = date_range.end_date == services.today() - timedelta(days=1)
     preset = date_range.days if ends_yesterday and date_range.days in PRESET_DAYS else None
     query_string = _query_string(date_range, group_id, preset=preset)
@@ -278,7 +302,12 @@ def dashboard_page(services: ApiServices) -> flask.Response:
         ],
         group=group,
         groups=groups,
-        group_rows=[(row, _query_string(date_range, row.group_id, preset=preset)) for row in groups],
+        group_rows=[
+            (row, _query_string(date_range, row.group_id, preset=preset) if row.group_id else None)
+            for row in groups
+        ],
+        disclosure_note=note,
+        viewer_group_breakdowns=not is_admin and group_id is not None,
         hidden_groups=hidden_groups,
         current=current,
         previous=previous,
@@ -292,7 +321,7 @@ def dashboard_page(services: ApiServices) -> flask.Response:
         csrf_token=csrf,
         today=services.today(),
         calibration=calibration_views.dashboard_report(services) if is_admin else None,
-        calibration_note=note,
+        calibration_note=calibrated,
     )
 
 
@@ -318,8 +347,14 @@ def _chart(services: ApiServices, chart: str) -> flask.Response:
     with services.engine.connect() as connection:
         group = checked_group(connection, services, filters.query.group)
         group_id = group.group_id if group else None
+        control = disclosure.control_for(services.settings.min_group_size)
         if chart == TREND_CHART:
-            points = queries.daily_trend(connection, queries.Scope(group_id=group_id), date_range)
+            points: list[Any]
+            if control is None:
+                points = list(queries.daily_trend(connection, queries.Scope(group_id=group_id), date_range))
+            else:
+                release = control.release(connection, date_range, group_id)
+                points = control.trend(connection, release, date_range, group_id)
             return charts.svg_response(
                 charts.trend_chart(
                     points,
@@ -332,13 +367,21 @@ def _chart(services: ApiServices, chart: str) -> flask.Response:
         if split is not GROUP and split.disclosure != "partition" and _role() is not Role.ADMIN:
             raise AuthenticationFailed(f"the {split.noun} chart is for admins", status_code=403)
         if split is GROUP:
-            shown, _ = queries.group_breakdown(
-                connection, date_range, min_group_size=services.settings.min_group_size
-            )
+            if control is None:
+                shown, _ = queries.group_breakdown(
+                    connection, date_range, min_group_size=services.settings.min_group_size
+                )
+            else:
+                shown, _info = control.group_breakdown(connection, date_range)
             labels, rows = [row.name for row in shown], list(shown)
         else:
-            found = queries.dimension_breakdown(connection, split, date_range, group_id=group_id)
-            labels, rows = [row.value for row in found], list(found)
+            if control is None:
+                found = queries.dimension_breakdown(connection, split, date_range, group_id=group_id)
+            else:
+                control.check_breakdown(group_id)
+                found, _info = control.dimension_breakdown(connection, split, date_range)
+            labels = [disclosure.EVERYONE_ELSE if row.value is None else row.value for row in found]
+            rows = list(found)
     return charts.svg_response(
         charts.breakdown_chart(
             labels,

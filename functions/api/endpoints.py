@@ -13,7 +13,7 @@ from typing import Any
 import flask
 from sqlalchemy.engine import Connection
 
-from functions.api import queries
+from functions.api import disclosure, queries
 from functions.api.csv_export import stream_csv
 from functions.api.health import health_report
 from functions.api.schemas import (
@@ -50,6 +50,7 @@ __all__ = [
     "group_breakdown",
     "health",
     "previous_range",
+    "span",
     "summary",
     "trigger_processing",
     "user_breakdown",
@@ -97,16 +98,34 @@ def _scope(query: SummaryQuery) -> queries.Scope:
     )
 
 
+def span(first: DateRange, last: DateRange) -> DateRange:
+    """The dates from the start of `first` to the end of `last`."""
+    days = (last.end_date - first.start_date).days + 1
+    return DateRange(start_date=first.start_date, end_date=last.end_date, days=days)
+
+
 def summary(services: ApiServices, query: SummaryQuery) -> SummaryResponse:
     query.check_scope()
+    control = disclosure.control_for(services.settings.min_group_size)
+    if control is not None:
+        control.check_summary(query)
     date_range = query.date_range(services.today())
     earlier = previous_range(date_range)
+    info = None
     with services.engine.connect() as connection:
         group = checked_group(connection, services, query.group)
         scope = _scope(query)
-        trend = queries.daily_trend(connection, scope, date_range)
-        current = queries.figures(connection, scope, date_range).model_dump()
-        before = queries.figures(connection, scope, earlier)
+        trend: list[Any]
+        if control is None:
+            trend = list(queries.daily_trend(connection, scope, date_range))
+            current = queries.figures(connection, scope, date_range).model_dump()
+            before = queries.figures(connection, scope, earlier)
+        else:
+            release = control.release(connection, span(earlier, date_range), query.group)
+            trend = control.trend(connection, release, date_range, query.group)
+            current = control.figures(connection, release, date_range, query.group).model_dump()
+            before = control.figures(connection, release, earlier, query.group)
+            info = control.info(release, date_range, query.group)
     return SummaryResponse(
         **current,
         range=date_range,
@@ -123,16 +142,27 @@ def summary(services: ApiServices, query: SummaryQuery) -> SummaryResponse:
             conversation_change_pct=_change_pct(current["conversation_count"], before.conversation_count),
         ),
         daily_trend=trend,
+        disclosure=info,
     )
 
 
 def daily_trend(services: ApiServices, query: TrendQuery) -> TrendResponse:
     query.check_scope()
+    control = disclosure.control_for(services.settings.min_group_size)
+    if control is not None:
+        control.check_summary(query)
     date_range = query.date_range(services.today())
     scope = _scope(query)
+    info = None
     with services.engine.connect() as connection:
         group = checked_group(connection, services, query.group)
-        points = queries.daily_trend(connection, scope, date_range)
+        points: list[Any]
+        if control is None:
+            points = list(queries.daily_trend(connection, scope, date_range))
+        else:
+            release = control.release(connection, date_range, query.group)
+            points = control.trend(connection, release, date_range, query.group)
+            info = control.info(release, date_range, query.group)
     return TrendResponse(
         range=date_range,
         timezone=services.settings.timezone,
@@ -140,6 +170,7 @@ def daily_trend(services: ApiServices, query: TrendQuery) -> TrendResponse:
         user_id_hash=query.user_id_hash,
         filter=_applied_filter(scope),
         rows=points,
+        disclosure=info,
     )
 
 
@@ -157,16 +188,24 @@ def dimension_breakdown(dimension: Dimension) -> Callable[[ApiServices, Breakdow
     """The handler of `dimension`'s breakdown route."""
 
     def handler(services: ApiServices, query: BreakdownQuery) -> BreakdownResponse:
+        control = disclosure.control_for(services.settings.min_group_size)
+        if control is not None:
+            control.check_breakdown(query.group)
         date_range = query.date_range(services.today())
+        info = None
         with services.engine.connect() as connection:
             group = checked_group(connection, services, query.group)
-            rows = queries.dimension_breakdown(connection, dimension, date_range, group_id=query.group)
+            if control is None:
+                rows = queries.dimension_breakdown(connection, dimension, date_range, group_id=query.group)
+            else:
+                rows, info = control.dimension_breakdown(connection, dimension, date_range)
         return BreakdownResponse(
             range=date_range,
             timezone=services.settings.timezone,
             group=group,
             dimension=dimension.name,
             rows=rows,
+            disclosure=info,
         )
 
     handler.__name__ = f"{dimension.name}_breakdown"
@@ -176,8 +215,12 @@ def dimension_breakdown(dimension: Dimension) -> Callable[[ApiServices, Breakdow
 def group_breakdown(services: ApiServices, query: RangeQuery) -> GroupBreakdownResponse:
     date_range = query.date_range(services.today())
     minimum = services.settings.min_group_size
+    control = disclosure.control_for(minimum)
+    info = None
     with services.engine.connect() as connection:
         rows, hidden = queries.group_breakdown(connection, date_range, min_group_size=minimum)
+        if control is not None:
+            rows, info = control.group_breakdown(connection, date_range)
     return GroupBreakdownResponse(
         range=date_range,
         timezone=services.settings.timezone,
@@ -185,6 +228,7 @@ def group_breakdown(services: ApiServices, query: RangeQuery) -> GroupBreakdownR
         min_group_size=minimum,
         hidden_group_count=hidden,
         rows=rows,
+        disclosure=info,
     )
 
 

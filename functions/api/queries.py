@@ -8,7 +8,8 @@ sums (`confidence_sum`), so figures over a range are exact. Only the CSV export
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -33,11 +34,16 @@ from shared.config import EstimatorKind, get_settings
 
 __all__ = [
     "Scope",
+    "daily_sums",
     "daily_trend",
     "dimension_breakdown",
+    "dimension_day_sums",
+    "figure_fields",
     "figures",
     "group_breakdown",
+    "group_cell_sums",
     "latest_analysis_date",
+    "listed_groups",
     "load_group",
     "user_breakdown",
 ]
@@ -101,7 +107,7 @@ def _estimator(counts: Mapping[str, int]) -> str:
     return used[0] if used else "none"
 
 
-def _figures(row: RowMapping | Mapping[str, Any]) -> dict[str, Any]:
+def figure_fields(row: RowMapping | Mapping[str, Any]) -> dict[str, Any]:
     """Figures fields from a row of summed columns."""
     values = {column: int(row.get(column) or 0) for column in SUM_COLUMNS}
     count = values["conversation_count"]
@@ -144,22 +150,71 @@ def figures(connection: Connection, scope: Scope, date_range: DateRange) -> Figu
         .mappings()
         .one()
     )
-    return Figures(**_figures(row))
+    return Figures(**figure_fields(row))
 
 
-def daily_trend(connection: Connection, scope: Scope, date_range: DateRange) -> list[DailyPoint]:
-    """One point per date of the range; dates without analyses are zero points."""
+def daily_sums(connection: Connection, scope: Scope, date_range: DateRange) -> dict[date, RowMapping]:
+    """The summed columns of `scope` per date of the range that has rows."""
     source, params = scope.source()
     rows = connection.execute(
         sa.text(f"SELECT analysis_date, {_SUMS_SQL} {source} AND {_DATES} GROUP BY analysis_date"),
         {**params, **_range_params(date_range)},
     ).mappings()
-    by_date = {row["analysis_date"]: row for row in rows}
+    return {row["analysis_date"]: row for row in rows}
+
+
+def dimension_day_sums(
+    connection: Connection, dimension: Dimension, date_range: DateRange
+) -> dict[tuple[date, str], RowMapping]:
+    """Everyone's summed columns per (date, value) of a stored dimension, with its `user_count`."""
+    rows = connection.execute(
+        sa.text(
+            f"SELECT analysis_date, dimension_value, SUM(user_count)::int AS user_count, {_SUMS_SQL} "
+            f"FROM daily_breakdowns WHERE dimension = :dimension AND group_id = '' AND {_DATES} "
+            "GROUP BY analysis_date, dimension_value"
+        ),
+        {**_range_params(date_range), "dimension": dimension.name},
+    ).mappings()
+    return {(row["analysis_date"], row["dimension_value"]): row for row in rows}
+
+
+def group_cell_sums(
+    connection: Connection, date_range: DateRange, cells: Mapping[date, Iterable[str]]
+) -> dict[str, RowMapping]:
+    """Each group's summed columns over the given (date, group ids) cells of the range."""
+    chosen = json.dumps({day.isoformat(): sorted(groups) for day, groups in cells.items()})
+    rows = connection.execute(
+        sa.text(
+            f"SELECT group_id, {_SUMS_SQL} FROM daily_breakdowns "
+            f"WHERE dimension = '{TOTAL}' AND {_DATES} AND group_id = ANY(ARRAY("
+            "SELECT jsonb_array_elements_text(CAST(:cells AS jsonb) -> analysis_date::text))) "
+            "GROUP BY group_id"
+        ),
+        {**_range_params(date_range), "cells": chosen},
+    ).mappings()
+    return {row["group_id"]: row for row in rows}
+
+
+def listed_groups(connection: Connection, min_group_size: int) -> list[GroupInfo]:
+    """The groups large enough to show, by name."""
+    rows = connection.execute(
+        sa.text(
+            "SELECT group_id, name, member_count FROM user_groups "
+            "WHERE member_count >= :min_group_size ORDER BY name, group_id"
+        ),
+        {"min_group_size": min_group_size},
+    ).mappings()
+    return [GroupInfo(**row) for row in rows]
+
+
+def daily_trend(connection: Connection, scope: Scope, date_range: DateRange) -> list[DailyPoint]:
+    """One point per date of the range; dates without analyses are zero points."""
+    by_date = daily_sums(connection, scope, date_range)
     empty: dict[str, Any] = {}
     points = []
     for offset in range(date_range.days):
         day = date_range.start_date + timedelta(days=offset)
-        points.append(DailyPoint(analysis_date=day, **_figures(by_date.get(day, empty))))
+        points.append(DailyPoint(analysis_date=day, **figure_fields(by_date.get(day, empty))))
     return points
 
 
@@ -184,7 +239,7 @@ def user_breakdown(
         {**_range_params(date_range), "limit": limit, "group_id": group_id},
     ).mappings()
     return [
-        UserRow(user_id_hash=row["user_id_hash"], active_days=int(row["active_days"]), **_figures(row))
+        UserRow(user_id_hash=row["user_id_hash"], active_days=int(row["active_days"]), **figure_fields(row))
         for row in rows
     ]
 
@@ -206,7 +261,7 @@ def dimension_breakdown(
         ),
         {**_range_params(date_range), "dimension": dimension.name, "group_id": group_id or ""},
     ).mappings()
-    return [DimensionRow(value=row["dimension_value"], **_figures(row)) for row in rows]
+    return [DimensionRow(value=row["dimension_value"], **figure_fields(row)) for row in rows]
 
 
 def group_breakdown(
@@ -227,7 +282,7 @@ def group_breakdown(
     ).mappings()
     shown = [
         GroupRow(
-            group_id=row["group_id"], name=row["name"], member_count=row["member_count"], **_figures(row)
+            group_id=row["group_id"], name=row["name"], member_count=row["member_count"], **figure_fields(row)
         )
         for row in rows
     ]

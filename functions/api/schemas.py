@@ -30,6 +30,7 @@ __all__ = [
     "DateRange",
     "DimensionFilter",
     "DimensionRow",
+    "DisclosureInfo",
     "ErrorResponse",
     "EstimatorLabel",
     "ExportQuery",
@@ -58,6 +59,7 @@ __all__ = [
     "UserBreakdownQuery",
     "UserBreakdownResponse",
     "UserRow",
+    "WithheldPoint",
 ]
 
 _METRICS = {metric.column: metric for metric in METRICS}
@@ -368,6 +370,53 @@ class DailyPoint(Figures):
     analysis_date: date = Field(description="Local date the conversations are attributed to.")
 
 
+def _viewer_only(description: str, default: Any = None) -> Any:
+    """A field only disclosure-controlled answers (the viewer role) carry; absent when None."""
+    return Field(default, description=description, exclude_if=lambda value: value is None)
+
+
+if TYPE_CHECKING:
+
+    class WithheldPoint(_Response):
+        analysis_date: date
+        withheld: Literal[True] = True
+
+else:
+    WithheldPoint = create_model(
+        "WithheldPoint",
+        __base__=_Response,
+        __doc__="A date the viewer role does not see: fewer people than the minimum group size "
+        "were active in the scope that day. Every figure is null.",
+        analysis_date=(date, Field(description="Local date that was withheld.")),
+        withheld=(Literal[True], Field(True, description="Always true: this date's figures are withheld.")),
+        **{name: (None, Field(None, description="Withheld.")) for name in Figures.model_fields},
+    )
+
+
+class DisclosureInfo(_Response):
+    """What disclosure control withheld from this answer (the viewer role only)."""
+
+    floor: int = Field(
+        description="The minimum group size: every figure shown, and every sum or difference of "
+        "them over dates, rows and groups, describes 0 or at least this many people."
+    )
+    withheld_days: int = Field(
+        description="Dates of the range with activity that add nothing to these figures: fewer "
+        "people than the floor in the scope that day (a summary's previous period is treated alike).",
+        json_schema_extra=_unit("days"),
+    )
+    withheld_group_days: int = Field(
+        0,
+        description="Group-breakdown: group-days left out of their group's row (they count in "
+        "Everyone else), so that no difference of groups singles out fewer people than the floor.",
+    )
+    merged_values: int = Field(
+        0,
+        description="Values merged into the Everyone else row on at least one date (too few "
+        "people behind them that day).",
+    )
+
+
 class GroupInfo(_Response):
     group_id: str
     name: str
@@ -415,7 +464,10 @@ class SummaryResponse(Figures):
         json_schema_extra=_unit("percent"),
     )
     previous_period: PeriodComparison
-    daily_trend: list[DailyPoint] = Field(description="One point per local date of the range.")
+    daily_trend: list[DailyPoint | WithheldPoint] = Field(
+        description="One point per local date of the range (a withheld point for the viewer role)."
+    )
+    disclosure: DisclosureInfo | None = _viewer_only("What was withheld (the viewer role only).")
 
 
 class ListResponse(_Response):
@@ -433,7 +485,10 @@ class TrendResponse(ListResponse):
     dimension: Literal["date"] = "date"
     user_id_hash: str | None = Field(description="The user filter, if any.")
     filter: DimensionFilter | None = Field(description="The dimension filter (`model`, `tag`, ...), if any.")
-    rows: list[DailyPoint] = Field(description="One point per local date of the range, oldest first.")
+    rows: list[DailyPoint | WithheldPoint] = Field(
+        description="One point per local date of the range, oldest first (withheld points for the viewer role)."
+    )
+    disclosure: DisclosureInfo | None = _viewer_only("What was withheld (the viewer role only).")
 
 
 class UserRow(Figures):
@@ -451,7 +506,14 @@ class UserBreakdownResponse(ListResponse):
 
 
 class DimensionRow(Figures):
-    value: str = Field(description="The dimension's value: the model id, task category, tag, ...")
+    value: str | None = Field(
+        description="The dimension's value: the model id, task category, tag, ...; null for the "
+        "viewer role's Everyone else row."
+    )
+    merged: bool | None = _viewer_only(
+        "True on the Everyone else row of the viewer role: the values with too few people behind them."
+    )
+    merged_values: int | None = _viewer_only("How many values the Everyone else row holds.")
 
 
 class BreakdownResponse(ListResponse):
@@ -459,20 +521,30 @@ class BreakdownResponse(ListResponse):
         description="Which dimension the rows split by.",
         json_schema_extra={"enum": [d.name for d in STORED_DIMENSIONS]},
     )
-    rows: list[DimensionRow] = Field(description="Most time saved first.")
+    rows: list[DimensionRow] = Field(
+        description="Most time saved first (the viewer role's Everyone else row last)."
+    )
+    disclosure: DisclosureInfo | None = _viewer_only("What was withheld (the viewer role only).")
 
 
 class GroupRow(Figures):
-    group_id: str
+    group_id: str | None = Field(description="Open WebUI group id; null on the Everyone else row.")
     name: str
-    member_count: int
+    member_count: int | None = Field(description="Members; null on the Everyone else row.")
+    merged: bool | None = _viewer_only(
+        "True on the Everyone else row of the viewer role: people in none of the groups shown that day."
+    )
 
 
 class GroupBreakdownResponse(ListResponse):
     dimension: Literal["group"] = "group"
     min_group_size: int = Field(description="Groups with fewer members are not shown.")
     hidden_group_count: int = Field(description="Groups left out because they are too small.")
-    rows: list[GroupRow] = Field(description="Every group large enough to show, most time saved first.")
+    rows: list[GroupRow] = Field(
+        description="Every group large enough to show, most time saved first (the viewer role's "
+        "Everyone else row last)."
+    )
+    disclosure: DisclosureInfo | None = _viewer_only("What was withheld (the viewer role only).")
 
 
 class RunInfo(_Response):
