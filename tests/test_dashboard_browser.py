@@ -223,3 +223,48 @@ def test_demo_dashboard_at_desktop_and_phone_width(demo_server: str, page: Any) 
         SCREENSHOTS.mkdir(exist_ok=True)
         shutil.copyfile(desktop, SCREENSHOTS / "dashboard.png")
         shutil.copyfile(phone, SCREENSHOTS / "dashboard-phone.png")
+
+
+def test_the_calibration_panel_in_the_browser(analytics_engine: Engine, page: Any) -> None:
+    """People's own answers against the estimates: the admin's panel, its figures and its scatter chart."""
+    import random
+
+    from tests.ground_truth_support import add_analysis, add_confirmation
+
+    seed(analytics_engine)
+    rng = random.Random(7)
+    for index in range(24):  # coding: people say about 1.6 × the estimate; writing: too few answers
+        category = "coding" if index < 20 else "writing"
+        most_likely = rng.randint(15, 240)
+        conversation = f"calibrated-{index}"
+        add_analysis(
+            analytics_engine,
+            conversation,
+            user_id_hash=f"{index:064x}",
+            most_likely=most_likely,
+            low=most_likely // 2,
+            high=most_likely * 2,
+            category=category,
+            day=TODAY - timedelta(days=2),
+        )
+        confirmed = max(1, round(most_likely * 1.6 * rng.lognormvariate(0, 0.25)))
+        add_confirmation(analytics_engine, conversation, f"{index:064x}", confirmed_minutes=confirmed)
+    services = ApiServices(get_settings(), clock=lambda: datetime.combine(TODAY, time(12), ZONE))
+    with serve_wsgi(create_app(services=services)) as url:
+        page.goto(url + "/login")
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit]")
+        panel = page.locator("#calibration")
+        playwright_api.expect(panel).to_contain_text("24 answers, 24 compared with an estimate")
+        table = page.locator("#calibration-table")
+        playwright_api.expect(table).to_contain_text("Coding")
+        coding = table.locator("tr", has_text="Coding").first.inner_text()
+        bias = re.search(r"×(\d+\.\d+)", coding)
+        assert bias is not None and 1.3 < float(bias.group(1)) < 1.9, coding
+        playwright_api.expect(table.locator("tr", has_text="Writing").first).to_contain_text(
+            "not enough confirmations (4 of 20)"
+        )
+        panel.scroll_into_view_if_needed()
+        page.wait_for_function("() => document.querySelector('#calibration-chart').complete")
+        assert page.evaluate("() => document.querySelector('#calibration-chart').naturalWidth") > 0
+        panel.screenshot(path=str(ARTIFACTS / "dashboard-calibration.png"))
