@@ -1,8 +1,9 @@
 """Calibrated figures: versioned calibrations computed from the confirmations, and which date uses which.
 
-A calibration is, per task category, a **bias factor** (the median of confirmed ÷ most
-likely minutes, `calibration_stats.ratio_quartiles`) and a **band** (the first and third
-quartiles of that ratio), from the categories with at least
+A calibration is, per estimator (`llm`, `heuristic`: they err differently) and task
+category, a **bias factor** (the median of confirmed ÷ most likely minutes,
+`calibration_stats.ratio_quartiles`) and a **band** (the first and third quartiles of
+that ratio), from the (estimator, category) pairs with at least
 `ANALYTICS_CALIBRATION_MIN_CONFIRMATIONS` confirmations; other categories keep their raw
 figures (factor 1, not calibrated). A conversation's calibrated minutes by hand are its
 most likely × the factor (low and high: most likely × the quartiles); its calibrated time
@@ -64,8 +65,9 @@ _ONE = Decimal(1)
 
 @dataclass(frozen=True, slots=True)
 class CategoryFactor:
-    """One task category of a calibration: its factor and band, or 1 when not calibrated."""
+    """One estimator's task category in a calibration: its factor and band, or 1 when not calibrated."""
 
+    estimator: str
     task_category: str
     confirmations: int
     calibrated: bool
@@ -87,7 +89,13 @@ class CalibrationVersion:
 
     @property
     def calibrated_categories(self) -> tuple[str, ...]:
-        return tuple(f.task_category for f in self.factors if f.calibrated)
+        """`category` (or `estimator: category` when the version covers several estimators)."""
+        several = len({f.estimator for f in self.factors}) > 1
+        return tuple(
+            f"{f.estimator}: {f.task_category}" if several else f.task_category
+            for f in self.factors
+            if f.calibrated
+        )
 
 
 def _rounded(value: float) -> Decimal:
@@ -95,30 +103,41 @@ def _rounded(value: float) -> Decimal:
 
 
 def category_factors(pairs: Sequence[LabelledPair], *, minimum: int) -> list[CategoryFactor]:
-    """The factor and band of every category the pairs cover (calibrated from `minimum` pairs on)."""
-    by_category: dict[str, list[LabelledPair]] = defaultdict(list)
+    """The factor and band of every (estimator, category) the pairs cover, calibrated from `minimum` pairs.
+
+    Per estimator, because a language model and the heuristic err differently: answers about
+    one never correct the other's figures.
+    """
+    by_key: dict[tuple[str, str], list[LabelledPair]] = defaultdict(list)
     for item in pairs:
-        by_category[item.category].append(item)
+        by_key[(item.estimator, item.category)].append(item)
     factors = []
-    for category in sorted(by_category):
-        members = by_category[category]
+    for estimator, category in sorted(by_key):
+        members = by_key[(estimator, category)]
         spread = ratio_quartiles([item.pair for item in members])
         if len(members) >= minimum and spread is not None:
             q1, median, q3 = spread
             factors.append(
-                CategoryFactor(category, len(members), True, _rounded(median), _rounded(q1), _rounded(q3))
+                CategoryFactor(
+                    estimator, category, len(members), True, _rounded(median), _rounded(q1), _rounded(q3)
+                )
             )
         else:
-            factors.append(CategoryFactor(category, len(members), False, _ONE, _ONE, _ONE))
+            factors.append(CategoryFactor(estimator, category, len(members), False, _ONE, _ONE, _ONE))
     return factors
 
 
-def _used(pairs: Iterable[LabelledPair]) -> list[tuple[str, str, str, int, int]]:
-    """(conversation, person, category, confirmed, most likely) of each stored confirmation, sorted."""
+_Used = tuple[str, str, str, str, int, int]
+"""(conversation, person, estimator, category, confirmed, most likely) of one confirmation used."""
+
+
+def _used(pairs: Iterable[LabelledPair]) -> list[_Used]:
+    """What each stored confirmation contributes to a calibration, sorted."""
     return sorted(
         (
             str(item.conversation_id),
             str(item.user_id_hash),
+            item.estimator,
             item.category,
             round(item.pair.confirmed),
             round(item.pair.most_likely),
@@ -127,7 +146,7 @@ def _used(pairs: Iterable[LabelledPair]) -> list[tuple[str, str, str, int, int]]
     )
 
 
-def fingerprint(used: Sequence[tuple[str, str, str, int, int]], *, minimum: int) -> str:
+def fingerprint(used: Sequence[_Used], *, minimum: int) -> str:
     """SHA-256 of the confirmations a calibration uses and its minimum (a change makes a new version)."""
     payload = json.dumps({"minimum": minimum, "confirmations": list(used)}, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()
@@ -177,13 +196,14 @@ def record_calibration(connection: Connection, settings: Settings) -> list[date]
     if factors:
         connection.execute(
             sa.text(
-                "INSERT INTO calibration_factors (version, task_category, confirmations, calibrated, "
-                "factor, factor_low, factor_high) VALUES (:version, :task_category, :confirmations, "
-                ":calibrated, :factor, :factor_low, :factor_high)"
+                "INSERT INTO calibration_factors (version, estimator, task_category, confirmations, "
+                "calibrated, factor, factor_low, factor_high) VALUES (:version, :estimator, :task_category, "
+                ":confirmations, :calibrated, :factor, :factor_low, :factor_high)"
             ),
             [
                 {
                     "version": version,
+                    "estimator": f.estimator,
                     "task_category": f.task_category,
                     "confirmations": f.confirmations,
                     "calibrated": f.calibrated,
@@ -198,19 +218,20 @@ def record_calibration(connection: Connection, settings: Settings) -> list[date]
         connection.execute(
             sa.text(
                 "INSERT INTO calibration_confirmations (version, conversation_id, user_id_hash, "
-                "task_category, confirmed_minutes, most_likely) VALUES (:version, :conversation_id, "
-                ":user_id_hash, :task_category, :confirmed_minutes, :most_likely)"
+                "estimator, task_category, confirmed_minutes, most_likely) VALUES (:version, "
+                ":conversation_id, :user_id_hash, :estimator, :task_category, :confirmed_minutes, :most_likely)"
             ),
             [
                 {
                     "version": version,
                     "conversation_id": conversation_id,
                     "user_id_hash": user_id_hash,
+                    "estimator": estimator,
                     "task_category": category,
                     "confirmed_minutes": confirmed,
                     "most_likely": most_likely,
                 }
-                for conversation_id, user_id_hash, category, confirmed, most_likely in used
+                for conversation_id, user_id_hash, estimator, category, confirmed, most_likely in used
             ],
         )
     return _unassigned_dates(connection)
@@ -245,13 +266,15 @@ def versions(connection: Connection, numbers: Iterable[int]) -> dict[int, Calibr
     factors: dict[int, list[CategoryFactor]] = defaultdict(list)
     for row in connection.execute(
         sa.text(
-            "SELECT version, task_category, confirmations, calibrated, factor, factor_low, factor_high "
-            "FROM calibration_factors WHERE version = ANY(:versions) ORDER BY version, task_category"
+            "SELECT version, estimator, task_category, confirmations, calibrated, factor, factor_low, "
+            "factor_high FROM calibration_factors WHERE version = ANY(:versions) "
+            "ORDER BY version, estimator, task_category"
         ),
         {"versions": wanted},
     ).mappings():
         factors[row["version"]].append(
             CategoryFactor(
+                row["estimator"],
                 row["task_category"],
                 row["confirmations"],
                 row["calibrated"],

@@ -205,7 +205,7 @@ METRICS += (
 
 
 # calibrated minutes (functions/calibrated.py): each analysed row carries the calibration of its
-# date's version and category (`manual_time_calibrated*`; raw where the category is uncalibrated)
+# date's version, its estimator and its category (`manual_time_calibrated*`; raw where the category is uncalibrated)
 _CALIBRATED_SAVED = "coalesce(sum(GREATEST(0, {manual} - active_duration_minutes)), 0)"
 METRICS += (
     Metric(
@@ -300,7 +300,7 @@ LEFT JOIN LATERAL (
 ) AS group_rate ON true
 LEFT JOIN calibration_dates AS calibration_date ON calibration_date.analysis_date = ca.analysis_date
 LEFT JOIN calibration_factors AS calibration ON calibration.version = calibration_date.version
-    AND calibration.task_category = coalesce(ca.task_category, 'other')
+    AND calibration.estimator = ca.estimator AND calibration.task_category = coalesce(ca.task_category, 'other')
 WHERE ca.status = 'analyzed' AND {dates_condition}
 """
 # the rows the aggregator rebuilds the dates `:dates` from

@@ -3,7 +3,7 @@
 --   * calibrations: one row per calibration version, computed by the aggregator when the
 --     confirmations it would use changed: when, with which settings, from how many
 --     confirmations, and a fingerprint of exactly those confirmations.
---   * calibration_factors: per version and task category, the bias factor (median of
+--   * calibration_factors: per version, estimator and task category, the bias factor (median of
 --     confirmed ÷ most likely) and its band (the interquartile range of that ratio), and n;
 --     `calibrated` is false for a category below the minimum (its figures stay raw).
 --   * calibration_confirmations: the confirmations (and the estimates they were compared
@@ -24,13 +24,14 @@ CREATE TABLE calibrations (
 
 CREATE TABLE calibration_factors (
     version INTEGER NOT NULL REFERENCES calibrations (version) ON DELETE CASCADE,
+    estimator VARCHAR(20) NOT NULL,                -- an LLM and the heuristic err differently
     task_category VARCHAR(32) NOT NULL,
     confirmations INTEGER NOT NULL CHECK (confirmations >= 0),
     calibrated BOOLEAN NOT NULL,
     factor NUMERIC(10, 4) NOT NULL,
     factor_low NUMERIC(10, 4) NOT NULL,
     factor_high NUMERIC(10, 4) NOT NULL,
-    PRIMARY KEY (version, task_category),
+    PRIMARY KEY (version, estimator, task_category),
     CONSTRAINT calibration_factors_band CHECK (
         0 <= factor_low AND factor_low <= factor AND factor <= factor_high
         AND (calibrated OR (factor = 1 AND factor_low = 1 AND factor_high = 1))
@@ -41,6 +42,7 @@ CREATE TABLE calibration_confirmations (
     version INTEGER NOT NULL REFERENCES calibrations (version) ON DELETE CASCADE,
     conversation_id VARCHAR(255) NOT NULL,
     user_id_hash VARCHAR(64) NOT NULL,
+    estimator VARCHAR(20) NOT NULL,
     task_category VARCHAR(32) NOT NULL,
     confirmed_minutes INTEGER NOT NULL,
     most_likely INTEGER NOT NULL,

@@ -442,13 +442,14 @@ class Calibration(Base):
 
 
 class CalibrationFactor(Base):
-    """A version's bias factor and band for one task category (1 when not calibrated)."""
+    """A version's bias factor and band for one estimator and task category (1 when not calibrated)."""
 
     __tablename__ = "calibration_factors"
 
     version: Mapped[int] = mapped_column(
         Integer, ForeignKey("calibrations.version", ondelete="CASCADE"), primary_key=True
     )
+    estimator: Mapped[str] = mapped_column(String(20), primary_key=True)
     task_category: Mapped[str] = mapped_column(String(32), primary_key=True)
     confirmations: Mapped[int] = mapped_column(Integer)
     calibrated: Mapped[bool] = mapped_column(Boolean)
@@ -467,6 +468,7 @@ class CalibrationConfirmation(Base):
     )
     conversation_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     user_id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    estimator: Mapped[str] = mapped_column(String(20))
     task_category: Mapped[str] = mapped_column(String(32))
     confirmed_minutes: Mapped[int] = mapped_column(Integer)
     most_likely: Mapped[int] = mapped_column(Integer)

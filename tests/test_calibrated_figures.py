@@ -426,7 +426,7 @@ def test_a_new_confirmation_makes_a_new_version_only_when_aggregated_and_history
     for version in (1, 2):
         stored_rows = _table(
             analytics_engine,
-            "SELECT conversation_id, user_id_hash, task_category, confirmed_minutes, most_likely "
+            "SELECT conversation_id, user_id_hash, estimator, task_category, confirmed_minutes, most_likely "
             "FROM calibration_confirmations WHERE version = :v",
             v=version,
         )
@@ -521,3 +521,52 @@ def test_a_new_minimum_is_a_new_version_and_off_computes_none(
     reset_settings_cache()
     night(analytics_engine, DAY + timedelta(days=2), [])
     assert len(_table(analytics_engine, "SELECT version FROM calibrations")) == 2  # off: nothing computed
+
+
+def test_each_estimator_is_calibrated_by_the_answers_about_its_own_estimates(
+    analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A language model and the heuristic err differently: people's answers about the LLM's coding
+    estimates (1.6 × too low) never scale the heuristic's coding figures, and the other way round."""
+    settings = _mode(monkeypatch, "show")
+    made = seed(analytics_engine)  # the LLM's conversations (ground_truth_support's default)
+    heuristic = []
+    for number in range(MINIMUM):
+        cid = f"heuristic-coding-{number}"
+        likely = 60 + number
+        add_analysis(
+            analytics_engine,
+            cid,
+            user_id_hash=_person(500 + number),
+            most_likely=likely,
+            low=likely // 2,
+            high=likely * 2,
+            active=ACTIVE,
+            category="coding",
+            estimator="heuristic",
+            model=None,
+            prompt_version="heuristic-v1",
+            day=DAY,
+        )
+        add_confirmation(analytics_engine, cid, _person(500 + number), confirmed_minutes=likely // 2)
+        heuristic.append(cid)
+    night(analytics_engine, DAY, [(cid, DAY) for cid in [*made, *heuristic]])
+
+    stored = {
+        (row.estimator, row.task_category): row
+        for row in _table(analytics_engine, "SELECT * FROM calibration_factors WHERE version = 1")
+    }
+    llm_factor = float(stored[("llm", "coding")].factor)
+    heuristic_factor = float(stored[("heuristic", "coding")].factor)
+    assert abs(llm_factor / BIAS - 1) < TOLERANCE
+    assert heuristic_factor == pytest.approx(0.5, abs=0.01)
+    assert stored[("heuristic", "coding")].confirmations == MINIMUM
+
+    figures = _get(_client(settings), "/category-breakdown", **_day(DAY))
+    (coding,) = [row for row in figures["rows"] if row["value"] == "coding"]
+    expected = sum(
+        max(0, round(row["most_likely"] * llm_factor) - ACTIVE)
+        for row in made.values()
+        if row["category"] == "coding"
+    ) + sum(max(0, round((60 + number) * heuristic_factor) - ACTIVE) for number in range(MINIMUM))
+    assert coding["time_saved_calibrated_minutes"] == expected
