@@ -320,8 +320,14 @@ VERSION_RANGE_SQL = (
 def calibrated_figures(
     values: Mapping[str, int], versions_used: Sequence[int] | None, settings: Settings
 ) -> dict[str, Any]:
-    """The calibrated fields of `Figures` from summed aggregate columns (nulls when calibration is off)."""
-    if settings.calibration is CalibrationMode.OFF:
+    """The calibrated fields of `Figures` from summed aggregate columns.
+
+    Nulls when calibration is off, and when no date of the range has a calibration version
+    yet (before the first confirmations are aggregated nothing is calibrated: no figure
+    pretends to be).
+    """
+    used = sorted(versions_used or [])
+    if settings.calibration is CalibrationMode.OFF or not used:
         return dict.fromkeys(
             (
                 "time_saved_calibrated_minutes",
@@ -333,14 +339,13 @@ def calibrated_figures(
                 "calibration_versions",
             )
         )
-    used = sorted(versions_used or [])
     return {
         "time_saved_calibrated_minutes": values["total_time_saved_calibrated"],
         "time_saved_calibrated_low_minutes": values["total_time_saved_calibrated_low"],
         "time_saved_calibrated_high_minutes": values["total_time_saved_calibrated_high"],
         "manual_time_calibrated_minutes": values["total_manual_time_calibrated"],
         "calibrated_conversation_count": values["calibrated_count"],
-        "calibration_version": used[-1] if used else None,
+        "calibration_version": used[-1],
         "calibration_versions": used,
     }
 

@@ -70,3 +70,17 @@ ALTER TABLE daily_breakdowns
     ADD COLUMN total_time_saved_calibrated_high INTEGER NOT NULL DEFAULT 0,
     ADD COLUMN calibrated_count INTEGER NOT NULL DEFAULT 0,
     ADD COLUMN calibration_version INTEGER REFERENCES calibrations (version);
+
+-- Aggregates built before this migration: until a calibration version exists every figure is
+-- uncalibrated (factor 1), so the calibrated sums equal the raw ones; without this they would
+-- read 0 until each date is rebuilt.
+UPDATE daily_aggregates SET
+    total_manual_time_calibrated = total_manual_time_estimated,
+    total_time_saved_calibrated = total_time_saved,
+    total_time_saved_calibrated_low = total_time_saved_low,
+    total_time_saved_calibrated_high = total_time_saved_high;
+UPDATE daily_breakdowns SET
+    total_manual_time_calibrated = total_manual_time_estimated,
+    total_time_saved_calibrated = total_time_saved,
+    total_time_saved_calibrated_low = total_time_saved_low,
+    total_time_saved_calibrated_high = total_time_saved_high;

@@ -570,3 +570,43 @@ def test_each_estimator_is_calibrated_by_the_answers_about_its_own_estimates(
         if row["category"] == "coding"
     ) + sum(max(0, round((60 + number) * heuristic_factor) - ACTIVE) for number in range(MINIMUM))
     assert coding["time_saved_calibrated_minutes"] == expected
+
+
+def test_aggregates_built_before_calibration_existed_read_their_raw_figures(
+    fresh_database_url: str, tmp_path: Any
+) -> None:
+    """An installation upgraded to migration 008 has aggregates without calibrated sums: until a
+    calibration version exists they are the raw ones (factor 1), not 0."""
+    import shutil
+
+    from shared.db import make_engine
+    from shared.migrate import MIGRATIONS_DIR, apply_migrations
+
+    before = tmp_path / "before"
+    before.mkdir()
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        if path.name < "008":
+            shutil.copy(path, before / path.name)
+    engine = make_engine(fresh_database_url)
+    try:
+        apply_migrations(engine, before)
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO daily_aggregates (analysis_date, conversation_count, estimator_counts, "
+                    "total_manual_time_low, total_manual_time_estimated, total_manual_time_high, "
+                    "total_time_saved, total_time_saved_low, total_time_saved_high) "
+                    "VALUES (:d, 2, '{\"llm\": 2}', 30, 90, 200, 80, 20, 190)"
+                ),
+                {"d": DAY},
+            )
+        apply_migrations(engine)
+        (row,) = _table(
+            engine,
+            "SELECT total_manual_time_calibrated, total_time_saved_calibrated, "
+            "total_time_saved_calibrated_low, total_time_saved_calibrated_high, calibrated_count "
+            "FROM daily_aggregates",
+        )
+        assert tuple(row) == (90, 80, 20, 190, 0)
+    finally:
+        engine.dispose()

@@ -362,7 +362,9 @@ class Figures(_Response):
     calibration_version: int | None = _metric("calibration_version")
     calibration_versions: list[int] | None = Field(
         description="Every calibration version the figures' days were calibrated with, oldest first "
-        "(a version number, no unit); null when calibration is off."
+        "(a version number, no unit); null when calibration is off or no calibration exists yet "
+        "(then every calibrated field is null: nothing is calibrated before the first confirmations "
+        "are aggregated)."
     )
 
 
