@@ -13,7 +13,8 @@
     │   │   └── RateLimited         too many failed sign-ins from one client: 429 with `Retry-After`
     │   ├── LabelsRejected          (functions.calibration) an admin's labels file cannot be read: 400
     │   ├── ChatNotFound            (functions.api.feedback) no such chat in Open WebUI: 404
-    │   └── NotTheOwner             (functions.api.feedback) the chat belongs to someone else: 403
+    │   ├── NotTheOwner             (functions.api.feedback) the chat belongs to someone else: 403
+    │   └── ViewerRefused           (functions.api.disclosure) a filter the viewer role may not use: 403
     ├── ChartRenderFailed           (functions.api.charts) a chart missed its time or memory budget: error image, 503
     └── AlreadyCounted              a concurrent delivery counted this outcome first: roll our writes back
 
