@@ -1,0 +1,272 @@
+"""Second-look review findings: each test reproduces one defect (see the review report).
+
+Tests marked `xfail(strict=True)` reproduce a defect that is not fixed on this branch: they
+pass (as xfail) while the defect is there and fail once it is fixed, so the marker goes then.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask.testing import FlaskClient
+from sqlalchemy.engine import Engine
+
+from functions.aggregates import recompute_dates
+from functions.api.app import API_PREFIX, create_app
+from functions.api.services import ApiServices
+from functions.calibrated import record_calibration
+from shared.config import get_settings, reset_settings_cache
+from tests.api_dataset import ZONE, analysis_row, insert, pseudonym
+from tests.pipeline_support import Dataset
+from tests.test_nothing_missed import DAYS, MAY, _import_chat, _nightly
+from tests.test_nothing_missed import dataset as dataset  # the fixture, re-exported for pytest
+
+K = 5
+VIEWER = "viewer-password-for-tests"
+TODAY = date(2026, 6, 15)
+NOW = datetime.combine(TODAY, time(9), ZONE)
+YESTERDAY = TODAY - timedelta(days=1)
+PEOPLE = [pseudonym(f"person-{n}") for n in range(12)]
+LONER = PEOPLE[0]
+GROUPS: dict[str, tuple[str, list[str]]] = {"grp-all": ("All", PEOPLE)}
+
+
+def _dataset() -> list[dict[str, Any]]:
+    """Ten busy days of 8–12 people, and yesterday one person alone with three conversations."""
+    rng = random.Random(7)
+    rows: list[dict[str, Any]] = []
+    for offset in range(2, 12):
+        for person in rng.sample(PEOPLE, rng.randint(8, 12)):
+            row = analysis_row(rng, len(rows), TODAY - timedelta(days=offset), person, "analyzed", GROUPS)
+            row["task_category"] = "coding"  # every day's coding cell is released to a viewer
+            rows.append(row)
+    for _ in range(3):
+        row = analysis_row(rng, len(rows), YESTERDAY, LONER, "analyzed", GROUPS)
+        row["task_category"] = "coding"
+        rows.append(row)
+    return rows
+
+
+def _viewer(engine: Engine, monkeypatch: pytest.MonkeyPatch, **env: str) -> FlaskClient:
+    monkeypatch.setenv("ANALYTICS_VIEWER_PASSWORD", VIEWER)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    reset_settings_cache()
+    return create_app(services=ApiServices(get_settings(), clock=lambda: NOW)).test_client()
+
+
+def _get(client: FlaskClient, path: str, **params: Any) -> Any:
+    return client.get(path, query_string=params, headers={"Authorization": f"Bearer {VIEWER}"})
+
+
+# --- 1. the viewer's dashboard footer gives the last run's counts of a withheld day --------------
+
+
+def test_the_viewer_dashboard_does_not_give_the_conversation_count_of_a_withheld_day(
+    analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    analyses = _dataset()
+    insert(analytics_engine, analyses, GROUPS)
+    with analytics_engine.begin() as connection:  # the nightly run for yesterday, as the ledger keeps it
+        connection.execute(
+            sa.text(
+                "INSERT INTO processing_log (run_date, trigger, status, conversations_expected, "
+                "conversations_processed, conversations_skipped, conversations_failed) "
+                "VALUES (:d, 'scheduler', 'completed', 5, 3, 1, 1)"
+            ),
+            {"d": YESTERDAY},
+        )
+    viewer = _viewer(analytics_engine, monkeypatch)
+    span = {"start_date": YESTERDAY.isoformat(), "end_date": YESTERDAY.isoformat()}
+    trend = _get(viewer, API_PREFIX + "/daily-trend", **span).get_json()
+    assert trend["rows"][0]["withheld"] is True  # one person: the JSON withholds the day
+    page = _get(viewer, "/", **span).get_data(as_text=True)
+    footer = page[page.index('id="status"') :]
+    # ... but the footer says how many conversations that one person had that day
+    assert not re.search(r"\b3 analysed\b", footer), footer[:400]
+
+
+# --- 2. calibrated figures give a viewer one person's own answers -------------------------------
+
+
+def _one_person_confirms(engine: Engine, analyses: list[dict[str, Any]], minutes: int) -> None:
+    """LONER answers for 20 of their own coding conversations (nobody else answers)."""
+    rng = random.Random(3)
+    extra = [
+        analysis_row(rng, 9000 + n, TODAY - timedelta(days=30), LONER, "analyzed", GROUPS) for n in range(20)
+    ]
+    for row in extra:
+        row["task_category"] = "coding"
+        row["manual_time_most_likely"] = max(1, row["manual_time_most_likely"])
+        row["manual_time_high"] = max(row["manual_time_high"], row["manual_time_most_likely"])
+    insert_rows = extra
+    with engine.begin() as connection:
+        columns = sorted({key for row in insert_rows for key in row})
+        connection.execute(
+            sa.text(
+                f"INSERT INTO conversation_analysis ({', '.join(columns)}) "
+                f"VALUES ({', '.join(':' + column for column in columns)})"
+            ),
+            [{column: row.get(column) for column in columns} for row in insert_rows],
+        )
+        connection.execute(
+            sa.text(
+                "INSERT INTO time_confirmations (conversation_id, user_id_hash, confirmed_minutes, "
+                "seen_low, seen_most_likely, seen_high, seen_estimator, seen_task_category) "
+                "VALUES (:c, :u, :m, :low, :likely, :high, 'llm', 'coding')"
+            ),
+            [
+                {
+                    "c": row["conversation_id"],
+                    "u": LONER,
+                    "m": minutes,
+                    "low": row["manual_time_low"],
+                    "likely": row["manual_time_most_likely"],
+                    "high": row["manual_time_high"],
+                }
+                for row in extra[:20]
+            ],
+        )
+
+
+@pytest.mark.xfail(strict=True, reason="not fixed: calibration has no per-person weighting or cap")
+def test_one_person_cannot_set_the_calibration_of_a_category_alone(
+    analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    analyses = _dataset()
+    insert(analytics_engine, analyses, GROUPS)
+    _one_person_confirms(analytics_engine, analyses, minutes=2400)
+    monkeypatch.setenv("ANALYTICS_CALIBRATION", "apply")
+    reset_settings_cache()
+    with analytics_engine.begin() as connection:
+        dates = record_calibration(connection, get_settings())
+        recompute_dates(connection, dates)
+        factor = connection.execute(
+            sa.text("SELECT factor FROM calibration_factors WHERE task_category = 'coding'")
+        ).scalar_one()
+    # one person, 20 answers of "2400 minutes": every coding conversation of everyone is scaled
+    assert factor < 10, f"coding factor {factor} from one person's answers"
+
+
+@pytest.mark.xfail(
+    strict=True, reason="not fixed: the viewer's calibrated fields reveal the confirmers' ratio"
+)
+def test_a_viewer_cannot_read_the_answers_of_fewer_than_k_confirmers(
+    analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    analyses = _dataset()
+    insert(analytics_engine, analyses, GROUPS)
+    _one_person_confirms(analytics_engine, analyses, minutes=90)
+    monkeypatch.setenv("ANALYTICS_CALIBRATION", "show")
+    reset_settings_cache()
+    with analytics_engine.begin() as connection:
+        recompute_dates(connection, record_calibration(connection, get_settings()))
+        factor = float(
+            connection.execute(
+                sa.text("SELECT factor FROM calibration_factors WHERE task_category = 'coding'")
+            ).scalar_one()
+        )
+    viewer = _viewer(analytics_engine, monkeypatch, ANALYTICS_CALIBRATION="show")
+    span = {
+        "start_date": (TODAY - timedelta(days=11)).isoformat(),
+        "end_date": (TODAY - timedelta(days=2)).isoformat(),
+    }
+    rows = _get(viewer, API_PREFIX + "/category-breakdown", **span).get_json()["rows"]
+    coding = next((row for row in rows if row["value"] == "coding"), None)
+    assert coding is not None, [(r["value"], r.get("merged")) for r in rows]
+    ratio = coding["manual_time_calibrated_minutes"] / coding["total_manual_time_estimated"]
+    # the ratio is the median of one person's confirmed ÷ estimated minutes (the calibration
+    # report that states it is admin-only for exactly this reason)
+    assert abs(ratio - factor) > 0.05, (ratio, factor)
+
+
+# --- 3. a late arrival that failed transiently is never planned again ----------------------------
+
+
+def test_a_late_arrival_that_failed_transiently_is_planned_again_the_next_night(
+    dataset: Dataset,
+    analytics_engine: Engine,
+) -> None:
+    for day in DAYS:
+        _nightly(day)
+    imported = _import_chat(dataset, MAY)
+    tonight = _nightly(DAYS[1] + timedelta(days=1))
+    assert tonight.late_arrivals == 1
+    # the estimator was down all night: the analyzer's last attempt records what it records then
+    with analytics_engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "UPDATE conversation_analysis SET status = 'failed', skip_reason = 'transient_error', "
+                "active_duration_minutes = NULL, idle_time_minutes = NULL, total_duration_minutes = NULL, "
+                "manual_time_low = NULL, manual_time_most_likely = NULL, manual_time_high = NULL, "
+                "confidence_level = NULL, time_saved_minutes = NULL WHERE conversation_id = :c"
+            ),
+            {"c": imported},
+        )
+    again = _nightly(DAYS[1] + timedelta(days=2))
+    # README/errors.py: transient failures "say nothing about the conversation: the dispatcher plans
+    # it again" -- but a late arrival is outside every window and the sweep counts it as seen
+    assert again.late_arrivals == 1, again
+
+
+# --- 4. release decisions and figures come from different tables: a run in progress opens a gap ---
+
+
+@pytest.mark.xfail(
+    strict=True, reason="not fixed: releases read conversation_analysis, figures the aggregates"
+)
+def test_a_run_in_progress_does_not_let_everyone_minus_a_group_single_out_one_person(
+    analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ten, outsider = PEOPLE[0:10], PEOPLE[11]
+    groups = {"grp-ten": ("Ten", ten)}
+    day = TODAY - timedelta(days=3)
+    rng = random.Random(11)
+    analyses = [
+        analysis_row(rng, n, day, person, "analyzed", groups) for n, person in enumerate([*ten, outsider])
+    ]
+    insert(analytics_engine, analyses, groups)
+    viewer = _viewer(analytics_engine, monkeypatch)
+    span = {"start_date": day.isoformat(), "end_date": day.isoformat()}
+    before = _get(viewer, API_PREFIX + "/summary", group="grp-ten", **span).get_json()
+    assert before["conversation_count"] == 0  # rule 3b: everyone − Ten would be the outsider alone
+    # tonight's run re-analyses the outsider's conversation, which continued the next day: the
+    # analyzer has moved it, the aggregator has not rebuilt the dates yet (it runs at the end)
+    with analytics_engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE conversation_analysis SET analysis_date = :d WHERE user_id_hash = :u"),
+            {"d": day + timedelta(days=1), "u": outsider},
+        )
+    everyone = _get(viewer, API_PREFIX + "/summary", **span).get_json()
+    group = _get(viewer, API_PREFIX + "/summary", group="grp-ten", **span).get_json()
+    difference = everyone["total_time_saved"] - group["total_time_saved"]
+    outsider_row = analyses[-1]
+    assert not (group["conversation_count"] and difference == outsider_row["time_saved_minutes"]), (
+        "everyone − Ten is the outsider's time saved",
+        difference,
+    )
+
+
+# --- 5. the feedback endpoint buffers and parses a body of any size ------------------------------
+
+
+def test_a_huge_feedback_body_is_refused_before_it_is_read(
+    analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = "feedback-token-for-tests-0123456789"
+    monkeypatch.setenv("ANALYTICS_FEEDBACK_TOKEN", token)
+    reset_settings_cache()
+    client = create_app(services=ApiServices(get_settings(), clock=lambda: NOW)).test_client()
+    body = '{"chat_id": "c", "user_id": "u", "minutes": 45, "pad": "' + "x" * (5 << 20) + '"}'
+    response = client.post(
+        API_PREFIX + "/feedback",
+        data=body,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413, response.get_data(as_text=True)[:200]
+    assert response.get_json()["error"] == "http_error"
