@@ -270,3 +270,18 @@ def test_a_huge_feedback_body_is_refused_before_it_is_read(
     )
     assert response.status_code == 413, response.get_data(as_text=True)[:200]
     assert response.get_json()["error"] == "http_error"
+
+
+# --- 6. `apply` with nothing calibrated labels the raw estimate "calibrated" -------------------------
+
+
+def test_apply_without_any_calibration_does_not_call_the_raw_figures_calibrated(
+    analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    insert(analytics_engine, _dataset(), GROUPS)
+    viewer = _viewer(analytics_engine, monkeypatch, ANALYTICS_CALIBRATION="apply")
+    page = _get(viewer, "/", days="30").get_data(as_text=True)
+    assert "no calibration yet" in page
+    # before: "Hours saved [calibrated] … (the middle half of people's answers)" over raw figures
+    assert 'id="kpi-calibrated-badge"' not in page
+    assert "the middle half of people's answers" not in page
