@@ -285,3 +285,40 @@ def test_apply_without_any_calibration_does_not_call_the_raw_figures_calibrated(
     # before: "Hours saved [calibrated] … (the middle half of people's answers)" over raw figures
     assert 'id="kpi-calibrated-badge"' not in page
     assert "the middle half of people's answers" not in page
+
+
+# --- 7. the progress ETA counts only the runs dispatched so far -----------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="not fixed: the ETA ignores runs not dispatched yet")
+def test_the_eta_of_a_backfill_counts_the_days_not_dispatched_yet() -> None:
+    import io
+    import uuid
+    from types import SimpleNamespace
+
+    from infra.progress import RunProgress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    now = [0.0]
+    status = Terminal()
+    progress = RunProgress(10, lambda run: "", out=io.StringIO(), status=status, clock=lambda: now[0])
+    run_id = uuid.uuid4()
+
+    def run(done: int) -> Any:
+        return SimpleNamespace(
+            id=run_id,
+            is_final=False,
+            conversations_expected=100,
+            conversations_processed=done,
+            conversations_skipped=0,
+            conversations_failed=0,
+        )
+
+    progress.update([run(0)])  # the inline backfill dispatches day 1 of 10 and analyses it
+    now[0] = 60.0
+    progress.update([run(50)])  # half of day 1 in a minute: the backfill needs ~19 more minutes
+    eta = status.getvalue().rsplit("ETA ", 1)[1]
+    assert eta != "1m00s", "the ETA is that of day 1 alone"
