@@ -322,3 +322,26 @@ def test_the_eta_of_a_backfill_counts_the_days_not_dispatched_yet() -> None:
     progress.update([run(50)])  # half of day 1 in a minute: the backfill needs ~19 more minutes
     eta = status.getvalue().rsplit("ETA ", 1)[1]
     assert eta != "1m00s", "the ETA is that of day 1 alone"
+
+
+# --- 8. the viewer's Everyone else group row has calibrated minutes but no calibration version ----
+
+
+def test_the_everyone_else_group_row_names_its_calibration_version(
+    analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    groups = {"grp-half": ("Half", PEOPLE[0:6])}
+    analyses = _dataset()
+    for row in analyses:
+        row["group_ids"] = ["grp-half"] if row["user_id_hash"] in PEOPLE[0:6] else []
+    insert(analytics_engine, analyses, groups)
+    _one_person_confirms(analytics_engine, analyses, minutes=60)
+    monkeypatch.setenv("ANALYTICS_CALIBRATION", "show")
+    reset_settings_cache()
+    with analytics_engine.begin() as connection:
+        recompute_dates(connection, record_calibration(connection, get_settings()))
+    viewer = _viewer(analytics_engine, monkeypatch, ANALYTICS_CALIBRATION="show")
+    rows = _get(viewer, API_PREFIX + "/group-breakdown", days="30").get_json()["rows"]
+    (everyone_else,) = [row for row in rows if row["group_id"] is None]
+    assert everyone_else["calibrated_conversation_count"] > 0
+    assert everyone_else["calibration_versions"] == [1] and everyone_else["calibration_version"] == 1

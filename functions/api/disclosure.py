@@ -60,6 +60,7 @@ from functions.api.schemas import (
     SummaryQuery,
     WithheldPoint,
 )
+from functions.calibrated import VERSION_RANGE_SQL
 from functions.dimensions import GROUP, Dimension
 from functions.metrics import ESTIMATOR_COUNTS, METRICS, SUM_COLUMNS, analysed_rows_sql
 from shared.auth import Principal
@@ -347,7 +348,7 @@ def _order(row: Figures, name: str) -> tuple[int, int, str]:
 _METRIC_SELECT = ", ".join(f"{metric.aggregate} AS {metric.column}" for metric in METRICS)
 # the conversations of released days in none of that day's released groups
 _OUTSIDE_GROUPS_SQL = (
-    f"SELECT analysis_date, {_METRIC_SELECT} FROM ("
+    f"SELECT analysis_date, {_METRIC_SELECT}, {VERSION_RANGE_SQL} FROM ("
     + analysed_rows_sql(
         "ca.analysis_date BETWEEN :start_date AND :end_date "
         "AND (CAST(:released AS jsonb) -> ca.analysis_date::text) IS NOT NULL "
