@@ -345,3 +345,25 @@ def test_the_everyone_else_group_row_names_its_calibration_version(
     (everyone_else,) = [row for row in rows if row["group_id"] is None]
     assert everyone_else["calibrated_conversation_count"] > 0
     assert everyone_else["calibration_versions"] == [1] and everyone_else["calibration_version"] == 1
+
+
+# --- 9. the viewer's health banner shows a failed run's error message -----------------------------
+
+
+def test_the_viewer_health_banner_does_not_show_pipeline_errors(
+    analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    insert(analytics_engine, _dataset(), GROUPS)
+    error = "dispatch failed: IntegrityError: [parameters: {'conversation_id': 'chat-secret-42'}]"
+    with analytics_engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO processing_log (run_date, trigger, status, error_message) "
+                "VALUES (:d, 'scheduler', 'failed', :e)"
+            ),
+            {"d": YESTERDAY, "e": error},
+        )
+    viewer = _viewer(analytics_engine, monkeypatch)
+    page = _get(viewer, "/").get_data(as_text=True)
+    assert 'id="health-banner"' in page  # the viewer still learns that processing needs attention
+    assert "chat-secret-42" not in page and "IntegrityError" not in page
