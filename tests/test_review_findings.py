@@ -372,7 +372,6 @@ def test_the_viewer_health_banner_does_not_show_pipeline_errors(
 # --- 10. `run` and `backfill` exit 0 when a run failed or is still running at the timeout ---------
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed: the CLI's exit status ignores the runs' outcome")
 @pytest.mark.parametrize("status", ["failed", "running"])
 def test_the_cli_exit_status_says_when_a_run_did_not_complete(
     monkeypatch: pytest.MonkeyPatch, status: str
