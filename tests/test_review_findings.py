@@ -420,3 +420,27 @@ def test_the_cli_exit_status_says_when_a_run_did_not_complete(
     monkeypatch.setattr(cli_module, "_run_dates", lambda *args, **kwargs: [row])
     result = CliRunner().invoke(cli_module.cli, ["run", "--date", YESTERDAY.isoformat(), "--json"])
     assert result.exit_code != 0, result.output
+
+
+# --- 11. the Action reads "4,5" (hours, decimal comma) after "more" as 4.5 minutes ----------------
+
+
+@pytest.mark.parametrize(("typed", "minutes"), [("4,5", 270), ("4.5", 270), ("6", 360), ("400 min", 400)])
+def test_the_action_reads_hours_with_a_decimal_comma_after_more(typed: str, minutes: int) -> None:
+    import asyncio
+    import importlib.util
+
+    from shared.config import REPO_ROOT
+
+    path = REPO_ROOT / "integrations" / "openwebui" / "time_savings_feedback.py"
+    spec = importlib.util.spec_from_file_location("review_action", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    replies = iter(["more", typed])
+
+    async def event_call(_: dict[str, Any]) -> str:
+        return next(replies)
+
+    answer = asyncio.run(module.Action()._ask(event_call, "question"))
+    assert answer == {"preset": "more", "minutes": minutes}
