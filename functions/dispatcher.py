@@ -129,13 +129,17 @@ def _needs_analysis(candidate: _Candidate, stored: tuple[datetime, str, str | No
     return status == runs.Outcome.FAILED and reason in RETRIED_BY_NEXT_RUN
 
 
+_RETRIED = ", ".join(f"'{reason.value}'" for reason in sorted(RETRIED_BY_NEXT_RUN))
 _UNSEEN = sa.text(
     # the ids travel as one JSON text (an array parameter costs ~15 µs per id to encode), and
     # LATERAL ... LIMIT 1 keeps one index probe per id and table: a hash anti-join would scan
-    # the whole table once per page
+    # the whole table once per page. A failure that says nothing about the conversation
+    # (RETRIED_BY_NEXT_RUN) does not count as seen: a late arrival is outside every window,
+    # so the sweep is the only thing that would ever plan it again.
     "SELECT t.id FROM json_array_elements_text(CAST(:ids AS json)) AS t(id) "
     "LEFT JOIN LATERAL (SELECT 1 AS seen FROM conversation_analysis a "
-    "WHERE a.conversation_id = t.id LIMIT 1) AS analysed ON true "
+    "WHERE a.conversation_id = t.id "
+    f"AND NOT (a.status = 'failed' AND a.skip_reason IN ({_RETRIED})) LIMIT 1) AS analysed ON true "
     "LEFT JOIN LATERAL (SELECT 1 AS seen FROM source_history h "
     "WHERE h.conversation_id = t.id LIMIT 1) AS history ON true "
     "WHERE analysed.seen IS NULL AND history.seen IS NULL"

@@ -229,13 +229,21 @@ def _run_dates(
 
 
 def _report_runs(rows: list[dict[str, Any]], as_json: bool, progress: RunProgress | None) -> None:
-    """The runs' lines (those progress has not printed as they finished), or the JSON of all."""
+    """The runs' lines (those progress has not printed as they finished), or the JSON of all.
+
+    Exits 1 when a run this command waited for did not complete (failed, stale, or still open
+    at the timeout), so a script or cron job can tell; runs handed to Cloud Tasks are not waited for.
+    """
     if as_json or progress is None:
         _emit(as_json, rows, "\n".join(_describe(r) for r in rows))
-        return
-    for row in rows:
-        if row.get("id") not in progress.reported:
-            click.echo(_describe(row))
+    else:
+        for row in rows:
+            if row.get("id") not in progress.reported:
+                click.echo(_describe(row))
+    unfinished = [row for row in rows if "id" in row and str(row.get("status")) != "completed"]
+    if unfinished:
+        click.echo(f"{len(unfinished)} of {len(rows)} run(s) did not complete", err=True)
+        sys.exit(1)
 
 
 @click.group()

@@ -119,16 +119,20 @@ class RunProgress:
             f"conversations {analysed} analysed, {skipped} skipped, {failed} failed of {planned} planned"
         )
         if with_eta:
-            text += f"; ETA {self._eta(finished, planned)}"
+            text += f"; ETA {self._eta(finished, planned, len(found))}"
         return text
 
-    def _eta(self, finished: int, planned: int) -> str:
+    def _eta(self, finished: int, planned: int, known: int) -> str:
         if self._first_finished is None:
             self._first_finished = finished
         done_here = finished - self._first_finished
         elapsed = self._clock() - self._started
         if done_here <= 0 or elapsed <= 0:
             return "--"
+        if (
+            0 < known < self.total_runs
+        ):  # an inline backfill: the dates not dispatched yet, at the known runs' mean
+            planned += round(planned * (self.total_runs - known) / known)
         return _duration((planned - finished) * elapsed / done_here)
 
 

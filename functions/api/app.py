@@ -59,11 +59,12 @@ from shared.errors import (
 from shared.logs import configure_logging
 from shared.roles import ADMIN_ONLY, FEEDBACK_WRITERS, PUBLIC, READERS, Access
 
-__all__ = ["API_PREFIX", "ROUTES", "Route", "create_app"]
+__all__ = ["API_PREFIX", "MAX_BODY_BYTES", "ROUTES", "Route", "create_app"]
 
 _log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1/analytics"
+MAX_BODY_BYTES = 64 * 1024
 _EXTENSION = "time_savings_api"
 
 PAGE_CSP = (
@@ -490,6 +491,9 @@ def create_app(settings: Settings | None = None, *, services: ApiServices | None
     """The api function's app; tests pass `services` with fakes at the network edge."""
     current = services or ApiServices(settings or get_settings())
     app = flask.Flask(__name__, static_folder=None, template_folder="templates")
+    # every body this API takes is a few hundred bytes (feedback, trigger, login): refuse a huge
+    # one with 413 before reading it instead of buffering and parsing it whole
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions[_EXTENSION] = current
     app.json.sort_keys = False  # type: ignore[attr-defined]
     # werkzeug answers `//x` with a redirect to an absolute URL built from the Host header

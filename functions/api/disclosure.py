@@ -47,7 +47,7 @@ from typing import Any
 
 import flask
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, RowMapping
 
 from functions.api import queries
 from functions.api.schemas import (
@@ -60,6 +60,7 @@ from functions.api.schemas import (
     SummaryQuery,
     WithheldPoint,
 )
+from functions.calibrated import VERSION_RANGE_SQL
 from functions.dimensions import GROUP, Dimension
 from functions.metrics import ESTIMATOR_COUNTS, METRICS, SUM_COLUMNS, analysed_rows_sql
 from shared.auth import Principal
@@ -347,7 +348,7 @@ def _order(row: Figures, name: str) -> tuple[int, int, str]:
 _METRIC_SELECT = ", ".join(f"{metric.aggregate} AS {metric.column}" for metric in METRICS)
 # the conversations of released days in none of that day's released groups
 _OUTSIDE_GROUPS_SQL = (
-    f"SELECT analysis_date, {_METRIC_SELECT} FROM ("
+    f"SELECT analysis_date, {_METRIC_SELECT}, {VERSION_RANGE_SQL} FROM ("
     + analysed_rows_sql(
         "ca.analysis_date BETWEEN :start_date AND :end_date "
         "AND (CAST(:released AS jsonb) -> ca.analysis_date::text) IS NOT NULL "
@@ -358,12 +359,47 @@ _OUTSIDE_GROUPS_SQL = (
 )
 
 
+# a calibrated category of a version some date uses, whose factor comes from fewer than :floor people
+_THIN_CALIBRATION_SQL = """
+SELECT EXISTS (
+    SELECT 1 FROM calibration_factors f
+    WHERE f.calibrated AND f.version IN (SELECT DISTINCT version FROM calibration_dates)
+    AND (SELECT count(DISTINCT c.user_id_hash) FROM calibration_confirmations c
+         WHERE c.version = f.version AND c.task_category = f.task_category) < :floor
+)
+"""
+_CALIBRATED_FIELDS = (
+    "time_saved_calibrated_minutes",
+    "time_saved_calibrated_low_minutes",
+    "time_saved_calibrated_high_minutes",
+    "manual_time_calibrated_minutes",
+    "calibrated_conversation_count",
+    "calibration_version",
+    "calibration_versions",
+)
+
+
 @dataclass(frozen=True)
 class Control:
     """Disclosure control at floor k for one request of a controlled role."""
 
     floor: int
     _releases: dict[tuple[date, date, bool], Release] = field(default_factory=dict, compare=False, repr=False)
+    _thin: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
+
+    def _fields(self, connection: Connection, row: RowMapping | Mapping[str, Any]) -> dict[str, Any]:
+        """`queries.figure_fields`, without the calibrated fields while a calibration in use rests on
+        fewer than k people's answers: calibrated ÷ raw minutes of a category is its factor, the
+        median of those few people's own answers (the calibration report is admin-only for this)."""
+        fields = queries.figure_fields(row)
+        if fields.get("calibration_versions") is None:
+            return fields  # calibration is off
+        if "thin" not in self._thin:
+            thin = connection.execute(sa.text(_THIN_CALIBRATION_SQL), {"floor": self.floor}).scalar_one()
+            self._thin["thin"] = bool(thin)
+        if self._thin["thin"]:
+            fields.update(dict.fromkeys(_CALIBRATED_FIELDS))
+        return fields
 
     # --- what a viewer may ask
 
@@ -400,7 +436,7 @@ class Control:
         """The scope's figures over the range: the sum of its released days."""
         days = release.scope_days(group_id)
         rows = queries.daily_sums(connection, queries.Scope(group_id=group_id), date_range)
-        return Figures(**queries.figure_fields(_add(row for day, row in rows.items() if day in days)))
+        return Figures(**self._fields(connection, _add(row for day, row in rows.items() if day in days)))
 
     def trend(
         self, connection: Connection, release: Release, date_range: DateRange, group_id: str | None
@@ -411,7 +447,7 @@ class Control:
         points: list[DailyPoint | WithheldPoint] = []
         for day in _dates(date_range):
             if day in days or day not in rows:
-                points.append(DailyPoint(analysis_date=day, **queries.figure_fields(rows.get(day, {}))))
+                points.append(DailyPoint(analysis_date=day, **self._fields(connection, rows.get(day, {}))))
             else:
                 points.append(WithheldPoint(analysis_date=day))
         return points
@@ -458,7 +494,7 @@ class Control:
                 merged.add(value)
         rows = sorted(
             (
-                DimensionRow(value=value, **queries.figure_fields(_add(found)))
+                DimensionRow(value=value, **self._fields(connection, _add(found)))
                 for value, found in cells.items()
                 if value is not None
             ),
@@ -470,7 +506,7 @@ class Control:
                     value=None,
                     merged=True,
                     merged_values=len(merged),
-                    **queries.figure_fields(_add(cells[None])),
+                    **self._fields(connection, _add(cells[None])),
                 )
             )
         info = DisclosureInfo(
@@ -494,7 +530,7 @@ class Control:
                     group_id=group.group_id,
                     name=group.name,
                     member_count=group.member_count,
-                    **queries.figure_fields(_add(found)),
+                    **self._fields(connection, _add(found)),
                 )
             )
         rows.sort(key=lambda row: (-row.total_time_saved, row.name, row.group_id or ""))
@@ -508,7 +544,7 @@ class Control:
                 name=EVERYONE_ELSE,
                 member_count=None,
                 merged=True,
-                **queries.figure_fields(_add(outside)),
+                **self._fields(connection, _add(outside)),
             )
         )
         info = DisclosureInfo(

@@ -34,6 +34,7 @@ PRESETS = (
     (("more", "more than 4 h", "> 4 h", ">4h"), "more", "more"),
 )
 DID_NOT_HELP = ("ai did not help", "did not help", "no help", "not helpful", "didn't help", "none")
+_BARE_NUMBER = re.compile(r"^\d+(?:[.,]\d+)?$")
 _AMOUNT = re.compile(
     r"^(?P<number>\d+(?:[.,]\d+)?)\s*(?P<unit>m|min|mins|minutes?|h|hr|hrs|hours?)?$", re.IGNORECASE
 )
@@ -202,7 +203,8 @@ class Action:
             if not isinstance(hours, str) or not hours.strip():
                 return None
             text = hours.strip()
-            answer["minutes"] = parse_minutes(text if not text.replace(".", "", 1).isdigit() else f"{text} h")
+            # a bare number is hours here, with a decimal point or comma (`6`, `4.5`, `4,5`)
+            answer["minutes"] = parse_minutes(f"{text} h" if _BARE_NUMBER.match(text) else text)
             if answer["minutes"] <= 240:
                 raise ValueError("'more' means more than 4 hours")
         return answer
