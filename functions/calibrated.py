@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from functions.aggregates import recompute_dates
 from functions.calibration import LabelledPair, load_confirmation_pairs
-from functions.calibration_stats import ratio_quartiles
+from functions.calibration_stats import quartiles, ratio_quartiles
 from functions.value import FIRST_RATE_DATE, dates_with_aggregates
 from shared.config import CalibrationMode, Settings
 
@@ -102,11 +102,16 @@ def _rounded(value: float) -> Decimal:
     return Decimal(str(round(value, _FACTOR_DIGITS)))
 
 
-def category_factors(pairs: Sequence[LabelledPair], *, minimum: int) -> list[CategoryFactor]:
-    """The factor and band of every (estimator, category) the pairs cover, calibrated from `minimum` pairs.
+def category_factors(
+    pairs: Sequence[LabelledPair], *, minimum: int, min_people: int = 1
+) -> list[CategoryFactor]:
+    """The factor and band of every (estimator, category) the pairs cover.
 
     Per estimator, because a language model and the heuristic err differently: answers about
-    one never correct the other's figures.
+    one never correct the other's figures. Each person weighs once: the factor is the median
+    of the people's own median ratios (the band their quartiles), and an (estimator,
+    category) is calibrated only from `minimum` answers given by at least `min_people`
+    people, so nobody can set everyone's figures by answering often or extremely.
     """
     by_key: dict[tuple[str, str], list[LabelledPair]] = defaultdict(list)
     for item in pairs:
@@ -114,9 +119,16 @@ def category_factors(pairs: Sequence[LabelledPair], *, minimum: int) -> list[Cat
     factors = []
     for estimator, category in sorted(by_key):
         members = by_key[(estimator, category)]
-        spread = ratio_quartiles([item.pair for item in members])
-        if len(members) >= minimum and spread is not None:
-            q1, median, q3 = spread
+        by_person: dict[str, list[LabelledPair]] = defaultdict(list)
+        for index, item in enumerate(members):  # a label row without a person is its own person
+            by_person[item.user_id_hash or f"row-{index}"].append(item)
+        person_medians = [
+            spread[1]
+            for answers in by_person.values()
+            if (spread := ratio_quartiles([item.pair for item in answers])) is not None
+        ]
+        if len(members) >= minimum and len(person_medians) >= min_people and person_medians:
+            q1, median, q3 = quartiles(person_medians)
             factors.append(
                 CategoryFactor(
                     estimator, category, len(members), True, _rounded(median), _rounded(q1), _rounded(q3)
@@ -146,9 +158,10 @@ def _used(pairs: Iterable[LabelledPair]) -> list[_Used]:
     )
 
 
-def fingerprint(used: Sequence[_Used], *, minimum: int) -> str:
-    """SHA-256 of the confirmations a calibration uses and its minimum (a change makes a new version)."""
-    payload = json.dumps({"minimum": minimum, "confirmations": list(used)}, separators=(",", ":"))
+def fingerprint(used: Sequence[_Used], *, minimum: int, min_people: int = 1) -> str:
+    """SHA-256 of the confirmations a calibration uses and its minimums (a change makes a new version)."""
+    rules: dict[str, Any] = {"minimum": minimum} | ({"min_people": min_people} if min_people > 1 else {})
+    payload = json.dumps(rules | {"confirmations": list(used)}, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -171,9 +184,10 @@ def record_calibration(connection: Connection, settings: Settings) -> list[date]
     """
     connection.execute(sa.text("LOCK TABLE calibrations IN SHARE ROW EXCLUSIVE MODE"))
     minimum = settings.calibration_min_confirmations
+    min_people = settings.min_group_size  # the disclosure floor: no calibration stands on fewer people
     pairs = [item for item in load_confirmation_pairs(connection).pairs if item.conversation_id]
     used = _used(pairs)
-    digest = fingerprint(used, minimum=minimum)
+    digest = fingerprint(used, minimum=minimum, min_people=min_people)
     latest = (
         connection.execute(
             sa.text("SELECT version, fingerprint FROM calibrations ORDER BY version DESC LIMIT 1")
@@ -187,12 +201,12 @@ def record_calibration(connection: Connection, settings: Settings) -> list[date]
         return []
     version = connection.execute(
         sa.text(
-            "INSERT INTO calibrations (min_confirmations, confirmations, fingerprint) "
-            "VALUES (:minimum, :confirmations, :fingerprint) RETURNING version"
+            "INSERT INTO calibrations (min_confirmations, min_people, confirmations, fingerprint) "
+            "VALUES (:minimum, :min_people, :confirmations, :fingerprint) RETURNING version"
         ),
-        {"minimum": minimum, "confirmations": len(used), "fingerprint": digest},
+        {"minimum": minimum, "min_people": min_people, "confirmations": len(used), "fingerprint": digest},
     ).scalar_one()
-    factors = category_factors(pairs, minimum=minimum)
+    factors = category_factors(pairs, minimum=minimum, min_people=min_people)
     if factors:
         connection.execute(
             sa.text(
@@ -386,12 +400,12 @@ class _Calibrated(Protocol):
     def calibration_versions(self) -> list[int] | None: ...
 
 
-def calibration_note(connection: Connection, figures: _Calibrated) -> str | None:
+def calibration_note(connection: Connection, figures: _Calibrated, settings: Settings) -> str | None:
     """`calibration v2, 48 confirmations; 310 of 420 conversations in calibrated task categories`.
 
-    None when calibration is off (the figures carry no versions).
+    None when calibration is off.
     """
-    if figures.calibration_versions is None:
+    if settings.calibration is CalibrationMode.OFF:
         return None
     if not figures.calibration_versions:
         return "no calibration yet: it is computed when a run is aggregated after people have answered"

@@ -18,6 +18,7 @@ CREATE TABLE calibrations (
     version SERIAL PRIMARY KEY,
     computed_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     min_confirmations INTEGER NOT NULL CHECK (min_confirmations >= 1),
+    min_people INTEGER NOT NULL DEFAULT 1 CHECK (min_people >= 1),  -- distinct people per calibrated category
     confirmations INTEGER NOT NULL CHECK (confirmations >= 0),
     fingerprint VARCHAR(64) NOT NULL
 );

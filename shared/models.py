@@ -437,6 +437,7 @@ class Calibration(Base):
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
     computed_at: Mapped[datetime] = mapped_column(_TS, server_default=_NOW)
     min_confirmations: Mapped[int] = mapped_column(Integer)
+    min_people: Mapped[int] = mapped_column(Integer, server_default=text("1"))
     confirmations: Mapped[int] = mapped_column(Integer)
     fingerprint: Mapped[str] = mapped_column(String(64))
 

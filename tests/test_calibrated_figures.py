@@ -434,7 +434,10 @@ def test_a_new_confirmation_makes_a_new_version_only_when_aggregated_and_history
             analytics_engine, "SELECT fingerprint FROM calibrations WHERE version = :v", v=version
         )
         used = sorted(tuple(row) for row in stored_rows)
-        assert fingerprint(used, minimum=MINIMUM) == recorded.fingerprint
+        assert (
+            fingerprint(used, minimum=MINIMUM, min_people=get_settings().min_group_size)
+            == recorded.fingerprint
+        )
         ratios = [
             row.confirmed_minutes / row.most_likely for row in stored_rows if row.task_category == "coding"
         ]
@@ -504,6 +507,7 @@ def test_a_new_minimum_is_a_new_version_and_off_computes_none(
     _mode(monkeypatch, "show")
     night(analytics_engine, DAY, [(cid, DAY) for cid in made])
     monkeypatch.setenv("ANALYTICS_CALIBRATION_MIN_CONFIRMATIONS", "3")
+    monkeypatch.setenv("ANALYTICS_MIN_GROUP_SIZE", "3")  # and no fewer than 3 people behind a factor
     reset_settings_cache()
     night(analytics_engine, DAY + timedelta(days=1), [])
     rows = _table(
@@ -511,7 +515,7 @@ def test_a_new_minimum_is_a_new_version_and_off_computes_none(
         "SELECT c.version, c.min_confirmations, f.calibrated FROM calibrations c "
         "JOIN calibration_factors f USING (version) WHERE f.task_category = 'writing' ORDER BY 1",
     )
-    assert [tuple(row) for row in rows] == [(1, 8, False), (2, 3, True)]  # 3 answers reach 3
+    assert [tuple(row) for row in rows] == [(1, 8, False), (2, 3, True)]  # 3 answers, 3 people
     # dates keep their version: DAY stays on 1 until recalibrated
     [kept] = _table(analytics_engine, "SELECT version FROM calibration_dates WHERE analysis_date = :d", d=DAY)
     assert kept.version == 1

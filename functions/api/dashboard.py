@@ -282,7 +282,7 @@ def dashboard_page(services: ApiServices) -> flask.Response:
                 merged_values=merged,
                 withheld_group_days=group_info.withheld_group_days,
             )
-        calibrated = calibration_note(connection, current)
+        calibrated = calibration_note(connection, current, settings)
     ends_yesterday = date_range.end_date == services.today() - timedelta(days=1)
     preset = date_range.days if ends_yesterday and date_range.days in PRESET_DAYS else None
     query_string = _query_string(date_range, group_id, preset=preset)

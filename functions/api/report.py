@@ -141,7 +141,7 @@ def collect(connection: Connection, settings: Settings, date_range: DateRange, n
         ),
         generated_at=now,
         best_model=priced[0] if priced else None,
-        calibrated_note=calibration_note(connection, figures),
+        calibrated_note=calibration_note(connection, figures, settings),
     )
 
 
