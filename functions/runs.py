@@ -55,6 +55,7 @@ __all__ = [
     "RunStatus",
     "RunTrigger",
     "all_outcomes_in",
+    "any_open",
     "claim",
     "close_stale_runs",
     "commit_outcome",
@@ -566,6 +567,17 @@ def fail_run(connection: Connection, run_id: uuid.UUID, error: str) -> bool:
         {"run": run_id, "error": error[:2000]},
     ).first()
     return failed is not None
+
+
+def any_open(connection: Connection) -> bool:
+    """Whether some run is still open (`running` or `aggregating`): its analyses may be written
+    while the aggregates of their dates are not rebuilt yet."""
+    return bool(
+        connection.execute(
+            sa.text("SELECT EXISTS (SELECT 1 FROM processing_log WHERE status = ANY(:open))"),
+            {"open": [status.value for status in OPEN_STATUSES]},
+        ).scalar_one()
+    )
 
 
 def stale_runs(connection: Connection, settings: Settings) -> list[uuid.UUID]:

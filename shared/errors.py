@@ -3,6 +3,7 @@
     AnalyticsError                  base, never raised directly
     ├── ConfigurationError          settings cannot work: refuse to start
     ├── RetryableError              transient (LLM 429/5xx/timeout, DB drop): answer non-2xx, the queue retries
+    │   └── FiguresBeingRebuilt     (functions.api.disclosure) a run is open: a viewer's figures wait, 503
     ├── PermanentError              retrying cannot help: record the `reason_code`, answer 2xx
     │   ├── SkipConversation        the conversation cannot be measured (too few timestamps, malformed)
     │   └── EstimationFailed        the estimator refused or kept answering invalid output

@@ -425,7 +425,10 @@ def _http_error(exc: HTTPException) -> flask.Response:
 
 def _unavailable(exc: RetryableError) -> flask.Response:
     _log.warning("dependency unavailable: %s", exc)
-    return _error(503, "unavailable", str(exc))
+    response = _error(503, "unavailable", str(exc))
+    if exc.retry_after_seconds is not None:
+        response.headers["Retry-After"] = str(round(exc.retry_after_seconds))
+    return response
 
 
 def _misconfigured(exc: ConfigurationError) -> flask.Response:

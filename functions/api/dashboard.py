@@ -263,7 +263,12 @@ def dashboard_page(services: ApiServices) -> flask.Response:
                 if is_admin or d.disclosure == "partition"
             ]
         else:
-            release = control.release(connection, span(earlier, date_range), group_id)
+            try:
+                release = control.release(connection, span(earlier, date_range), group_id)
+            except disclosure.FiguresBeingRebuilt as exc:
+                paused = _render("paused.html", status=503, message=str(exc), floor=control.floor)
+                paused.headers["Retry-After"] = str(disclosure.PAUSE_SECONDS)
+                return paused
             current = control.figures(connection, release, date_range, group_id)
             previous = control.figures(connection, release, earlier, group_id)
             trend = control.trend(connection, release, date_range, group_id)

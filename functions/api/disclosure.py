@@ -49,6 +49,7 @@ import flask
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
+from functions import runs
 from functions.api import queries
 from functions.api.schemas import (
     DailyPoint,
@@ -64,7 +65,7 @@ from functions.calibrated import VERSION_RANGE_SQL
 from functions.dimensions import GROUP, Dimension
 from functions.metrics import ESTIMATOR_COUNTS, METRICS, SUM_COLUMNS, analysed_rows_sql
 from shared.auth import Principal
-from shared.errors import RequestRejected
+from shared.errors import RequestRejected, RetryableError
 from shared.roles import DISCLOSURE_CONTROLLED
 
 __all__ = [
@@ -72,6 +73,7 @@ __all__ = [
     "EVERYONE_ELSE",
     "OPENAPI_NOTE",
     "Control",
+    "FiguresBeingRebuilt",
     "Release",
     "ViewerRefused",
     "control_for",
@@ -86,6 +88,13 @@ OPENAPI_NOTE = (
     "people go into an Everyone else row, and `disclosure` says what was left out. Model, category "
     "and tag filters, a group filter on a breakdown and `user_id_hash` are refused (403)."
 )
+
+
+class FiguresBeingRebuilt(RetryableError):
+    """A run is open: a viewer's release decisions and figures could come from different states."""
+
+
+PAUSE_SECONDS = 120  # Retry-After while a run is open (a nightly run takes minutes)
 
 
 class ViewerRefused(RequestRejected):
@@ -424,6 +433,14 @@ class Control:
         """The release decisions of the range, of the group cells too when a group is asked for.
 
         Once per request and range: a dashboard page asks for several answers."""
+        if runs.any_open(connection):
+            # the analyzer writes analyses before the aggregator rebuilds their dates: between the
+            # two, "everyone − a group" computed from both could single one person out
+            raise FiguresBeingRebuilt(
+                "the figures are being rebuilt by a run in progress; a viewer's figures return when "
+                "it completes (try again in a few minutes)",
+                retry_after_seconds=PAUSE_SECONDS,
+            )
         groups = group_id is not None
         key = (date_range.start_date, date_range.end_date, groups)
         if key not in self._releases:
