@@ -56,8 +56,9 @@ class Stack:
         return requests.post(self.base + URL, json=body, headers=headers, timeout=10)
 
     def get(self, token: str | None = TOKEN, **params: str) -> requests.Response:
+        """The state lookup: a POST with the ids in the body (URLs are logged)."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return requests.get(self.base + URL, params=params, headers=headers, timeout=10)
+        return requests.post(self.base + URL + "/state", json=params, headers=headers, timeout=10)
 
 
 @pytest.fixture
@@ -297,6 +298,25 @@ def test_bad_bodies_are_422_and_store_nothing(stack: Stack, values: dict[str, An
     response = stack.post(_body(stack, **values))
     assert response.status_code == 422, response.text
     assert response.json()["detail"][0]["parameter"] == parameter
+    assert confirmation_rows(stack.engine) == []
+
+
+def test_the_person_s_id_never_travels_in_a_url(stack: Stack) -> None:
+    """Request URLs are logged (load balancers, Cloud Run): the raw Open WebUI user id must come in
+    the body. A query string is refused, the old GET lookup does not exist, nothing is stored."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    ids = {"chat_id": stack.alice_chat, "user_id": ALICE}
+    in_url = requests.post(stack.base + URL + "/state", params=ids, headers=headers, timeout=10)
+    assert in_url.status_code == 422 and "not in the URL" in in_url.json()["detail"][0]["message"]
+    submitted = requests.post(
+        stack.base + URL,
+        params={"user_id": ALICE},
+        json={"chat_id": stack.alice_chat, "minutes": 45},
+        headers=headers,
+        timeout=10,
+    )
+    assert submitted.status_code == 422
+    assert requests.get(stack.base + URL, params=ids, headers=headers, timeout=10).status_code == 405
     assert confirmation_rows(stack.engine) == []
 
 

@@ -212,9 +212,10 @@ ROUTES: tuple[Route, ...] = (
         "them with `health`. Bearer credentials only (not the dashboard cookie).",
     ),
     _api(
-        "/feedback",
+        "/feedback/state",
         "feedback-state",
         feedback.feedback_state,
+        methods=("POST",),
         access=FEEDBACK_WRITERS,
         session_ok=False,
         query=feedback.FeedbackQuery,
@@ -222,8 +223,9 @@ ROUTES: tuple[Route, ...] = (
         summary="A conversation's estimate and its owner's confirmation (Open WebUI's Action)",
         description="For the time-savings Action in Open WebUI: the current estimate of the chat "
         "(null before it is analysed) and what the person answered before. The chat must exist "
-        "in Open WebUI and belong to `user_id` (404 / 403 otherwise). The feedback credential "
-        "(`ANALYTICS_FEEDBACK_TOKEN`) or an admin bearer credential.",
+        "in Open WebUI and belong to `user_id` (404 / 403 otherwise). A POST with a JSON body, "
+        "never a query string: request URLs are logged, and `user_id` is a raw Open WebUI id. "
+        "The feedback credential (`ANALYTICS_FEEDBACK_TOKEN`) or an admin bearer credential.",
         tag="feedback",
         errors=feedback.ERRORS,
     ),

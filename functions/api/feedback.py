@@ -22,6 +22,7 @@ import hmac
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import flask
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.dialects.postgresql import insert
@@ -31,7 +32,7 @@ from functions.api.schemas import PRINTABLE
 from functions.api.services import ApiServices
 from functions.calibration import MAX_CONFIRMED_MINUTES
 from functions.success import sync_confirmed_no_help
-from shared.errors import RequestRejected
+from shared.errors import InvalidParameter, RequestRejected
 from shared.models import ConversationAnalysis, TimeConfirmation
 from shared.openwebui.reader import load_conversation_ref
 from shared.pseudonym import pseudonymise_with_settings
@@ -177,7 +178,16 @@ class FeedbackReceipt(FeedbackState):
 
 
 def _owner_hash(services: ApiServices, query: FeedbackQuery) -> str:
-    """The pseudonym of the chat's owner, after checking the chat exists and is theirs."""
+    """The pseudonym of the chat's owner, after checking the chat exists and is theirs.
+
+    The raw Open WebUI user id must come in the JSON body: a query string is part of the URL,
+    which load balancers and Cloud Run's request logs record.
+    """
+    if flask.request.args:
+        raise InvalidParameter(
+            next(iter(flask.request.args)),
+            "send the feedback's fields in the JSON body, not in the URL (request URLs are logged)",
+        )
     ref = load_conversation_ref(services.source_engine, query.chat_id)
     if ref is None:
         raise ChatNotFound(f"no chat with id {query.chat_id!r} in Open WebUI")

@@ -144,7 +144,8 @@ class Action:
         timeout = aiohttp.ClientTimeout(total=self.valves.timeout_seconds)
         try:
             async with aiohttp.ClientSession(timeout=timeout, headers=headers) as session:
-                async with session.get(url, params=identity) as response:
+                # the ids go in the body, never the URL: request URLs end up in logs
+                async with session.post(url + "/state", json=identity) as response:
                     state = await _json(response)
                     if response.status != 200:
                         await status(f"Time saved: {_problem(response.status, state)}", error=True)
