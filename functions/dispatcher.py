@@ -139,7 +139,10 @@ _UNSEEN = sa.text(
     "SELECT t.id FROM json_array_elements_text(CAST(:ids AS json)) AS t(id) "
     "LEFT JOIN LATERAL (SELECT 1 AS seen FROM conversation_analysis a "
     "WHERE a.conversation_id = t.id "
-    f"AND NOT (a.status = 'failed' AND a.skip_reason IN ({_RETRIED})) LIMIT 1) AS analysed ON true "
+    f"AND NOT (a.status = 'failed' AND a.skip_reason IN ({_RETRIED}) "
+    # ...as often as a failure in the window is retried (a night per lookback day), not forever
+    "AND (SELECT count(*) FROM run_tasks rt WHERE rt.conversation_id = t.id) <= :retries) "
+    "LIMIT 1) AS analysed ON true "
     "LEFT JOIN LATERAL (SELECT 1 AS seen FROM source_history h "
     "WHERE h.conversation_id = t.id LIMIT 1) AS history ON true "
     "WHERE analysed.seen IS NULL AND history.seen IS NULL"
@@ -150,9 +153,11 @@ _RECORD_HISTORY = sa.text(
 )
 
 
-def _unseen(connection: Connection, ids: Sequence[str]) -> list[str]:
-    """The ids of `ids` neither analysed nor recorded as history: an anti-join on the two unique indexes."""
-    return [row[0] for row in connection.execute(_UNSEEN, {"ids": json.dumps(list(ids))})]
+def _unseen(connection: Connection, ids: Sequence[str], retries: int) -> list[str]:
+    """The ids of `ids` neither analysed nor recorded as history: an anti-join on the two unique indexes.
+
+    A transient failure planned at most `retries` times does not count as analysed."""
+    return [row[0] for row in connection.execute(_UNSEEN, {"ids": json.dumps(list(ids)), "retries": retries})]
 
 
 def _baseline_taken(connection: Connection) -> bool:
@@ -160,7 +165,7 @@ def _baseline_taken(connection: Connection) -> bool:
 
 
 def _late_arrivals(
-    source: Engine, analytics: Engine, before: datetime, in_flight: set[str], room: int
+    source: Engine, analytics: Engine, before: datetime, in_flight: set[str], room: int, retries: int
 ) -> tuple[list[_Candidate], int]:
     """Chats never analysed nor recorded and dated before `before`: the `room` oldest, and how many in all.
 
@@ -175,7 +180,7 @@ def _late_arrivals(
     with analytics.connect() as connection:
         first_sweep = not _baseline_taken(connection)
         for page in reader.iter_chat_id_batches(source):
-            unseen = [cid for cid in _unseen(connection, page) if cid not in in_flight]
+            unseen = [cid for cid in _unseen(connection, page, retries) if cid not in in_flight]
             if not unseen:
                 continue
             found = [
@@ -229,7 +234,9 @@ def _select(
     late: list[_Candidate] = []
     late_total = 0
     if late_arrivals:
-        late, late_total = _late_arrivals(source, analytics, since, in_flight, max(0, limit - len(window)))
+        late, late_total = _late_arrivals(
+            source, analytics, since, in_flight, max(0, limit - len(window)), settings.lookback_days
+        )
     planned = [*window[:limit], *late]
     return _Selection(
         planned=planned, late_arrivals=len(late), deferred=len(window) + late_total - len(planned)

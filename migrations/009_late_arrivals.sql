@@ -21,3 +21,7 @@ CREATE TABLE source_baselines (
     taken_at TIMESTAMPTZ PRIMARY KEY DEFAULT now(),
     history_chats INTEGER NOT NULL CHECK (history_chats >= 0)
 );
+
+-- How often a conversation was planned: the sweep retries a late arrival's transient failure
+-- as many nights as a failure in the window is retried (ANALYTICS_LOOKBACK_DAYS), not forever.
+CREATE INDEX idx_run_tasks_conversation ON run_tasks (conversation_id);

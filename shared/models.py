@@ -345,6 +345,8 @@ class RunTask(Base):
     )
     conversation_id: Mapped[str] = mapped_column(String(255), primary_key=True)
 
+    __table_args__ = (Index("idx_run_tasks_conversation", "conversation_id"),)
+
 
 class AnalysisClaim(Base):
     __tablename__ = "analysis_claims"

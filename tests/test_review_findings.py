@@ -196,6 +196,7 @@ def test_a_viewer_cannot_read_the_answers_of_fewer_than_k_confirmers(
 def test_a_late_arrival_that_failed_transiently_is_planned_again_the_next_night(
     dataset: Dataset,
     analytics_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for day in DAYS:
         _nightly(day)
@@ -217,6 +218,25 @@ def test_a_late_arrival_that_failed_transiently_is_planned_again_the_next_night(
     # README/errors.py: transient failures "say nothing about the conversation: the dispatcher plans
     # it again" -- but a late arrival is outside every window and the sweep counts it as seen
     assert again.late_arrivals == 1, again
+
+    # ...but not forever: as many nights as a failure in the window (ANALYTICS_LOOKBACK_DAYS)
+    monkeypatch.setenv("ANALYTICS_LOOKBACK_DAYS", "3")
+    reset_settings_cache()
+    planned_nights = 2  # tonight and again
+    for offset in range(3, 8):
+        with analytics_engine.begin() as connection:  # the estimator is still down
+            connection.execute(
+                sa.text(
+                    "UPDATE conversation_analysis SET status = 'failed', skip_reason = 'transient_error', "
+                    "active_duration_minutes = NULL, idle_time_minutes = NULL, total_duration_minutes = NULL, "
+                    "manual_time_low = NULL, manual_time_most_likely = NULL, manual_time_high = NULL, "
+                    "confidence_level = NULL, time_saved_minutes = NULL WHERE conversation_id = :c"
+                ),
+                {"c": imported},
+            )
+        night = _nightly(DAYS[1] + timedelta(days=offset))
+        planned_nights += night.late_arrivals
+    assert planned_nights == 4  # planned once, then retried on 3 nights, then left as failed
 
 
 # --- 4. release decisions and figures come from different tables: a run in progress opens a gap ---
