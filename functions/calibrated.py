@@ -44,6 +44,7 @@ from shared.config import CalibrationMode, Settings
 
 __all__ = [
     "CALIBRATED_COLUMNS",
+    "CALIBRATED_FIELDS",
     "CSV_CALIBRATED_COLUMNS",
     "VERSION_RANGE_SQL",
     "CalibrationVersion",
@@ -331,6 +332,18 @@ VERSION_RANGE_SQL = (
 """The calibration versions of the selected aggregate rows (for a `SELECT` beside the sums)."""
 
 
+CALIBRATED_FIELDS = (
+    "time_saved_calibrated_minutes",
+    "time_saved_calibrated_low_minutes",
+    "time_saved_calibrated_high_minutes",
+    "manual_time_calibrated_minutes",
+    "calibrated_conversation_count",
+    "calibration_version",
+    "calibration_versions",
+)
+"""The calibrated fields of `Figures` (all null when nothing is calibrated)."""
+
+
 def calibrated_figures(
     values: Mapping[str, int], versions_used: Sequence[int] | None, settings: Settings
 ) -> dict[str, Any]:
@@ -342,17 +355,7 @@ def calibrated_figures(
     """
     used = sorted(versions_used or [])
     if settings.calibration is CalibrationMode.OFF or not used:
-        return dict.fromkeys(
-            (
-                "time_saved_calibrated_minutes",
-                "time_saved_calibrated_low_minutes",
-                "time_saved_calibrated_high_minutes",
-                "manual_time_calibrated_minutes",
-                "calibrated_conversation_count",
-                "calibration_version",
-                "calibration_versions",
-            )
-        )
+        return dict.fromkeys(CALIBRATED_FIELDS)
     return {
         "time_saved_calibrated_minutes": values["total_time_saved_calibrated"],
         "time_saved_calibrated_low_minutes": values["total_time_saved_calibrated_low"],

@@ -61,7 +61,7 @@ from functions.api.schemas import (
     SummaryQuery,
     WithheldPoint,
 )
-from functions.calibrated import VERSION_RANGE_SQL
+from functions.calibrated import CALIBRATED_FIELDS, VERSION_RANGE_SQL
 from functions.dimensions import GROUP, Dimension
 from functions.metrics import ESTIMATOR_COUNTS, METRICS, SUM_COLUMNS, analysed_rows_sql
 from shared.auth import Principal
@@ -374,18 +374,10 @@ SELECT EXISTS (
     SELECT 1 FROM calibration_factors f
     WHERE f.calibrated AND f.version IN (SELECT DISTINCT version FROM calibration_dates)
     AND (SELECT count(DISTINCT c.user_id_hash) FROM calibration_confirmations c
-         WHERE c.version = f.version AND c.task_category = f.task_category) < :floor
+         WHERE c.version = f.version AND c.estimator = f.estimator
+         AND c.task_category = f.task_category) < :floor
 )
 """
-_CALIBRATED_FIELDS = (
-    "time_saved_calibrated_minutes",
-    "time_saved_calibrated_low_minutes",
-    "time_saved_calibrated_high_minutes",
-    "manual_time_calibrated_minutes",
-    "calibrated_conversation_count",
-    "calibration_version",
-    "calibration_versions",
-)
 
 
 @dataclass(frozen=True)
@@ -407,7 +399,7 @@ class Control:
             thin = connection.execute(sa.text(_THIN_CALIBRATION_SQL), {"floor": self.floor}).scalar_one()
             self._thin["thin"] = bool(thin)
         if self._thin["thin"]:
-            fields.update(dict.fromkeys(_CALIBRATED_FIELDS))
+            fields.update(dict.fromkeys(CALIBRATED_FIELDS))
         return fields
 
     # --- what a viewer may ask
