@@ -242,7 +242,14 @@ WHERE processing_log.id = :run AND processing_log.status = :from_status
 RETURNING processing_log.id
 """
 
-_OPEN = "status IN ('running', 'aggregating')"
+_OPEN_VALUES = ", ".join(f"'{status.value}'" for status in OPEN_STATUSES)
+_OPEN = f"status IN ({_OPEN_VALUES})"  # SQL: the run is open (OPEN_STATUSES)
+
+
+def _open_row(connection: Connection, run_date: date) -> Any:
+    return connection.execute(
+        sa.text(_RUN_SELECT + f"WHERE run_date = :d AND {_OPEN}"), {"d": run_date}
+    ).first()
 
 
 def _existing_run(connection: Connection, run_date: date, idempotency_key: str | None) -> Any:
@@ -252,16 +259,12 @@ def _existing_run(connection: Connection, run_date: date, idempotency_key: str |
         ).first()
         if row is not None:
             return row
-    return connection.execute(
-        sa.text(_RUN_SELECT + f"WHERE run_date = :d AND {_OPEN}"), {"d": run_date}
-    ).first()
+    return _open_row(connection, run_date)
 
 
 def open_run_for_date(connection: Connection, run_date: date) -> Run | None:
     """The open (running or aggregating) run of `run_date`, if any: there is at most one."""
-    row = connection.execute(
-        sa.text(_RUN_SELECT + f"WHERE run_date = :d AND {_OPEN}"), {"d": run_date}
-    ).first()
+    row = _open_row(connection, run_date)
     return _to_run(row) if row is not None else None
 
 
@@ -574,8 +577,7 @@ def any_open(connection: Connection) -> bool:
     while the aggregates of their dates are not rebuilt yet."""
     return bool(
         connection.execute(
-            sa.text("SELECT EXISTS (SELECT 1 FROM processing_log WHERE status = ANY(:open))"),
-            {"open": [status.value for status in OPEN_STATUSES]},
+            sa.text(f"SELECT EXISTS (SELECT 1 FROM processing_log WHERE {_OPEN})")
         ).scalar_one()
     )
 
@@ -587,7 +589,7 @@ def stale_runs(connection: Connection, settings: Settings) -> list[uuid.UUID]:
     """
     rows = connection.execute(
         sa.text(
-            "SELECT p.id FROM processing_log p WHERE p.status IN ('running', 'aggregating') "
+            f"SELECT p.id FROM processing_log p WHERE p.status IN ({_OPEN_VALUES}) "
             "AND GREATEST(p.started_at, (SELECT max(o.recorded_at) FROM run_outcomes o WHERE o.run_id = p.id)) "
             "< now() - make_interval(mins => :minutes) ORDER BY p.started_at"
         ),
@@ -605,7 +607,7 @@ def mark_stale(connection: Connection, run_id: uuid.UUID) -> bool:
             "error_message = format('%s of %s conversations never reported an outcome', "
             "conversations_expected - conversations_processed - conversations_skipped "
             "- conversations_failed, conversations_expected) "
-            "WHERE id = :run AND status IN ('running', 'aggregating') RETURNING id"
+            f"WHERE id = :run AND {_OPEN} RETURNING id"
         ),
         {"run": run_id},
     ).first()
