@@ -18,8 +18,9 @@ are read with the listings' filters and the ones dated before the window are
 planned as late arrivals. The very first sweep finds the deployment's past instead
 (chats older than the first backfill): it records them as history
 (`source_history`) and plans none, so installing the product never starts
-analysing years of chats unasked (a backfill of their dates does that on purpose). The analyzer attributes each to the local date of its
-own last message and the aggregator rebuilds those dates. The run's window comes
+analysing years of chats unasked (a backfill of their dates does that on purpose).
+The analyzer attributes each late arrival to the local date of its own last message
+and the aggregator rebuilds those dates. The run's window comes
 first; late arrivals fill the rest of `ANALYTICS_MAX_CONVERSATIONS`, oldest
 first, and the remainder is deferred (found again by the next night's sweep).
 Only a bounded heap of them is held, whatever their number.
@@ -41,7 +42,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -164,6 +165,18 @@ def _baseline_taken(connection: Connection) -> bool:
     return connection.execute(sa.text("SELECT EXISTS (SELECT 1 FROM source_baselines)")).scalar_one()
 
 
+def _unseen_refs(
+    connection: Connection, source: Engine, before: datetime, in_flight: set[str], retries: int
+) -> Iterator[list[_Candidate]]:
+    """Per page of chat ids: the chats never analysed nor recorded, not in flight, dated before `before`."""
+    for page in reader.iter_chat_id_batches(source):
+        unseen = [cid for cid in _unseen(connection, page, retries) if cid not in in_flight]
+        if unseen:
+            yield [
+                _Candidate(ref.updated_at, ref.id) for ref in reader.load_refs(source, unseen, until=before)
+            ]
+
+
 def _late_arrivals(
     source: Engine, analytics: Engine, before: datetime, in_flight: set[str], room: int, retries: int
 ) -> tuple[list[_Candidate], int]:
@@ -175,36 +188,34 @@ def _late_arrivals(
     a backfill of their dates analyses them on purpose. From the next night on, a chat
     that was not there before is a late arrival whatever its dates.
     """
-    oldest: list[_Candidate] = []  # the `room` oldest so far: memory bounded by the per-run limit
-    total = 0
     with analytics.connect() as connection:
-        first_sweep = not _baseline_taken(connection)
-        for page in reader.iter_chat_id_batches(source):
-            unseen = [cid for cid in _unseen(connection, page, retries) if cid not in in_flight]
-            if not unseen:
-                continue
-            found = [
-                _Candidate(ref.updated_at, ref.id) for ref in reader.load_refs(source, unseen, until=before)
-            ]
-            if first_sweep:
-                connection.execute(_RECORD_HISTORY, {"ids": json.dumps([c.conversation_id for c in found])})
-                connection.commit()
-            total += len(found)
-            if not first_sweep:
-                oldest = heapq.nsmallest(room, [*oldest, *found]) if room > 0 else []
-        if first_sweep:
-            connection.execute(
-                sa.text("INSERT INTO source_baselines (history_chats) VALUES (:n)"), {"n": total}
-            )
-            connection.commit()
-            _log.info(
-                "first late-arrival sweep: %d chats dated before %s recorded as history, not planned "
-                "(backfill their dates to analyse them)",
-                total,
-                before.date().isoformat(),
-            )
+        pages = _unseen_refs(connection, source, before, in_flight, retries)
+        if not _baseline_taken(connection):
+            _record_history(connection, pages, before)
             return [], 0
+        oldest: list[_Candidate] = []  # the `room` oldest so far: memory bounded by the per-run limit
+        total = 0
+        for found in pages:
+            total += len(found)
+            oldest = heapq.nsmallest(room, [*oldest, *found]) if room > 0 else []
     return sorted(oldest), total
+
+
+def _record_history(connection: Connection, pages: Iterable[list[_Candidate]], before: datetime) -> None:
+    """The first sweep: every unseen chat is the deployment's past, recorded page by page."""
+    total = 0
+    for found in pages:
+        connection.execute(_RECORD_HISTORY, {"ids": json.dumps([c.conversation_id for c in found])})
+        connection.commit()
+        total += len(found)
+    connection.execute(sa.text("INSERT INTO source_baselines (history_chats) VALUES (:n)"), {"n": total})
+    connection.commit()
+    _log.info(
+        "first late-arrival sweep: %d chats dated before %s recorded as history, not planned "
+        "(backfill their dates to analyse them)",
+        total,
+        before.date().isoformat(),
+    )
 
 
 def _select(
