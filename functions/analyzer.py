@@ -395,9 +395,8 @@ def _analyse_claimed(ctx: _Context, stored: Row[Any] | None) -> AnalyzeResult:
         conversation = reader.load_conversation(ctx.source, ctx.conversation_id)
         timing = measure(conversation.messages, ctx.settings.idle_threshold_minutes)
     except SkipConversation as skip:
-        if (
-            skip.reason_code is ReasonCode.NOT_FOUND
-        ):  # deleted in Open WebUI: count it, keep any earlier analysis
+        if skip.reason_code is ReasonCode.NOT_FOUND:
+            # deleted in Open WebUI: count it, keep any earlier analysis
             record = runs.OutcomeRecord(
                 ctx.conversation_id, runs.Outcome.SKIPPED, reason=ReasonCode.NOT_FOUND
             )
