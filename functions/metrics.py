@@ -211,7 +211,7 @@ METRICS += (
     Metric(
         "total_manual_time_calibrated",
         "coalesce(sum(manual_time_calibrated), 0)",
-        "Minutes by hand, most likely × the task category's calibration factor (raw where uncalibrated).",
+        "Minutes by hand, most likely × its estimator's factor for its task category (raw where uncalibrated).",
         public=False,
     ),
     Metric(

@@ -342,9 +342,9 @@ class Figures(_Response):
     # calibrated figures (functions/calibrated.py); null with ANALYTICS_CALIBRATION=off
     time_saved_calibrated_minutes: int | None = _minutes(
         "Minutes saved, most likely, calibrated: each conversation's most likely minutes by hand × "
-        "its task category's bias factor (median of confirmed ÷ most likely), minus its active "
-        "minutes, at least 0; raw where the category has too few confirmations. Null when "
-        "calibration is off."
+        "its estimator's bias factor for its task category (median of people's confirmed ÷ most "
+        "likely), minus its active minutes, at least 0; raw where the category has too few "
+        "confirmations. Null when calibration is off."
     )
     time_saved_calibrated_low_minutes: int | None = _minutes(
         "Minutes saved, calibrated, low end: most likely × the first quartile of the category's ratio."
@@ -353,7 +353,8 @@ class Figures(_Response):
         "Minutes saved, calibrated, high end: most likely × the third quartile of the category's ratio."
     )
     manual_time_calibrated_minutes: int | None = _minutes(
-        "Minutes by hand, most likely × the task category's bias factor (raw where uncalibrated)."
+        "Minutes by hand, most likely × its estimator's bias factor for its task category "
+        "(raw where uncalibrated)."
     )
     calibrated_conversation_count: int | None = Field(
         description="Conversations whose task category was calibrated (the others count raw), "
