@@ -86,17 +86,6 @@ class CalibrationVersion:
     min_confirmations: int
     confirmations: int
     fingerprint: str
-    factors: tuple[CategoryFactor, ...]
-
-    @property
-    def calibrated_categories(self) -> tuple[str, ...]:
-        """`category` (or `estimator: category` when the version covers several estimators)."""
-        several = len({f.estimator for f in self.factors}) > 1
-        return tuple(
-            f"{f.estimator}: {f.task_category}" if several else f.task_category
-            for f in self.factors
-            if f.calibrated
-        )
 
 
 def _rounded(value: float) -> Decimal:
@@ -274,30 +263,10 @@ def recalibrate_history(engine: Engine, since: date) -> list[date]:
 
 
 def versions(connection: Connection, numbers: Iterable[int]) -> dict[int, CalibrationVersion]:
-    """The stored calibration versions with these numbers, with their factors."""
+    """The stored calibration versions with these numbers."""
     wanted = sorted(set(numbers))
     if not wanted:
         return {}
-    factors: dict[int, list[CategoryFactor]] = defaultdict(list)
-    for row in connection.execute(
-        sa.text(
-            "SELECT version, estimator, task_category, confirmations, calibrated, factor, factor_low, "
-            "factor_high FROM calibration_factors WHERE version = ANY(:versions) "
-            "ORDER BY version, estimator, task_category"
-        ),
-        {"versions": wanted},
-    ).mappings():
-        factors[row["version"]].append(
-            CategoryFactor(
-                row["estimator"],
-                row["task_category"],
-                row["confirmations"],
-                row["calibrated"],
-                row["factor"],
-                row["factor_low"],
-                row["factor_high"],
-            )
-        )
     return {
         row["version"]: CalibrationVersion(
             version=row["version"],
@@ -305,7 +274,6 @@ def versions(connection: Connection, numbers: Iterable[int]) -> dict[int, Calibr
             min_confirmations=row["min_confirmations"],
             confirmations=row["confirmations"],
             fingerprint=row["fingerprint"],
-            factors=tuple(factors[row["version"]]),
         )
         for row in connection.execute(
             sa.text("SELECT * FROM calibrations WHERE version = ANY(:versions) ORDER BY version"),
@@ -325,10 +293,7 @@ CALIBRATED_COLUMNS = (
 )
 """Summed aggregate columns that are read only through the calibrated fields below."""
 
-VERSION_RANGE_SQL = (
-    "max(calibration_version) AS calibration_version, "
-    "array_remove(array_agg(DISTINCT calibration_version), NULL) AS calibration_versions"
-)
+VERSION_RANGE_SQL = "array_remove(array_agg(DISTINCT calibration_version), NULL) AS calibration_versions"
 """The calibration versions of the selected aggregate rows (for a `SELECT` beside the sums)."""
 
 

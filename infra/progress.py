@@ -66,10 +66,6 @@ class RunProgress:
         self._last_text = ""
 
     @property
-    def is_tty(self) -> bool:
-        return self._tty
-
-    @property
     def reported(self) -> frozenset[uuid.UUID]:
         """The runs whose line was printed as they finished."""
         return frozenset(self._reported)

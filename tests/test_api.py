@@ -63,6 +63,7 @@ class FakeDispatch:
             expected: int = 3
             deferred: int = 0
             joined_existing: bool = False
+            late_arrivals: int = 0
 
         return Result(run_id=uuid.uuid4(), run_date=day or YESTERDAY)
 

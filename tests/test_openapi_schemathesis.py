@@ -47,6 +47,7 @@ class _Run:
     expected: int = 0
     deferred: int = 0
     joined_existing: bool = False
+    late_arrivals: int = 0
 
 
 def _dispatch(**kwargs: Any) -> _Run:

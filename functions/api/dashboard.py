@@ -241,10 +241,13 @@ def dashboard_page(services: ApiServices) -> flask.Response:
             error = str(exc)
         group_id = group.group_id if group else None
         scope = queries.Scope(group_id=group_id)
-        groups, hidden_groups = queries.group_breakdown(
-            connection, date_range, min_group_size=settings.min_group_size
-        )
         control = disclosure.control_for(settings.min_group_size)
+        if control is None:
+            groups, hidden_groups = queries.group_breakdown(
+                connection, date_range, min_group_size=settings.min_group_size
+            )
+        else:  # the viewer's group rows come from the released cells (below)
+            hidden_groups = queries.hidden_group_count(connection, settings.min_group_size)
         note: str | None = None  # what the disclosure control withheld, for a viewer
         trend: list[Any]
         if control is None:
@@ -267,7 +270,7 @@ def dashboard_page(services: ApiServices) -> flask.Response:
                 release = control.release(connection, span(earlier, date_range), group_id)
             except disclosure.FiguresBeingRebuilt as exc:
                 paused = _render("paused.html", status=503, message=str(exc), floor=control.floor)
-                paused.headers["Retry-After"] = str(disclosure.PAUSE_SECONDS)
+                paused.headers["Retry-After"] = str(round(exc.retry_after_seconds or 0))
                 return paused
             current = control.figures(connection, release, date_range, group_id)
             previous = control.figures(connection, release, earlier, group_id)

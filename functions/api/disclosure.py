@@ -41,7 +41,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from itertools import combinations
 from typing import Any
 
@@ -260,7 +260,7 @@ class Release:
         released = self.scope_days(group_id)
         return sum(
             1
-            for day in _dates(date_range)
+            for day in date_range.dates()
             if day not in released
             and (
                 day in self.active_days
@@ -268,14 +268,6 @@ class Release:
                 else group_id in self.group_active.get(day, frozenset())
             )
         )
-
-
-def _dates(date_range: DateRange) -> list[date]:
-    return [date_range.start_date + timedelta(days=offset) for offset in range(date_range.days)]
-
-
-def _range_params(date_range: DateRange) -> dict[str, Any]:
-    return {"start_date": date_range.start_date, "end_date": date_range.end_date}
 
 
 # the aggregator writes one daily_aggregates row per person and day with analysed conversations
@@ -289,7 +281,7 @@ def load_release(connection: Connection, date_range: DateRange, floor: int, *, g
     """The release decisions for every day of `date_range`; of the group cells too with `groups`."""
     if not groups:  # everyone's days need only the number of people per day
         counts: dict[date, int] = dict(
-            connection.execute(sa.text(_ACTIVE_PEOPLE_SQL), _range_params(date_range)).all()
+            connection.execute(sa.text(_ACTIVE_PEOPLE_SQL), date_range.sql_params()).all()
         )
         return Release(
             floor=floor,
@@ -301,7 +293,7 @@ def load_release(connection: Connection, date_range: DateRange, floor: int, *, g
         )
     entries: dict[date, list[tuple[str, frozenset[str]]]] = {}
     group_sets: dict[tuple[str, ...], frozenset[str]] = {}
-    for day, pairs in connection.execute(sa.text(_MEMBERSHIPS_SQL), _range_params(date_range)):
+    for day, pairs in connection.execute(sa.text(_MEMBERSHIPS_SQL), date_range.sql_params()):
         day_entries = entries[day] = []
         for person, group_ids in json.loads(pairs):
             key = tuple(group_ids or ())
@@ -380,13 +372,13 @@ SELECT EXISTS (
 """
 
 
-@dataclass(frozen=True)
+@dataclass
 class Control:
-    """Disclosure control at floor k for one request of a controlled role."""
+    """Disclosure control at floor k for one request of a controlled role (caches what it read)."""
 
     floor: int
     _releases: dict[tuple[date, date, bool], Release] = field(default_factory=dict, compare=False, repr=False)
-    _thin: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
+    _thin: bool | None = field(default=None, compare=False, repr=False)  # read once, when first needed
 
     def _fields(self, connection: Connection, row: RowMapping | Mapping[str, Any]) -> dict[str, Any]:
         """`queries.figure_fields`, without the calibrated fields while a calibration in use rests on
@@ -395,10 +387,11 @@ class Control:
         fields = queries.figure_fields(row)
         if fields.get("calibration_versions") is None:
             return fields  # calibration is off
-        if "thin" not in self._thin:
-            thin = connection.execute(sa.text(_THIN_CALIBRATION_SQL), {"floor": self.floor}).scalar_one()
-            self._thin["thin"] = bool(thin)
-        if self._thin["thin"]:
+        if self._thin is None:
+            self._thin = bool(
+                connection.execute(sa.text(_THIN_CALIBRATION_SQL), {"floor": self.floor}).scalar_one()
+            )
+        if self._thin:
             fields.update(dict.fromkeys(CALIBRATED_FIELDS))
         return fields
 
@@ -425,17 +418,17 @@ class Control:
         """The release decisions of the range, of the group cells too when a group is asked for.
 
         Once per request and range: a dashboard page asks for several answers."""
-        if runs.any_open(connection):
-            # the analyzer writes analyses before the aggregator rebuilds their dates: between the
-            # two, "everyone − a group" computed from both could single one person out
-            raise FiguresBeingRebuilt(
-                "the figures are being rebuilt by a run in progress; a viewer's figures return when "
-                "it completes (try again in a few minutes)",
-                retry_after_seconds=PAUSE_SECONDS,
-            )
         groups = group_id is not None
         key = (date_range.start_date, date_range.end_date, groups)
         if key not in self._releases:
+            if runs.any_open(connection):
+                # the analyzer writes analyses before the aggregator rebuilds their dates: between
+                # the two, "everyone − a group" computed from both could single one person out
+                raise FiguresBeingRebuilt(
+                    "the figures are being rebuilt by a run in progress; a viewer's figures return "
+                    "when it completes (try again in a few minutes)",
+                    retry_after_seconds=PAUSE_SECONDS,
+                )
             self._releases[key] = load_release(connection, date_range, self.floor, groups=groups)
         return self._releases[key]
 
@@ -454,7 +447,7 @@ class Control:
         days = release.scope_days(group_id)
         rows = queries.daily_sums(connection, queries.Scope(group_id=group_id), date_range)
         points: list[DailyPoint | WithheldPoint] = []
-        for day in _dates(date_range):
+        for day in date_range.dates():
             if day in days or day not in rows:
                 points.append(DailyPoint(analysis_date=day, **self._fields(connection, rows.get(day, {}))))
             else:
@@ -545,7 +538,7 @@ class Control:
         rows.sort(key=lambda row: (-row.total_time_saved, row.name, row.group_id or ""))
         released = {day.isoformat(): sorted(groups) for day, groups in release.groups.items()}
         outside = connection.execute(
-            sa.text(_OUTSIDE_GROUPS_SQL), {**_range_params(date_range), "released": json.dumps(released)}
+            sa.text(_OUTSIDE_GROUPS_SQL), {**date_range.sql_params(), "released": json.dumps(released)}
         ).mappings()
         rows.append(
             GroupRow(

@@ -218,9 +218,11 @@ def group_breakdown(services: ApiServices, query: RangeQuery) -> GroupBreakdownR
     control = disclosure.control_for(minimum)
     info = None
     with services.engine.connect() as connection:
-        rows, hidden = queries.group_breakdown(connection, date_range, min_group_size=minimum)
-        if control is not None:
+        if control is None:
+            rows, hidden = queries.group_breakdown(connection, date_range, min_group_size=minimum)
+        else:  # the viewer's rows come from the released cells; only the hidden count is shared
             rows, info = control.group_breakdown(connection, date_range)
+            hidden = queries.hidden_group_count(connection, minimum)
     return GroupBreakdownResponse(
         range=date_range,
         timezone=services.settings.timezone,
@@ -266,7 +268,7 @@ def _triggered(result: Any) -> TriggeredRun:
         expected=result.expected,
         deferred=result.deferred,
         joined_existing=result.joined_existing,
-        late_arrivals=getattr(result, "late_arrivals", 0),
+        late_arrivals=result.late_arrivals,
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,6 +42,7 @@ __all__ = [
     "figures",
     "group_breakdown",
     "group_cell_sums",
+    "hidden_group_count",
     "latest_analysis_date",
     "listed_groups",
     "load_group",
@@ -136,16 +137,12 @@ def figure_fields(row: RowMapping | Mapping[str, Any]) -> dict[str, Any]:
 _DATES = "analysis_date BETWEEN :start_date AND :end_date"
 
 
-def _range_params(date_range: DateRange) -> dict[str, Any]:
-    return {"start_date": date_range.start_date, "end_date": date_range.end_date}
-
-
 def figures(connection: Connection, scope: Scope, date_range: DateRange) -> Figures:
     """Totals of `scope` over `date_range`."""
     source, params = scope.source()
     row = (
         connection.execute(
-            sa.text(f"SELECT {_SUMS_SQL} {source} AND {_DATES}"), {**params, **_range_params(date_range)}
+            sa.text(f"SELECT {_SUMS_SQL} {source} AND {_DATES}"), {**params, **date_range.sql_params()}
         )
         .mappings()
         .one()
@@ -158,7 +155,7 @@ def daily_sums(connection: Connection, scope: Scope, date_range: DateRange) -> d
     source, params = scope.source()
     rows = connection.execute(
         sa.text(f"SELECT analysis_date, {_SUMS_SQL} {source} AND {_DATES} GROUP BY analysis_date"),
-        {**params, **_range_params(date_range)},
+        {**params, **date_range.sql_params()},
     ).mappings()
     return {row["analysis_date"]: row for row in rows}
 
@@ -173,7 +170,7 @@ def dimension_day_sums(
             f"FROM daily_breakdowns WHERE dimension = :dimension AND group_id = '' AND {_DATES} "
             "GROUP BY analysis_date, dimension_value"
         ),
-        {**_range_params(date_range), "dimension": dimension.name},
+        {**date_range.sql_params(), "dimension": dimension.name},
     ).mappings()
     return {(row["analysis_date"], row["dimension_value"]): row for row in rows}
 
@@ -190,7 +187,7 @@ def group_cell_sums(
             "SELECT jsonb_array_elements_text(CAST(:cells AS jsonb) -> analysis_date::text))) "
             "GROUP BY group_id"
         ),
-        {**_range_params(date_range), "cells": chosen},
+        {**date_range.sql_params(), "cells": chosen},
     ).mappings()
     return {row["group_id"]: row for row in rows}
 
@@ -211,11 +208,9 @@ def daily_trend(connection: Connection, scope: Scope, date_range: DateRange) -> 
     """One point per date of the range; dates without analyses are zero points."""
     by_date = daily_sums(connection, scope, date_range)
     empty: dict[str, Any] = {}
-    points = []
-    for offset in range(date_range.days):
-        day = date_range.start_date + timedelta(days=offset)
-        points.append(DailyPoint(analysis_date=day, **figure_fields(by_date.get(day, empty))))
-    return points
+    return [
+        DailyPoint(analysis_date=day, **figure_fields(by_date.get(day, empty))) for day in date_range.dates()
+    ]
 
 
 def user_breakdown(
@@ -236,7 +231,7 @@ def user_breakdown(
             "ORDER BY SUM(total_time_saved) DESC, SUM(conversation_count) DESC, user_id_hash "
             "LIMIT :limit"
         ),
-        {**_range_params(date_range), "limit": limit, "group_id": group_id},
+        {**date_range.sql_params(), "limit": limit, "group_id": group_id},
     ).mappings()
     return [
         UserRow(user_id_hash=row["user_id_hash"], active_days=int(row["active_days"]), **figure_fields(row))
@@ -259,7 +254,7 @@ def dimension_breakdown(
             "GROUP BY dimension_value "
             "ORDER BY SUM(total_time_saved) DESC, SUM(conversation_count) DESC, dimension_value"
         ),
-        {**_range_params(date_range), "dimension": dimension.name, "group_id": group_id or ""},
+        {**date_range.sql_params(), "dimension": dimension.name, "group_id": group_id or ""},
     ).mappings()
     return [DimensionRow(value=row["dimension_value"], **figure_fields(row)) for row in rows]
 
@@ -278,7 +273,7 @@ def group_breakdown(
             "GROUP BY g.group_id, g.name, g.member_count "
             "ORDER BY SUM(total_time_saved) DESC NULLS LAST, g.name, g.group_id"
         ),
-        {**_range_params(date_range), "min_group_size": min_group_size},
+        {**date_range.sql_params(), "min_group_size": min_group_size},
     ).mappings()
     shown = [
         GroupRow(
@@ -286,11 +281,17 @@ def group_breakdown(
         )
         for row in rows
     ]
-    hidden = connection.execute(
-        sa.text("SELECT COUNT(*) FROM user_groups WHERE member_count < :min_group_size"),
-        {"min_group_size": min_group_size},
-    ).scalar_one()
-    return shown, int(hidden)
+    return shown, hidden_group_count(connection, min_group_size)
+
+
+def hidden_group_count(connection: Connection, min_group_size: int) -> int:
+    """Groups with fewer than `min_group_size` members: never shown, only counted."""
+    return int(
+        connection.execute(
+            sa.text("SELECT COUNT(*) FROM user_groups WHERE member_count < :min_group_size"),
+            {"min_group_size": min_group_size},
+        ).scalar_one()
+    )
 
 
 def load_group(connection: Connection, group_id: str) -> GroupInfo | None:

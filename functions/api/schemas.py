@@ -268,6 +268,14 @@ class DateRange(_Response):
     end_date: date = Field(description="Last local date, inclusive.")
     days: int = Field(description="Number of days in the range.", json_schema_extra=_unit("days"))
 
+    def dates(self) -> list[date]:
+        """Every local date of the range, in order."""
+        return [self.start_date + timedelta(days=offset) for offset in range(self.days)]
+
+    def sql_params(self) -> dict[str, date]:
+        """The `:start_date` / `:end_date` parameters of a query over the range."""
+        return {"start_date": self.start_date, "end_date": self.end_date}
+
 
 class Figures(_Response):
     """Totals over a set of analyses; time in minutes, each with its low–high band."""
