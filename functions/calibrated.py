@@ -60,6 +60,7 @@ __all__ = [
     "versions",
 ]
 
+MIN_CALIBRATION_PEOPLE = 3  # fewest people whose median no single one of them can move at will
 _FACTOR_DIGITS = 4  # NUMERIC(10, 4) in migration 008
 _ONE = Decimal(1)
 
@@ -174,7 +175,8 @@ def record_calibration(connection: Connection, settings: Settings) -> list[date]
     """
     connection.execute(sa.text("LOCK TABLE calibrations IN SHARE ROW EXCLUSIVE MODE"))
     minimum = settings.calibration_min_confirmations
-    min_people = settings.min_group_size  # the disclosure floor: no calibration stands on fewer people
+    # the disclosure floor, and at least 3: the median of two people's answers is their mean
+    min_people = max(settings.min_group_size, MIN_CALIBRATION_PEOPLE)
     pairs = [item for item in load_confirmation_pairs(connection).pairs if item.conversation_id]
     used = _used(pairs)
     digest = fingerprint(used, minimum=minimum, min_people=min_people)

@@ -528,6 +528,34 @@ def test_health_reports_stale_runs_and_closes_nothing(
     assert body["status"] == "unhealthy"
 
 
+def test_health_tells_when_another_run_is_stuck_open(
+    fresh_client: FlaskClient, analytics_engine: Engine
+) -> None:
+    """The last run completed, but an older backfill run is stuck open: that pauses viewers, so
+    health is not healthy and says why."""
+    _insert_run(
+        analytics_engine,
+        "completed",
+        started_minutes_ago=30,
+        completed_at=datetime.now(UTC),
+        conversations_expected=2,
+        conversations_processed=2,
+        trigger="scheduler",
+    )
+    with analytics_engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO processing_log (run_date, status, started_at, trigger, conversations_expected) "
+                "VALUES (:d, 'running', now() - interval '10 hours', 'backfill', 3)"
+            ),
+            {"d": YESTERDAY - timedelta(days=30)},
+        )
+    body = get(fresh_client, "/health")
+    assert body["last_run"]["status"] == "completed"
+    assert body["status"] == "unhealthy" and len(body["stale_runs"]) == 1
+    assert "viewers' figures are paused" in body["problems"][0]
+
+
 def test_health_after_a_completed_and_a_failed_run(
     fresh_client: FlaskClient, analytics_engine: Engine
 ) -> None:

@@ -614,3 +614,20 @@ def test_aggregates_built_before_calibration_existed_read_their_raw_figures(
         assert tuple(row) == (90, 80, 20, 190, 0)
     finally:
         engine.dispose()
+
+
+def test_two_people_are_too_few_to_calibrate_even_with_a_floor_of_two() -> None:
+    """The median of two people's answers is their mean, which either of them can move at will."""
+    from functions.calibrated import MIN_CALIBRATION_PEOPLE, category_factors
+    from functions.calibration import LabelledPair
+    from functions.calibration_stats import Pair
+
+    def pair(person: str, confirmed: int) -> LabelledPair:
+        return LabelledPair("llm", "gpt-4o-mini", "v1", "coding", Pair(confirmed, 30, 60, 120), "c", person)
+
+    two = [pair("a", 60), pair("b", 2400)] * 5
+    (factor,) = category_factors(two, minimum=4, min_people=max(2, MIN_CALIBRATION_PEOPLE))
+    assert not factor.calibrated and factor.factor == 1
+    three = [*two, *[pair("c", 60)] * 5]
+    (factor,) = category_factors(three, minimum=4, min_people=max(2, MIN_CALIBRATION_PEOPLE))
+    assert factor.calibrated and float(factor.factor) == 1.0  # the middle person, not the extreme

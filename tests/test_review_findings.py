@@ -284,6 +284,8 @@ def test_a_run_in_progress_does_not_let_everyone_minus_a_group_single_out_one_pe
         assert "run in progress" in paused.get_json()["message"]
     page = _get(viewer, "/", **span)
     assert page.status_code == 503 and 'id="paused-message"' in page.get_data(as_text=True)
+    chart = _get(viewer, "/charts/daily-trend.svg", **span)  # an image, like every answer of the route
+    assert chart.status_code == 503 and chart.mimetype == "image/svg+xml" and chart.headers["Retry-After"]
     admin = _get_as(viewer, "local-dev-password", API_PREFIX + "/summary", **span)
     assert admin.status_code == 200  # admins see raw figures anyway
 

@@ -21,7 +21,7 @@ from werkzeug.exceptions import HTTPException
 
 from functions.api import calibration_views, dashboard, endpoints, feedback, report
 from functions.api.access_log import install_access_log
-from functions.api.disclosure import OPENAPI_NOTE
+from functions.api.disclosure import OPENAPI_NOTE, FiguresBeingRebuilt
 from functions.api.openapi import build_openapi
 from functions.api.schemas import (
     BreakdownQuery,
@@ -426,7 +426,10 @@ def _http_error(exc: HTTPException) -> flask.Response:
 
 
 def _unavailable(exc: RetryableError) -> flask.Response:
-    _log.warning("dependency unavailable: %s", exc)
+    if isinstance(exc, FiguresBeingRebuilt):
+        _log.info("viewer figures paused: %s", exc)  # normal while a run is open: health tells when stuck
+    else:
+        _log.warning("dependency unavailable: %s", exc)
     response = _error(503, "unavailable", str(exc))
     if exc.retry_after_seconds is not None:
         response.headers["Retry-After"] = str(round(exc.retry_after_seconds))

@@ -343,6 +343,10 @@ def chart(services: ApiServices, chart: str) -> flask.Response:
     except charts.ChartRenderFailed as exc:
         flask.current_app.logger.error("chart %s not drawn: %s", chart, exc)
         return charts.svg_response(charts.ERROR_SVG, status=503)
+    except disclosure.FiguresBeingRebuilt as exc:  # an image, like every answer of this route
+        response = charts.svg_response(charts.ERROR_SVG, status=503)
+        response.headers["Retry-After"] = str(round(exc.retry_after_seconds or 0))
+        return response
 
 
 def _chart(services: ApiServices, chart: str) -> flask.Response:

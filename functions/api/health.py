@@ -142,6 +142,11 @@ def _status(
             f"the last run (for {last.run_date.isoformat()}) made no progress for "
             f"{settings.stale_run_minutes} minutes; the next dispatch closes it as stale"
         ]
+    if stale:  # another run is stuck open: its dates wait for aggregation, and viewers wait with them
+        return "unhealthy", [
+            f"{len(stale)} run(s) made no progress for {settings.stale_run_minutes} minutes; the next "
+            "dispatch closes them as stale, and until then viewers' figures are paused"
+        ]
     if last.status is runs.RunStatus.COMPLETED:
         return "healthy", []
     if last.status in runs.OPEN_STATUSES:
