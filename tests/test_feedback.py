@@ -6,6 +6,7 @@ The Action file is loaded the way Open WebUI 0.12.4 loads a function
 invoked the way `open_webui/utils/chat.py:chat_action` does (parameters picked by the
 signature, `__user__` the user's model dump). `__event_call__` answers like the
 browser's confirm dialog: the typed text on OK, `True` for an empty OK, `False` on cancel.
+The exact answers of each supported Open WebUI release are in tests/test_action_releases.py.
 """
 
 from __future__ import annotations
@@ -44,8 +45,17 @@ URL = API_PREFIX + "/feedback"
 class Stack:
     """The api function on loopback, over an Open WebUI database with two users and two chats."""
 
-    def __init__(self, base: str, engine: Engine, alice_chat: str, alice_message: str, bob_chat: str) -> None:
+    def __init__(
+        self,
+        base: str,
+        engine: Engine,
+        alice_chat: str,
+        alice_message: str,
+        bob_chat: str,
+        requests: list[str],
+    ) -> None:
         self.base = base
+        self.requests = requests  # the path of every request that reached the api
         self.engine = engine
         self.alice_chat = alice_chat
         self.alice_message = alice_message
@@ -76,8 +86,14 @@ def stack(tmp_path: Path, analytics_engine: Engine, monkeypatch: pytest.MonkeyPa
     reset_settings_cache()
     reset_engines()
     app = create_app(services=ApiServices(get_settings()))
-    with serve_wsgi(app) as base:
-        yield Stack(base, analytics_engine, alice_chat, answer, bob_chat)
+    seen: list[str] = []
+
+    def counted(environ: dict[str, Any], start_response: Any) -> Any:
+        seen.append(environ["PATH_INFO"])
+        return app(environ, start_response)
+
+    with serve_wsgi(counted) as base:
+        yield Stack(base, analytics_engine, alice_chat, answer, bob_chat, seen)
 
 
 # --- the Action, loaded and called like Open WebUI does ------------------------------------
@@ -105,7 +121,7 @@ class Browser:
     """`__event_call__` and `__event_emitter__` as the chat page answers them."""
 
     def __init__(self, *replies: Any) -> None:
-        self.replies = list(replies)
+        self.replies: list[Any] = list(replies)
         self.calls: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
 
@@ -129,8 +145,15 @@ class Browser:
         ]
 
 
-def run_action(stack: Stack, browser: Browser, *, user: str = ALICE, chat_id: str | None = None) -> Any:
-    action = load_action({"api_url": stack.base + "/", "feedback_token": TOKEN})
+def run_action(
+    stack: Stack,
+    browser: Browser,
+    *,
+    user: str = ALICE,
+    chat_id: str | None = None,
+    valves: dict[str, Any] | None = None,
+) -> Any:
+    action = load_action(valves or {"api_url": stack.base + "/", "feedback_token": TOKEN})
     body = {
         "model": "gpt-4o",
         "chat_id": chat_id or stack.alice_chat,
@@ -208,7 +231,9 @@ def test_the_action_records_an_answer_before_analysis_and_the_latest_wins_after(
 def test_a_cancelled_or_empty_dialog_stores_nothing(stack: Stack, reply: Any) -> None:
     browser = Browser(reply)
     run_action(stack, browser)
-    assert browser.statuses == ["Time saved: no answer recorded."]
+    [(kind, text)] = browser.notifications
+    assert kind == "error" and "your answer was not recorded" in text
+    assert browser.statuses == []  # nothing is written into the chat
     assert confirmation_rows(stack.engine) == []
 
 
@@ -222,7 +247,7 @@ def test_the_action_reports_failures_and_stores_nothing(stack: Stack) -> None:
     run_action(stack, browser, user=BOB)
     assert browser.calls == []  # refused before the question
     [(kind, text)] = browser.notifications
-    assert kind == "error" and "belongs to another user" in text and "HTTP 403" in text
+    assert kind == "error" and "only the owner of this chat" in text
 
     browser = Browser("45")
     run_action(stack, browser, chat_id="no-such-chat")
@@ -240,7 +265,7 @@ def test_the_action_reports_failures_and_stores_nothing(stack: Stack) -> None:
         )
     )
     [(kind, text)] = browser.notifications
-    assert kind == "error" and "HTTP 401" in text
+    assert kind == "error" and "misconfigured: tell your admin" in text and "HTTP 401" in text
 
     browser = Browser("45")
     action = load_action({"api_url": "http://127.0.0.1:9", "feedback_token": TOKEN, "timeout_seconds": 2})
@@ -253,7 +278,7 @@ def test_the_action_reports_failures_and_stores_nothing(stack: Stack) -> None:
         )
     )
     [(kind, text)] = browser.notifications
-    assert kind == "error" and "could not be reached" in text
+    assert kind == "error" and "misconfigured: tell your admin" in text and "could not be reached" in text
 
     browser = Browser("45")
     action = load_action({})
@@ -323,9 +348,9 @@ def test_the_person_s_id_never_travels_in_a_url(stack: Stack) -> None:
 def test_rejections_of_chat_owner_and_credentials(stack: Stack) -> None:
     cases = [
         (stack.post(_body(stack, minutes=45, chat_id="no-such-chat")), 404, "not_found"),
-        (stack.post(_body(stack, minutes=45, chat_id=stack.bob_chat)), 403, "forbidden"),
-        (stack.post(_body(stack, minutes=45, user_id=BOB)), 403, "forbidden"),
-        (stack.get(chat_id=stack.bob_chat, user_id=ALICE), 403, "forbidden"),
+        (stack.post(_body(stack, minutes=45, chat_id=stack.bob_chat)), 403, "not_chat_owner"),
+        (stack.post(_body(stack, minutes=45, user_id=BOB)), 403, "not_chat_owner"),
+        (stack.get(chat_id=stack.bob_chat, user_id=ALICE), 403, "not_chat_owner"),
         (stack.get(chat_id="nope", user_id=ALICE), 404, "not_found"),
         (stack.post(_body(stack, minutes=45), token=None), 401, "unauthorized"),
         (stack.post(_body(stack, minutes=45), token="not-the-token"), 401, "unauthorized"),

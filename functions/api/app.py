@@ -411,6 +411,8 @@ def _rejected(exc: RequestRejected) -> flask.Response:
         if exc.status_code == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="time-savings-analytics"'
         return response
+    if isinstance(exc, feedback.NotTheOwner):
+        return _error(exc.status_code, exc.error_code, str(exc))
     error = {403: "forbidden", 404: "not_found"}.get(exc.status_code, "bad_request")
     return _error(exc.status_code, error, str(exc))
 

@@ -65,7 +65,7 @@ Minutes = Annotated[int, Field(strict=True, ge=1, le=MAX_CONFIRMED_MINUTES)]
 
 
 ERRORS = (
-    (403, "The chat belongs to another user than `user_id`."),
+    (403, "The chat belongs to another user than `user_id` (error `not_chat_owner`)."),
     (404, "No chat with this id in Open WebUI."),
 )
 """The feedback routes' own error statuses (for the OpenAPI document)."""
@@ -78,9 +78,10 @@ class ChatNotFound(RequestRejected):
 
 
 class NotTheOwner(RequestRejected):
-    """The chat belongs to someone else (403)."""
+    """The chat belongs to someone else (403, error code `not_chat_owner`)."""
 
     status_code = 403
+    error_code = "not_chat_owner"  # tells the Action this is no credential problem
 
 
 # --- request and response models -----------------------------------------------------------
