@@ -236,3 +236,12 @@ def _action_globals() -> dict[str, Any]:
     """The namespace of the Action's module, loaded as Open WebUI loads it."""
     action = load_action({})
     return type(action).__init__.__globals__
+
+
+def test_the_dialog_lists_and_reads_every_answer_of_the_one_list() -> None:
+    namespace = _action_globals()
+    message = namespace["describe_estimate"]({})
+    for label, fields, spellings in namespace["ANSWERS"]:
+        assert f'"{label}"' in message
+        for typed_text in (label, label.upper(), *spellings):
+            assert namespace["parse_answer"](typed_text) == fields

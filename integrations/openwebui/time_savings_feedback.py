@@ -12,17 +12,17 @@ relies on is there and behaves as handled below; 0.6.18 lacks one that matters.
   field whose schema has input type password as a hidden input (common/Valves.svelte and
   SensitiveInput in 0.8.9 and later; 0.6.18 shows it in clear text).
 - The question is an input event of the chat page; its answer is the typed text, true for
-  an empty OK (until 0.11), the empty string for an empty OK (0.12), false for Cancel.
+  an empty OK (0.8.9), the empty string for an empty OK (0.10.2 and later), false for Cancel.
 - A dialog nobody answers (Escape or a click beside it before 0.10.2, a closed tab) makes
   the event call raise the timeout of python-socketio (0.8.9 to 0.11 with
   WEBSOCKET_EVENT_CALLER_TIMEOUT set), wait forever (the same releases without it), or
   answer a dict with an error key (a lost browser session from 0.9.3, and a timeout in 0.12).
   Each of these ends in an error toast, never a crash: the wait has its own limit here.
-- Temporary chats carry no saved id: local (0.6.18), local and a colon (0.6.33 and later),
-  temporary and a colon (0.11.0 and later); channel and a colon are channels (seen from
+- Temporary chats carry no saved id: local (0.6.18), local and a colon (0.8.9 to 0.10.2,
+  still known later), temporary and a colon (0.11.0 and later); channel and a colon are channels (seen from
   0.10.2). None of them reaches the analytics service.
 - Every message goes to the person as a toast (a notification event), never as a status:
-  Open WebUI writes a status into the chat's stored message, and before 0.12 it did not
+  Open WebUI writes a status into the chat's stored message, and before 0.11.0 it did not
   check that the chat was the caller's own.
 
 Install, Open WebUI 0.8.9 to 0.11: Admin panel, Functions, the plus button, then either
