@@ -128,7 +128,7 @@ def test_range_agreement_by_hand() -> None:
     assert figures.median_estimate == 40
     # the calibration report's own Spearman, against the middles 7.5, 7.5, 30, 30, 120
     assert figures.spearman_rho == pytest.approx(spearman([7.5, 7.5, 30, 30, 120], [10, 40, 30, 100, 200]))
-    assert figures.rho_interval is not None
+    assert figures.rho_interval is not None and figures.spearman_rho is not None
     low, high = figures.rho_interval
     assert -1 <= low <= figures.spearman_rho <= high <= 1
     assert [(b.human_low, b.count, b.median_estimate) for b in figures.bins] == [
@@ -245,7 +245,7 @@ class _FailsOnLongTasks:
     """An estimator that fails on some digests: the failures must be counted, not estimated."""
 
     name = "picky"
-    model = None
+    model: str | None = None
     prompt_version = "picky-1"
 
     def estimate(self, digest: TranscriptDigest) -> Estimate:
