@@ -629,11 +629,20 @@ def _evaluate_tasks(tasks_file: Any, as_json: bool) -> None:
         tasks = evaluate_tasks.read_tasks(text)
     except evaluate_tasks.TasksRejected as exc:
         _reject(f"{name}: {exc}")
+    from shared.errors import ConfigurationError
+
     settings = get_settings()
+    try:
+        estimator = build_estimator(settings)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from exc
     result = evaluate_tasks.evaluate_tasks(
-        tasks, build_estimator(settings), lambda task: evaluate_tasks.task_digest(task, settings)
+        tasks, estimator, lambda task: evaluate_tasks.task_digest(task, settings)
     )
     _emit(as_json, result.as_json(), evaluate_tasks.render_text(result))
+    if result.figures.count == 0:
+        click.echo(f"no task could be estimated ({len(result.failed)} failed)", err=True)
+        sys.exit(1)
 
 
 def _reject(message: str) -> NoReturn:

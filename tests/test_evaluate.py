@@ -433,3 +433,26 @@ def test_the_bench_reports_train_held_out_and_baseline(tmp_path: Path) -> None:
         assert label in out
     assert out.count("train / ") == 3
     assert "held-out ÷ baseline: ρ " in out
+
+
+def test_when_no_task_is_estimated_the_command_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_openai: FakeOpenAIServer
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    monkeypatch.setenv("ANALYTICS_LLM_RPM", "100000")
+    fake_openai.default = "refusal"
+    path = _write(tmp_path / "tasks.jsonl", TASKS[:2])
+
+    code, out, err = _invoke("evaluate", "--tasks", str(path))
+
+    assert code == 1
+    assert "0 of 2 tasks estimated, 2 failed" in out
+    assert "no task could be estimated (2 failed)" in err
+
+
+def test_an_llm_without_a_server_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANALYTICS_ESTIMATOR", "llm")
+    path = _write(tmp_path / "tasks.jsonl", TASKS[:1])
+    code, out, err = _invoke("evaluate", "--tasks", str(path))
+    assert (code, out) == (1, "")
+    assert err.strip().splitlines() == ["Error: the LLM estimator needs OPENAI_API_KEY or OPENAI_BASE_URL"]
