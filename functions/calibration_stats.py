@@ -239,13 +239,13 @@ class RangedPair:
 
 
 def range_middle(low: float, high: float | None) -> float:
-    """The point value of a human range: its bin's middle, else the geometric middle (open: low × 2)."""
+    """The point value of a human range (low ≥ 1): its bin's middle, else the geometric middle (open: low × 2)."""
     for bin_low, bin_high, middle in HUMAN_TIME_BINS:
         if (low, high) == (bin_low, bin_high):
             return middle
-    if high is None:
-        return low * OPEN_RANGE_FACTOR
-    return math.sqrt(max(low, 1e-9) * high) if low > 0 else high / 2
+    if low <= 0:
+        raise ValueError("a human range starts at 1 minute or more")
+    return low * OPEN_RANGE_FACTOR if high is None else math.sqrt(low * high)
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,7 +280,7 @@ def bin_biases(pairs: Sequence[RangedPair]) -> tuple[BinBias, ...]:
         grouped.setdefault((pair.human_low, pair.human_high), []).append(pair.most_likely)
     result = []
     for (low, high), estimates in sorted(
-        grouped.items(), key=lambda item: (item[0][0], item[0][1] is None, item[0][1] or 0)
+        grouped.items(), key=lambda item: (item[0][0], math.inf if item[0][1] is None else item[0][1])
     ):
         middle = range_middle(low, high)
         median = statistics.median(estimates)

@@ -5,8 +5,8 @@ A task file is JSON Lines, one task a line (blank lines are skipped):
     {"id": "…", "task_text": "what was asked", "answer_text": "the answer",
      "human_minutes_low": 15, "human_minutes_high": 60}
 
-`human_minutes_high` is null for an open range ("more than 4 hours"); other fields are
-ignored. Each task becomes a two-message conversation, the ask and the answer five
+`human_minutes_high` is null for an open range ("more than 4 hours"); minutes run from
+1 (the product's floor) to 4800; other fields are ignored. Each task becomes a two-message conversation, the ask and the answer five
 minutes later (an answer that is a bare unified diff is shown as a fenced ``diff``
 block, as a chat answer would carry it), and is digested and redacted exactly as the
 analyzer digests a real conversation (`shared.digest.build_digest` with the configured
@@ -31,7 +31,7 @@ from shared.conversation import Conversation, Message, TranscriptDigest
 from shared.digest import build_digest
 from shared.errors import PermanentError, RetryableError
 from shared.estimators.base import Estimate, Estimator
-from shared.estimators.validation import MAX_ESTIMATE_MINUTES
+from shared.estimators.validation import MAX_ESTIMATE_MINUTES, MIN_ESTIMATE_MINUTES
 
 __all__ = [
     "ANSWER_DELAY",
@@ -73,8 +73,10 @@ def _minutes(value: Any, field: str, line: int, *, nullable: bool) -> float | No
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         kind = "a number or null" if nullable else "a number"
         raise TasksRejected(f"line {line}: {field} must be {kind}")
-    if not 0 <= value <= MAX_ESTIMATE_MINUTES:
-        raise TasksRejected(f"line {line}: {field} must be between 0 and {MAX_ESTIMATE_MINUTES}")
+    if not MIN_ESTIMATE_MINUTES <= value <= MAX_ESTIMATE_MINUTES:
+        raise TasksRejected(
+            f"line {line}: {field} must be between {MIN_ESTIMATE_MINUTES} and {MAX_ESTIMATE_MINUTES}"
+        )
     return float(value)
 
 

@@ -101,6 +101,8 @@ def test_range_middles_are_the_bins_and_geometric_elsewhere() -> None:
     assert [range_middle(low, high) for low, high, _ in HUMAN_TIME_BINS] == [7.5, 30.0, 120.0, 480.0]
     assert range_middle(10, 40) == pytest.approx(20.0)  # not a standard bin: the geometric middle
     assert range_middle(100, None) == 200.0  # another open range: twice its lower end
+    with pytest.raises(ValueError, match="1 minute"):
+        range_middle(0, 15)
 
 
 def test_in_range_and_band_overlap_are_inclusive_and_open_ended() -> None:
@@ -175,6 +177,10 @@ def test_bins_are_ordered_with_the_open_range_last() -> None:
         (
             '{"task_text": "x", "answer_text": "y", "human_minutes_low": -1, "human_minutes_high": 15}',
             "between",
+        ),
+        (
+            '{"task_text": "x", "answer_text": "y", "human_minutes_low": 0, "human_minutes_high": 15}',
+            "between 1 and 4800",
         ),
         ('{"task_text": "x", "answer_text": "y", "human_minutes_low": 1}', "human_minutes_high is missing"),
         (

@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from shared.conversation import DigestFeatures, TranscriptDigest
 from shared.estimators.base import TASK_CATEGORIES, Estimate
 from shared.estimators.prompt import COUNTS_ONLY_SUFFIX
-from shared.estimators.validation import MAX_ESTIMATE_MINUTES
+from shared.estimators.validation import MAX_ESTIMATE_MINUTES, MIN_ESTIMATE_MINUTES
 
 __all__ = [
     "CODE_TERM",
@@ -175,8 +175,10 @@ def manual_minutes(
 ) -> tuple[int, int, int]:
     """(low, most_likely, high) by the documented formula (`code`: another code term, for the benchmark)."""
     base = sum(_terms(features, code).values())
-    most_likely = min(max(_round_half_up(base * CATEGORY_FACTORS[category]), 1), MAX_ESTIMATE_MINUTES)
-    low = max(_round_half_up(most_likely * LOW_FACTOR), 1)
+    most_likely = min(
+        max(_round_half_up(base * CATEGORY_FACTORS[category]), MIN_ESTIMATE_MINUTES), MAX_ESTIMATE_MINUTES
+    )
+    low = max(_round_half_up(most_likely * LOW_FACTOR), MIN_ESTIMATE_MINUTES)
     high = min(max(_round_half_up(most_likely * HIGH_FACTOR), most_likely), MAX_ESTIMATE_MINUTES)
     return low, most_likely, high
 
