@@ -13,6 +13,13 @@ For pairs of (the person's own minutes by hand, the estimate's low / most likely
 
 Below a minimum number of pairs there is no number, only the message
 "not enough confirmations (n of minimum)".
+
+Against human time *ranges* (a labelled task set, `evaluate --tasks`), `range_agreement`
+gives Spearman's ρ between each range's middle (`range_middle`: 7.5 / 30 / 120 / 480 for
+the bins < 15 min, 15–60 min, 1–4 h, > 4 h) and the most likely minutes, with the same
+bootstrap interval; the share of most likely estimates inside the range; the share of
+low–high bands overlapping it; and per range the median estimate ÷ its middle (above 1:
+over-estimated, below 1: under-estimated; one figure per bin makes compression visible).
 """
 
 from __future__ import annotations
@@ -25,12 +32,19 @@ from dataclasses import dataclass
 
 __all__ = [
     "DEFAULT_RESAMPLES",
+    "HUMAN_TIME_BINS",
     "Agreement",
+    "BinBias",
     "Pair",
+    "RangeAgreement",
+    "RangedPair",
     "agreement",
+    "bin_biases",
     "bootstrap_interval",
     "not_enough",
     "quartiles",
+    "range_agreement",
+    "range_middle",
     "ranks",
     "ratio_quartiles",
     "spearman",
@@ -185,4 +199,109 @@ def agreement(
         bias=bias,
         bias_iqr=bias_iqr,
         band_coverage=inside / len(pairs),
+    )
+
+
+# --- Against human time ranges (a labelled task set: `evaluate --tasks`) ----------------------------
+
+# The human bins of a labelled task set, (low, high, middle) in minutes; high None = open-ended. The
+# middle is the point value a rank correlation needs (the usual 7.5 / 30 / 120 / 480 of these bins).
+HUMAN_TIME_BINS: tuple[tuple[float, float | None, float], ...] = (
+    (1, 15, 7.5),
+    (15, 60, 30.0),
+    (60, 240, 120.0),
+    (240, None, 480.0),
+)
+OPEN_RANGE_FACTOR = 2.0  # the point value of another open-ended range "more than L": L × this
+
+
+@dataclass(frozen=True, slots=True)
+class RangedPair:
+    """A human time range (high None = open-ended) and the estimate it is compared with (minutes)."""
+
+    human_low: float
+    human_high: float | None
+    low: float
+    most_likely: float
+    high: float
+
+    @property
+    def in_range(self) -> bool:
+        """The most likely estimate lies inside the human range (inclusive)."""
+        return self.human_low <= self.most_likely and (
+            self.human_high is None or self.most_likely <= self.human_high
+        )
+
+    @property
+    def band_overlaps(self) -> bool:
+        """The estimate's low–high band shares at least a point with the human range."""
+        return self.high >= self.human_low and (self.human_high is None or self.low <= self.human_high)
+
+
+def range_middle(low: float, high: float | None) -> float:
+    """The point value of a human range (low ≥ 1): its bin's middle, else the geometric middle (open: low × 2)."""
+    for bin_low, bin_high, middle in HUMAN_TIME_BINS:
+        if (low, high) == (bin_low, bin_high):
+            return middle
+    if low <= 0:
+        raise ValueError("a human range starts at 1 minute or more")
+    return low * OPEN_RANGE_FACTOR if high is None else math.sqrt(low * high)
+
+
+@dataclass(frozen=True, slots=True)
+class BinBias:
+    """One human range: how many pairs, their median most likely estimate, and that ÷ the middle."""
+
+    human_low: float
+    human_high: float | None
+    middle: float
+    count: int
+    median_estimate: float
+    bias: float  # median estimate ÷ middle: above 1 over-estimates, below 1 under-estimates
+
+
+@dataclass(frozen=True, slots=True)
+class RangeAgreement:
+    """The figures of estimates against human ranges; rates and ρ are None without pairs."""
+
+    count: int
+    spearman_rho: float | None
+    rho_interval: tuple[float, float] | None
+    in_range: float | None
+    band_overlap: float | None
+    median_estimate: float | None
+    bins: tuple[BinBias, ...]
+
+
+def bin_biases(pairs: Sequence[RangedPair]) -> tuple[BinBias, ...]:
+    """The median estimate ÷ middle for each human range present, ranges in ascending order."""
+    grouped: dict[tuple[float, float | None], list[float]] = {}
+    for pair in pairs:
+        grouped.setdefault((pair.human_low, pair.human_high), []).append(pair.most_likely)
+    result = []
+    for (low, high), estimates in sorted(
+        grouped.items(), key=lambda item: (item[0][0], math.inf if item[0][1] is None else item[0][1])
+    ):
+        middle = range_middle(low, high)
+        median = statistics.median(estimates)
+        result.append(BinBias(low, high, middle, len(estimates), median, median / middle))
+    return tuple(result)
+
+
+def range_agreement(
+    pairs: Sequence[RangedPair], *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0
+) -> RangeAgreement:
+    """ρ (with its bootstrap interval) against the ranges' middles, in-range and band-overlap shares, bias per bin."""
+    if not pairs:
+        return RangeAgreement(0, None, None, None, None, None, ())
+    middles = [range_middle(pair.human_low, pair.human_high) for pair in pairs]
+    likely = [pair.most_likely for pair in pairs]
+    return RangeAgreement(
+        count=len(pairs),
+        spearman_rho=spearman(middles, likely),
+        rho_interval=bootstrap_interval(middles, likely, resamples=resamples, seed=seed),
+        in_range=sum(pair.in_range for pair in pairs) / len(pairs),
+        band_overlap=sum(pair.band_overlaps for pair in pairs) / len(pairs),
+        median_estimate=statistics.median(likely),
+        bins=bin_biases(pairs),
     )

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import requests
@@ -568,7 +568,7 @@ def calibration(as_json: bool) -> None:
     _emit(as_json, report.model_dump(mode="json"), render_text(report))
 
 
-_MAX_LABELS_CHARACTERS = 20_000_000
+_MAX_INPUT_CHARACTERS = 20_000_000  # a --labels or --tasks file
 
 
 @cli.command()
@@ -576,21 +576,31 @@ _MAX_LABELS_CHARACTERS = 20_000_000
     "--labels",
     "labels_file",
     type=click.File("r", encoding="utf-8-sig"),
-    required=True,
     help="CSV of `conversation id, minutes` (a header row is allowed).",
+)
+@click.option(
+    "--tasks",
+    "tasks_file",
+    type=click.File("r", encoding="utf-8-sig"),
+    help="JSON Lines of labelled tasks: task_text, answer_text, human_minutes_low, human_minutes_high.",
 )
 @click.option(
     "--any-estimator", is_flag=True, help="Compare analyses of every estimator, not only the configured one."
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def evaluate(labels_file: Any, any_estimator: bool, as_json: bool) -> None:
-    """The calibration figures of the stored analyses against your own minutes; stores nothing."""
+def evaluate(labels_file: Any, tasks_file: Any, any_estimator: bool, as_json: bool) -> None:
+    """The calibration figures against your own minutes (--labels) or a labelled task set (--tasks); stores nothing."""
     from functions.calibration import LabelsRejected, evaluate_labels, read_labels, render_text
 
+    if (labels_file is None) == (tasks_file is None):
+        raise click.UsageError("give exactly one of --labels FILE.csv and --tasks FILE.jsonl")
+    if tasks_file is not None:
+        _evaluate_tasks(tasks_file, as_json)
+        return
     settings = get_settings()
-    text = labels_file.read(_MAX_LABELS_CHARACTERS + 1)
-    if len(text) > _MAX_LABELS_CHARACTERS:
-        raise click.BadParameter(f"larger than {_MAX_LABELS_CHARACTERS:,} characters", param_hint="--labels")
+    text = labels_file.read(_MAX_INPUT_CHARACTERS + 1)
+    if len(text) > _MAX_INPUT_CHARACTERS:
+        raise click.BadParameter(f"larger than {_MAX_INPUT_CHARACTERS:,} characters", param_hint="--labels")
     try:
         labels = read_labels(text)
     except LabelsRejected as exc:
@@ -601,6 +611,44 @@ def evaluate(labels_file: Any, any_estimator: bool, as_json: bool) -> None:
             connection, labels, minimum=settings.calibration_min_confirmations, estimator=estimator
         )
     _emit(as_json, report.model_dump(mode="json"), render_text(report, what="labelled conversations"))
+
+
+def _evaluate_tasks(tasks_file: Any, as_json: bool) -> None:
+    """`evaluate --tasks`: the configured estimator on each task; a bad file is one line and exit 2."""
+    from infra import evaluate_tasks
+    from shared.estimators import build_estimator
+
+    name = getattr(tasks_file, "name", "--tasks")
+    try:
+        text = tasks_file.read(_MAX_INPUT_CHARACTERS + 1)
+    except UnicodeDecodeError as exc:
+        _reject(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})")
+    if len(text) > _MAX_INPUT_CHARACTERS:
+        _reject(f"{name}: larger than {_MAX_INPUT_CHARACTERS:,} characters")
+    try:
+        tasks = evaluate_tasks.read_tasks(text)
+    except evaluate_tasks.TasksRejected as exc:
+        _reject(f"{name}: {exc}")
+    from shared.errors import ConfigurationError
+
+    settings = get_settings()
+    try:
+        estimator = build_estimator(settings)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    result = evaluate_tasks.evaluate_tasks(
+        tasks, estimator, lambda task: evaluate_tasks.task_digest(task, settings)
+    )
+    _emit(as_json, result.as_json(), evaluate_tasks.render_text(result))
+    if result.figures.count == 0:
+        click.echo(f"no task could be estimated ({len(result.failed)} failed)", err=True)
+        sys.exit(1)
+
+
+def _reject(message: str) -> NoReturn:
+    """A bad input file: one line on stderr, exit status 2 (a usage error), no traceback."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
 
 
 def _stop_serving(signum: int, frame: object) -> None:

@@ -496,7 +496,7 @@ def test_health_without_runs_is_unhealthy_and_reports_settings(fresh_client: Fla
     assert info["timezone"] == "Europe/Budapest"
     assert info["idle_threshold_minutes"] == 10
     assert info["estimator"] == "heuristic"
-    assert info["prompt_version"] == "heuristic-1"
+    assert info["prompt_version"] == "heuristic-2"
     next_run = body["next_run"]
     assert next_run["source"] == "computed"
     assert next_run["scheduled_at"] == datetime(2026, 6, 16, 0, 30, tzinfo=ZONE).isoformat()

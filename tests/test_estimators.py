@@ -552,8 +552,8 @@ def test_heuristic_is_deterministic_labelled_and_ordered() -> None:
     assert 1 <= first.low <= first.most_likely <= first.high <= MAX_ESTIMATE_MINUTES
     assert first.confidence == 25
     assert first.task_category == "coding"
-    # 2 turns × 2 + 40/200 + 300/40 + 12 × 1.5 = 29.7 → 30
-    assert (first.low, first.most_likely, first.high) == (15, 30, 60)
+    # 2 turns × 2 + 40/200 + 300/40 + 5 × 12^0.7 (28.5) = 40.2 → 40 (heuristic-2's code term)
+    assert (first.low, first.most_likely, first.high) == (20, 40, 80)
 
 
 def test_heuristic_on_an_empty_conversation_is_the_minimum() -> None:

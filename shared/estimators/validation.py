@@ -26,12 +26,14 @@ __all__ = [
     "MAX_DESCRIPTION_CHARS",
     "MAX_ESTIMATE_MINUTES",
     "MAX_REASONING_CHARS",
+    "MIN_ESTIMATE_MINUTES",
     "EstimateAnswer",
     "InvalidAnswerError",
     "parse_answer",
 ]
 
 MAX_ESTIMATE_MINUTES = 4800  # 10 working days × 8 h × 60 min
+MIN_ESTIMATE_MINUTES = 1  # the floor: no task takes less than a minute
 MAX_DESCRIPTION_CHARS = 160
 MAX_REASONING_CHARS = 400
 
@@ -66,7 +68,9 @@ def _category(value: Any) -> Any:
     return value.strip().lower() if isinstance(value, str) else value
 
 
-_Minutes = Annotated[int, BeforeValidator(_whole_number), Field(ge=1, le=MAX_ESTIMATE_MINUTES)]
+_Minutes = Annotated[
+    int, BeforeValidator(_whole_number), Field(ge=MIN_ESTIMATE_MINUTES, le=MAX_ESTIMATE_MINUTES)
+]
 
 
 class EstimateAnswer(BaseModel):
