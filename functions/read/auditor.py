@@ -47,6 +47,12 @@ candidate union generated and every rank test counts against `budget`; when it r
 audit **fails closed** (`budget_exhausted`): `audit` does not pass, and `release_safely`
 suppresses every further candidate that would need a check.
 
+Measured (bench/bench_auditor.py: 60 people, 8 nested and overlapping groups, 57 ISO weeks +
+13 months, everyone + 8 groups × 3 metrics per release, variables per person and day): 1890
+candidates → 2428 atoms, rank 968 at k = 5, about 58 000 candidate checks, 1–2 s for the whole
+history at once and well under a second for one nightly release on top of it; the naive
+greedy (a full audit per candidate) is ~90× slower on the first 8 releases.
+
 What this proves, and what it cannot: no linear combination of the figures isolates fewer
 than k people. It says nothing about outside knowledge (a person known to be alone in a role)
 or about non-linear inference from bounds (a figure known to be non-negative).
@@ -210,7 +216,7 @@ class _Problem:
         columns: dict[Hashable, list[tuple[int, int]]] = {}
         for row_index, form in enumerate(self.forms):
             exact = {var: _exact(form.figure_id, value) for var, value in form.coefficients.items()}
-            scale = math.lcm(1, *(value.denominator for value in exact.values()))
+            scale = math.lcm(1, *(value.denominator for value in exact.values() if type(value) is not int))
             self.row_scales.append(scale)
             for var, value in exact.items():
                 if value:
@@ -254,6 +260,7 @@ class _Span:
         self.leading: dict[int, tuple[Row, int]] = {}  # big leading column -> (row, provenance mask)
         self.pivots: dict[int, Row] = {}  # R₀ in reduced row echelon form: pivot column -> row
         self.masks: dict[int, int] = {}  # pivot column -> provenance mask (bit i = form i)
+        self.rows_of: dict[int, set[int]] = {}  # column -> pivots of the committed R₀ rows holding it
         self._unions: dict[frozenset[frozenset[str]], list[frozenset[str]]] = {}
 
     def record(self, figures: int, seconds: float, passed: bool) -> AuditRecord:
@@ -270,7 +277,7 @@ class _Span:
         reduced = self._reduce(index)
         if reduced is not None:
             row, mask = reduced
-            self.pivots, self.masks, _ = self._with_small_row(row, mask)
+            self._commit(*self._with_small_row(row, mask))
 
     def try_candidate(self, index: int) -> bool:
         reduced = self._reduce(index)
@@ -286,8 +293,47 @@ class _Span:
         except _BudgetExhausted:
             self.exhausted = True
             return False
-        self.pivots, self.masks = pivots, masks
+        self._commit(pivots, masks, changed)
         return True
+
+    def _commit(self, pivots: dict[int, Row], masks: dict[int, int], changed: set[int]) -> None:
+        for pivot in changed:
+            for column in self.pivots.get(pivot, ()):
+                self.rows_of[column].discard(pivot)
+            for column in pivots[pivot]:
+                self.rows_of.setdefault(column, set()).add(pivot)
+        self.pivots, self.masks = pivots, masks
+
+    def _components_touching(
+        self, pivots: dict[int, Row], changed: set[int]
+    ) -> Iterable[tuple[list[int], set[int]]]:
+        """The components of R₀ (`pivots`: committed rows plus `changed` ones) that hold a changed row."""
+        changed_rows_of: dict[int, list[int]] = {}
+        for pivot in changed:
+            for column in pivots[pivot]:
+                changed_rows_of.setdefault(column, []).append(pivot)
+        seen: set[int] = set()
+        for start in changed:
+            if start in seen:
+                continue
+            seen.add(start)
+            component_pivots: list[int] = []
+            component_columns: set[int] = set()
+            stack = [start]
+            while stack:
+                pivot = stack.pop()
+                component_pivots.append(pivot)
+                for column in pivots[pivot]:
+                    if column in component_columns:
+                        continue
+                    component_columns.add(column)
+                    for neighbour in (*self.rows_of.get(column, ()), *changed_rows_of.get(column, ())):
+                        if neighbour not in seen and (
+                            neighbour not in changed or column in pivots[neighbour]
+                        ):
+                            seen.add(neighbour)
+                            stack.append(neighbour)
+            yield component_pivots, component_columns
 
     def _reduce(self, index: int) -> tuple[Row, int] | None:
         """Reduce form `index`; a row leading on a big atom joins the basis (R₀ unchanged) and None
@@ -353,9 +399,8 @@ class _Span:
         other vector of R₀ already passed."""
         k = self.problem.k
         people = self.problem.people
-        for component_pivots, component_columns in _components(pivots):
-            if changed is not None and changed.isdisjoint(component_pivots):
-                continue
+        components = _components(pivots) if changed is None else self._components_touching(pivots, changed)
+        for component_pivots, component_columns in components:
             people_sets = frozenset(people[column] for column in component_columns)
             for union in self._maximal_unions(people_sets, k):
                 inside = {column for column in component_columns if people[column] <= union}
@@ -405,7 +450,9 @@ class _Span:
         return maximal
 
 
-def _exact(figure_id: str, value: object) -> Fraction:
+def _exact(figure_id: str, value: object) -> int | Fraction:
+    if type(value) is int or type(value) is Fraction:
+        return value
     if isinstance(value, bool) or not isinstance(value, int | Fraction):
         raise TypeError(
             f"figure {figure_id!r}: coefficients must be int or Fraction, not {type(value).__name__}"
