@@ -132,10 +132,6 @@ class Selection:
 Row = dict[int, int]
 
 
-class _BudgetExhausted(Exception):
-    """The candidate search ran out of budget: the release is not provable."""
-
-
 def audit(
     forms: Sequence[Form],
     person_of: Callable[[Hashable], str],
@@ -149,12 +145,8 @@ def audit(
     span = _Span(problem, budget)
     for index in range(len(forms)):
         span.insert_published(index)
-    exhausted = False
-    found = None
-    try:
-        found = span.find_leak(span.pivots, span.masks, changed=None)
-    except _BudgetExhausted:
-        exhausted = True
+    found = span.find_leak(span.pivots, span.masks, changed=None)
+    exhausted = span.exhausted
     passed = found is None and not exhausted
     record = span.record(len(forms), time.perf_counter() - started, passed)
     leak = _explain(problem, found) if found is not None else None
@@ -176,11 +168,7 @@ def release_safely(
     for index in range(len(published)):
         span.insert_published(index)
     candidate_ids = [form.figure_id for form in candidates]
-    try:
-        published_leak = span.find_leak(span.pivots, span.masks, changed=None)
-    except _BudgetExhausted:
-        published_leak = None
-        span.exhausted = True
+    published_leak = span.find_leak(span.pivots, span.masks, changed=None)
     if published_leak is not None or span.exhausted:
         record = span.record(len(published), time.perf_counter() - started, passed=False)
         return Selection(kept=[], suppressed=candidate_ids, record=record, budget_exhausted=span.exhausted)
@@ -287,11 +275,7 @@ class _Span:
             return False
         row, mask = reduced
         pivots, masks, changed = self._with_small_row(row, mask)
-        try:
-            if self.find_leak(pivots, masks, changed) is not None:
-                return False
-        except _BudgetExhausted:
-            self.exhausted = True
+        if self.find_leak(pivots, masks, changed) is not None or self.exhausted:
             return False
         self._commit(pivots, masks, changed)
         return True
@@ -385,10 +369,12 @@ class _Span:
         masks[pivot] = mask
         return pivots, masks, changed
 
-    def _spend(self, amount: int = 1) -> None:
+    def _spend(self, amount: int = 1) -> bool:
+        """Count `amount` checks; False (and `exhausted` from now on) once the budget is spent."""
         self.checked += amount
         if self.checked > self.budget:
-            raise _BudgetExhausted
+            self.exhausted = True
+        return not self.exhausted
 
     def find_leak(
         self, pivots: dict[int, Row], masks: dict[int, int], changed: set[int] | None
@@ -396,20 +382,24 @@ class _Span:
         """A dependency (pivot -> coefficient) of R₀ rows supported on fewer than k people, if any.
 
         With `changed`, only components and sets that contain a changed row are tested: every
-        other vector of R₀ already passed."""
+        other vector of R₀ already passed. None with `exhausted` set: the budget ran out first."""
         k = self.problem.k
         people = self.problem.people
         components = _components(pivots) if changed is None else self._components_touching(pivots, changed)
         for component_pivots, component_columns in components:
             people_sets = frozenset(people[column] for column in component_columns)
-            for union in self._maximal_unions(people_sets, k):
+            unions = self._maximal_unions(people_sets, k)
+            if unions is None:
+                return None
+            for union in unions:
                 inside = {column for column in component_columns if people[column] <= union}
                 inside_pivots = [pivot for pivot in component_pivots if pivot in inside]
                 if not inside_pivots:
                     continue
                 if changed is not None and changed.isdisjoint(inside_pivots):
                     continue
-                self._spend()
+                if not self._spend():
+                    return None
                 restricted = [
                     {column: value for column, value in pivots[pivot].items() if column not in inside}
                     for pivot in inside_pivots
@@ -420,15 +410,16 @@ class _Span:
                     return pivots, masks, combination
         return None
 
-    def _maximal_unions(self, people_sets: frozenset[frozenset[str]], k: int) -> list[frozenset[str]]:
-        """The maximal unions of `people_sets` with fewer than k people (each generated union is spent)."""
+    def _maximal_unions(self, people_sets: frozenset[frozenset[str]], k: int) -> list[frozenset[str]] | None:
+        """The maximal unions of `people_sets` with fewer than k people; None when the budget runs out."""
         cached = self._unions.get(people_sets)
         if cached is not None:
             return cached
         small = [people for people in people_sets if len(people) < k]
         seen: set[frozenset[str]] = set(small)
         frontier = list(seen)
-        self._spend(len(frontier))
+        if not self._spend(len(frontier)):
+            return None
         maximal: list[frozenset[str]] = []
         while frontier:
             union = frontier.pop()
@@ -441,7 +432,8 @@ class _Span:
                     continue
                 extended = True
                 if bigger not in seen:
-                    self._spend()
+                    if not self._spend():
+                        return None
                     seen.add(bigger)
                     frontier.append(bigger)
             if not extended:
