@@ -257,7 +257,7 @@ def cases(draw: st.DrawFn) -> Case:
     return Case(draw(st.integers(2, 4)), active, groups, rates, periods)
 
 
-PROPERTY_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY_SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @PROPERTY_SETTINGS

@@ -114,6 +114,22 @@ def test_non_ascii_credentials_and_csrf_tokens_are_refused_not_crashed(client: F
     assert response.status_code == 200
 
 
+@pytest.mark.parametrize(
+    "header",
+    ["Host", "Origin", "Referer", "Content-Type", "Accept", "If-None-Match", "X-Forwarded-For", "Range"],
+)
+def test_a_non_ascii_header_never_answers_500(cookieless: FlaskClient, header: str) -> None:
+    for method, path in (
+        ("GET", SUMMARY),
+        ("GET", "/login"),
+        ("POST", "/login"),
+        ("POST", API_PREFIX + "/feedback"),
+    ):
+        headers = {**bearer(PASSWORD), header: "\xc3\xa9\xff"}
+        response = cookieless.open(path, method=method, headers=headers, data=b"{}")
+        assert response.status_code < 500, (header, method, path, response.status_code)
+
+
 def test_deep_json_is_400_on_every_json_route(client: FlaskClient) -> None:
     json_routes = [route for route in ROUTES if "POST" in route.methods and route.kind != "page"]
     assert json_routes
