@@ -49,9 +49,9 @@ suppresses every further candidate that would need a check.
 
 Measured (bench/bench_auditor.py: 60 people, 8 nested and overlapping groups, 57 ISO weeks +
 13 months, everyone + 8 groups × 3 metrics per release, variables per person and day): 1890
-candidates → 2428 atoms, rank 968 at k = 5, about 58 000 candidate checks, 1–2 s for the whole
-history at once and well under a second for one nightly release on top of it; the naive
-greedy (a full audit per candidate) is ~90× slower on the first 8 releases.
+candidates → 2428 atoms, rank 968 at k = 5, about 58 000 candidate checks, 0.8–1.7 s for the
+whole history at once (2 shared cores) and about 0.2–0.5 s for one nightly release on top of it; the naive
+greedy (a full audit per candidate) is 45–90× slower on the first 8 releases.
 
 What this proves, and what it cannot: no linear combination of the figures isolates fewer
 than k people. It says nothing about outside knowledge (a person known to be alone in a role)
