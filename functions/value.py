@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
@@ -279,7 +280,9 @@ def _value_gaps(connection: Connection, wanted: Mapping[str, Any]) -> list[date]
 _RATES_LOCK_KEY = 7_291_042_131  # one process records new rates; the others do not wait
 # engine => the rates (as JSON) this process knows the database holds
 _known_rates: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+_failed_at: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary()
 _known_rates_lock = threading.Lock()
+_RETRY_SECONDS = 30.0  # after a database failure, requests do not each wait for it again
 
 # The dates of a period with group rates need each conversation's rate: rebuilt from the analyses.
 _GROUP_RATED_DATES = """
@@ -330,14 +333,17 @@ def ensure_rates(engine: Engine, settings: Settings, today: date) -> list[date] 
     """Record the configured rates if the database lacks them and revalue what they change.
 
     Once per process and rates (then a dictionary look-up). The dates revalued; None when
-    another instance is recording them right now or the database failed: the money fields
-    say `pending` until it is done, and the next request tries again.
+    another instance is recording them right now (the next call tries again) or the
+    database failed (tried again after `_RETRY_SECONDS`): the money fields say `pending`
+    until it is done.
     """
     wanted = _configured(settings)
     key = json.dumps(wanted, sort_keys=True, default=str)
     with _known_rates_lock:
         if _known_rates.get(engine) == key:
             return []
+        if time.monotonic() - _failed_at.get(engine, -_RETRY_SECONDS) < _RETRY_SECONDS:
+            return None
     try:
         with engine.connect() as connection:
             rows = [
@@ -359,6 +365,8 @@ def ensure_rates(engine: Engine, settings: Settings, today: date) -> list[date] 
             _log.info("recorded the configured rates; %d dates revalued", len(dates))
     except SQLAlchemyError as exc:
         _log.warning("could not record the configured rates (%s); money shows as pending", type(exc).__name__)
+        with _known_rates_lock:
+            _failed_at[engine] = time.monotonic()
         return None
     with _known_rates_lock:
         _known_rates[engine] = key
