@@ -170,13 +170,13 @@ locals {
     "ANALYTICS_DASHBOARD_PASSWORD",
     "OPENAI_API_KEY",
   ]
+  api_secret_variables = ["WEBUI_SECRET_KEY", "ANALYTICS_VIEWER_PASSWORD", "ANALYTICS_FEEDBACK_TOKEN"]
+
   function_secret_variables = {
     dispatch  = local.pipeline_secret_variables
     analyze   = local.pipeline_secret_variables
     aggregate = local.pipeline_secret_variables
-    api = concat(local.pipeline_secret_variables, [
-      "WEBUI_SECRET_KEY", "ANALYTICS_VIEWER_PASSWORD", "ANALYTICS_FEEDBACK_TOKEN",
-    ])
+    api       = concat(local.pipeline_secret_variables, local.api_secret_variables)
   }
 
   # Operator-provided secrets count as configured once their version is pinned;
