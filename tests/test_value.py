@@ -468,6 +468,10 @@ def test_while_another_instance_records_the_rates_the_money_is_pending(
         other.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _RATES_LOCK_KEY})
         summary = client.get(f"/api/v1/analytics/summary?{_RANGE}", headers=_ADMIN).get_json()
         html = client.get("/?days=7", headers=_ADMIN).get_data(as_text=True)
+        report = client.get(f"/report?{_RANGE}", headers=_ADMIN)
+    assert report.status_code == 200
+    headline = report.get_data(as_text=True).split('id="headline-value"', 1)[1].split("</div>", 1)[0]
+    assert "pending" in headline and "EUR" not in headline
     assert summary["currency"] == "EUR" and summary["value_status"] == "pending"
     assert summary["value_saved_amount"] is None and summary["value_per_usd"] is None
     assert summary["hours_saved_per_100_usd"] == 50.0  # no rate needed: still shown
