@@ -603,7 +603,7 @@ def test_plain_defaults_match_settings_defaults(monkeypatch):
             f"{name}: Terraform's default gives {getattr(deployed, field_name)!r}, Settings says {default!r}"
         )
         compared.append(field_name)
-    assert {"hourly_rate", "pii_regions", "calibration", "min_group_size"} <= set(compared) | {"hourly_rate"}
+    assert {"pii_regions", "calibration", "min_group_size", "llm_timeout_seconds", "migrate_on_start"} <= set(compared)
 
 
 def test_schedule_defaults_equal_settings_defaults():
