@@ -603,7 +603,9 @@ def test_plain_defaults_match_settings_defaults(monkeypatch):
             f"{name}: Terraform's default gives {getattr(deployed, field_name)!r}, Settings says {default!r}"
         )
         compared.append(field_name)
-    assert {"pii_regions", "calibration", "min_group_size", "llm_timeout_seconds", "migrate_on_start"} <= set(compared)
+    assert {"pii_regions", "calibration", "min_group_size", "llm_timeout_seconds", "migrate_on_start"} <= set(
+        compared
+    )
 
 
 def test_schedule_defaults_equal_settings_defaults():
