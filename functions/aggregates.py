@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from functions.dimensions import GROUP, STORED_DIMENSIONS, TOTAL
 from functions.metrics import ANALYSED_ROWS_SQL, METRIC_COLUMNS, aggregate_select_sql
 
-__all__ = ["recompute_dates"]
+__all__ = ["lock_aggregates", "recompute_dates"]
 
 _AGGREGATION_LOCK_KEY = 7_291_042_119
 
@@ -77,12 +77,17 @@ ON CONFLICT (analysis_date) DO NOTHING
 """
 
 
+def lock_aggregates(connection: Connection) -> None:
+    """Wait for the aggregates (held to the end of the caller's transaction): writers never interleave."""
+    connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AGGREGATION_LOCK_KEY})
+
+
 def recompute_dates(connection: Connection, dates: Iterable[date]) -> None:
     """Rebuild the aggregates and breakdowns of `dates` inside the caller's transaction."""
     day_list = sorted(set(dates))
     if not day_list:
         return
-    connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AGGREGATION_LOCK_KEY})
+    lock_aggregates(connection)
     params = {"dates": day_list}
     connection.execute(sa.text(_ASSIGN_CALIBRATION), params)
     connection.execute(sa.text("DELETE FROM daily_aggregates WHERE analysis_date = ANY(:dates)"), params)

@@ -51,6 +51,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from functions import runs, wiring
 from functions.aggregator import aggregate_run
+from functions.value import ensure_rates
 from shared.config import Settings, get_settings
 from shared.db import analytics_engine, source_engine
 from shared.errors import RETRIED_BY_NEXT_RUN, ReasonCode
@@ -318,6 +319,7 @@ def dispatch(
     run_date = target_date or yesterday(settings)
     analytics, source = analytics_engine(settings), source_engine(settings)
 
+    ensure_rates(analytics, settings, datetime.now(settings.zone).date())  # new rates value history now
     with analytics.begin() as connection:
         closed = runs.close_stale_runs(connection, settings)
     if closed:

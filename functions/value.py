@@ -4,27 +4,43 @@
   (tokens per model, priced with the one price table, NULL cost = unpriced) in the
   analyzer's transaction.
 * Rates: `record_rates` keeps `value_rates` in step with the settings. The first rates
-  ever configured apply from the beginning (every date is valued); a later change
+  ever configured apply from the beginning (every date is valued), and so do rates that
+  follow a time without money (those dates were never valued); a later change
   applies from the local day it is first seen on, so dates already valued keep the
   rate they were valued with. `reprice` applies the current rates and prices from a
   chosen date on, on purpose (`python main.py reprice --from YYYY-MM-DD`).
+* `ensure_rates` does it when a process starts with rates the database has not seen
+  (the api on its first request, the dispatcher at each run, the aggregator as ever), so
+  a change never waits for the night: once per process and rates, one small SELECT when
+  nothing changed, and under an advisory lock that a second instance does not wait for.
+  `revalue` rebuilds what the change touches: minutes × rate on the aggregate rows,
+  cheap, unless group rates make it a rebuild from the analyses.
 * The aggregator values each analysed conversation at its rate (see `metrics.py`):
   its group's rate from `ANALYTICS_GROUP_HOURLY_RATES` (a person in several listed
   groups takes the lowest), else `ANALYTICS_HOURLY_RATE`.
 * `money_figures`: the API's money fields from summed aggregate columns: value in the
   currency, AI cost and the analysis's own LLM cost in USD, and the return (hours
-  saved per 100 USD of AI cost, value per USD of AI cost), each with its band.
+  saved per 100 USD of AI cost, value per USD of AI cost), each with its band. Value is
+  never a 0 that was not computed: where aggregate rows were not valued with the
+  configured currency (`UNVALUED_SQL`), the value fields are null and `value_status`
+  says `pending`, with when they will be valued.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import json
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from functions.dates import MIN_DATE
 from shared.config import Settings
@@ -35,14 +51,21 @@ __all__ = [
     "CSV_VALUE_COLUMNS",
     "FIRST_RATE_DATE",
     "MONEY_COLUMNS",
+    "UNVALUED_SQL",
+    "VALUE_PENDING_NOTE",
+    "ValueStatus",
     "dates_with_aggregates",
+    "ensure_rates",
     "money_figures",
     "rate_periods",
     "record_rates",
     "record_usage",
     "reprice",
     "reprice_history",
+    "revalue",
 ]
+
+_log = logging.getLogger(__name__)
 
 FIRST_RATE_DATE = MIN_DATE  # the first rates recorded apply to every date
 MICRO = 1_000_000  # ai_cost_micro_usd, analysis_cost_micro_usd: millionths of a USD
@@ -155,8 +178,6 @@ def _insert_rates(connection: Connection, effective_from: date, wanted: Mapping[
 
 
 def _json(value: Mapping[str, float]) -> str:
-    import json
-
     return json.dumps(dict(value), sort_keys=True)
 
 
@@ -192,7 +213,7 @@ def record_rates(connection: Connection, settings: Settings, today: date) -> lis
             return []
         _insert_rates(connection, FIRST_RATE_DATE, wanted)
         return dates_with_aggregates(connection, FIRST_RATE_DATE)
-    if _same(dict(latest), wanted):
+    if _same(dict(latest), wanted) and not (wanted["currency"] is not None and _has_gaps(connection)):
         return []
     currencies = set(
         connection.execute(
@@ -204,9 +225,152 @@ def record_rates(connection: Connection, settings: Settings, today: date) -> lis
         connection.execute(sa.text("DELETE FROM value_rates"))
         _insert_rates(connection, FIRST_RATE_DATE, wanted)
         return dates_with_aggregates(connection, FIRST_RATE_DATE)
+    gaps = _value_gaps(connection, wanted) if wanted["currency"] is not None else []
+    latest = (
+        connection.execute(sa.text("SELECT * FROM value_rates ORDER BY effective_from DESC LIMIT 1"))
+        .mappings()
+        .one()
+    )
+    if _same(dict(latest), wanted):
+        return gaps
     start = max(today, latest["effective_from"])
     _insert_rates(connection, start, wanted)
-    return dates_with_aggregates(connection, start)
+    return sorted(set(gaps) | set(dates_with_aggregates(connection, start)))
+
+
+def _has_gaps(connection: Connection) -> bool:
+    return bool(
+        connection.execute(
+            sa.text("SELECT EXISTS (SELECT 1 FROM value_rates WHERE currency IS NULL)")
+        ).scalar()
+    )
+
+
+def _value_gaps(connection: Connection, wanted: Mapping[str, Any]) -> list[date]:
+    """Give the periods without money the wanted rates (their dates were never valued); their dates."""
+    ids = list(
+        connection.execute(
+            sa.text(
+                "UPDATE value_rates SET currency = :currency, hourly_rate = :hourly_rate, "
+                "group_hourly_rates = CAST(:group_hourly_rates AS jsonb), recorded_at = now() "
+                "WHERE currency IS NULL RETURNING id"
+            ),
+            {
+                "currency": wanted["currency"],
+                "hourly_rate": wanted["hourly_rate"],
+                "group_hourly_rates": _json(wanted["group_hourly_rates"]),
+            },
+        ).scalars()
+    )
+    if not ids:
+        return []
+    return list(
+        connection.execute(
+            sa.text(
+                "SELECT DISTINCT analysis_date FROM daily_aggregates WHERE user_id_hash IS NULL "
+                "AND value_rate_id = ANY(:ids) ORDER BY analysis_date"
+            ),
+            {"ids": ids},
+        ).scalars()
+    )
+
+
+# --- valuing what a rate change touches, when a process starts -----------------------------
+
+_RATES_LOCK_KEY = 7_291_042_131  # one process records new rates; the others do not wait
+# engine => the rates (as JSON) this process knows the database holds
+_known_rates: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+_failed_at: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary()
+_known_rates_lock = threading.Lock()
+_RETRY_SECONDS = 30.0  # after a database failure, requests do not each wait for it again
+
+# The dates of a period with group rates need each conversation's rate: rebuilt from the analyses.
+_GROUP_RATED_DATES = """
+SELECT day FROM unnest(CAST(:dates AS date[])) AS given(day)
+CROSS JOIN LATERAL (SELECT group_hourly_rates FROM value_rates WHERE effective_from <= day
+    ORDER BY effective_from DESC LIMIT 1) AS period
+WHERE period.group_hourly_rates <> '{}'::jsonb
+"""
+# Elsewhere one rate values every conversation of a date: the value is minutes × rate, the same
+# numbers the rebuild computes (functions/metrics.py), from the aggregate rows' own minutes.
+_REVALUE = """
+UPDATE {table} AS t SET value_rate_id = period.id,
+    value_saved_milli = coalesce(round(t.total_time_saved * period.hourly_rate * 1000 / 60), 0),
+    value_saved_low_milli = coalesce(round(t.total_time_saved_low * period.hourly_rate * 1000 / 60), 0),
+    value_saved_high_milli = coalesce(round(t.total_time_saved_high * period.hourly_rate * 1000 / 60), 0)
+FROM unnest(CAST(:dates AS date[])) AS given(day)
+LEFT JOIN LATERAL (SELECT id, hourly_rate FROM value_rates WHERE effective_from <= day
+    ORDER BY effective_from DESC LIMIT 1) AS period ON true
+WHERE t.analysis_date = given.day
+"""
+
+
+def revalue(connection: Connection, dates: Iterable[date]) -> None:
+    """Value the aggregate rows of `dates` with the rate period in effect on each (caller's transaction)."""
+    from functions.aggregates import lock_aggregates, recompute_dates
+
+    day_list = sorted(set(dates))
+    if not day_list:
+        return
+    rebuilt = set(connection.execute(sa.text(_GROUP_RATED_DATES), {"dates": day_list}).scalars())
+    recompute_dates(connection, rebuilt)
+    arithmetic = [day for day in day_list if day not in rebuilt]
+    if arithmetic:
+        lock_aggregates(connection)
+        for table in ("daily_aggregates", "daily_breakdowns"):
+            connection.execute(sa.text(_REVALUE.format(table=table)), {"dates": arithmetic})
+
+
+def _needs_recording(rows: Sequence[Mapping[str, Any]], wanted: Mapping[str, Any]) -> bool:
+    if not rows:
+        return wanted["currency"] is not None
+    if not _same(rows[-1], wanted):
+        return True
+    return wanted["currency"] is not None and any(row["currency"] is None for row in rows)
+
+
+def ensure_rates(engine: Engine, settings: Settings, today: date) -> list[date] | None:
+    """Record the configured rates if the database lacks them and revalue what they change.
+
+    Once per process and rates (then a dictionary look-up). The dates revalued; None when
+    another instance is recording them right now (the next call tries again) or the
+    database failed (tried again after `_RETRY_SECONDS`): the money fields say `pending`
+    until it is done.
+    """
+    wanted = _configured(settings)
+    key = json.dumps(wanted, sort_keys=True, default=str)
+    with _known_rates_lock:
+        if _known_rates.get(engine) == key:
+            return []
+        if time.monotonic() - _failed_at.get(engine, -_RETRY_SECONDS) < _RETRY_SECONDS:
+            return None
+    try:
+        with engine.connect() as connection:
+            rows = [
+                dict(row)
+                for row in connection.execute(
+                    sa.text("SELECT * FROM value_rates ORDER BY effective_from")
+                ).mappings()
+            ]
+        dates: list[date] = []
+        if _needs_recording(rows, wanted):
+            with engine.begin() as connection:
+                locked = connection.execute(
+                    sa.text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _RATES_LOCK_KEY}
+                ).scalar_one()
+                if not locked:
+                    return None
+                dates = record_rates(connection, settings, today)
+                revalue(connection, dates)
+            _log.info("recorded the configured rates; %d dates revalued", len(dates))
+    except SQLAlchemyError as exc:
+        _log.warning("could not record the configured rates (%s); money shows as pending", type(exc).__name__)
+        with _known_rates_lock:
+            _failed_at[engine] = time.monotonic()
+        return None
+    with _known_rates_lock:
+        _known_rates[engine] = key
+    return dates
 
 
 def reprice(connection: Connection, settings: Settings, since: date) -> list[date]:
@@ -317,8 +481,33 @@ def _ratio(numerator: float, denominator: float, scale: float = 1.0) -> float | 
     return round(numerator * scale / denominator, 2) if denominator > 0 else None
 
 
-def money_figures(values: Mapping[str, int], settings: Settings) -> dict[str, Any]:
-    """The money fields of `Figures` from summed aggregate columns (nulls when money is off)."""
+ValueStatus = Literal["valued", "pending"]
+VALUE_PENDING_NOTE = (
+    "Not valued yet with the configured rates: valued as soon as the api or the pipeline starts "
+    "with them (at the latest by the next nightly run)."
+)
+# Read beside the summed columns: aggregate rows not valued in the currency recorded last (no
+# rate period, one without money, or another currency), whose stored value is no value at all.
+_LATEST_CURRENCY = "(SELECT currency FROM value_rates ORDER BY effective_from DESC LIMIT 1)"
+UNVALUED_SQL = (
+    "count(*) FILTER (WHERE value_rate_id IS NULL OR value_rate_id NOT IN "
+    f"(SELECT id FROM value_rates WHERE currency = {_LATEST_CURRENCY})) AS unvalued_rows, "
+    f"{_LATEST_CURRENCY} AS valued_currency"
+)
+
+
+def money_figures(
+    values: Mapping[str, int],
+    settings: Settings,
+    *,
+    unvalued_rows: int = 0,
+    valued_currency: str | None = None,
+) -> dict[str, Any]:
+    """The money fields of `Figures` from summed aggregate columns (nulls when money is off).
+
+    `unvalued_rows` and `valued_currency` come from `UNVALUED_SQL`: with rows not valued in
+    the configured currency the value fields are null and `value_status` is `pending`.
+    """
     tokens = values["ai_input_tokens"] + values["ai_output_tokens"]
     unpriced = values["ai_unpriced_tokens"]
     fields: dict[str, Any] = {
@@ -335,9 +524,13 @@ def money_figures(values: Mapping[str, int], settings: Settings) -> dict[str, An
         "value_per_usd": None,
         "value_per_usd_low": None,
         "value_per_usd_high": None,
+        "value_status": None,
+        "value_note": None,
     }
     if not settings.money_shown:
         return fields
+    rows_exist = values["conversation_count"] > 0
+    pending = unvalued_rows > 0 or (rows_exist and valued_currency != settings.currency)
     cost = values["ai_cost_micro_usd"] / MICRO
     priced_anything = tokens > unpriced
     value = {band: values[f"value_saved{band}_milli"] / MILLI for band in ("", "_low", "_high")}
@@ -354,4 +547,10 @@ def money_figures(values: Mapping[str, int], settings: Settings) -> dict[str, An
     for band in ("", "_low", "_high"):
         fields[f"hours_saved_per_100_usd{band}"] = _ratio(minutes[band] / 60, cost, PER_USD)
         fields[f"value_per_usd{band}"] = _ratio(value[band], cost)
+    fields["value_status"] = "pending" if pending else "valued"
+    if pending:  # never a 0 that was not computed
+        for band in ("", "_low", "_high"):
+            fields[f"value_saved{band}_amount"] = None
+            fields[f"value_per_usd{band}"] = None
+        fields["value_note"] = VALUE_PENDING_NOTE
     return fields

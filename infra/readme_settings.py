@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import ast
+import re
 import sys
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from pydantic import SecretStr
 
 from shared.config import REPO_ROOT, Settings
 
-__all__ = ["END", "START", "render", "rewrite"]
+__all__ = ["END", "START", "render", "rewrite", "setting_groups"]
 
 START = "<!-- settings-table:start -->"
 END = "<!-- settings-table:end -->"
@@ -39,14 +41,52 @@ def _default(value: object) -> str:
     return f"`{text}`" if text else "—"
 
 
+_SECTION = re.compile(r"^\s*# --- (?P<title>.+?) -+\s*$")
+
+
+def setting_groups() -> list[tuple[str, list[str]]]:
+    """The fields of `Settings` by the `# --- section ---` comments of shared/config.py, in order."""
+    source = (REPO_ROOT / "shared" / "config.py").read_text(encoding="utf-8")
+    (settings_class,) = [
+        node for node in ast.parse(source).body if isinstance(node, ast.ClassDef) and node.name == "Settings"
+    ]
+    sections = {
+        number: match.group("title")
+        for number, line in enumerate(source.splitlines(), start=1)
+        if (match := _SECTION.match(line))
+    }
+    groups: list[tuple[str, list[str]]] = [("general", [])]
+    fields = [
+        (node.lineno, node.target.id)
+        for node in settings_class.body
+        if isinstance(node, ast.AnnAssign)
+        and isinstance(node.target, ast.Name)
+        and node.target.id in Settings.model_fields
+    ]
+    section_lines = sorted(sections)
+    for line, name in fields:
+        title = next((sections[number] for number in reversed(section_lines) if number < line), None)
+        if title is not None and title != groups[-1][0]:
+            groups.append((title, []))
+        groups[-1][1].append(name)
+    return [(title, names) for title, names in groups if names]
+
+
 def render() -> str:
     lines = ["| variable | default | meaning |", "|---|---|---|"]
-    for name, field in Settings.model_fields.items():
-        variables = " / ".join(f"`{alias}`" for alias in field.validation_alias.choices)  # type: ignore[union-attr]
-        default = field.get_default(call_default_factory=True)
-        description = (field.description or name).replace("|", "\\|").replace("\n", " ")
-        lines.append(f"| {variables} | {_default(default)} | {description} |")
+    for title, names in setting_groups():
+        lines.append(f"| **{title}** | | |")
+        for name in names:
+            lines.append(_row(name))
     return "\n".join(lines)
+
+
+def _row(name: str) -> str:
+    field = Settings.model_fields[name]
+    variables = " / ".join(f"`{alias}`" for alias in field.validation_alias.choices)  # type: ignore[union-attr]
+    default = field.get_default(call_default_factory=True)
+    description = (field.description or name).replace("|", "\\|").replace("\n", " ")
+    return f"| {variables} | {_default(default)} | {description} |"
 
 
 def rewrite(text: str) -> str:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import functools
 import json
 import math
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
+from types import MappingProxyType
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -25,6 +27,7 @@ from shared.redaction import DEFAULT_PII_REGIONS, check_regions
 
 __all__ = [
     "LOCAL_HOSTS",
+    "LOCAL_ONLY",
     "LOCAL_STATE_DIR",
     "REPO_ROOT",
     "CalibrationMode",
@@ -98,6 +101,21 @@ DEFAULT_MODEL_PRICES: dict[str, dict[str, float]] = {
 DEFAULT_LLM_PRICES = DEFAULT_MODEL_PRICES  # the name before the table covered Open WebUI's models
 _PRICE_KEYS = frozenset({"input", "cached_input", "output"})
 _PRICES_VARIABLE = "ANALYTICS_MODEL_PRICES (or ANALYTICS_LLM_PRICES)"
+
+
+# Settings that no cloud deployment sets, with the reason; every other field reaches the
+# functions through terraform/ (tests/test_terraform.py checks both sides).
+LOCAL_ONLY: Mapping[str, str] = MappingProxyType(
+    {
+        "task_secret": "authenticates pipeline calls of local runs and tests; in the cloud "
+        "every pipeline call carries an OIDC token (shared/pipeline_auth.py)",
+        "tasks_emulator_host": "tests only: production refuses it",
+        "local_concurrency": "the local HTTP queue only; Cloud Tasks' rate follows llm_rpm",
+        "local_state_dir": "the embedded PostgreSQL and demo database of local runs; "
+        "functions keep no local state",
+        "serve_host": "`main.py serve` only; Cloud Functions choose their own listener",
+    }
+)
 
 
 class Environment(StrEnum):
@@ -521,6 +539,7 @@ class Settings(BaseSettings):
         description="Parallel deliveries of the local HTTP queue.",
     )
 
+    # --- local runs and logs ---------------------------------------------------------
     local_state_dir: Path = Field(
         LOCAL_STATE_DIR,
         validation_alias=_env("ANALYTICS_LOCAL_STATE_DIR"),
@@ -665,6 +684,13 @@ class Settings(BaseSettings):
             if problem:
                 problems.append(problem)
         problems.extend(self._access_problems())
+        if (self.hourly_rate is None) != (self.currency is None) or (
+            self.group_hourly_rates and self.hourly_rate is None
+        ):
+            problems.append(
+                "ANALYTICS_HOURLY_RATE and ANALYTICS_CURRENCY go together (with one alone no money "
+                "is shown; ANALYTICS_GROUP_HOURLY_RATES needs both)"
+            )
         if not self.analytics_database_url:
             problems.append("COGNIFORCE_DATABASE_URL is missing")
         if not self.source_database_url:

@@ -91,8 +91,12 @@ locals {
   db_connections_at_peak = (sum(values(local.max_instances)) * var.db_pool_size) + 3 + 5
 
   # --- environment ----------------------------------------------------------------
-  # Every name is an alias of a field of shared.config.Settings (checked by
-  # tests/test_terraform.py). All four functions read the same settings.
+  # Every name is an alias of a field of shared.config.Settings, and every field
+  # is set here, mounted as a secret (secrets.tf) or listed in
+  # shared.config.LOCAL_ONLY (checked by tests/test_terraform.py). All four
+  # functions get the same plain settings: each builds and validates the whole
+  # Settings, and the pipeline and the api must agree on rates, calibration and
+  # redaction (the api records rates too, and reads what the pipeline wrote).
   required_environment = {
     ANALYTICS_ENVIRONMENT               = "production"
     ANALYTICS_CLOUDSQL_INSTANCE         = google_sql_database_instance.analytics.connection_name
@@ -118,11 +122,33 @@ locals {
     ANALYTICS_AGGREGATOR_URL            = local.function_urls.aggregate
     ANALYTICS_SCHEDULER_JOB             = local.scheduler_job_id
     ANALYTICS_LOG_FORMAT                = "json"
+
+    ANALYTICS_MIGRATE_ON_START              = tostring(var.migrate_on_start)
+    ANALYTICS_LLM_TIMEOUT_SECONDS           = tostring(var.llm_timeout_seconds)
+    ANALYTICS_DIGEST_TOKEN_BUDGET           = tostring(var.digest_token_budget)
+    ANALYTICS_DIGEST_MODE                   = var.digest_mode
+    ANALYTICS_PII_REGIONS                   = join(",", var.pii_regions)
+    ANALYTICS_OPENWEBUI_TOKEN_MAX_AGE_HOURS = tostring(var.openwebui_token_max_age_hours)
+    ANALYTICS_SESSION_TTL_MINUTES           = tostring(var.session_ttl_minutes)
+    ANALYTICS_SESSION_IDLE_MINUTES          = tostring(var.session_idle_minutes)
+    ANALYTICS_LOGIN_MAX_FAILURES            = tostring(var.login_max_failures)
+    ANALYTICS_LOGIN_GLOBAL_MAX_FAILURES     = tostring(var.login_global_max_failures)
+    ANALYTICS_LOGIN_FAILURE_WINDOW_SECONDS  = tostring(var.login_failure_window_seconds)
+    ANALYTICS_CHART_RENDER_SECONDS          = tostring(var.chart_render_seconds)
+    ANALYTICS_MIN_GROUP_SIZE                = tostring(var.min_group_size)
+    ANALYTICS_STALE_RUN_MINUTES             = tostring(var.stale_run_minutes)
+    ANALYTICS_CALIBRATION                   = var.calibration
+    ANALYTICS_CALIBRATION_MIN_CONFIRMATIONS = tostring(var.calibration_min_confirmations)
   }
   # Left out when empty, so the Settings defaults apply.
   optional_environment = {
-    OPENAI_BASE_URL             = var.openai_base_url
-    OPENWEBUI_CLOUDSQL_INSTANCE = var.openwebui_cloudsql_instance
+    OPENAI_BASE_URL              = var.openai_base_url
+    OPENWEBUI_CLOUDSQL_INSTANCE  = var.openwebui_cloudsql_instance
+    ANALYTICS_MODEL_PRICES       = length(var.model_prices) == 0 ? "" : jsonencode(var.model_prices)
+    ANALYTICS_ALLOWED_HOSTS      = join(",", var.allowed_hosts)
+    ANALYTICS_HOURLY_RATE        = var.hourly_rate == null ? "" : tostring(var.hourly_rate)
+    ANALYTICS_CURRENCY           = var.currency
+    ANALYTICS_GROUP_HOURLY_RATES = length(var.group_hourly_rates) == 0 ? "" : jsonencode(var.group_hourly_rates)
   }
   environment = merge(
     local.required_environment,
@@ -134,6 +160,8 @@ locals {
   openwebui_url_configured  = var.openwebui_database_url_version != ""
   estimator_key_configured  = var.estimator == "heuristic" || var.openai_api_key_version != "" || var.openai_base_url != ""
   db_connections_sufficient = local.db_connections_at_peak <= var.db_max_connections
+  # Money needs an hourly rate and its currency together; group rates refine the rate.
+  money_configured = (var.hourly_rate == null) == (var.currency == "") && (length(var.group_hourly_rates) == 0 || var.hourly_rate != null)
 }
 
 # --- source archive -----------------------------------------------------------------
@@ -263,6 +291,10 @@ resource "google_cloudfunctions2_function" "function" {
     precondition {
       condition     = local.estimator_key_configured
       error_message = "Set openai_api_key_version (README, first run), or set openai_base_url to a server that needs no key, or estimator = \"heuristic\"."
+    }
+    precondition {
+      condition     = local.money_configured
+      error_message = "Set hourly_rate and currency together (with one alone no money is shown); group_hourly_rates needs both."
     }
     precondition {
       # Checked once, on the analyzer: it gets the connections the others leave.

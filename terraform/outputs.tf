@@ -39,7 +39,7 @@ output "analytics_sql_instance" {
 }
 
 output "secret_ids" {
-  description = "Secret Manager secret ids; the operator adds versions to openai-api-key, openwebui-database-url and webui-secret-key."
+  description = "Secret Manager secret ids; the operator adds versions to openai-api-key, openwebui-database-url and webui-secret-key, and reads the generated dashboard-password, viewer-password and feedback-token with `gcloud secrets versions access latest --secret=ID`."
   value       = { for key, secret in google_secret_manager_secret.this : key => secret.secret_id }
 }
 

@@ -99,7 +99,7 @@ variable "task_max_attempts" {
   default     = 10
 
   validation {
-    condition     = var.task_max_attempts >= 1 && var.task_max_attempts <= 100
+    condition     = var.task_max_attempts >= 1 && var.task_max_attempts <= 100 && floor(var.task_max_attempts) == var.task_max_attempts
     error_message = "task_max_attempts must be between 1 and 100; unlimited (-1) would retry a poisoned task forever."
   }
 }
@@ -110,7 +110,7 @@ variable "task_deadline_seconds" {
   default     = 600
 
   validation {
-    condition     = var.task_deadline_seconds >= 15 && var.task_deadline_seconds <= 1800
+    condition     = var.task_deadline_seconds >= 15 && var.task_deadline_seconds <= 1800 && floor(var.task_deadline_seconds) == var.task_deadline_seconds
     error_message = "task_deadline_seconds must be between 15 and 1800 (the range Cloud Tasks accepts)."
   }
 }
@@ -121,8 +121,8 @@ variable "lookback_days" {
   default     = 7
 
   validation {
-    condition     = var.lookback_days >= 0 && var.lookback_days <= 90
-    error_message = "lookback_days must be between 0 and 90."
+    condition     = var.lookback_days >= 0 && var.lookback_days <= 90 && floor(var.lookback_days) == var.lookback_days
+    error_message = "lookback_days must be a whole number from 0 to 90."
   }
 }
 
@@ -132,8 +132,8 @@ variable "idle_threshold_minutes" {
   default     = 10
 
   validation {
-    condition     = var.idle_threshold_minutes >= 1 && var.idle_threshold_minutes <= 240
-    error_message = "idle_threshold_minutes must be between 1 and 240."
+    condition     = var.idle_threshold_minutes >= 1 && var.idle_threshold_minutes <= 240 && floor(var.idle_threshold_minutes) == var.idle_threshold_minutes
+    error_message = "idle_threshold_minutes must be a whole number from 1 to 240."
   }
 }
 
@@ -143,8 +143,8 @@ variable "max_conversations_per_run" {
   default     = 1000
 
   validation {
-    condition     = var.max_conversations_per_run >= 1 && var.max_conversations_per_run <= 1000000
-    error_message = "max_conversations_per_run must be between 1 and 1000000."
+    condition     = var.max_conversations_per_run >= 1 && var.max_conversations_per_run <= 1000000 && floor(var.max_conversations_per_run) == var.max_conversations_per_run
+    error_message = "max_conversations_per_run must be a whole number from 1 to 1000000."
   }
 }
 
@@ -281,8 +281,8 @@ variable "db_pool_size" {
   default     = 2
 
   validation {
-    condition     = var.db_pool_size >= 1 && var.db_pool_size <= 50
-    error_message = "db_pool_size must be between 1 and 50."
+    condition     = var.db_pool_size >= 1 && var.db_pool_size <= 50 && floor(var.db_pool_size) == var.db_pool_size
+    error_message = "db_pool_size must be a whole number from 1 to 50."
   }
 }
 
@@ -324,5 +324,248 @@ variable "pipeline_ingress_settings" {
   validation {
     condition     = contains(["ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB", "ALLOW_ALL"], var.pipeline_ingress_settings)
     error_message = "pipeline_ingress_settings must be ALLOW_INTERNAL_ONLY, ALLOW_INTERNAL_AND_GCLB or ALLOW_ALL."
+  }
+}
+
+# --- settings of the app (shared/config.py) ----------------------------------------
+# Each reaches every function through local.required_environment/optional_environment
+# in functions.tf; tests/test_terraform.py fails on a Settings field that neither
+# reaches the functions nor is listed in shared.config.LOCAL_ONLY, and checks that
+# these validations accept exactly what Settings accepts.
+
+variable "migrate_on_start" {
+  description = "Apply pending migrations when a function first connects, under the migration lock (Settings.migrate_on_start). false leaves it to `python main.py migrate`."
+  type        = bool
+  default     = true
+}
+
+variable "llm_timeout_seconds" {
+  description = "Timeout of one LLM request; a timeout is retried by the queue (Settings.llm_timeout_seconds)."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.llm_timeout_seconds > 0 && var.llm_timeout_seconds <= 600
+    error_message = "llm_timeout_seconds must be above 0 and at most 600."
+  }
+}
+
+variable "model_prices" {
+  description = "Prices over the built-in table, USD per 1M tokens, by model: {\"my-model\" = {input = 0.15, cached_input = 0.075, output = 0.6}} (Settings.llm_prices / ANALYTICS_MODEL_PRICES). A model without a price is shown as unpriced, never as free."
+  type        = map(map(number))
+  default     = {}
+
+  validation {
+    condition = alltrue([
+      for model, row in var.model_prices : length(row) > 0 && alltrue([
+        for key, price in row : contains(["input", "cached_input", "output"], key) && price >= 0 && price <= 1000000
+      ])
+    ])
+    error_message = "model_prices: each model needs some of input, cached_input and output, each a number from 0 to 1000000."
+  }
+}
+
+variable "digest_token_budget" {
+  description = "Upper bound, in tokens, of the redacted transcript digest sent to the estimator (Settings.digest_token_budget)."
+  type        = number
+  default     = 1500
+
+  validation {
+    condition     = var.digest_token_budget >= 200 && var.digest_token_budget <= 20000 && floor(var.digest_token_budget) == var.digest_token_budget
+    error_message = "digest_token_budget must be a whole number from 200 to 20000."
+  }
+}
+
+variable "digest_mode" {
+  description = "full (the estimator sees the redacted asks) or counts (no text of the conversation at all) (Settings.digest_mode)."
+  type        = string
+  default     = "full"
+
+  validation {
+    condition     = contains(["full", "counts"], var.digest_mode)
+    error_message = "digest_mode must be full or counts."
+  }
+}
+
+variable "pii_regions" {
+  description = "ISO region codes whose national phone number formats the redaction recognises (Settings.pii_regions)."
+  type        = list(string)
+  default     = ["HU", "DE", "AT", "GB", "FR", "IT", "ES", "NL", "PL", "CZ", "SK", "RO", "US", "CA"]
+
+  validation {
+    condition     = length(var.pii_regions) > 0 && alltrue([for region in var.pii_regions : can(regex("^[A-Za-z]{2}$", region))])
+    error_message = "pii_regions must list at least one two-letter region code, such as HU, DE or US."
+  }
+}
+
+variable "viewer_role" {
+  description = "Generate a viewer password (management: aggregates only) into the viewer-password secret and give it to the api (Settings.viewer_password). Read it with `gcloud secrets versions access latest --secret=<prefix>-viewer-password`."
+  type        = bool
+  default     = false
+}
+
+variable "feedback_role" {
+  description = "Generate the feedback token of Open WebUI's \"Time saved\" Action into the feedback-token secret and give it to the api (Settings.feedback_token). Paste it into the Action's feedback_token Valve."
+  type        = bool
+  default     = false
+}
+
+variable "openwebui_token_max_age_hours" {
+  description = "An Open WebUI token without exp is accepted this many hours after its iat (Settings.openwebui_token_max_age_hours)."
+  type        = number
+  default     = 672
+
+  validation {
+    condition     = var.openwebui_token_max_age_hours >= 1 && var.openwebui_token_max_age_hours <= 8760 && floor(var.openwebui_token_max_age_hours) == var.openwebui_token_max_age_hours
+    error_message = "openwebui_token_max_age_hours must be a whole number from 1 to 8760."
+  }
+}
+
+variable "session_ttl_minutes" {
+  description = "Lifetime of a dashboard login session (Settings.session_ttl_minutes)."
+  type        = number
+  default     = 480
+
+  validation {
+    condition     = var.session_ttl_minutes >= 5 && var.session_ttl_minutes <= 10080 && floor(var.session_ttl_minutes) == var.session_ttl_minutes
+    error_message = "session_ttl_minutes must be a whole number from 5 to 10080."
+  }
+}
+
+variable "session_idle_minutes" {
+  description = "A dashboard session unused for this long ends (Settings.session_idle_minutes)."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.session_idle_minutes >= 1 && var.session_idle_minutes <= 10080 && floor(var.session_idle_minutes) == var.session_idle_minutes
+    error_message = "session_idle_minutes must be a whole number from 1 to 10080."
+  }
+}
+
+variable "login_max_failures" {
+  description = "Failed sign-ins one client may make per window before it must wait (Settings.login_max_failures)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.login_max_failures >= 1 && var.login_max_failures <= 1000 && floor(var.login_max_failures) == var.login_max_failures
+    error_message = "login_max_failures must be a whole number from 1 to 1000."
+  }
+}
+
+variable "login_global_max_failures" {
+  description = "Failed sign-ins from all clients together per window before every sign-in waits (Settings.login_global_max_failures)."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.login_global_max_failures >= 1 && var.login_global_max_failures <= 100000 && floor(var.login_global_max_failures) == var.login_global_max_failures
+    error_message = "login_global_max_failures must be a whole number from 1 to 100000."
+  }
+}
+
+variable "login_failure_window_seconds" {
+  description = "The sliding window of the failed sign-in limits (Settings.login_failure_window_seconds)."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.login_failure_window_seconds >= 10 && var.login_failure_window_seconds <= 86400 && floor(var.login_failure_window_seconds) == var.login_failure_window_seconds
+    error_message = "login_failure_window_seconds must be a whole number from 10 to 86400."
+  }
+}
+
+variable "allowed_hosts" {
+  description = "Host names (no port) the api answers, others get 400 (Settings.allowed_hosts). Empty: any host (the run.app URL and a custom domain alike)."
+  type        = list(string)
+  default     = []
+}
+
+variable "chart_render_seconds" {
+  description = "Time budget of drawing one dashboard chart (Settings.chart_render_seconds)."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.chart_render_seconds > 0 && var.chart_render_seconds <= 60
+    error_message = "chart_render_seconds must be above 0 and at most 60."
+  }
+}
+
+variable "min_group_size" {
+  description = "Groups with fewer members are hidden from group breakdowns; the viewer role's disclosure floor (Settings.min_group_size)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.min_group_size >= 1 && var.min_group_size <= 1000 && floor(var.min_group_size) == var.min_group_size
+    error_message = "min_group_size must be a whole number from 1 to 1000."
+  }
+}
+
+variable "hourly_rate" {
+  description = "What an hour of working time is worth, in currency (Settings.hourly_rate). Set it and currency together to show money; null: no money anywhere."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.hourly_rate == null || (var.hourly_rate >= 0 && var.hourly_rate <= 100000)
+    error_message = "hourly_rate must be null or a number from 0 to 100000."
+  }
+}
+
+variable "currency" {
+  description = "ISO 4217 code of the hourly rates, e.g. EUR (Settings.currency). Empty: no money."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.currency == "" || can(regex("^[A-Z]{3}$", var.currency))
+    error_message = "currency must be empty or an ISO 4217 code in capitals, such as EUR or USD."
+  }
+}
+
+variable "group_hourly_rates" {
+  description = "Hourly rates by Open WebUI group name, e.g. {Legal = 90}; people in no listed group take hourly_rate (Settings.group_hourly_rates)."
+  type        = map(number)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for name, rate in var.group_hourly_rates : rate >= 0 && rate <= 100000])
+    error_message = "group_hourly_rates must map group names to numbers from 0 to 100000."
+  }
+}
+
+variable "stale_run_minutes" {
+  description = "An open run that records no outcome for this long is closed as stale (Settings.stale_run_minutes)."
+  type        = number
+  default     = 120
+
+  validation {
+    condition     = var.stale_run_minutes >= 1 && var.stale_run_minutes <= 2880 && floor(var.stale_run_minutes) == var.stale_run_minutes
+    error_message = "stale_run_minutes must be a whole number from 1 to 2880."
+  }
+}
+
+variable "calibration" {
+  description = "Calibrated figures: off, show (beside the raw ones) or apply (the headline) (Settings.calibration)."
+  type        = string
+  default     = "off"
+
+  validation {
+    condition     = contains(["off", "show", "apply"], var.calibration)
+    error_message = "calibration must be off, show or apply."
+  }
+}
+
+variable "calibration_min_confirmations" {
+  description = "Below this many confirmations a calibration group reports \"not enough confirmations\" (Settings.calibration_min_confirmations)."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.calibration_min_confirmations >= 2 && var.calibration_min_confirmations <= 100000 && floor(var.calibration_min_confirmations) == var.calibration_min_confirmations
+    error_message = "calibration_min_confirmations must be a whole number from 2 to 100000."
   }
 }

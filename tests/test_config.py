@@ -73,6 +73,25 @@ def test_production_refuses_a_missing_or_placeholder_secret(
         Settings()
 
 
+@pytest.mark.parametrize(
+    "money",
+    [
+        {"ANALYTICS_HOURLY_RATE": "50"},
+        {"ANALYTICS_CURRENCY": "EUR"},
+        {"ANALYTICS_GROUP_HOURLY_RATES": '{"Legal": 90}'},
+        {"ANALYTICS_GROUP_HOURLY_RATES": '{"Legal": 90}', "ANALYTICS_CURRENCY": "EUR"},
+    ],
+)
+def test_production_refuses_half_configured_money(
+    monkeypatch: pytest.MonkeyPatch, money: dict[str, str]
+) -> None:
+    _set(monkeypatch, _PRODUCTION | money)
+    with pytest.raises(ConfigurationError, match="ANALYTICS_HOURLY_RATE and ANALYTICS_CURRENCY go together"):
+        Settings()
+    _set(monkeypatch, {"ANALYTICS_HOURLY_RATE": "50", "ANALYTICS_CURRENCY": "EUR"})
+    assert Settings().money_shown
+
+
 def test_the_spec_salt_variable_is_an_alias_of_the_hmac_key(monkeypatch: pytest.MonkeyPatch) -> None:
     production = dict(_PRODUCTION)
     del production["ANALYTICS_HMAC_KEY"]

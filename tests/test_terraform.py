@@ -8,6 +8,7 @@ from its own virtual environment (infra/checkov.py).
 from __future__ import annotations
 
 import ast
+import enum
 import functools
 import re
 from collections.abc import Iterator
@@ -15,11 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import hcl2
+import pydantic
 import pytest
-from pydantic import AliasChoices
+from pydantic import AliasChoices, SecretStr
 
+from infra import terraform_settings
 from infra.checkov import run_checkov
-from shared.config import Settings
+from infra.readme_settings import setting_groups
+from infra.terraform_settings import TFVARS_EXAMPLE, render_tfvars_example
+from shared.config import LOCAL_ONLY, Settings
 from shared.queue import TARGETS
 from tests.archive_support import excluder, shipped_files, source_dir
 
@@ -269,20 +274,30 @@ def test_every_tf_file_parses(path):
 
 
 def test_tfvars_example_parses_and_names_declared_variables():
-    with (TERRAFORM_DIR / "terraform.tfvars.example").open() as handle:
+    with TFVARS_EXAMPLE.open() as handle:
         values = hcl2.load(handle, serialization_options=_HCL_OPTIONS)
     variables = _config()["variable"]
     undeclared = set(values) - set(variables)
     assert not undeclared, f"terraform.tfvars.example sets undeclared variables {sorted(undeclared)}"
     assert "project_id" in values
+    # Generated, grouped like the README's settings table, every variable once.
+    assert TFVARS_EXAMPLE.read_text() == render_tfvars_example(), (
+        "terraform/terraform.tfvars.example is stale: run `python -m infra.terraform_settings --write`"
+    )
+    text = TFVARS_EXAMPLE.read_text()
+    shown = dict(re.findall(r"^#? ?(\w+) = (.+?)(?: # .*)?$", text, flags=re.MULTILINE))
+    assert set(shown) == set(variables), f"not shown: {sorted(set(variables) - set(shown))}"
     # Commented-out assignments document the defaults: they must be the defaults.
-    text = (TERRAFORM_DIR / "terraform.tfvars.example").read_text()
-    for name, value in re.findall(r'^#\s*(\w+)\s*=\s*("[^"]*"|[^\s#]+)', text, flags=re.MULTILINE):
-        assert name in variables, f"terraform.tfvars.example documents an undeclared variable {name!r}"
-        shown = hcl2.loads(f"shown = {value}\n", serialization_options=_HCL_OPTIONS)["shown"]
-        assert shown == variables[name].get("default"), (
-            f"{name}: the example shows {shown!r}, the default differs"
+    for name, value in re.findall(r"^# (\w+) = (.+)$", text, flags=re.MULTILINE):
+        parsed = hcl2.loads(f"shown = {value}\n", serialization_options=_HCL_OPTIONS)["shown"]
+        assert parsed == variables[name].get("default"), (
+            f"{name}: the example shows {parsed!r}, the default differs"
         )
+    groups = re.findall(r"^# --- (.+?) -+$", text, flags=re.MULTILINE)
+    readme_groups = [title for title, _ in setting_groups()]
+    assert [title for title in groups if title in readme_groups] == [
+        title for title in readme_groups if title in groups
+    ], "the example's groups are not in the README's order"
 
 
 def test_provider_ranges():
@@ -514,7 +529,10 @@ def test_renamed_functions_keep_their_deployed_instances():
 def test_secret_versions_are_pinned_numbers():
     for name, secret in _secret_environment().items():
         version = secret["version"]
-        generated = re.fullmatch(r"\$\{google_secret_manager_secret_version\.\w+\.version\}", version)
+        generated = re.fullmatch(
+            r"\$\{(?:var\.\w+ \? )?google_secret_manager_secret_version\.\w+(?:\[0\])?\.version(?: : \"\")?\}",
+            version,
+        )
         provided = re.fullmatch(r"\$\{var\.(\w+_version)\}", version)
         assert generated or provided, f"{name}: version {version!r} is neither a created version nor a pin"
         if provided:
@@ -530,13 +548,9 @@ def test_terraform_satisfies_production_settings(monkeypatch):
     for alias in aliases:
         monkeypatch.delenv(alias, raising=False)
 
-    values: dict[str, str] = {}
-    for name, expression in _local("required_environment").items():
-        values[name] = _resolved(expression) or f"dummy-{name.lower()}"
-    for name, expression in _local("optional_environment").items():
-        resolved = _resolved(expression)
-        if resolved:  # empty optional values are left out of the functions
-            values[name] = resolved
+    environment = terraform_settings.environment(terraform_settings.defaults(project_id="my-project"))
+    # Values computed from resources are known at apply only.
+    values = {name: value or f"dummy-{name.lower()}" for name, value in environment.items()}
     for name in _secret_environment():
         # Operator secrets count once their version is pinned (the first-run checklist).
         values[name] = f"{name.lower()}-dummy-0123456789abcdef0123456789abcdef"
@@ -567,20 +581,31 @@ def test_every_function_mounts_the_secrets_production_needs():
         assert per_function[entry_point] == "${local.pipeline_secret_variables}", entry_point
 
 
-def test_plain_defaults_match_settings_defaults():
+def test_plain_defaults_match_settings_defaults(monkeypatch):
+    """What Terraform's defaults give each function is what Settings gives without it."""
+    for alias in _settings_field_by_alias():
+        monkeypatch.delenv(alias, raising=False)
+    environment = terraform_settings.environment(terraform_settings.defaults(project_id="my-project"))
+    fed = terraform_settings.setting_variables()
     fields = _settings_field_by_alias()
-    for name, expression in _plain_environment().items():
-        match = _PLAIN_VAR.match(expression) if isinstance(expression, str) else None
-        if not match or name in INTENTIONAL_DEFAULT_DIFFERENCES:
-            continue
-        default = _variable_default(match.group(1))
-        if default is None:  # required variable, e.g. project_id
-            continue
-        field_default = Settings.model_fields[fields[name]].default
-        field_default = getattr(field_default, "value", field_default)
-        assert str(default) == str(field_default), (
-            f"var.{match.group(1)} = {default!r} but Settings says {field_default!r}"
+    deployed = Settings(
+        **{**{k: v for k, v in environment.items() if v is not None}, "ANALYTICS_ENVIRONMENT": "local"}
+    )
+    compared = []
+    for name, value in environment.items():
+        field_name = fields[name]
+        if value is None or not fed[field_name] or name in INTENTIONAL_DEFAULT_DIFFERENCES:
+            continue  # computed by Terraform, or a production choice
+        if field_name in ("environment", "queue_backend", "log_format", "gcp_project"):
+            continue  # what a cloud deployment is, not a default
+        default = Settings.model_fields[field_name].get_default(call_default_factory=True)
+        assert getattr(deployed, field_name) == default, (
+            f"{name}: Terraform's default gives {getattr(deployed, field_name)!r}, Settings says {default!r}"
         )
+        compared.append(field_name)
+    assert {"pii_regions", "calibration", "min_group_size", "llm_timeout_seconds", "migrate_on_start"} <= set(
+        compared
+    )
 
 
 def test_schedule_defaults_equal_settings_defaults():
@@ -749,3 +774,243 @@ def test_checkov_passes():
     reported = {check["check_id"] for check in skipped}
     stale = {check for _, _, check, _ in _skip_comments()} - reported
     assert not stale, f"skips that no longer match a check: {sorted(stale)}"
+
+
+# --- tests: every setting reaches the cloud -------------------------------------------------
+
+
+def test_every_setting_reaches_the_functions_or_is_local_only():
+    missing = terraform_settings.missing_settings()
+    assert not missing, "\n\n".join(terraform_settings.how_to_add(name) for name in missing)
+    for name, reason in LOCAL_ONLY.items():
+        assert name in Settings.model_fields, f"LOCAL_ONLY names {name!r}, which is no field of Settings"
+        assert len(reason) >= 20, f"LOCAL_ONLY[{name!r}] needs its reason"
+        set_anyway = set(terraform_settings.aliases(name)) & set(terraform_settings.environment_expressions())
+        assert not set_anyway, f"{name} is declared local-only but Terraform sets {sorted(set_anyway)}"
+
+
+def test_a_new_setting_is_reported_with_what_to_add():
+    """Not vacuous: the check names a field that reaches nothing, and says what to add."""
+    advice = terraform_settings.how_to_add("stale_run_minutes")
+    assert 'variable "stale_run_minutes"' in advice and "type        = number" in advice
+    assert (
+        "default     = 120" in advice
+        and "var.stale_run_minutes >= 1 && var.stale_run_minutes <= 2880" in advice
+    )
+    assert "ANALYTICS_STALE_RUN_MINUTES = tostring(var.stale_run_minutes)" in advice
+    assert "LOCAL_ONLY" in advice
+    assert "secret" in terraform_settings.how_to_add("viewer_password")
+    # The same advice parses as HCL and would satisfy the check.
+    block = advice.split("terraform/variables.tf:\n\n", 1)[1].split("\n\nand to", 1)[0]
+    parsed = hcl2.loads(block + "\n", serialization_options=_HCL_OPTIONS)["variable"][0]["stale_run_minutes"]
+    assert parsed["default"] == 120 and parsed["validation"]
+
+
+def test_credentials_are_secrets_mounted_only_where_read():
+    plain = set(_plain_environment())
+    secrets = set(_secret_environment())
+    for name, field in Settings.model_fields.items():
+        if name in LOCAL_ONLY or field.annotation is not SecretStr:
+            continue
+        aliases = set(terraform_settings.aliases(name))
+        assert not aliases & plain, f"{name} is a credential: mount it as a secret, never a plain variable"
+        assert aliases & secrets, f"{name} is a credential that reaches no function"
+    per_function = _local("function_secret_variables")
+    # The viewer password, the feedback token and Open WebUI's secret are read by the api alone.
+    api_only = {"ANALYTICS_VIEWER_PASSWORD", "ANALYTICS_FEEDBACK_TOKEN", "WEBUI_SECRET_KEY"}
+    mounted = terraform_settings.mounted_secrets(
+        terraform_settings.defaults(viewer_role=True, feedback_role=True, webui_secret_key_version="1")
+    )
+    assert api_only <= set(mounted["api"])
+    for function in ENTRY_POINTS - {"api"}:
+        assert not api_only & set(mounted[function]), function
+    assert (
+        "ANALYTICS_VIEWER_PASSWORD"
+        not in terraform_settings.mounted_secrets(terraform_settings.defaults())["api"]
+    )
+    assert per_function["dispatch"] == "${local.pipeline_secret_variables}"
+
+
+def test_generated_credentials_meet_the_production_rules():
+    """Terraform generates what Settings requires: long enough, one value per credential."""
+    from shared.config import _MIN_SECRET_LENGTH  # the production rule itself
+
+    passwords = _resources("random_password")
+    for field_name in ("hmac_key", "dashboard_password", "viewer_password", "feedback_token"):
+        assert field_name in passwords, f"no random_password.{field_name}"
+        assert passwords[field_name]["length"] >= _MIN_SECRET_LENGTH[field_name], field_name
+        assert passwords[field_name]["length"] >= 24, f"{field_name}: fewer than ~140 random bits"
+
+
+# (field, repr(value)) Settings refuses but Terraform cannot judge, with the reason (the functions
+# refuse to start and name the variable); (variable, repr(value)) Terraform refuses although
+# Settings would take them.
+SETTINGS_ONLY_REJECTS = {
+    ("pii_regions", "('XX',)"): "the known regions are the phonenumbers library's, not Terraform's",
+}
+TERRAFORM_ONLY_REJECTS = {
+    ("llm_rpm", "100000"): "Cloud Tasks caps a queue at 500 dispatches per second",
+    ("project_id", "''"): "a deployment needs its project (Settings requires it in production)",
+}
+
+
+def _samples(field_name: str) -> list[Any]:
+    """Values around the bounds of a field (or of its type)."""
+    field = Settings.model_fields[field_name]
+    explicit: dict[str, list[Any]] = {
+        "pii_regions": [("HU",), ("HU", "US"), (), ("HUN",), ("XX",)],
+        "currency": ["EUR", "eur", "EURO", ""],
+        "hourly_rate": [None, 50, 0, 100_000, 100_001, -1, 12.5],
+        "llm_prices": [
+            {},
+            {"local-llama": {"input": 0.01}},
+            {"m": {}},
+            {"m": {"bogus": 1.0}},
+            {"m": {"input": -1}},
+            {"m": {"output": 1_000_001}},
+        ],
+        "group_hourly_rates": [{}, {"Legal": 90}, {"Legal": -1}, {"Legal": 100_001}],
+        "allowed_hosts": [[], ["analytics.example.com"]],
+        "schedule": ["30 0 * * *", "0 3 * * 1-5"],
+        "timezone": ["Europe/Budapest", "UTC"],
+        "openai_base_url": ["", "https://example.openai.azure.com/openai/v1"],
+        "openai_model": ["gpt-4o-mini"],
+        "migrate_on_start": [True, False],
+    }
+    if field_name in explicit:
+        return explicit[field_name]
+    default = field.get_default(call_default_factory=True)
+    if isinstance(default, enum.Enum):
+        return [member.value for member in type(default)] + ["bogus"]
+    values: list[Any] = [default]
+    for rule in field.metadata:
+        for kind, step in (("ge", -1), ("gt", 0), ("le", 1), ("lt", 0)):
+            bound = getattr(rule, kind, None)
+            if bound is not None:
+                values += [bound, bound + step] if step else [bound]
+    if isinstance(default, int) and not isinstance(default, bool):
+        values.append(default + 0.5)
+    return values
+
+
+def _direct_variables() -> dict[str, str]:
+    """Settings field => the one Terraform variable it is set from, where that is so."""
+    fields = {}
+    for field_name, variables in terraform_settings.setting_variables().items():
+        expressions = [
+            terraform_settings.environment_expressions()[alias]
+            for alias in terraform_settings.aliases(field_name)
+            if alias in terraform_settings.environment_expressions()
+        ]
+        credential = Settings.model_fields[field_name].annotation is SecretStr  # its variable is a version
+        if len(variables) == 1 and not credential and all("local." not in text for text in expressions):
+            fields[field_name] = variables[0]
+    return fields
+
+
+def _settings_rejects(environment: dict[str, str | None]) -> bool:
+    known = {name: value for name, value in environment.items() if value is not None}
+    known["ANALYTICS_ENVIRONMENT"] = "local"  # the field's own validation, not the secrets'
+    try:
+        Settings(**known)
+    except pydantic.ValidationError:
+        return True
+    return False
+
+
+def test_terraform_validations_accept_what_settings_accepts(monkeypatch):
+    """For every variable that sets one field: a value Terraform refuses Settings refuses too, and back."""
+    for alias in _settings_field_by_alias():
+        monkeypatch.delenv(alias, raising=False)
+    direct = _direct_variables()
+    assert {"hourly_rate", "currency", "min_group_size", "calibration", "llm_prices", "pii_regions"} <= set(
+        direct
+    )
+    checked = 0
+    for field_name, variable in sorted(direct.items()):
+        for value in _samples(field_name):
+            tf_value = list(value) if isinstance(value, tuple) else value
+            refused = bool(terraform_settings.rejections(variable, tf_value))
+            environment = terraform_settings.environment(terraform_settings.defaults(**{variable: tf_value}))
+            rejected = _settings_rejects(environment)
+            key = (field_name, repr(value))
+            if key in SETTINGS_ONLY_REJECTS:
+                assert rejected and not refused, f"{key} is listed as Settings-only but both agree now"
+                continue
+            if (variable, repr(value)) in TERRAFORM_ONLY_REJECTS:
+                assert refused and not rejected, f"{(variable, value)} is listed as Terraform-only"
+                continue
+            assert refused == rejected, (
+                f"var.{variable} = {tf_value!r}: Terraform {'refuses' if refused else 'accepts'} it, "
+                f"Settings.{field_name} {'refuses' if rejected else 'accepts'} it — make terraform/variables.tf's "
+                "validation match the Field's bounds"
+            )
+            checked += 1
+    assert checked > 80
+
+
+# Every production rule Terraform can check before deploying: tfvars it refuses (the
+# precondition, a local of functions.tf, is false) and Settings refuses too.
+PRODUCTION_RULES = [
+    ("openwebui_url_configured", {"openwebui_database_url_version": ""}, "OPENWEBUI_DATABASE_URL is missing"),
+    (
+        "estimator_key_configured",
+        {"estimator": "llm", "openai_api_key_version": "", "openai_base_url": ""},
+        "OPENAI_API_KEY is missing",
+    ),
+    (
+        "estimator_key_configured",
+        {"estimator": "auto", "openai_api_key_version": "", "openai_base_url": ""},
+        "OPENAI_API_KEY is missing",
+    ),
+    ("money_configured", {"hourly_rate": 50, "currency": ""}, "go together"),
+    ("money_configured", {"hourly_rate": None, "currency": "EUR"}, "go together"),
+    ("money_configured", {"group_hourly_rates": {"Legal": 90}}, "go together"),
+]
+ACCEPTED_CONFIGURATIONS = [
+    {},
+    {"estimator": "heuristic", "openai_api_key_version": ""},
+    {"openai_api_key_version": "", "openai_base_url": "http://vllm.internal:8000/v1"},
+    {"hourly_rate": 50, "currency": "EUR"},
+    {"hourly_rate": 50, "currency": "EUR", "group_hourly_rates": {"Legal": 90}},
+    {"viewer_role": True, "feedback_role": True, "webui_secret_key_version": "2"},
+]
+_PRECONDITION_LOCALS = ("openwebui_url_configured", "estimator_key_configured", "money_configured")
+
+
+def _production_settings(tfvars: dict[str, Any]) -> list[str]:
+    """Settings.production_problems() of the api built from what Terraform gives it for `tfvars`."""
+    values = terraform_settings.defaults(
+        project_id="my-project", openwebui_database_url_version="1", openai_api_key_version="1"
+    )
+    values.update(tfvars)
+    environment = {
+        name: value if value is not None else f"https://computed-{name.lower()}.example"
+        for name, value in terraform_settings.environment(values).items()
+    }
+    for index, name in enumerate(terraform_settings.mounted_secrets(values)["api"]):
+        environment[name] = f"{index}-generated-or-operator-value-{name.lower()}-0123456789abcdef"
+    settings = Settings(**{**environment, "ANALYTICS_ENVIRONMENT": "local"})
+    return settings.production_problems()
+
+
+def test_preconditions_and_production_checks_agree(monkeypatch):
+    for alias in _settings_field_by_alias():
+        monkeypatch.delenv(alias, raising=False)
+    for function in _functions().values():
+        for name in _PRECONDITION_LOCALS:
+            assert f"${{local.{name}}}" in function["preconditions"], f"{function['key']} lacks local.{name}"
+    base = {"openwebui_database_url_version": "1", "openai_api_key_version": "1", "project_id": "p"}
+    for condition, tfvars, problem in PRODUCTION_RULES:
+        values = terraform_settings.defaults(**{**base, **tfvars})
+        holds = terraform_settings.evaluate(_local(condition), values)
+        assert holds is False, f"Terraform deploys {tfvars}: local.{condition} holds"
+        problems = _production_settings(tfvars)
+        assert any(problem in line for line in problems), f"Settings takes {tfvars}: {problems}"
+    for tfvars in ACCEPTED_CONFIGURATIONS:
+        values = terraform_settings.defaults(**{**base, **tfvars})
+        failing = [
+            name for name in _PRECONDITION_LOCALS if not terraform_settings.evaluate(_local(name), values)
+        ]
+        assert not failing, f"Terraform refuses {tfvars}: {failing}"
+        assert _production_settings(tfvars) == [], f"Settings refuses what Terraform deploys: {tfvars}"

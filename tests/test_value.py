@@ -6,6 +6,7 @@ import json
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -355,3 +356,186 @@ def test_the_pipeline_records_usage_per_model_and_the_aggregator_records_rates(
         assert figures.currency == "EUR" and figures.value_saved_amount is not None
         assert [(float(r.hourly_rate), r.currency) for r in rates] == [(45.0, "EUR")]
         assert len(rate_ids) == 1 and rate_ids[0] is not None
+
+
+# --- rates set on a database aggregated before: a true amount or pending, never 0 -------------
+
+
+def _rates(
+    monkeypatch: pytest.MonkeyPatch, rate: float | None, currency: str | None, groups: str = "{}"
+) -> Settings:
+    for variable, value in (("ANALYTICS_HOURLY_RATE", rate), ("ANALYTICS_CURRENCY", currency)):
+        if value is None:
+            monkeypatch.delenv(variable, raising=False)
+        else:
+            monkeypatch.setenv(variable, str(value))
+    monkeypatch.setenv("ANALYTICS_GROUP_HOURLY_RATES", groups)
+    reset_settings_cache()
+    return get_settings()
+
+
+def _aggregated_without_money(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dataset analysed and aggregated while no rate was configured."""
+    settings = _rates(monkeypatch, None, None)
+    _seed(engine, settings)
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM value_rates")).scalar_one() == 0
+
+
+def _value_columns(engine: Engine) -> list[tuple[Any, ...]]:
+    with engine.connect() as connection:
+        return [
+            tuple(row)
+            for table in ("daily_aggregates", "daily_breakdowns")
+            for row in connection.execute(
+                sa.text(
+                    "SELECT analysis_date, coalesce(user_id_hash, ''), value_saved_milli, value_saved_low_milli, "
+                    f"value_saved_high_milli, value_rate_id FROM {table} ORDER BY 1, 2, 3, 4, 5"
+                    if table == "daily_aggregates"
+                    else "SELECT analysis_date, group_id || '/' || dimension || '/' || dimension_value, "
+                    "value_saved_milli, value_saved_low_milli, value_saved_high_milli, value_rate_id "
+                    f"FROM {table} ORDER BY 1, 2"
+                )
+            )
+        ]
+
+
+def _client(settings: Settings, engine: Engine) -> Any:
+    from datetime import datetime, time
+
+    from functions.api.app import create_app
+    from functions.api.services import ApiServices
+    from tests.value_dataset import ZONE
+
+    clock = datetime.combine(DAY + timedelta(days=3), time(12), ZONE)
+    services = ApiServices(settings, engine_factory=lambda: engine, clock=lambda: clock)
+    return create_app(services=services).test_client()
+
+
+_ADMIN = {"Authorization": "Bearer local-dev-password"}
+_RANGE = f"start_date={DAY.isoformat()}&end_date={DAY.isoformat()}"
+
+
+def test_a_rate_set_on_an_aggregated_database_values_all_history_at_once(
+    analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _aggregated_without_money(analytics_engine, monkeypatch)
+    settings = _rates(monkeypatch, 50, "EUR")  # the issue's ANALYTICS_HOURLY_RATE=50 ANALYTICS_CURRENCY=EUR
+    with analytics_engine.connect() as connection:  # what the stored aggregates say before any process starts
+        before = queries.figures(connection, queries.Scope(), ONE_DAY)
+    assert before.value_status == "pending" and before.value_saved_amount is None  # not 0
+    assert before.value_note and "nightly" in before.value_note
+
+    client = _client(settings, analytics_engine)  # the api starts with the new rates
+    summary = client.get(f"/api/v1/analytics/summary?{_RANGE}", headers=_ADMIN)
+    assert summary.status_code == 200, summary.get_data(as_text=True)
+    current = summary.get_json()
+    # 120 minutes saved (20 low, 240 high) at 50 EUR/h
+    assert (current["currency"], current["value_status"]) == ("EUR", "valued")
+    assert (
+        current["value_saved_amount"],
+        current["value_saved_low_amount"],
+        current["value_saved_high_amount"],
+    ) == (
+        100.0,
+        16.67,
+        200.0,
+    )
+    assert current["value_note"] is None
+    html = client.get("/?days=7", headers=_ADMIN).get_data(as_text=True)
+    assert 'id="kpi-value"' in html and "100 EUR" in html and "between 17 and 200 EUR" in html
+    assert "pending" not in html
+
+    # The arithmetic on the aggregates equals a rebuild from the analyses, to the thousandth.
+    revalued = _value_columns(analytics_engine)
+    with analytics_engine.begin() as connection:
+        recompute_dates(connection, [DAY])
+    assert _value_columns(analytics_engine) == revalued
+    with analytics_engine.connect() as connection:
+        periods = connection.execute(sa.text("SELECT effective_from, hourly_rate FROM value_rates")).all()
+    assert [(p.effective_from, float(p.hourly_rate)) for p in periods] == [(FIRST_RATE_DATE, 50.0)]
+
+
+def test_while_another_instance_records_the_rates_the_money_is_pending(
+    analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.value import _RATES_LOCK_KEY
+
+    _aggregated_without_money(analytics_engine, monkeypatch)
+    settings = _rates(monkeypatch, 50, "EUR")
+    client = _client(settings, analytics_engine)
+    with analytics_engine.connect() as other, other.begin():  # another instance holds the lock
+        other.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _RATES_LOCK_KEY})
+        summary = client.get(f"/api/v1/analytics/summary?{_RANGE}", headers=_ADMIN).get_json()
+        html = client.get("/?days=7", headers=_ADMIN).get_data(as_text=True)
+        report = client.get(f"/report?{_RANGE}", headers=_ADMIN)
+    assert report.status_code == 200
+    headline = report.get_data(as_text=True).split('id="headline-value"', 1)[1].split("</div>", 1)[0]
+    assert "pending" in headline and "EUR" not in headline
+    assert summary["currency"] == "EUR" and summary["value_status"] == "pending"
+    assert summary["value_saved_amount"] is None and summary["value_per_usd"] is None
+    assert summary["hours_saved_per_100_usd"] == 50.0  # no rate needed: still shown
+    assert 'id="value-pending"' in html and "0 EUR" not in html
+    # Once the lock is free the next request records them: the amount, computed.
+    summary = client.get(f"/api/v1/analytics/summary?{_RANGE}", headers=_ADMIN).get_json()
+    assert (summary["value_status"], summary["value_saved_amount"]) == ("valued", 100.0)
+
+
+def test_group_rates_set_later_are_rebuilt_from_the_analyses(
+    analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.value import ensure_rates
+
+    _aggregated_without_money(analytics_engine, monkeypatch)
+    settings = _rates(monkeypatch, RATE, "EUR", json.dumps(GROUP_RATES))
+    assert ensure_rates(analytics_engine, settings, DAY + timedelta(days=3)) == [DAY]
+    assert ensure_rates(analytics_engine, settings, DAY + timedelta(days=3)) == []  # once per process
+    with analytics_engine.connect() as connection:
+        figures = queries.figures(connection, queries.Scope(), ONE_DAY)
+    assert (figures.value_status, figures.value_saved_amount, figures.value_saved_high_amount) == (
+        "valued",
+        105.0,
+        210.0,
+    )
+
+
+def test_rates_after_a_time_without_money_value_that_time_too(
+    analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.value import ensure_rates
+
+    later = DAY + timedelta(days=20)
+    _seed(analytics_engine, _rates(monkeypatch, RATE, "EUR"))  # DAY valued at 45
+    off = _rates(monkeypatch, None, None)
+    assert ensure_rates(analytics_engine, off, later) == []  # money off from `later` on
+    with analytics_engine.begin() as connection:
+        insert_dataset(connection, off, day=later, suffix="-later")
+        recompute_dates(connection, [later])  # aggregated without money
+    on = _rates(monkeypatch, 60, "EUR")
+    assert ensure_rates(analytics_engine, on, later + timedelta(days=5)) == [later]
+    with analytics_engine.connect() as connection:
+        then = queries.figures(connection, queries.Scope(), ONE_DAY)
+        gap = queries.figures(
+            connection, queries.Scope(), DateRange(start_date=later, end_date=later, days=1)
+        )
+        both = queries.figures(
+            connection, queries.Scope(), DateRange(start_date=DAY, end_date=later, days=21)
+        )
+    assert then.value_saved_amount == 90.0  # 120 minutes at 45, as valued then
+    assert (gap.value_status, gap.value_saved_amount) == ("valued", 120.0)  # at 60: never valued before
+    assert both.value_saved_amount == 210.0
+
+
+def test_a_second_process_with_the_same_rates_has_nothing_to_do(
+    analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.value import ensure_rates
+
+    _aggregated_without_money(analytics_engine, monkeypatch)
+    settings = _rates(monkeypatch, 50, "EUR")
+    assert ensure_rates(analytics_engine, settings, DAY + timedelta(days=1)) == [DAY]
+    other_process_engine = sa.create_engine(analytics_engine.url)
+    try:
+        assert ensure_rates(other_process_engine, settings, DAY + timedelta(days=1)) == []
+    finally:
+        other_process_engine.dispose()

@@ -29,7 +29,7 @@ from functions.api.schemas import (
 from functions.calibrated import CALIBRATED_COLUMNS, VERSION_RANGE_SQL, calibrated_figures
 from functions.dimensions import TOTAL, Dimension
 from functions.metrics import ESTIMATOR_COUNTS, SUM_COLUMNS, range_sums_sql
-from functions.value import MONEY_COLUMNS, money_figures
+from functions.value import MONEY_COLUMNS, UNVALUED_SQL, money_figures
 from shared.config import EstimatorKind, get_settings
 
 __all__ = [
@@ -49,7 +49,7 @@ __all__ = [
     "user_breakdown",
 ]
 
-_SUMS_SQL = f"{range_sums_sql()}, {VERSION_RANGE_SQL}"
+_SUMS_SQL = f"{range_sums_sql()}, {VERSION_RANGE_SQL}, {UNVALUED_SQL}"
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,12 @@ def figure_fields(row: RowMapping | Mapping[str, Any]) -> dict[str, Any]:
     confidence_sum = values.pop("confidence_sum")
     estimators = {str(name): int(n) for name, n in sorted((row.get(ESTIMATOR_COUNTS) or {}).items()) if n}
     settings = get_settings()
-    money = money_figures(values, settings)
+    money = money_figures(
+        values,
+        settings,
+        unvalued_rows=int(row.get("unvalued_rows") or 0),
+        valued_currency=row.get("valued_currency", settings.currency),
+    )
     calibrated = calibrated_figures(values, row.get("calibration_versions"), settings)
     for column in (*MONEY_COLUMNS, *CALIBRATED_COLUMNS):
         values.pop(column, None)  # shown as money and calibrated fields, not as raw sums

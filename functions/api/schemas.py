@@ -18,6 +18,7 @@ from functions.dates import MAX_DATE, MAX_DAYS, MAX_RANGE_DAYS, MIN_DATE, checke
 from functions.dimensions import FILTER_DIMENSIONS, STORED_DIMENSIONS, Dimension
 from functions.metrics import METRICS, MINUTES
 from functions.runs import RunStatus
+from functions.value import ValueStatus
 from shared.errors import InvalidParameter
 
 __all__ = [
@@ -335,6 +336,13 @@ class Figures(_Response):
     )
     value_saved_low_amount: float | None = Field(description="Value of the time saved, low, in `currency`.")
     value_saved_high_amount: float | None = Field(description="Value of the time saved, high, in `currency`.")
+    value_status: ValueStatus | None = Field(
+        None,
+        description="`valued`: the value fields are computed with the configured rates; `pending`: "
+        "some of these days are not valued with them yet, so the value fields are null (never a "
+        "0 that was not computed) until they are, see value_note; null when money is off.",
+    )
+    value_note: str | None = Field(None, description="When pending values will be valued; null otherwise.")
     hours_saved_per_100_usd: float | None = Field(
         description="Hours saved per 100 USD of AI cost, most likely (null without AI cost)."
     )

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from functions.api.health import SchedulerClientFactory
+from functions.value import ensure_rates
 from shared.auth import FailureLimiter, RoleLookup, SessionSigner
 from shared.config import Settings
 from shared.db import analytics_engine, source_engine
@@ -72,8 +73,10 @@ class ApiServices:
 
     @property
     def engine(self) -> Engine:
-        """The analytics database engine (created on first use)."""
-        return self.engine_factory() if self.engine_factory else analytics_engine(self.settings)
+        """The analytics database engine (created on first use), holding the configured rates."""
+        engine = self.engine_factory() if self.engine_factory else analytics_engine(self.settings)
+        ensure_rates(engine, self.settings, self.today())  # once per process and rates: money never waits
+        return engine
 
     @property
     def source_engine(self) -> Engine:
