@@ -1,0 +1,120 @@
+"""The LLM estimator against a real OpenAI-compatible server: llama.cpp serving Gemma 3 270M.
+
+The real `openai` SDK over loopback HTTP, end to end: schema-constrained answers, answers our
+validation rejects, a client timeout, and a server that restarts in the middle of a run. This
+proves the plumbing, not the quality: a 270M model cannot judge working time, and the run's
+answers end up flagged as the estimator not knowing.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from functions import aggregator, analyzer, dispatcher
+from infra.local_queues import InlineQueue
+from infra.openwebui_fixture import OpenWebUIFixture, realistic_chat
+from shared.config import Settings, get_settings, reset_settings_cache
+from shared.conversation import TranscriptDigest
+from shared.db import reset_engines
+from shared.digest import build_digest
+from shared.errors import EstimationFailed, ReasonCode, RetryableError
+from shared.estimators.base import TASK_CATEGORIES
+from shared.estimators.llm import LlmEstimator
+from shared.estimators.prompt import ANSWER_SCHEMA
+from shared.estimators.validation import MAX_ESTIMATE_MINUTES
+from shared.openwebui import reader
+from tests.llamacpp import MODEL_ALIAS, GrammarProxy, LlamaCppServer, free_port, gguf_model
+from tests.pipeline_support import BUDAPEST, assert_books_balance, build_dataset, rows
+
+pytestmark = pytest.mark.slow
+
+DAY = date(2026, 11, 26)
+DIGEST_BUDGET = 300  # tokens: keeps each prompt short enough for a 2-core machine
+LLM_TIMEOUT_SECONDS = 60.0
+
+
+@pytest.fixture(scope="module")
+def llamacpp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaCppServer]:
+    directory = tmp_path_factory.mktemp("llamacpp")
+    server = LlamaCppServer(gguf_model(directory), free_port(), log_path=directory / "server.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _settings(base_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "openai_base_url": base_url,
+        "openai_model": MODEL_ALIAS,
+        "llm_timeout_seconds": LLM_TIMEOUT_SECONDS,
+        "llm_rpm": 6000,
+        "digest_token_budget": DIGEST_BUDGET,
+    }
+    return Settings(**(values | overrides))
+
+
+def _digests(tmp_path: Path, count: int) -> list[TranscriptDigest]:
+    import random
+    from datetime import datetime
+
+    fixture = OpenWebUIFixture.sqlite(tmp_path / "webui.db")
+    user = fixture.add_user(name="Dana Example", email="dana@corp.example")
+    rng = random.Random(11)
+    ids = [fixture.add_chat(user, realistic_chat(rng, datetime(2026, 11, 26, 9, tzinfo=BUDAPEST))) for _ in range(count)]
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'webui.db'}")
+    try:
+        return [
+            build_digest(reader.load_conversation(engine, cid), DIGEST_BUDGET, known_names=[], regions=("HU",))
+            for cid in ids
+        ]
+    finally:
+        engine.dispose()
+
+
+# A grammar the real model must follow: well-formed JSON whose numbers are out of order.
+_OUT_OF_ORDER = (
+    'root ::= "{\\"low\\": 90, \\"most_likely\\": 30, \\"high\\": 10, \\"confidence\\": 50, '
+    '\\"task_category\\": \\"coding\\", \\"task_description\\": \\"" [a-z]{1,12} '
+    '"\\", \\"reasoning\\": \\"none\\"}"'
+)
+
+
+def test_an_answer_the_validation_rejects_is_corrected_once_then_recorded_as_invalid(
+    llamacpp: LlamaCppServer, tmp_path: Path
+) -> None:
+    """The real model, forced by a grammar into out-of-order numbers: a corrective request, then
+    `invalid_output`; no number is repaired or invented."""
+    (digest,) = _digests(tmp_path, 1)
+    with GrammarProxy(llamacpp.base_url, _OUT_OF_ORDER) as proxy:
+        estimator = LlmEstimator(_settings(proxy.base_url))
+        with pytest.raises(EstimationFailed) as failed:
+            estimator.estimate(digest)
+    assert failed.value.reason_code is ReasonCode.INVALID_OUTPUT
+    assert "low ≤ most_likely ≤ high" in str(failed.value)
+    assert len(proxy.requests) == 2  # the answer, then one corrective request
+    correction = proxy.requests[1]["messages"]
+    assert json.loads(correction[-2]["content"])["low"] == 90  # the model's own answer, sent back
+    assert "low ≤ most_likely ≤ high" in correction[-1]["content"]
+    assert failed.value.usage is not None and failed.value.usage.requests == 2
+    assert failed.value.usage.prompt_tokens > 0  # the real server's token counts
+
+
+def test_a_client_timeout_is_transient(llamacpp: LlamaCppServer, tmp_path: Path) -> None:
+    (digest,) = _digests(tmp_path, 1)
+    estimator = LlmEstimator(_settings(llamacpp.base_url, llm_timeout_seconds=0.05))
+    started = time.monotonic()
+    with pytest.raises(RetryableError, match="timed out"):
+        estimator.estimate(digest)
+    assert time.monotonic() - started < 5
