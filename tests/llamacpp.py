@@ -36,7 +36,7 @@ __all__ = ["MODEL_ALIAS", "GrammarProxy", "LlamaCppServer", "free_port", "gguf_m
 
 MODEL_ALIAS = "gemma-3-270m"  # the model name the server answers to (ANALYTICS_OPENAI_MODEL)
 CONTEXT_TOKENS = 2048  # prompt + answer; the tests keep digests small
-MAX_ANSWER_TOKENS = 160  # a tiny model can ramble inside a JSON string: cut it off (finish "length")
+MAX_ANSWER_TOKENS = 128  # a tiny model can ramble inside a JSON string: cut it off (finish "length")
 GENERATION_THREADS = 1  # a 2-core machine shared with other work: one thread decodes,
 BATCH_THREADS = 2  # at most two read the prompt
 _START_SECONDS = 60.0
@@ -77,17 +77,16 @@ class LlamaCppServer:
     def start(self) -> LlamaCppServer:
         if self.running:
             raise RuntimeError("the llama.cpp server is already running")
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115 - child's log
-        try:
+        command = [sys.executable, "-m", "tests.llamacpp", str(self.model), str(self.port)]
+        if self.log_path is None:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "tests.llamacpp", str(self.model), str(self.port)],
-                cwd=_REPO_ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
+                command, cwd=_REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
             )
-        finally:
-            if log is not subprocess.DEVNULL:
-                log.close()  # type: ignore[union-attr]
+        else:
+            with self.log_path.open("ab") as log:  # the child keeps its own handle
+                self._process = subprocess.Popen(
+                    command, cwd=_REPO_ROOT, stdout=log, stderr=subprocess.STDOUT
+                )
         self.starts += 1
         self._wait_ready()
         return self
@@ -133,19 +132,21 @@ class GrammarProxy:
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
                 proxy.requests.append(body)
                 body.pop("response_format", None)
                 body["grammar"] = proxy.grammar
-                answer = requests.post(f"{proxy.upstream}{self.path.removeprefix('/v1')}", json=body, timeout=120)
+                answer = requests.post(
+                    f"{proxy.upstream}{self.path.removeprefix('/v1')}", json=body, timeout=120
+                )
                 self.send_response(answer.status_code)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(answer.content)))
                 self.end_headers()
                 self.wfile.write(answer.content)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

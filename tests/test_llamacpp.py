@@ -72,11 +72,16 @@ def _digests(tmp_path: Path, count: int) -> list[TranscriptDigest]:
     fixture = OpenWebUIFixture.sqlite(tmp_path / "webui.db")
     user = fixture.add_user(name="Dana Example", email="dana@corp.example")
     rng = random.Random(11)
-    ids = [fixture.add_chat(user, realistic_chat(rng, datetime(2026, 11, 26, 9, tzinfo=BUDAPEST))) for _ in range(count)]
+    ids = [
+        fixture.add_chat(user, realistic_chat(rng, datetime(2026, 11, 26, 9, tzinfo=BUDAPEST)))
+        for _ in range(count)
+    ]
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'webui.db'}")
     try:
         return [
-            build_digest(reader.load_conversation(engine, cid), DIGEST_BUDGET, known_names=[], regions=("HU",))
+            build_digest(
+                reader.load_conversation(engine, cid), DIGEST_BUDGET, known_names=[], regions=("HU",)
+            )
             for cid in ids
         ]
     finally:
@@ -109,6 +114,103 @@ def test_an_answer_the_validation_rejects_is_corrected_once_then_recorded_as_inv
     assert "low ≤ most_likely ≤ high" in correction[-1]["content"]
     assert failed.value.usage is not None and failed.value.usage.requests == 2
     assert failed.value.usage.prompt_tokens > 0  # the real server's token counts
+
+
+class _RestartMidRun:
+    """Restarts the server once the run has its first outcome, while the next estimate is underway."""
+
+    def __init__(self, server: LlamaCppServer, engine: Engine) -> None:
+        self.server = server
+        self.engine = engine
+        self.restarted = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with self.engine.connect() as connection:
+                if connection.execute(sa.text("SELECT count(*) FROM run_outcomes")).scalar_one():
+                    break
+            time.sleep(0.05)
+        self.server.stop()
+        time.sleep(1.0)  # down long enough for the next request to find nobody listening
+        self.server.start()
+        self.restarted.set()
+
+    def __enter__(self) -> _RestartMidRun:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._thread.join(timeout=180)
+
+
+def test_the_gemma_run_end_to_end_through_a_restart(
+    llamacpp: LlamaCppServer,
+    tmp_path: Path,
+    analytics_url: str,
+    analytics_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A nightly run of a few conversations against llama.cpp; the server restarts mid-run. Every
+    conversation ends analysed with the model's own (schema-constrained) numbers, or failed with a
+    recorded reason; a request that met the stopped server was retried, never answered for it."""
+    data = build_dataset(tmp_path / "webui.db", days=[DAY], chats_per_day=3, untimed_per_day=0)
+    monkeypatch.setenv("OPENWEBUI_DATABASE_URL", data.url)
+    monkeypatch.setenv("OPENAI_BASE_URL", llamacpp.base_url)
+    monkeypatch.setenv("ANALYTICS_OPENAI_MODEL", MODEL_ALIAS)
+    monkeypatch.setenv("ANALYTICS_LLM_TIMEOUT_SECONDS", str(LLM_TIMEOUT_SECONDS))
+    monkeypatch.setenv("ANALYTICS_LLM_RPM", "6000")
+    monkeypatch.setenv("ANALYTICS_DIGEST_TOKEN_BUDGET", str(DIGEST_BUDGET))
+    reset_settings_cache()
+    reset_engines()
+    settings = get_settings()
+    transient: list[str] = []
+
+    def run_analyze(payload: dict[str, Any], attempt: int) -> None:
+        try:
+            analyzer.analyze(payload, attempt=attempt, settings=settings, queue=queue)
+        except RetryableError as error:
+            transient.append(str(error))
+            raise
+
+    def run_aggregate(payload: dict[str, Any], attempt: int) -> None:
+        aggregator.aggregate_run(analyzer.uuid.UUID(payload["run_id"]))
+
+    queue = InlineQueue(
+        {"analyze": run_analyze, "aggregate": run_aggregate}, settings=settings, concurrency=1
+    )
+    starts = llamacpp.starts
+    with _RestartMidRun(llamacpp, analytics_engine) as restart:
+        result = dispatcher.dispatch(target_date=DAY, settings=settings, queue=queue)
+    assert restart.restarted.is_set() and llamacpp.starts == starts + 1
+    assert any("cannot reach the LLM server" in error for error in transient), transient
+    assert queue.dropped == []
+
+    run = rows(analytics_engine, "SELECT * FROM processing_log WHERE id = :r", r=result.run_id)[0]
+    assert run["status"] == "completed"
+    assert run["conversations_expected"] == len(data.chat_ids)
+    assert run["conversations_processed"] + run["conversations_failed"] == len(data.chat_ids)
+    assert run["conversations_processed"] >= 1
+    analyses = rows(analytics_engine, "SELECT * FROM conversation_analysis")
+    for analysis in analyses:
+        if analysis["status"] == "failed":  # the model's fault, or the server's: said so
+            assert analysis["skip_reason"] in {ReasonCode.INVALID_OUTPUT, ReasonCode.TRANSIENT_ERROR}
+            continue
+        raw = analysis["llm_response"]
+        assert set(raw) == set(ANSWER_SCHEMA["required"])  # schema-constrained: exactly its fields
+        assert raw["task_category"] in TASK_CATEGORIES
+        assert 1 <= raw["low"] <= raw["most_likely"] <= raw["high"] <= MAX_ESTIMATE_MINUTES
+        stored = (
+            analysis["manual_time_low"],
+            analysis["manual_time_most_likely"],
+            analysis["manual_time_high"],
+        )
+        assert stored == (raw["low"], raw["most_likely"], raw["high"])  # the model's numbers, as answered
+        assert analysis["confidence_level"] == raw["confidence"]
+        assert analysis["estimator"] == "llm" and analysis["estimator_model"] == MODEL_ALIAS
+        assert analysis["llm_requests"] >= 1 and analysis["prompt_tokens"] > 0
+    assert_books_balance(analytics_engine)
 
 
 def test_a_client_timeout_is_transient(llamacpp: LlamaCppServer, tmp_path: Path) -> None:
