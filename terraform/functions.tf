@@ -118,6 +118,10 @@ locals {
     ANALYTICS_AGGREGATOR_URL            = local.function_urls.aggregate
     ANALYTICS_SCHEDULER_JOB             = local.scheduler_job_id
     ANALYTICS_LOG_FORMAT                = "json"
+    ANALYTICS_FLAGGED_ESTIMATES         = var.flagged_estimates
+    ANALYTICS_FLAG_MIN_CONFIDENCE       = tostring(var.flag_min_confidence)
+    ANALYTICS_FLAG_MAX_BAND_RATIO       = tostring(var.flag_max_band_ratio)
+    ANALYTICS_FLAG_SAME_ANSWER_SHARE    = tostring(var.flag_same_answer_share)
   }
   # Left out when empty, so the Settings defaults apply.
   optional_environment = {
