@@ -21,6 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from functions import aggregator, analyzer, dispatcher
+from functions.api.app import API_PREFIX, create_app
+from functions.api.services import ApiServices
 from infra.local_queues import InlineQueue
 from infra.openwebui_fixture import OpenWebUIFixture, realistic_chat
 from shared.config import Settings, get_settings, reset_settings_cache
@@ -39,6 +41,7 @@ from tests.pipeline_support import BUDAPEST, assert_books_balance, build_dataset
 pytestmark = pytest.mark.slow
 
 DAY = date(2026, 11, 26)
+AUTH = {"Authorization": "Bearer local-dev-password"}
 DIGEST_BUDGET = 300  # tokens: keeps each prompt short enough for a 2-core machine
 LLM_TIMEOUT_SECONDS = 60.0
 
@@ -210,7 +213,34 @@ def test_the_gemma_run_end_to_end_through_a_restart(
         assert analysis["confidence_level"] == raw["confidence"]
         assert analysis["estimator"] == "llm" and analysis["estimator_model"] == MODEL_ALIAS
         assert analysis["llm_requests"] >= 1 and analysis["prompt_tokens"] > 0
+        assert analysis["estimate_flag"] == _expected_flag(raw, settings), raw
     assert_books_balance(analytics_engine)
+
+    # the 270M model does not know, and says so in its numbers: the run ends flagged, and says it
+    flagged = [a for a in analyses if a["estimate_flag"]]
+    assert flagged, [a["llm_response"] for a in analyses]
+    assert run["estimates_flagged"] == len(flagged)
+    client = create_app(services=ApiServices(settings)).test_client()
+    health = client.get(API_PREFIX + "/health", headers=AUTH).get_json()
+    assert health["last_run"]["run_id"] == str(result.run_id)
+    assert (
+        f"{len(flagged)} of {run['conversations_processed']} estimates flagged"
+        in health["last_run"]["flag_note"]
+    )
+    page = client.get("/", query_string={"start_date": DAY, "end_date": DAY}, headers=AUTH).get_data(
+        as_text=True
+    )
+    assert f"Not in these figures: {len(flagged)} flagged estimate" in page
+    assert health["last_run"]["flag_note"] in page  # the status line and the calibration panel
+
+
+def _expected_flag(answer: dict[str, Any], settings: Settings) -> str | None:
+    """The per-answer flag rules, restated (the same-answer rule needs 10 conversations)."""
+    if answer["confidence"] < settings.flag_min_confidence * 100:
+        return "low_confidence"
+    if answer["high"] > settings.flag_max_band_ratio * answer["low"]:
+        return "wide_band"
+    return None
 
 
 def test_a_client_timeout_is_transient(llamacpp: LlamaCppServer, tmp_path: Path) -> None:
