@@ -188,6 +188,9 @@ def test_the_same_answer_to_every_conversation_is_flagged_and_kept_out_of_the_he
     assert f"Not in these figures: {analysed} flagged estimates" in page
     assert 'id="calibration-flags"' in page and 'id="status-flags"' in page
     assert page.count(sentence) >= 2  # the status line and the calibration panel
+    report = client.get("/report", query_string={"start_date": DAY, "end_date": DAY}, headers=AUTH)
+    assert report.status_code == 200
+    assert f"not in these figures: {analysed} flagged estimates" in report.get_data(as_text=True)
 
 
 def test_answers_flagged_on_their_own_are_apart_or_included_as_set(
