@@ -9,10 +9,11 @@ answers end up flagged as the estimator not knowing.
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from sqlalchemy.engine import Engine
 from functions import aggregator, analyzer, dispatcher
 from functions.api.app import API_PREFIX, create_app
 from functions.api.services import ApiServices
+from functions.pipeline import run_id_of
 from infra.local_queues import InlineQueue
 from infra.openwebui_fixture import OpenWebUIFixture, realistic_chat
 from shared.config import Settings, get_settings, reset_settings_cache
@@ -69,9 +71,6 @@ def _settings(base_url: str, **overrides: Any) -> Settings:
 
 
 def _digests(tmp_path: Path, count: int) -> list[TranscriptDigest]:
-    import random
-    from datetime import datetime
-
     fixture = OpenWebUIFixture.sqlite(tmp_path / "webui.db")
     user = fixture.add_user(name="Dana Example", email="dana@corp.example")
     rng = random.Random(11)
@@ -178,7 +177,7 @@ def test_the_gemma_run_end_to_end_through_a_restart(
             raise
 
     def run_aggregate(payload: dict[str, Any], attempt: int) -> None:
-        aggregator.aggregate_run(analyzer.uuid.UUID(payload["run_id"]))
+        aggregator.aggregate_run(run_id_of(payload))
 
     queue = InlineQueue(
         {"analyze": run_analyze, "aggregate": run_aggregate}, settings=settings, concurrency=1
