@@ -5,8 +5,8 @@
 --     trusted (NULL: it is). `low_confidence` and `wide_band` are set by the analyzer from the
 --     answer alone; `same_answer` by the run's completion, when one answer went to most of the
 --     run's different conversations.
---   * processing_log: how many of the run's estimates were flagged, per reason, and the largest
---     share of the run's different conversations that received one same answer.
+--   * processing_log: how many of the run's estimates were flagged, per reason, and, when the
+--     same-answer rule fired, the share of the run's different conversations that got that answer.
 --   * the aggregate tables gain the flagged conversations and their minutes saved (the
 --     `flagged_*` metrics of functions/metrics.py).
 -- Runs inside the migration runner's transaction; no BEGIN/COMMIT here.

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from flask.testing import FlaskClient
 from sqlalchemy.engine import Engine
 
@@ -20,6 +21,7 @@ from functions import dispatcher
 from functions.aggregates import recompute_dates
 from functions.api.app import API_PREFIX, create_app
 from functions.api.services import ApiServices
+from infra.cli import cli
 from infra.local_queues import inline_queue
 from shared.config import Settings, get_settings, reset_settings_cache
 from shared.db import reset_engines
@@ -188,6 +190,8 @@ def test_the_same_answer_to_every_conversation_is_flagged_and_kept_out_of_the_he
     assert f"Not in these figures: {analysed} flagged estimates" in page
     assert 'id="calibration-flags"' in page and 'id="status-flags"' in page
     assert page.count(sentence) >= 2  # the status line and the calibration panel
+    cli_health = CliRunner().invoke(cli, ["health"], catch_exceptions=False)
+    assert cli_health.exit_code == 0 and f"flagged estimates: {sentence}" in cli_health.output
     report = client.get("/report", query_string={"start_date": DAY, "end_date": DAY}, headers=AUTH)
     assert report.status_code == 200
     assert f"not in these figures: {analysed} flagged estimates" in report.get_data(as_text=True)
