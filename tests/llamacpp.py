@@ -10,7 +10,8 @@ is far too small to judge working time.
     server.restart()  # stop it, start it again on the same port
     server.stop()
 
-`GrammarProxy` sits between the SDK and the server and swaps the request's JSON schema
+The session fixture `llamacpp` (import `llamacpp_fixture` into the test module) does the above
+once per test session. `GrammarProxy` sits between the SDK and the server and swaps the request's JSON schema
 for a GBNF grammar, so the real model produces a well-formed but wrong answer (invalid
 answers without a fake server). Run as a script (`python -m tests.llamacpp MODEL PORT`)
 this module is the child process itself.
@@ -25,14 +26,16 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from threading import Thread
 from typing import Any
 
+import pytest
 import requests
 
-__all__ = ["MODEL_ALIAS", "GrammarProxy", "LlamaCppServer", "free_port", "gguf_model"]
+__all__ = ["MODEL_ALIAS", "GrammarProxy", "LlamaCppServer", "free_port", "gguf_model", "llamacpp_fixture"]
 
 MODEL_ALIAS = "gemma-3-270m"  # the model name the server answers to (ANALYTICS_OPENAI_MODEL)
 CONTEXT_TOKENS = 2048  # prompt + answer; the tests keep digests small
@@ -163,6 +166,18 @@ class GrammarProxy:
     def __exit__(self, *exc_info: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+@pytest.fixture(scope="session", name="llamacpp")
+def llamacpp_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaCppServer]:
+    """The server for the whole session (started on first use, on a free loopback port)."""
+    directory = tmp_path_factory.mktemp("llamacpp")
+    server = LlamaCppServer(gguf_model(directory), free_port(), log_path=directory / "server.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _serve(model: str, port: int) -> None:

@@ -12,7 +12,6 @@ import json
 import random
 import threading
 import time
-from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ from shared.estimators.llm import LlmEstimator
 from shared.estimators.prompt import ANSWER_SCHEMA
 from shared.estimators.validation import MAX_ESTIMATE_MINUTES
 from shared.openwebui import reader
-from tests.llamacpp import MODEL_ALIAS, GrammarProxy, LlamaCppServer, free_port, gguf_model
+from tests.llamacpp import MODEL_ALIAS, GrammarProxy, LlamaCppServer, llamacpp_fixture  # noqa: F401 - fixture
 from tests.pipeline_support import BUDAPEST, assert_books_balance, build_dataset, rows
 
 pytestmark = pytest.mark.slow
@@ -46,17 +45,6 @@ DAY = date(2026, 11, 26)
 AUTH = {"Authorization": "Bearer local-dev-password"}
 DIGEST_BUDGET = 300  # tokens: keeps each prompt short enough for a 2-core machine
 LLM_TIMEOUT_SECONDS = 60.0
-
-
-@pytest.fixture(scope="module")
-def llamacpp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaCppServer]:
-    directory = tmp_path_factory.mktemp("llamacpp")
-    server = LlamaCppServer(gguf_model(directory), free_port(), log_path=directory / "server.log")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _settings(base_url: str, **overrides: Any) -> Settings:
