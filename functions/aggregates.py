@@ -3,6 +3,10 @@
 A pure function of the analyses (and of the calibration version each date keeps, see
 `functions/calibrated.py`): the rows of the dates are deleted and rebuilt in
 the caller's transaction, under an advisory lock so two rebuilds never interleave.
+
+Two passes: every metric from the headline's rows (with `ANALYTICS_FLAGGED_ESTIMATES=apart`
+the unflagged ones), then the flagged metrics from the flagged rows alone, added to the same
+rows (or to a row of its own where a day, person or split has nothing but flagged estimates).
 """
 
 from __future__ import annotations
@@ -14,7 +18,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from functions.dimensions import GROUP, STORED_DIMENSIONS, TOTAL
-from functions.metrics import ANALYSED_ROWS_SQL, METRIC_COLUMNS, aggregate_select_sql
+from functions.metrics import (
+    ANALYSED_ROWS_SQL,
+    FLAGGED_COLUMNS,
+    FLAGGED_ROWS_SQL,
+    METRIC_COLUMNS,
+    METRICS,
+    aggregate_select_sql,
+    include_flagged,
+)
+from shared.config import get_settings
 
 __all__ = ["lock_aggregates", "recompute_dates"]
 
@@ -33,6 +46,19 @@ GROUP BY GROUPING SETS ((analysis_date), (analysis_date, user_id_hash))
 """
 
 
+_FLAGGED_METRICS = ", ".join(metric.aggregate for metric in METRICS if metric.column in FLAGGED_COLUMNS)
+_FLAGGED_COLUMNS = ", ".join(FLAGGED_COLUMNS)
+_FLAGGED_UPDATE = ", ".join(f"{column} = EXCLUDED.{column}" for column in FLAGGED_COLUMNS)
+
+_ADD_FLAGGED_DAILY = f"""
+INSERT INTO daily_aggregates (analysis_date, user_id_hash, {_FLAGGED_COLUMNS})
+SELECT analysis_date, user_id_hash, {_FLAGGED_METRICS}
+FROM ({FLAGGED_ROWS_SQL}) AS analysed
+GROUP BY GROUPING SETS ((analysis_date), (analysis_date, user_id_hash))
+ON CONFLICT (analysis_date, user_id_hash) DO UPDATE SET {_FLAGGED_UPDATE}
+"""
+
+
 def _splits_sql() -> str:
     """One (dimension, value) row per value of each registered dimension, plus the scope's total."""
     parts = [f"SELECT '{TOTAL}'::text AS dimension, ''::text AS dimension_value"]
@@ -46,9 +72,10 @@ def _splits_sql() -> str:
 # Everyone split by every stored dimension (functions/dimensions.py); each group's
 # totals and its own split. Groups overlap (a person can be in several), so group rows
 # need not add up to the total; nor do the rows of an overlapping dimension (tags).
-_REBUILD_BREAKDOWNS = f"""
+def _breakdowns_sql(rows_sql: str, columns: str, metrics: str, conflict: str = "") -> str:
+    return f"""
 WITH analysed AS (
-    {ANALYSED_ROWS_SQL}
+    {rows_sql}
 ), scoped AS (
     SELECT analysed.*, '' AS scope_group FROM analysed
     UNION ALL
@@ -56,14 +83,24 @@ WITH analysed AS (
     CROSS JOIN LATERAL (SELECT DISTINCT unnest({GROUP.values_sql}) AS group_id) AS member_of
 )
 INSERT INTO daily_breakdowns (analysis_date, group_id, dimension, dimension_value, user_count,
-    {_METRIC_COLUMNS})
-SELECT analysis_date, scope_group, dimension, dimension_value, count(DISTINCT user_id_hash), {_METRICS}
+    {columns})
+SELECT analysis_date, scope_group, dimension, dimension_value, count(DISTINCT user_id_hash), {metrics}
 FROM scoped CROSS JOIN LATERAL (
     {_splits_sql()}
 ) AS split(dimension, dimension_value)
 WHERE NOT (scope_group = '' AND dimension = '{TOTAL}')
 GROUP BY analysis_date, scope_group, dimension, dimension_value
-"""
+{conflict}"""
+
+
+_REBUILD_BREAKDOWNS = _breakdowns_sql(ANALYSED_ROWS_SQL, _METRIC_COLUMNS, _METRICS)
+# a split with only flagged estimates gets a row of its own, its people counted (disclosure reads user_count)
+_ADD_FLAGGED_BREAKDOWNS = _breakdowns_sql(
+    FLAGGED_ROWS_SQL,
+    _FLAGGED_COLUMNS,
+    _FLAGGED_METRICS,
+    f"ON CONFLICT (analysis_date, group_id, dimension, dimension_value) DO UPDATE SET {_FLAGGED_UPDATE}",
+)
 
 
 # A date keeps the calibration version it was first aggregated with; a date without one takes
@@ -92,5 +129,8 @@ def recompute_dates(connection: Connection, dates: Iterable[date]) -> None:
     connection.execute(sa.text(_ASSIGN_CALIBRATION), params)
     connection.execute(sa.text("DELETE FROM daily_aggregates WHERE analysis_date = ANY(:dates)"), params)
     connection.execute(sa.text("DELETE FROM daily_breakdowns WHERE analysis_date = ANY(:dates)"), params)
-    connection.execute(sa.text(_REBUILD_DAILY), params)
-    connection.execute(sa.text(_REBUILD_BREAKDOWNS), params)
+    headline = {**params, "include_flagged": include_flagged(get_settings())}
+    connection.execute(sa.text(_REBUILD_DAILY), headline)
+    connection.execute(sa.text(_REBUILD_BREAKDOWNS), headline)
+    connection.execute(sa.text(_ADD_FLAGGED_DAILY), params)
+    connection.execute(sa.text(_ADD_FLAGGED_BREAKDOWNS), params)

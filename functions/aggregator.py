@@ -53,7 +53,7 @@ def aggregate_run(run_id: uuid.UUID, *, engine: Engine | None = None) -> Aggrega
         revalued = record_rates(connection, settings, datetime.now(settings.zone).date())
         if settings.calibration is not CalibrationMode.OFF:  # a new version when the confirmations changed
             revalued += record_calibration(connection, settings)
-        dates, completed = runs.complete_run(connection, run_id, from_status=status)
+        dates, completed = runs.complete_run(connection, run_id, from_status=status, settings=settings)
         recompute_dates(connection, set(revalued) - set(dates))
     _log.info("run %s aggregated: %d dates", run_id, len(dates))
     with engine.begin() as connection:  # the pipeline, not a read, closes runs that went stale

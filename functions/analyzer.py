@@ -41,6 +41,7 @@ from shared.errors import (
     validation_problems,
 )
 from shared.estimators.base import Estimate, EstimateUsage, Estimator
+from shared.estimators.flags import answer_flag
 from shared.models import PROCESSING_VERSION, ConversationAnalysis
 from shared.openwebui import reader
 from shared.openwebui.document import primary_model
@@ -158,6 +159,12 @@ def _analysis_values(
         "estimator": estimate.estimator,
         "estimator_model": estimate.model,
         "prompt_version": estimate.prompt_version,
+        # low confidence or a band too wide; the run's completion adds `same_answer` (flags.py)
+        "estimate_flag": answer_flag(
+            estimate,
+            min_confidence=settings.flag_min_confidence,
+            max_band_ratio=settings.flag_max_band_ratio,
+        ),
         "processing_version": PROCESSING_VERSION,
         **_message_counts(conversation),
         "regeneration_count": conversation.regenerations,
@@ -230,6 +237,7 @@ def _not_analysed_values(
                 "estimator",
                 "estimator_model",
                 "prompt_version",
+                "estimate_flag",
                 "primary_model",
                 "conversation_summary",
                 "llm_response",

@@ -19,9 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from shared.config import FlaggedEstimates, Settings
+
 __all__ = [
     "ANALYSED_ROWS_SQL",
     "ESTIMATOR_COUNTS",
+    "FLAGGED_COLUMNS",
+    "FLAGGED_ROWS_SQL",
+    "HEADLINE_ROWS",
     "METRICS",
     "METRIC_COLUMNS",
     "MINUTES",
@@ -29,6 +34,7 @@ __all__ = [
     "Metric",
     "aggregate_select_sql",
     "analysed_rows_sql",
+    "include_flagged",
     "range_sums_sql",
 ]
 
@@ -249,8 +255,42 @@ METRICS += (
 )
 
 
-def analysed_rows_sql(dates_condition: str) -> str:
+# flagged estimates (shared/estimators/flags.py): their conversations and minutes on their own, whether
+# or not the headline includes them (ANALYTICS_FLAGGED_ESTIMATES). Filtered, so that they are right over
+# any set of analysed rows; the aggregator also fills them from the flagged rows alone (functions/aggregates.py).
+_FLAGGED = "estimate_flag IS NOT NULL"
+METRICS += (
+    Metric(
+        "flagged_count",
+        f"count(*) FILTER (WHERE {_FLAGGED})",
+        "Analysed conversations whose estimate was flagged (low confidence, a band too wide, or the "
+        "same answer as most of its run); with ANALYTICS_FLAGGED_ESTIMATES=apart they are not in "
+        "the other figures.",
+    ),
+    Metric(
+        "flagged_time_saved",
+        f"coalesce(sum(time_saved_minutes) FILTER (WHERE {_FLAGGED}), 0)",
+        "Minutes saved, most likely, by the flagged estimates alone.",
+        unit=MINUTES,
+    ),
+)
+FLAGGED_COLUMNS: tuple[str, ...] = ("flagged_count", "flagged_time_saved")
+
+# The rows the headline figures are built from: every analysed row, or (apart) the unflagged ones.
+# A bind parameter, so that every SQL text built here stays one constant: pass `include_flagged()`.
+HEADLINE_ROWS = "(ca.estimate_flag IS NULL OR :include_flagged)"
+
+
+def include_flagged(settings: Settings) -> bool:
+    """The `:include_flagged` parameter of every analysed-rows query."""
+    return settings.flagged_estimates is FlaggedEstimates.INCLUDE
+
+
+def analysed_rows_sql(dates_condition: str, *, flagged_only: bool = False) -> str:
     """The analysed rows whose `ca.analysis_date` meets the condition, with usage and rate.
+
+    The headline's rows (`HEADLINE_ROWS`: bind `:include_flagged`), or with `flagged_only` the rows
+    whose estimate is flagged.
 
     Each row has its calibration (the version of its date, the factor and band of its task
     category: `manual_time_calibrated`, `_low`, `_high`; the raw minutes where the category is
@@ -259,7 +299,8 @@ def analysed_rows_sql(dates_condition: str) -> str:
     date, the lowest rate of its listed groups, else the period's default rate; NULL (no
     value) when the period has no money.
     """
-    return _ANALYSED_ROWS_SQL.replace("{dates_condition}", dates_condition)
+    rows = f"ca.{_FLAGGED}" if flagged_only else HEADLINE_ROWS
+    return _ANALYSED_ROWS_SQL.replace("{dates_condition}", f"{rows} AND {dates_condition}")
 
 
 _ANALYSED_ROWS_SQL = """
@@ -303,8 +344,9 @@ LEFT JOIN calibration_factors AS calibration ON calibration.version = calibratio
     AND calibration.estimator = ca.estimator AND calibration.task_category = coalesce(ca.task_category, 'other')
 WHERE ca.status = 'analyzed' AND {dates_condition}
 """
-# the rows the aggregator rebuilds the dates `:dates` from
+# the rows the aggregator rebuilds the dates `:dates` from, and their flagged ones
 ANALYSED_ROWS_SQL = analysed_rows_sql("ca.analysis_date = ANY(:dates)")
+FLAGGED_ROWS_SQL = analysed_rows_sql("ca.analysis_date = ANY(:dates)", flagged_only=True)
 
 METRIC_COLUMNS: tuple[str, ...] = tuple(metric.column for metric in METRICS)
 SUM_COLUMNS: tuple[str, ...] = tuple(

@@ -42,6 +42,7 @@ from functions.aggregates import recompute_dates
 from shared.config import Settings, get_settings
 from shared.errors import AlreadyCounted, ReasonCode
 from shared.estimators.base import EstimateUsage
+from shared.estimators.flags import EstimateFlag, describe_flags, same_answer
 from shared.queue import TaskQueue
 
 __all__ = [
@@ -75,6 +76,7 @@ __all__ = [
     "release",
     "request_aggregation",
     "run_status",
+    "settle_flags",
     "stale_runs",
     "touched_dates",
     "unfinished_tasks",
@@ -150,6 +152,9 @@ class Run:
     conversations_deferred: int
     late_arrivals: int
     estimates_reused: int
+    estimates_flagged: int  # of the run's analysed conversations (shared/estimators/flags.py)
+    estimate_flags: dict[str, int]  # flagged estimates per reason
+    same_answer_share: Decimal | None  # set when one answer went to most of the run's conversations
     total_llm_requests: int
     total_prompt_tokens: int
     total_completion_tokens: int
@@ -168,6 +173,14 @@ class Run:
     @property
     def conversations_finished(self) -> int:
         return self.conversations_processed + self.conversations_skipped + self.conversations_failed
+
+    @property
+    def flag_note(self) -> str | None:
+        """The run's flagged estimates in one sentence (None when none was flagged)."""
+        share = float(self.same_answer_share) if self.same_answer_share is not None else None
+        return describe_flags(
+            self.estimates_flagged, self.conversations_processed, self.estimate_flags, share
+        )
 
 
 _RUN_SELECT = "SELECT " + ", ".join(f.name for f in dataclasses.fields(Run)) + " FROM processing_log "
@@ -616,13 +629,71 @@ def mark_stale(connection: Connection, run_id: uuid.UUID) -> bool:
     return closed is not None
 
 
+_RUN_ANSWERS = """
+SELECT coalesce(content_fingerprint, conversation_id) AS conversation,
+    manual_time_low, manual_time_most_likely, manual_time_high
+FROM conversation_analysis WHERE run_id = :run AND status = 'analyzed' ORDER BY conversation_id
+"""
+_FLAG_SAME_ANSWER = """
+UPDATE conversation_analysis SET estimate_flag = :flag
+WHERE run_id = :run AND status = 'analyzed' AND estimate_flag IS NULL
+    AND (manual_time_low, manual_time_most_likely, manual_time_high) = (:low, :most_likely, :high)
+"""
+_COUNT_FLAGS = """
+UPDATE processing_log SET estimates_flagged = counted.flagged, estimate_flags = counted.by_reason,
+    same_answer_share = :share
+FROM (
+    SELECT coalesce(sum(n), 0) AS flagged, coalesce(jsonb_object_agg(estimate_flag, n), '{}'::jsonb) AS by_reason
+    FROM (SELECT estimate_flag, count(*) AS n FROM conversation_analysis
+          WHERE run_id = :run AND status = 'analyzed' AND estimate_flag IS NOT NULL
+          GROUP BY estimate_flag) AS reasons
+) AS counted
+WHERE processing_log.id = :run
+"""
+
+
+def settle_flags(connection: Connection, run_id: uuid.UUID, settings: Settings) -> None:
+    """Apply the same-answer rule to the run's analysed conversations and count its flagged
+    estimates on the run (`shared/estimators/flags.py`); before its dates are aggregated."""
+    answers = connection.execute(sa.text(_RUN_ANSWERS), {"run": run_id})
+    verdict = same_answer(
+        ((row[0], (row[1], row[2], row[3])) for row in answers), threshold=settings.flag_same_answer_share
+    )
+    if verdict.flagged and verdict.answer is not None:
+        low, most_likely, high = verdict.answer
+        connection.execute(
+            sa.text(_FLAG_SAME_ANSWER),
+            {
+                "flag": EstimateFlag.SAME_ANSWER.value,
+                "run": run_id,
+                "low": low,
+                "most_likely": most_likely,
+                "high": high,
+            },
+        )
+        _log.warning(
+            "run %s: the estimator gave the same answer %s to %.0f %% of %d conversations; flagged",
+            run_id,
+            verdict.answer,
+            (verdict.share or 0) * 100,
+            verdict.conversations,
+        )
+    share = round(Decimal(verdict.share), 4) if verdict.flagged and verdict.share is not None else None
+    connection.execute(sa.text(_COUNT_FLAGS), {"run": run_id, "share": share})
+
+
 def complete_run(
-    connection: Connection, run_id: uuid.UUID, *, from_status: RunStatus
+    connection: Connection,
+    run_id: uuid.UUID,
+    *,
+    from_status: RunStatus,
+    settings: Settings | None = None,
 ) -> tuple[tuple[date, ...], bool]:
-    """Rebuild every date the run touched and mark it completed with its totals.
+    """Settle the run's flags, rebuild every date the run touched and mark it completed with its totals.
 
     Returns the dates and whether this call completed the run (False if another did).
     """
+    settle_flags(connection, run_id, settings or get_settings())
     dates = tuple(touched_dates(connection, run_id))
     recompute_dates(connection, dates)
     completed = connection.execute(
@@ -642,9 +713,10 @@ def close_stale_runs(connection: Connection, settings: Settings | None = None) -
     closed: list[uuid.UUID] = []
     for run_id in stale_runs(connection, settings):
         if run_status(connection, run_id) is RunStatus.AGGREGATING:
-            complete_run(connection, run_id, from_status=RunStatus.AGGREGATING)
+            complete_run(connection, run_id, from_status=RunStatus.AGGREGATING, settings=settings)
             _log.warning("completed run %s, whose aggregator never ran", run_id)
             continue
+        settle_flags(connection, run_id, settings)  # over the outcomes that did arrive
         recompute_dates(connection, touched_dates(connection, run_id))
         if mark_stale(connection, run_id):
             closed.append(run_id)

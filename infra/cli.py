@@ -342,6 +342,7 @@ def health(as_json: bool) -> None:
         f"{last.late_arrivals} late arrivals"
         if last
         else "last run: none yet",
+        *([f"flagged estimates: {last.flag_note}"] if last and last.flag_note else []),
         f"stale runs (the next dispatch closes them): {len(report.stale_runs)}",
         f"next run: {report.next_run.scheduled_at} ({report.next_run.source})",
         f"zone {settings.timezone}, idle threshold {settings.idle_threshold_minutes} min, "

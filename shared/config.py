@@ -34,6 +34,7 @@ __all__ = [
     "DigestMode",
     "Environment",
     "EstimatorKind",
+    "FlaggedEstimates",
     "QueueBackend",
     "Settings",
     "get_settings",
@@ -138,6 +139,11 @@ class CalibrationMode(StrEnum):
     OFF = "off"  # raw figures only
     SHOW = "show"  # calibrated figures beside the raw ones
     APPLY = "apply"  # the calibrated figure is the headline; raw still in the API and CSV
+
+
+class FlaggedEstimates(StrEnum):
+    APART = "apart"  # the headline excludes flagged estimates; a separate "flagged" figure shows them
+    INCLUDE = "include"  # the headline includes them; the "flagged" figure says how much of it they are
 
 
 class QueueBackend(StrEnum):
@@ -460,6 +466,37 @@ class Settings(BaseSettings):
         description="Calibrated figures: `off`, `show` (calibrated hours beside the raw ones) or "
         "`apply` (the calibrated figure is the headline; raw still in the API and CSV). See "
         '"Calibration".',
+    )
+
+    # --- flagged estimates (shared/estimators/flags.py) ------------------------------
+    flagged_estimates: FlaggedEstimates = Field(
+        FlaggedEstimates.APART,
+        validation_alias=_env("ANALYTICS_FLAGGED_ESTIMATES"),
+        description="Figures built from flagged estimates: `apart` (the headline excludes them and a "
+        "separate flagged figure shows them) or `include` (in the headline, the flagged figure says "
+        'how much of it they are). Applies to dates aggregated from then on. See "Flagged estimates".',
+    )
+    flag_min_confidence: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        validation_alias=_env("ANALYTICS_FLAG_MIN_CONFIDENCE"),
+        description="An estimate whose confidence (0–1) is below this is flagged `low_confidence`.",
+    )
+    flag_max_band_ratio: float = Field(
+        20,
+        ge=1,
+        le=10_000,
+        validation_alias=_env("ANALYTICS_FLAG_MAX_BAND_RATIO"),
+        description="An estimate whose band is wider than this factor (high ÷ low) is flagged `wide_band`.",
+    )
+    flag_same_answer_share: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        validation_alias=_env("ANALYTICS_FLAG_SAME_ANSWER_SHARE"),
+        description="When one answer (low, most likely, high) went to at least this share of a run's "
+        "different conversations (10 or more), those estimates are flagged `same_answer`.",
     )
 
     # --- queue ---------------------------------------------------------------------

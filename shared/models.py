@@ -100,6 +100,9 @@ class ProcessingLog(Base):
     conversations_skipped: Mapped[int] = _count()
     conversations_failed: Mapped[int] = _count()
     estimates_reused: Mapped[int] = _count()
+    estimates_flagged: Mapped[int] = _count()  # migration 010
+    estimate_flags: Mapped[dict[str, int]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    same_answer_share: Mapped[Decimal | None] = mapped_column(Numeric(5, 4))
 
     total_llm_requests: Mapped[int] = _count()
     total_prompt_tokens: Mapped[int] = _count(big=True)
@@ -164,6 +167,7 @@ class ConversationAnalysis(Base):
 
     estimator: Mapped[str | None] = mapped_column(String(20))
     estimator_model: Mapped[str | None] = mapped_column(String(128))
+    estimate_flag: Mapped[str | None] = mapped_column(String(32))  # migration 010: why not trusted
     prompt_version: Mapped[str | None] = mapped_column(String(64))
     processing_version: Mapped[str] = mapped_column(
         String(20), server_default=text(f"'{PROCESSING_VERSION}'")
@@ -261,6 +265,8 @@ class _AggregateMetrics:
     total_time_saved_calibrated_high: Mapped[int] = _count()
     calibrated_count: Mapped[int] = _count()
     calibration_version: Mapped[int | None] = mapped_column(Integer, ForeignKey("calibrations.version"))
+    flagged_count: Mapped[int] = _count()  # migration 010
+    flagged_time_saved: Mapped[int] = _count()
     updated_at: Mapped[datetime] = mapped_column(_TS, server_default=_NOW)
 
 

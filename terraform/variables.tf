@@ -137,6 +137,50 @@ variable "idle_threshold_minutes" {
   }
 }
 
+variable "flagged_estimates" {
+  description = "Figures built from flagged estimates: apart (excluded from the headline, shown on their own) or include (Settings.flagged_estimates)."
+  type        = string
+  default     = "apart"
+
+  validation {
+    condition     = contains(["apart", "include"], var.flagged_estimates)
+    error_message = "flagged_estimates must be apart or include."
+  }
+}
+
+variable "flag_min_confidence" {
+  description = "An estimate whose confidence (0-1) is below this is flagged low_confidence (Settings.flag_min_confidence)."
+  type        = number
+  default     = 0.2
+
+  validation {
+    condition     = var.flag_min_confidence >= 0 && var.flag_min_confidence <= 1
+    error_message = "flag_min_confidence must be between 0 and 1."
+  }
+}
+
+variable "flag_max_band_ratio" {
+  description = "An estimate whose band (high / low) is wider than this factor is flagged wide_band (Settings.flag_max_band_ratio)."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.flag_max_band_ratio >= 1 && var.flag_max_band_ratio <= 10000
+    error_message = "flag_max_band_ratio must be between 1 and 10000."
+  }
+}
+
+variable "flag_same_answer_share" {
+  description = "One answer given to at least this share of a run's different conversations flags them same_answer (Settings.flag_same_answer_share)."
+  type        = number
+  default     = 0.8
+
+  validation {
+    condition     = var.flag_same_answer_share > 0 && var.flag_same_answer_share <= 1
+    error_message = "flag_same_answer_share must be above 0 and at most 1."
+  }
+}
+
 variable "max_conversations_per_run" {
   description = "Conversations one run enqueues; the rest waits for the next run (Settings.max_conversations_per_run)."
   type        = number

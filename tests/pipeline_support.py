@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from infra.openwebui_fixture import ChatBuilder, OpenWebUIFixture, realistic_chat
+from shared.config import FlaggedEstimates, get_settings
 
 BUDAPEST = ZoneInfo("Europe/Budapest")
 # tag ids as Open WebUI keeps them in chat.meta.tags: none, one or several per chat
@@ -106,12 +107,41 @@ def assert_books_balance(engine: Engine) -> None:
         if run["status"] == "completed":
             assert sum(outcomes.values()) == run["conversations_expected"], run
 
-    expected: dict[tuple[date, str | None], Counter[str]] = defaultdict(Counter)
+    # the headline's rows: every analysed one, or (ANALYTICS_FLAGGED_ESTIMATES=apart) the unflagged;
+    # flagged estimates are summed on their own, in the same rows (or in a row of their own)
+    include_flagged = get_settings().flagged_estimates is FlaggedEstimates.INCLUDE
+    headline_columns = (
+        "conversation_count",
+        "message_count",
+        "total_active_time",
+        "total_manual_time_estimated",
+        "total_manual_time_low",
+        "total_manual_time_high",
+        "total_time_saved",
+        "total_time_saved_low",
+        "total_time_saved_high",
+        "confidence_sum",
+    )
+    expected: dict[tuple[date, str | None], Counter[str]] = defaultdict(
+        lambda: Counter(dict.fromkeys((*headline_columns, "flagged_count", "flagged_time_saved"), 0))
+    )
+    estimators: dict[tuple[date, str | None], Counter[str]] = defaultdict(Counter)
+    tagged: dict[tuple[date, str], Counter[str]] = defaultdict(
+        lambda: Counter(dict.fromkeys(("conversation_count", "total_time_saved", "flagged_count"), 0))
+    )
     for a in analyses:
         if a["status"] != "analyzed":
             continue
+        flagged = a["estimate_flag"] is not None
+        headline = include_flagged or not flagged
         for key in ((a["analysis_date"], None), (a["analysis_date"], a["user_id_hash"])):
             totals = expected[key]
+            if flagged:
+                totals["flagged_count"] += 1
+                totals["flagged_time_saved"] += a["time_saved_minutes"]
+            if not headline:
+                continue
+            estimators[key][a["estimator"]] += 1
             totals["conversation_count"] += 1
             totals["message_count"] += a["message_count"]
             totals["total_active_time"] += a["active_duration_minutes"]
@@ -122,6 +152,12 @@ def assert_books_balance(engine: Engine) -> None:
             totals["total_time_saved_low"] += max(0, a["manual_time_low"] - a["active_duration_minutes"])
             totals["total_time_saved_high"] += max(0, a["manual_time_high"] - a["active_duration_minutes"])
             totals["confidence_sum"] += a["confidence_level"]
+        for tag in set(a["tags"]):
+            tag_totals = tagged[(a["analysis_date"], tag)]
+            tag_totals["flagged_count"] += flagged
+            if headline:
+                tag_totals["conversation_count"] += 1
+                tag_totals["total_time_saved"] += a["time_saved_minutes"]
     stored = {
         (row["analysis_date"], row["user_id_hash"]): row
         for row in rows(engine, "SELECT * FROM daily_aggregates")
@@ -130,17 +166,8 @@ def assert_books_balance(engine: Engine) -> None:
     for key, totals in expected.items():
         for column, value in totals.items():
             assert stored[key][column] == value, (key, column)
-    estimators: dict[tuple[date, str | None], Counter[str]] = defaultdict(Counter)
-    tagged: dict[tuple[date, str], Counter[str]] = defaultdict(Counter)
-    for a in analyses:
-        if a["status"] == "analyzed":
-            estimators[(a["analysis_date"], None)][a["estimator"]] += 1
-            estimators[(a["analysis_date"], a["user_id_hash"])][a["estimator"]] += 1
-            for tag in set(a["tags"]):
-                tagged[(a["analysis_date"], tag)]["conversation_count"] += 1
-                tagged[(a["analysis_date"], tag)]["total_time_saved"] += a["time_saved_minutes"]
-    for key, counts in estimators.items():
-        assert stored[key]["estimator_counts"] == dict(counts), key
+    for key in expected:
+        assert stored[key]["estimator_counts"] == dict(estimators[key]), key
     tag_rows = {
         (row["analysis_date"], row["dimension_value"]): row
         for row in rows(engine, "SELECT * FROM daily_breakdowns WHERE dimension = 'tag' AND group_id = ''")

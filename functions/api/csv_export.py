@@ -63,6 +63,11 @@ _COLUMNS: tuple[tuple[str, str, str], ...] = (
         "text",
     ),
     ("confidence_level", "confidence_level", "plain"),
+    (
+        "estimate_flag",
+        "estimate_flag",
+        "text",
+    ),  # why the estimate is not trusted (shared/estimators/flags.py)
     ("task_category", "task_category", "text"),  # the category dimension's column
     ("estimator", "estimator", "text"),
     ("estimator_model", "estimator_model", "text"),
@@ -146,6 +151,7 @@ def stream_csv(
         "start_date": start_date,
         "end_date": end_date,
         "group_id": group_id,
+        "include_flagged": True,  # every analysed conversation, flagged ones with their flag
         "formula_pattern": _FORMULA_PATTERN,
         "formula_replacement": "\\1\\2'",
         "money": get_settings().money_shown,  # the value and cost cells stay empty without money

@@ -63,8 +63,9 @@ from functions.api.schemas import (
 )
 from functions.calibrated import CALIBRATED_FIELDS, VERSION_RANGE_SQL
 from functions.dimensions import GROUP, Dimension
-from functions.metrics import ESTIMATOR_COUNTS, METRICS, SUM_COLUMNS, analysed_rows_sql
+from functions.metrics import ESTIMATOR_COUNTS, METRICS, SUM_COLUMNS, analysed_rows_sql, include_flagged
 from shared.auth import Principal
+from shared.config import get_settings
 from shared.errors import RequestRejected, RetryableError
 from shared.roles import DISCLOSURE_CONTROLLED
 
@@ -538,7 +539,12 @@ class Control:
         rows.sort(key=lambda row: (-row.total_time_saved, row.name, row.group_id or ""))
         released = {day.isoformat(): sorted(groups) for day, groups in release.groups.items()}
         outside = connection.execute(
-            sa.text(_OUTSIDE_GROUPS_SQL), {**date_range.sql_params(), "released": json.dumps(released)}
+            sa.text(_OUTSIDE_GROUPS_SQL),
+            {
+                **date_range.sql_params(),
+                "released": json.dumps(released),
+                "include_flagged": include_flagged(get_settings()),
+            },
         ).mappings()
         rows.append(
             GroupRow(

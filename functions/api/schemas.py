@@ -289,6 +289,8 @@ class Figures(_Response):
     total_time_saved_high: int = _metric("total_time_saved_high")
     total_time_saved_successful: int = _metric("total_time_saved_successful")
     unsuccessful_count: int = _metric("unsuccessful_count")
+    flagged_count: int = _metric("flagged_count")
+    flagged_time_saved: int = _metric("flagged_time_saved")
     total_manual_time_estimated: int = _metric("total_manual_time_estimated")
     total_manual_time_low: int = _metric("total_manual_time_low")
     total_manual_time_high: int = _metric("total_manual_time_high")
@@ -584,6 +586,19 @@ class RunInfo(_Response):
         "(e.g. imported chats that keep their export's dates); analysed on their own dates."
     )
     estimates_reused: int
+    estimates_flagged: int = Field(
+        description="Of the run's analysed conversations, those whose estimate was flagged: the "
+        "estimator did not know (low confidence, a band too wide, the same answer as most others)."
+    )
+    estimate_flags: dict[str, int] = Field(description="Flagged estimates per reason.")
+    same_answer_share: float | None = Field(
+        description="Share of the run's different conversations that got one same answer, when that "
+        "reached ANALYTICS_FLAG_SAME_ANSWER_SHARE (null otherwise)."
+    )
+    flag_note: str | None = Field(
+        description='The flags in one sentence, e.g. "the estimator gave the same answer to 95 % of '
+        'conversations; 16 of 16 estimates flagged (same answer as most others 16)".'
+    )
     total_llm_requests: int
     total_llm_cost_usd: float
     error_message: str | None
