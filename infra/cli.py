@@ -434,19 +434,22 @@ def reprice(since: datetime) -> None:
 @cli.command()
 @click.option("--from", "since", type=_DATE, required=True, help="First local date to recalibrate.")
 def recalibrate(since: datetime) -> None:
-    """Apply the latest calibration version to every date from --from on, on purpose."""
-    from functions.calibrated import latest_version, recalibrate_history
+    """Apply the latest calibration version (also a pending one) to every date from --from on, on purpose."""
+    from functions.calibrated import latest_version, pending_change, recalibrate_history
 
     settings = get_settings()
     engine = analytics_engine(settings)
     with engine.connect() as connection:
         latest = latest_version(connection)
+        pending = pending_change(connection, settings)
     if latest is None:
         raise click.ClickException(
             "no calibration yet: one is computed when a run is aggregated with ANALYTICS_CALIBRATION "
             "set to show or apply and confirmations are stored"
         )
     dates = recalibrate_history(engine, since.date())
+    if pending is not None:
+        click.echo(f"applied the pending calibration version {pending.version}: {pending.moved}")
     click.echo(f"recalibrated {len(dates)} dates from {since.date()} with calibration version {latest}")
 
 

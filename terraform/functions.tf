@@ -118,6 +118,12 @@ locals {
     ANALYTICS_AGGREGATOR_URL            = local.function_urls.aggregate
     ANALYTICS_SCHEDULER_JOB             = local.scheduler_job_id
     ANALYTICS_LOG_FORMAT                = "json"
+
+    # calibration that resists poisoning, and the feedback endpoint's daily limit
+    ANALYTICS_CALIBRATION_FACTOR_MIN       = tostring(var.calibration_factor_min)
+    ANALYTICS_CALIBRATION_FACTOR_MAX       = tostring(var.calibration_factor_max)
+    ANALYTICS_CALIBRATION_CHANGE_THRESHOLD = tostring(var.calibration_change_threshold)
+    ANALYTICS_FEEDBACK_DAILY_LIMIT         = tostring(var.feedback_daily_limit)
   }
   # Left out when empty, so the Settings defaults apply.
   optional_environment = {

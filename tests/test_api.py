@@ -898,6 +898,7 @@ def test_minutes_are_named_as_minutes_in_the_openapi_document(client: FlaskClien
         "time_saved_calibrated_low_minutes",
         "time_saved_calibrated_high_minutes",
         "manual_time_calibrated_minutes",
+        "new_work_active_minutes",
     }
     for name in minutes:
         assert "Minutes" in figures[name]["description"], name

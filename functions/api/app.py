@@ -401,7 +401,7 @@ def _rejected(exc: RequestRejected) -> flask.Response:
     if isinstance(exc, InvalidParameter):
         detail = [ParameterProblem(parameter=p.parameter, message=p.message) for p in exc.problems]
         return _error(422, "invalid_parameter", str(exc), detail)
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, RateLimited | feedback.AnswerLimitReached):
         response = _error(429, "rate_limited", str(exc))
         response.headers["Retry-After"] = str(exc.retry_after_seconds)
         return response

@@ -288,6 +288,8 @@ class Figures(_Response):
     total_time_saved_high: int = _metric("total_time_saved_high")
     total_time_saved_successful: int = _metric("total_time_saved_successful")
     unsuccessful_count: int = _metric("unsuccessful_count")
+    new_work_conversations: int = _metric("new_work_conversations")
+    new_work_active_minutes: int = _metric("new_work_active_minutes")
     total_manual_time_estimated: int = _metric("total_manual_time_estimated")
     total_manual_time_low: int = _metric("total_manual_time_low")
     total_manual_time_high: int = _metric("total_manual_time_high")
