@@ -41,6 +41,7 @@ from sqlalchemy.engine import Connection, Engine
 from functions.aggregates import recompute_dates
 from functions.calibration import LabelledPair, load_confirmation_pairs
 from functions.calibration_stats import quartiles, ratio_quartiles
+from functions.metrics import saved_cell
 from functions.value import FIRST_RATE_DATE, dates_with_aggregates
 from shared.config import CalibrationMode, Settings
 
@@ -500,17 +501,17 @@ CSV_CALIBRATED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("manual_time_calibrated_minutes", "manual_time_calibrated", "plain"),
     (
         "time_saved_calibrated_minutes",
-        "GREATEST(0, manual_time_calibrated - active_duration_minutes)",
+        saved_cell("GREATEST(0, manual_time_calibrated - active_duration_minutes)"),
         "plain",
     ),
     (
         "time_saved_calibrated_low_minutes",
-        "GREATEST(0, manual_time_calibrated_low - active_duration_minutes)",
+        saved_cell("GREATEST(0, manual_time_calibrated_low - active_duration_minutes)"),
         "plain",
     ),
     (
         "time_saved_calibrated_high_minutes",
-        "GREATEST(0, manual_time_calibrated_high - active_duration_minutes)",
+        saved_cell("GREATEST(0, manual_time_calibrated_high - active_duration_minutes)"),
         "plain",
     ),
 )

@@ -31,6 +31,7 @@ __all__ = [
     "aggregate_select_sql",
     "analysed_rows_sql",
     "range_sums_sql",
+    "saved_cell",
 ]
 
 
@@ -38,6 +39,11 @@ MINUTES = "minutes"
 SAVED_ROWS = "FILTER (WHERE NOT confirmed_new_work)"
 """Which rows' minutes count as time saved: not those their owner called new work ("I would not have
 done this without AI": counted apart by `new_work_*`, never as hours saved)."""
+
+
+def saved_cell(expression: str) -> str:
+    """A per-conversation time-saved (or value-saved) SQL expression: 0 for new work (see `SAVED_ROWS`)."""
+    return f"CASE WHEN confirmed_new_work THEN 0 ELSE {expression} END"
 
 
 @dataclass(frozen=True, slots=True)

@@ -203,6 +203,20 @@ def test_the_action_records_an_answer_before_analysis_and_the_latest_wins_after(
     [row] = confirmation_rows(stack.engine)
     assert (row["confirmed_minutes"], row["did_not_help"], row["answer_count"]) == (None, True, 4)
 
+    browser = Browser("I would not have done this without AI")
+    run_action(stack, browser)
+    assert '"I would not have done this without AI"' in browser.calls[0]["data"]["message"]
+    assert browser.notifications == [
+        ("success", "Thanks: recorded as new work you would not have done without AI.")
+    ]
+    [row] = confirmation_rows(stack.engine)
+    assert (row["confirmed_minutes"], row["did_not_help"], row["new_work"]) == (None, False, True)
+    browser = Browser("new work")
+    run_action(stack, browser)
+    assert "You answered new work before" in browser.calls[0]["data"]["message"]
+    [row] = confirmation_rows(stack.engine)
+    assert (row["new_work"], row["answer_count"]) == (True, 6)
+
 
 @pytest.mark.parametrize("reply", [False, True, "   "])
 def test_a_cancelled_or_empty_dialog_stores_nothing(stack: Stack, reply: Any) -> None:

@@ -34,6 +34,8 @@ PRESETS = (
     (("more", "more than 4 h", "> 4 h", ">4h"), "more", "more"),
 )
 DID_NOT_HELP = ("ai did not help", "did not help", "no help", "not helpful", "didn't help", "none")
+NEW_WORK_LABEL = "I would not have done this without AI"
+NEW_WORK = (NEW_WORK_LABEL.lower(), "would not have done this", "wouldn't have done this", "new work", "new")
 _BARE_NUMBER = re.compile(r"^\d+(?:[.,]\d+)?$")
 _AMOUNT = re.compile(
     r"^(?P<number>\d+(?:[.,]\d+)?)\s*(?P<unit>m|min|mins|minutes?|h|hr|hrs|hours?)?$", re.IGNORECASE
@@ -46,12 +48,14 @@ Caller = Callable[[dict[str, Any]], Awaitable[Any]]
 def parse_answer(text: str) -> dict[str, Any]:
     """The api's answer fields for what the person typed; ValueError when it cannot be read.
 
-    `{"did_not_help": True}`, `{"preset": ...}`, `{"preset": "more"}` (minutes still to ask),
+    `{"did_not_help": True}`, `{"new_work": True}` (new work, not time saved), `{"preset": ...}`, `{"preset": "more"}` (minutes still to ask),
     or `{"minutes": n}`. A bare number is minutes; `2 h` / `1.5h` are hours.
     """
     cleaned = " ".join(text.strip().lower().split())
     if cleaned in DID_NOT_HELP:
         return {"did_not_help": True}
+    if cleaned in NEW_WORK:
+        return {"new_work": True}
     for spellings, preset, _label in PRESETS:
         if cleaned in spellings:
             return {"preset": preset}
@@ -87,11 +91,16 @@ def describe_estimate(state: dict[str, Any]) -> str:
         before = (
             "that AI did not help"
             if previous.get("did_not_help")
+            else "new work"
+            if previous.get("new_work")
             else f"{previous.get('confirmed_minutes')} min"
         )
         lines.append(f"You answered {before} before; a new answer replaces it.")
     labels = ", ".join(f'"{label}"' for _spellings, _preset, label in PRESETS)
-    lines.append(f'Type minutes (e.g. 45), hours (e.g. 2 h), one of {labels}, or "AI did not help".')
+    lines.append(
+        f'Type minutes (e.g. 45), hours (e.g. 2 h), one of {labels}, "AI did not help", '
+        f'or "{NEW_WORK_LABEL}" (or "new work").'
+    )
     return "\n\n".join(lines)
 
 
@@ -175,6 +184,8 @@ class Action:
         confirmation = receipt.get("confirmation") or {}
         if confirmation.get("did_not_help"):
             await status("Thanks: recorded that AI did not help with this.")
+        elif confirmation.get("new_work"):
+            await status("Thanks: recorded as new work you would not have done without AI.")
         else:
             await status(f"Thanks: recorded {confirmation.get('confirmed_minutes')} min by hand.")
         return None
