@@ -202,8 +202,10 @@ variable "estimator" {
   default     = "llm"
 
   validation {
+    # estimator-names:start (python -m infra.estimator_names --write)
     condition     = contains(["auto", "llm", "heuristic"], var.estimator)
     error_message = "estimator must be auto, llm or heuristic."
+    # estimator-names:end
   }
 }
 

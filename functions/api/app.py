@@ -56,6 +56,7 @@ from shared.errors import (
     RequestRejected,
     RetryableError,
 )
+from shared.estimators import registry as estimator_registry
 from shared.logs import configure_logging
 from shared.roles import ADMIN_ONLY, FEEDBACK_WRITERS, PUBLIC, READERS, Access
 
@@ -507,6 +508,7 @@ def create_app(settings: Settings | None = None, *, services: ApiServices | None
     # werkzeug answers `//x` with a redirect to an absolute URL built from the Host header
     app.url_map.merge_slashes = False
     app.jinja_env.filters.update(dashboard.TEMPLATE_FILTERS)
+    app.jinja_env.globals["estimator_specs"] = estimator_registry.ESTIMATORS  # read at render time
     for route in ROUTES:
         app.add_url_rule(
             route.path,
