@@ -563,12 +563,15 @@ def _sweep_stale_runs(settings: Settings) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def calibration(as_json: bool) -> None:
     """How well the estimates agree with the minutes people confirmed in Open WebUI."""
+    from functions.calibrated import pending_change
     from functions.calibration import confirmation_report, render_text
 
     settings = get_settings()
     with analytics_engine(settings).connect() as connection:
         report = confirmation_report(connection, minimum=settings.calibration_min_confirmations)
-    _emit(as_json, report.model_dump(mode="json"), render_text(report))
+        pending = pending_change(connection, settings)
+    text = render_text(report) + (f"\n{pending}" if pending is not None else "")
+    _emit(as_json, report.model_dump(mode="json"), text)
 
 
 _MAX_LABELS_CHARACTERS = 20_000_000

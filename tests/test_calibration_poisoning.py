@@ -136,6 +136,9 @@ def test_three_of_five_people_answering_100x_leave_the_factor_bounded_and_pendin
     )
     assert expected in page
 
+    printed = CliRunner().invoke(cli, ["calibration"], catch_exceptions=False)
+    assert expected in printed.output
+
     # the admin applies it on purpose
     result = CliRunner().invoke(cli, ["recalibrate", "--from", DAY.isoformat()], catch_exceptions=False)
     assert result.exit_code == 0, result.output
