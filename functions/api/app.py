@@ -244,9 +244,11 @@ ROUTES: tuple[Route, ...] = (
         "earlier one. The chat must exist in Open WebUI and belong to `user_id` (404 / 403 "
         "otherwise); the user id is pseudonymised before anything is stored. The estimate the "
         "person was shown is stored with the answer. Minutes are 1–"
-        f"{feedback.MAX_CONFIRMED_MINUTES}; a bad body is 422 and stores nothing.",
+        f"{feedback.MAX_CONFIRMED_MINUTES}; a bad body is 422 and stores nothing. Beyond "
+        "`ANALYTICS_FEEDBACK_DAILY_LIMIT` answers per person and day: 429 with `Retry-After`, "
+        "nothing stored. No figures are rebuilt here: the next run brings the answer in.",
         tag="feedback",
-        errors=feedback.ERRORS,
+        errors=feedback.SUBMIT_ERRORS,
     ),
     _api(
         "/calibration",

@@ -46,6 +46,7 @@ __all__ = [
     "ERRORS",
     "MAX_CONFIRMED_MINUTES",
     "PRESET_MINUTES",
+    "SUBMIT_ERRORS",
     "AnswerLimitReached",
     "ChatNotFound",
     "FeedbackBody",
@@ -73,9 +74,13 @@ Minutes = Annotated[int, Field(strict=True, ge=1, le=MAX_CONFIRMED_MINUTES)]
 ERRORS = (
     (403, "The chat belongs to another user than `user_id`."),
     (404, "No chat with this id in Open WebUI."),
-    (429, "This person's answers for today reached `ANALYTICS_FEEDBACK_DAILY_LIMIT`; see `Retry-After`."),
 )
 """The feedback routes' own error statuses (for the OpenAPI document)."""
+SUBMIT_ERRORS = (
+    *ERRORS,
+    (429, "This person's answers for today reached `ANALYTICS_FEEDBACK_DAILY_LIMIT`; see `Retry-After`."),
+)
+"""The submit route's: also the daily limit."""
 
 
 class ChatNotFound(RequestRejected):
