@@ -40,7 +40,7 @@ _REBUILD_DAILY = f"""
 INSERT INTO daily_aggregates (analysis_date, user_id_hash, {_METRIC_COLUMNS},
     avg_time_saved_per_conversation, avg_confidence_level)
 SELECT analysis_date, user_id_hash, {_METRICS},
-    round(avg(time_saved_minutes), 2), round(avg(confidence_level), 2)
+    round(avg(CASE WHEN confirmed_new_work THEN 0 ELSE time_saved_minutes END), 2), round(avg(confidence_level), 2)
 FROM ({ANALYSED_ROWS_SQL}) AS analysed
 GROUP BY GROUPING SETS ((analysis_date), (analysis_date, user_id_hash))
 """
@@ -104,11 +104,11 @@ _ADD_FLAGGED_BREAKDOWNS = _breakdowns_sql(
 
 
 # A date keeps the calibration version it was first aggregated with; a date without one takes
-# the latest (functions/calibrated.py; `recalibrate` moves dates on purpose).
+# the latest that is not pending (functions/calibrated.py; `recalibrate` moves dates on purpose).
 _ASSIGN_CALIBRATION = """
 INSERT INTO calibration_dates (analysis_date, version)
 SELECT day, latest.version FROM unnest(CAST(:dates AS date[])) AS day,
-    (SELECT max(version) AS version FROM calibrations) AS latest
+    (SELECT max(version) AS version FROM calibrations WHERE NOT pending) AS latest
 WHERE latest.version IS NOT NULL
 ON CONFLICT (analysis_date) DO NOTHING
 """

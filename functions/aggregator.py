@@ -4,7 +4,9 @@ For each date a run touched, the rows of `daily_aggregates` (global and per user
 and `daily_breakdowns` (model, category, group) are deleted and rebuilt from the
 analysed conversations, in one transaction under an advisory lock, so running it
 twice changes nothing and two aggregators never interleave. Before that, the configured
-rates are recorded (`value.py`) and, unless `ANALYTICS_CALIBRATION=off`, a new calibration
+rates are recorded (`value.py`), the answers people gave since the last run are brought
+into the analyses ("AI did not help", new work: `success.sync_confirmations`, their dates
+rebuilt) and, unless `ANALYTICS_CALIBRATION=off`, a new calibration
 version when the confirmations changed (`calibrated.py`). Then the run is
 completed with its duration, counts, LLM requests, tokens and cost, and other runs
 that made no progress past the stale limit are closed (the ledger's sweep).
@@ -22,6 +24,7 @@ from sqlalchemy.engine import Engine
 from functions import runs
 from functions.aggregates import recompute_dates
 from functions.calibrated import record_calibration
+from functions.success import sync_confirmations
 from functions.value import record_rates
 from shared.config import CalibrationMode, get_settings
 from shared.db import analytics_engine
@@ -51,6 +54,7 @@ def aggregate_run(run_id: uuid.UUID, *, engine: Engine | None = None) -> Aggrega
         assert status is not None
         settings = get_settings()
         revalued = record_rates(connection, settings, datetime.now(settings.zone).date())
+        revalued += sync_confirmations(connection)  # answers since the last run ("AI did not help", new work)
         if settings.calibration is not CalibrationMode.OFF:  # a new version when the confirmations changed
             revalued += record_calibration(connection, settings)
         dates, completed = runs.complete_run(connection, run_id, from_status=status, settings=settings)

@@ -476,6 +476,7 @@ def _analyse_claimed(ctx: _Context, stored: Row[Any] | None) -> AnalyzeResult:
 
     def write(connection: Connection) -> None:
         values["confirmed_no_help"] = success.confirmed_no_help(connection, conversation.conversation_id)
+        values["confirmed_new_work"] = success.confirmed_new_work(connection, conversation.conversation_id)
         _upsert(connection, values)
         record_usage(connection, ctx.conversation_id, conversation.usage, ctx.settings)
 

@@ -129,6 +129,10 @@ class CalibrationReport(_Out):
     minimum_confirmations: int = Field(description="Below this many, a group shows no number.")
     confirmations: int = Field(description="Confirmations stored (or label rows read).")
     did_not_help: int = Field(description='Confirmations saying "AI did not help" (no minutes to compare).')
+    new_work: int = Field(
+        0,
+        description='Answers saying "I would not have done this without AI" (new work: no minutes to compare).',
+    )
     awaiting_analysis: int = Field(description="Confirmations whose conversation is not analysed yet.")
     compared: int = Field(description="Confirmations compared with an estimate.")
     estimators: list[EstimatorCalibration]
@@ -147,6 +151,7 @@ def build_report(
     did_not_help: int = 0,
     awaiting_analysis: int = 0,
     resamples: int = DEFAULT_RESAMPLES,
+    new_work: int = 0,
 ) -> CalibrationReport:
     """Group the pairs by estimator configuration, then by category, and compute each agreement."""
     groups: dict[tuple[str, str | None, str | None], list[LabelledPair]] = defaultdict(list)
@@ -188,6 +193,7 @@ def build_report(
         minimum_confirmations=minimum,
         confirmations=confirmations,
         did_not_help=did_not_help,
+        new_work=new_work,
         awaiting_analysis=awaiting_analysis,
         compared=len(pairs),
         estimators=estimators,
@@ -198,7 +204,7 @@ def build_report(
 
 _CONFIRMATIONS_SQL = sa.text(
     """
-    SELECT c.conversation_id, c.user_id_hash, c.confirmed_minutes, c.did_not_help, (c.seen_most_likely IS NOT NULL) AS seen,
+    SELECT c.conversation_id, c.user_id_hash, c.confirmed_minutes, c.did_not_help, c.new_work, (c.seen_most_likely IS NOT NULL) AS seen,
            CASE WHEN c.seen_most_likely IS NOT NULL THEN c.seen_low ELSE a.manual_time_low END AS low,
            CASE WHEN c.seen_most_likely IS NOT NULL THEN c.seen_most_likely
                 ELSE a.manual_time_most_likely END AS most_likely,
@@ -224,16 +230,19 @@ class ConfirmationPairs:
     confirmations: int
     did_not_help: int
     awaiting_analysis: int
+    new_work: int = 0
 
 
 def load_confirmation_pairs(connection: Connection) -> ConfirmationPairs:
     """Every stored confirmation with the estimate it is compared with (see the module docstring)."""
     pairs: list[LabelledPair] = []
-    total = did_not_help = awaiting = 0
+    total = did_not_help = awaiting = new_work = 0
     for row in connection.execute(_CONFIRMATIONS_SQL):
         total += 1
         if row.did_not_help:
             did_not_help += 1
+        elif row.new_work:  # no minutes: the person would not have done it by hand
+            new_work += 1
         elif row.most_likely is None:
             awaiting += 1
         else:
@@ -248,7 +257,7 @@ def load_confirmation_pairs(connection: Connection) -> ConfirmationPairs:
                     user_id_hash=row.user_id_hash,
                 )
             )
-    return ConfirmationPairs(pairs, total, did_not_help, awaiting)
+    return ConfirmationPairs(pairs, total, did_not_help, awaiting, new_work)
 
 
 def confirmation_report(connection: Connection, *, minimum: int) -> CalibrationReport:
@@ -260,6 +269,7 @@ def confirmation_report(connection: Connection, *, minimum: int) -> CalibrationR
         confirmations=found.confirmations,
         did_not_help=found.did_not_help,
         awaiting_analysis=found.awaiting_analysis,
+        new_work=found.new_work,
     )
 
 

@@ -30,16 +30,26 @@ __all__ = [
     "METRICS",
     "METRIC_COLUMNS",
     "MINUTES",
+    "SAVED_ROWS",
     "SUM_COLUMNS",
     "Metric",
     "aggregate_select_sql",
     "analysed_rows_sql",
     "include_flagged",
     "range_sums_sql",
+    "saved_cell",
 ]
 
 
 MINUTES = "minutes"
+SAVED_ROWS = "FILTER (WHERE NOT confirmed_new_work)"
+"""Which rows' minutes count as time saved: not those their owner called new work ("I would not have
+done this without AI": counted apart by `new_work_*`, never as hours saved)."""
+
+
+def saved_cell(expression: str) -> str:
+    """A per-conversation time-saved (or value-saved) SQL expression: 0 for new work (see `SAVED_ROWS`)."""
+    return f"CASE WHEN confirmed_new_work THEN 0 ELSE {expression} END"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,25 +115,26 @@ METRICS: tuple[Metric, ...] = (
     ),
     Metric(
         "total_time_saved",
-        "coalesce(sum(time_saved_minutes), 0)",
-        "Minutes saved, most likely estimate.",
+        f"coalesce(sum(time_saved_minutes) {SAVED_ROWS}, 0)",
+        "Minutes saved, most likely estimate (new work left out).",
         unit=MINUTES,
     ),
     Metric(
         "total_time_saved_low",
-        "coalesce(sum(GREATEST(0, manual_time_low - active_duration_minutes)), 0)",
+        f"coalesce(sum(GREATEST(0, manual_time_low - active_duration_minutes)) {SAVED_ROWS}, 0)",
         "Minutes saved, sum of the low estimates.",
         unit=MINUTES,
     ),
     Metric(
         "total_time_saved_high",
-        "coalesce(sum(GREATEST(0, manual_time_high - active_duration_minutes)), 0)",
+        f"coalesce(sum(GREATEST(0, manual_time_high - active_duration_minutes)) {SAVED_ROWS}, 0)",
         "Minutes saved, sum of the high estimates.",
         unit=MINUTES,
     ),
     Metric(
         "total_time_saved_successful",
-        "coalesce(sum(time_saved_minutes) FILTER (WHERE NOT (rated_down OR confirmed_no_help)), 0)",
+        "coalesce(sum(time_saved_minutes) FILTER (WHERE NOT (rated_down OR confirmed_no_help "
+        "OR confirmed_new_work)), 0)",
         "Minutes saved, most likely, counting only successful conversations: those whose kept "
         "answers were last rated down in Open WebUI, or whose owner said AI did not help, save 0.",
     ),
@@ -148,7 +159,7 @@ METRICS: tuple[Metric, ...] = (
 )
 
 # money (functions/value.py): integer units so range sums stay exact
-_VALUE = "coalesce(round(sum({minutes} * hourly_rate) * 1000 / 60), 0)"
+_VALUE = "coalesce(round(sum({minutes} * hourly_rate) " + SAVED_ROWS + " * 1000 / 60), 0)"
 METRICS += (
     Metric(
         "ai_input_tokens",
@@ -210,9 +221,26 @@ METRICS += (
 )
 
 
+# new work (functions/success.py): conversations their owner says would not have happened without AI
+METRICS += (
+    Metric(
+        "new_work_conversations",
+        "count(*) FILTER (WHERE confirmed_new_work)",
+        'Conversations whose owner said "I would not have done this without AI": new work enabled, '
+        "not time saved (their minutes are in no time-saved figure).",
+    ),
+    Metric(
+        "new_work_active_minutes",
+        "coalesce(sum(active_duration_minutes) FILTER (WHERE confirmed_new_work), 0)",
+        "Minutes people actively worked with the AI in those new-work conversations.",
+        unit=MINUTES,
+    ),
+)
+
+
 # calibrated minutes (functions/calibrated.py): each analysed row carries the calibration of its
 # date's version, its estimator and its category (`manual_time_calibrated*`; raw where the category is uncalibrated)
-_CALIBRATED_SAVED = "coalesce(sum(GREATEST(0, {manual} - active_duration_minutes)), 0)"
+_CALIBRATED_SAVED = "coalesce(sum(GREATEST(0, {manual} - active_duration_minutes)) " + SAVED_ROWS + ", 0)"
 METRICS += (
     Metric(
         "total_manual_time_calibrated",

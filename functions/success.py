@@ -8,22 +8,25 @@ A conversation is *unsuccessful* when
 * its owner said "AI did not help" through the time-savings Action.
 
 `rated_down` is decided when the conversation is analysed (Open WebUI's `feedback`
-table is read then); `confirmed_no_help` is also kept in step by the feedback endpoint,
-which rebuilds the aggregates of the conversation's date when it changes. The metrics
-`total_time_saved_successful` and `unsuccessful_count` (`functions/metrics.py`) read both.
+table is read then); `confirmed_no_help` (and `confirmed_new_work`, "I would not have done
+this without AI") are set then too, and kept in step by the aggregator at every run
+(`sync_confirmations`), which rebuilds the dates whose flags changed. The feedback request
+itself rebuilds nothing: an answer shows in the figures after the next run. The metrics
+`total_time_saved_successful` and `unsuccessful_count` (`functions/metrics.py`) read the
+success flags; the new-work metrics read `confirmed_new_work`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from functions.aggregates import recompute_dates
 from shared.openwebui.reader import Rating
 
-__all__ = ["confirmed_no_help", "rated_down", "sync_confirmed_no_help"]
+__all__ = ["confirmed_new_work", "confirmed_no_help", "rated_down", "sync_confirmations"]
 
 
 def rated_down(kept_answer_ids: Iterable[str], ratings: Iterable[Rating]) -> bool:
@@ -40,6 +43,9 @@ def rated_down(kept_answer_ids: Iterable[str], ratings: Iterable[Rating]) -> boo
 _NO_HELP = sa.text(
     "SELECT EXISTS (SELECT 1 FROM time_confirmations WHERE conversation_id = :c AND did_not_help)"
 )
+_NEW_WORK = sa.text(
+    "SELECT EXISTS (SELECT 1 FROM time_confirmations WHERE conversation_id = :c AND new_work)"
+)
 
 
 def confirmed_no_help(connection: Connection, conversation_id: str) -> bool:
@@ -47,16 +53,32 @@ def confirmed_no_help(connection: Connection, conversation_id: str) -> bool:
     return bool(connection.execute(_NO_HELP, {"c": conversation_id}).scalar_one())
 
 
-def sync_confirmed_no_help(connection: Connection, conversation_id: str) -> bool:
-    """Bring the analysis's `confirmed_no_help` in step; rebuild its date's aggregates if it changed."""
-    changed = connection.execute(
-        sa.text(
-            "UPDATE conversation_analysis SET confirmed_no_help = :v "
-            "WHERE conversation_id = :c AND status = 'analyzed' AND confirmed_no_help <> :v "
-            "RETURNING analysis_date"
-        ),
-        {"c": conversation_id, "v": confirmed_no_help(connection, conversation_id)},
-    ).scalar_one_or_none()
-    if changed is not None:
-        recompute_dates(connection, [changed])
-    return changed is not None
+def confirmed_new_work(connection: Connection, conversation_id: str) -> bool:
+    """Someone said "I would not have done this without AI" for this conversation (their latest answer)."""
+    return bool(connection.execute(_NEW_WORK, {"c": conversation_id}).scalar_one())
+
+
+_SYNC = sa.text(
+    """
+    WITH said AS (
+        SELECT a.conversation_id,
+               coalesce(bool_or(c.did_not_help), false) AS no_help,
+               coalesce(bool_or(c.new_work), false) AS new_work
+        FROM conversation_analysis a
+        LEFT JOIN time_confirmations c ON c.conversation_id = a.conversation_id
+        WHERE a.status = 'analyzed'
+        GROUP BY a.conversation_id
+    )
+    UPDATE conversation_analysis a SET confirmed_no_help = said.no_help, confirmed_new_work = said.new_work
+    FROM said
+    WHERE a.conversation_id = said.conversation_id
+      AND (a.confirmed_no_help <> said.no_help OR a.confirmed_new_work <> said.new_work)
+    RETURNING a.analysis_date
+    """
+)
+
+
+def sync_confirmations(connection: Connection) -> set[date]:
+    """Bring every analysis's `confirmed_no_help` and `confirmed_new_work` in step with the stored
+    answers; the dates whose aggregates must be rebuilt (the caller rebuilds them)."""
+    return {day for day in connection.execute(_SYNC).scalars() if day is not None}

@@ -43,6 +43,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from functions.dates import MIN_DATE
+from functions.metrics import saved_cell
 from shared.config import Settings
 from shared.conversation import ModelUsage
 from shared.estimators.pricing import usage_cost_usd
@@ -460,15 +461,23 @@ CSV_VALUE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("analysis_cost_usd", _MONEY.format("llm_cost_usd"), "plain"),
     ("currency", _MONEY.format("value_currency"), "text"),
     ("hourly_rate", _MONEY.format("hourly_rate"), "plain"),
-    ("value_saved_amount", _MONEY.format("round(time_saved_minutes * hourly_rate / 60, 2)"), "plain"),
+    (
+        "value_saved_amount",
+        _MONEY.format(saved_cell("round(time_saved_minutes * hourly_rate / 60, 2)")),
+        "plain",
+    ),
     (
         "value_saved_low_amount",
-        _MONEY.format("round(GREATEST(0, manual_time_low - active_duration_minutes) * hourly_rate / 60, 2)"),
+        _MONEY.format(
+            saved_cell("round(GREATEST(0, manual_time_low - active_duration_minutes) * hourly_rate / 60, 2)")
+        ),
         "plain",
     ),
     (
         "value_saved_high_amount",
-        _MONEY.format("round(GREATEST(0, manual_time_high - active_duration_minutes) * hourly_rate / 60, 2)"),
+        _MONEY.format(
+            saved_cell("round(GREATEST(0, manual_time_high - active_duration_minutes) * hourly_rate / 60, 2)")
+        ),
         "plain",
     ),
 )

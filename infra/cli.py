@@ -435,19 +435,22 @@ def reprice(since: datetime) -> None:
 @cli.command()
 @click.option("--from", "since", type=_DATE, required=True, help="First local date to recalibrate.")
 def recalibrate(since: datetime) -> None:
-    """Apply the latest calibration version to every date from --from on, on purpose."""
-    from functions.calibrated import latest_version, recalibrate_history
+    """Apply the latest calibration version (also a pending one) to every date from --from on, on purpose."""
+    from functions.calibrated import latest_version, pending_change, recalibrate_history
 
     settings = get_settings()
     engine = analytics_engine(settings)
     with engine.connect() as connection:
         latest = latest_version(connection)
+        pending = pending_change(connection, settings)
     if latest is None:
         raise click.ClickException(
             "no calibration yet: one is computed when a run is aggregated with ANALYTICS_CALIBRATION "
             "set to show or apply and confirmations are stored"
         )
     dates = recalibrate_history(engine, since.date())
+    if pending is not None:
+        click.echo(f"applied the pending calibration version {pending.version}: {pending.moved}")
     click.echo(f"recalibrated {len(dates)} dates from {since.date()} with calibration version {latest}")
 
 
@@ -561,12 +564,15 @@ def _sweep_stale_runs(settings: Settings) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def calibration(as_json: bool) -> None:
     """How well the estimates agree with the minutes people confirmed in Open WebUI."""
+    from functions.calibrated import pending_change
     from functions.calibration import confirmation_report, render_text
 
     settings = get_settings()
     with analytics_engine(settings).connect() as connection:
         report = confirmation_report(connection, minimum=settings.calibration_min_confirmations)
-    _emit(as_json, report.model_dump(mode="json"), render_text(report))
+        pending = pending_change(connection, settings)
+    text = render_text(report) + (f"\n{pending}" if pending is not None else "")
+    _emit(as_json, report.model_dump(mode="json"), text)
 
 
 _MAX_INPUT_CHARACTERS = 20_000_000  # a --labels or --tasks file

@@ -467,6 +467,36 @@ class Settings(BaseSettings):
         "`apply` (the calibrated figure is the headline; raw still in the API and CSV). See "
         '"Calibration".',
     )
+    calibration_factor_min: float = Field(
+        0.25,
+        gt=0,
+        le=1,
+        validation_alias=_env("ANALYTICS_CALIBRATION_FACTOR_MIN"),
+        description="The smallest calibration factor: people's answers saying less are bounded here.",
+    )
+    calibration_factor_max: float = Field(
+        4.0,
+        ge=1,
+        le=100,
+        validation_alias=_env("ANALYTICS_CALIBRATION_FACTOR_MAX"),
+        description="The largest calibration factor: people's answers saying more are bounded here.",
+    )
+    calibration_change_threshold: float = Field(
+        1.5,
+        gt=1,
+        le=100,
+        validation_alias=_env("ANALYTICS_CALIBRATION_CHANGE_THRESHOLD"),
+        description="A new calibration moving a factor by more than this ratio (either way) waits "
+        "for an admin's `recalibrate`; until then the dashboard shows it as pending.",
+    )
+    feedback_daily_limit: int = Field(
+        100,
+        ge=1,
+        le=100_000,
+        validation_alias=_env("ANALYTICS_FEEDBACK_DAILY_LIMIT"),
+        description="Answers one person may give through the feedback endpoint per local day; "
+        "beyond it the endpoint answers 429 with `Retry-After` and stores nothing.",
+    )
 
     # --- flagged estimates (shared/estimators/flags.py) ------------------------------
     flagged_estimates: FlaggedEstimates = Field(

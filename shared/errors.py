@@ -15,6 +15,7 @@
     │   ├── LabelsRejected          (functions.calibration) an admin's labels file cannot be read: 400
     │   ├── ChatNotFound            (functions.api.feedback) no such chat in Open WebUI: 404
     │   ├── NotTheOwner             (functions.api.feedback) the chat belongs to someone else: 403
+    │   ├── AnswerLimitReached      (functions.api.feedback) a person's answers for today are used up: 429
     │   └── ViewerRefused           (functions.api.disclosure) a filter the viewer role may not use: 403
     ├── ChartRenderFailed           (functions.api.charts) a chart missed its time or memory budget: error image, 503
     └── AlreadyCounted              a concurrent delivery counted this outcome first: roll our writes back

@@ -39,6 +39,7 @@ __all__ = [
     "ConversationModelUsage",
     "DailyAggregate",
     "DailyBreakdown",
+    "FeedbackAnswerDay",
     "GroupMember",
     "ProcessingLog",
     "RunOutcome",
@@ -179,6 +180,7 @@ class ConversationAnalysis(Base):
     side_by_side_count: Mapped[int] = _count()  # migration 006
     rated_down: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     confirmed_no_help: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    confirmed_new_work: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))  # migration 011
     models_used: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
     tags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
     primary_model: Mapped[str | None] = mapped_column(String(255))
@@ -267,6 +269,8 @@ class _AggregateMetrics:
     calibration_version: Mapped[int | None] = mapped_column(Integer, ForeignKey("calibrations.version"))
     flagged_count: Mapped[int] = _count()  # migration 010
     flagged_time_saved: Mapped[int] = _count()
+    new_work_conversations: Mapped[int] = _count()  # migration 011
+    new_work_active_minutes: Mapped[int] = _count()
     updated_at: Mapped[datetime] = mapped_column(_TS, server_default=_NOW)
 
 
@@ -387,6 +391,7 @@ class TimeConfirmation(Base):
     message_id: Mapped[str | None] = mapped_column(String(255))
     confirmed_minutes: Mapped[int | None] = mapped_column(Integer)
     did_not_help: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    new_work: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))  # migration 011
     preset: Mapped[str | None] = mapped_column(String(16))
     seen_low: Mapped[int | None] = mapped_column(Integer)
     seen_most_likely: Mapped[int | None] = mapped_column(Integer)
@@ -400,6 +405,16 @@ class TimeConfirmation(Base):
     updated_at: Mapped[datetime] = mapped_column(_TS, server_default=_NOW)
 
     __table_args__ = (Index("idx_time_confirmations_updated", "updated_at"),)
+
+
+class FeedbackAnswerDay(Base):
+    """How many answers one person gave on one local day (the feedback endpoint's daily limit)."""
+
+    __tablename__ = "feedback_answer_days"
+
+    user_id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    answer_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    answers: Mapped[int] = mapped_column(Integer)
 
 
 class ConversationModelUsage(Base):
@@ -448,6 +463,7 @@ class Calibration(Base):
     min_people: Mapped[int] = mapped_column(Integer, server_default=text("1"))
     confirmations: Mapped[int] = mapped_column(Integer)
     fingerprint: Mapped[str] = mapped_column(String(64))
+    pending: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))  # migration 011
 
 
 class CalibrationFactor(Base):
@@ -465,6 +481,7 @@ class CalibrationFactor(Base):
     factor: Mapped[Decimal] = mapped_column(Numeric(10, 4))
     factor_low: Mapped[Decimal] = mapped_column(Numeric(10, 4))
     factor_high: Mapped[Decimal] = mapped_column(Numeric(10, 4))
+    unbounded_factor: Mapped[Decimal | None] = mapped_column(Numeric(10, 4))  # migration 011
 
 
 class CalibrationConfirmation(Base):

@@ -143,6 +143,11 @@ locals {
     ANALYTICS_FLAG_MIN_CONFIDENCE       = tostring(var.flag_min_confidence)
     ANALYTICS_FLAG_MAX_BAND_RATIO       = tostring(var.flag_max_band_ratio)
     ANALYTICS_FLAG_SAME_ANSWER_SHARE    = tostring(var.flag_same_answer_share)
+    # calibration that resists poisoning, and the feedback endpoint's daily limit
+    ANALYTICS_CALIBRATION_FACTOR_MIN       = tostring(var.calibration_factor_min)
+    ANALYTICS_CALIBRATION_FACTOR_MAX       = tostring(var.calibration_factor_max)
+    ANALYTICS_CALIBRATION_CHANGE_THRESHOLD = tostring(var.calibration_change_threshold)
+    ANALYTICS_FEEDBACK_DAILY_LIMIT         = tostring(var.feedback_daily_limit)
   }
   # Left out when empty, so the Settings defaults apply.
   optional_environment = {

@@ -192,6 +192,52 @@ variable "max_conversations_per_run" {
   }
 }
 
+# --- calibration and feedback ---------------------------------------------------
+
+variable "calibration_factor_min" {
+  description = "Smallest calibration factor; answers saying less are bounded here (Settings.calibration_factor_min)."
+  type        = number
+  default     = 0.25
+
+  validation {
+    condition     = var.calibration_factor_min > 0 && var.calibration_factor_min <= 1
+    error_message = "calibration_factor_min must be above 0 and at most 1."
+  }
+}
+
+variable "calibration_factor_max" {
+  description = "Largest calibration factor; answers saying more are bounded here (Settings.calibration_factor_max)."
+  type        = number
+  default     = 4.0
+
+  validation {
+    condition     = var.calibration_factor_max >= 1 && var.calibration_factor_max <= 100
+    error_message = "calibration_factor_max must be between 1 and 100."
+  }
+}
+
+variable "calibration_change_threshold" {
+  description = "A factor moving by more than this ratio waits for `recalibrate` (Settings.calibration_change_threshold)."
+  type        = number
+  default     = 1.5
+
+  validation {
+    condition     = var.calibration_change_threshold > 1 && var.calibration_change_threshold <= 100
+    error_message = "calibration_change_threshold must be above 1 and at most 100."
+  }
+}
+
+variable "feedback_daily_limit" {
+  description = "Feedback answers one person may give per local day; beyond it 429 (Settings.feedback_daily_limit)."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.feedback_daily_limit >= 1 && var.feedback_daily_limit <= 100000
+    error_message = "feedback_daily_limit must be between 1 and 100000."
+  }
+}
+
 # --- estimator --------------------------------------------------------------------
 
 variable "estimator" {
@@ -200,8 +246,10 @@ variable "estimator" {
   default     = "llm"
 
   validation {
+    # estimator-names:start (python -m infra.estimator_names --write)
     condition     = contains(["auto", "llm", "heuristic"], var.estimator)
     error_message = "estimator must be auto, llm or heuristic."
+    # estimator-names:end
   }
 }
 

@@ -899,6 +899,7 @@ def test_minutes_are_named_as_minutes_in_the_openapi_document(client: FlaskClien
         "time_saved_calibrated_high_minutes",
         "manual_time_calibrated_minutes",
         "flagged_time_saved",
+        "new_work_active_minutes",
     }
     for name in minutes:
         assert "Minutes" in figures[name]["description"], name
@@ -953,7 +954,7 @@ def test_the_page_shows_the_figures_with_their_bands(client: FlaskClient, datase
     assert f"likely between {expected['total_time_saved_low'] / 60:,.1f} and" in html
     assert f">{expected['conversation_count']:,}<" in html
     assert 'aria-current="true">30 days<' in html
-    assert "Mixed" in html and "heuristic (rule of thumb)" in html
+    assert "Mixed" in html and " by Heuristic" in html and " by LLM" in html
     for user in USERS[:3]:
         assert user[:10] in html
     assert "Board" not in html  # the group too small to show

@@ -31,7 +31,7 @@ from functions.api import create_app
 from functions.api.app import API_PREFIX
 from functions.api.csv_export import CSV_COLUMNS, stream_csv
 from functions.api.services import ApiServices
-from functions.calibrated import fingerprint
+from functions.calibrated import fingerprint, settings_bounds
 from functions.dimensions import CATEGORY
 from infra.cli import cli
 from shared.config import CalibrationMode, Settings, get_settings, reset_settings_cache
@@ -435,7 +435,12 @@ def test_a_new_confirmation_makes_a_new_version_only_when_aggregated_and_history
         )
         used = sorted(tuple(row) for row in stored_rows)
         assert (
-            fingerprint(used, minimum=MINIMUM, min_people=get_settings().min_group_size)
+            fingerprint(
+                used,
+                minimum=MINIMUM,
+                min_people=get_settings().min_group_size,
+                bounds=settings_bounds(get_settings()),
+            )
             == recorded.fingerprint
         )
         ratios = [

@@ -226,6 +226,20 @@ def test_the_action_records_an_answer_before_analysis_and_the_latest_wins_after(
     [row] = confirmation_rows(stack.engine)
     assert (row["confirmed_minutes"], row["did_not_help"], row["answer_count"]) == (None, True, 4)
 
+    browser = Browser("I would not have done this without AI")
+    run_action(stack, browser)
+    assert '"I would not have done this without AI"' in browser.calls[0]["data"]["message"]
+    assert browser.notifications == [
+        ("success", "Thanks: recorded as new work you would not have done without AI.")
+    ]
+    [row] = confirmation_rows(stack.engine)
+    assert (row["confirmed_minutes"], row["did_not_help"], row["new_work"]) == (None, False, True)
+    browser = Browser("new work")
+    run_action(stack, browser)
+    assert "You answered new work before" in browser.calls[0]["data"]["message"]
+    [row] = confirmation_rows(stack.engine)
+    assert (row["new_work"], row["answer_count"]) == (True, 6)
+
 
 @pytest.mark.parametrize("reply", [False, True, "   "])
 def test_a_cancelled_or_empty_dialog_stores_nothing(stack: Stack, reply: Any) -> None:
@@ -308,6 +322,10 @@ def _body(stack: Stack, **values: Any) -> dict[str, Any]:
         ({"minutes": 10**30}, "minutes"),
         ({}, "query"),
         ({"minutes": 45, "did_not_help": True}, "query"),
+        ({"minutes": 45, "new_work": True}, "query"),
+        ({"preset": "15_60", "new_work": True}, "query"),
+        ({"did_not_help": True, "new_work": True}, "query"),
+        ({"new_work": "yes"}, "new_work"),
         ({"preset": "more"}, "query"),
         ({"preset": "more", "minutes": 200}, "query"),
         ({"preset": "15_60", "minutes": 45}, "query"),
@@ -412,3 +430,55 @@ def test_the_database_enforces_the_same_bound(analytics_engine: Engine) -> None:
         add_confirmation(analytics_engine, "c2", "a" * 64, confirmed_minutes=MAX_CONFIRMED_MINUTES + 1)
     with pytest.raises(sa.exc.DBAPIError, match="time_confirmations_answer"):
         add_confirmation(analytics_engine, "c3", "a" * 64, confirmed_minutes=30, did_not_help=True)
+    with pytest.raises(sa.exc.DBAPIError, match="time_confirmations_answer"):
+        add_confirmation(analytics_engine, "c4", "a" * 64, confirmed_minutes=30, new_work=True)
+    with pytest.raises(sa.exc.DBAPIError, match="time_confirmations_answer"):
+        add_confirmation(analytics_engine, "c5", "a" * 64, did_not_help=True, new_work=True)
+    add_confirmation(analytics_engine, "c6", "a" * 64, new_work=True)
+
+
+def test_new_work_is_stored_without_minutes_and_shown_back(stack: Stack) -> None:
+    response = stack.post(_body(stack, new_work=True, message_id=stack.alice_message))
+    assert response.status_code == 200, response.text
+    answer = response.json()["confirmation"]
+    assert (answer["new_work"], answer["did_not_help"], answer["confirmed_minutes"]) == (True, False, None)
+    (row,) = confirmation_rows(stack.engine)
+    assert (row["new_work"], row["did_not_help"], row["confirmed_minutes"]) == (True, False, None)
+    # changing one's mind to minutes clears it
+    assert stack.post(_body(stack, minutes=45)).json()["confirmation"]["new_work"] is False
+
+
+def test_answers_per_person_and_day_are_limited_with_429_and_nothing_stored(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import datetime
+
+    monkeypatch.setenv("ANALYTICS_FEEDBACK_DAILY_LIMIT", "2")
+    reset_settings_cache()
+    settings = get_settings()
+    clock = datetime(2026, 6, 10, 23, 59, 30, tzinfo=settings.zone)
+    app = create_app(services=ApiServices(settings, clock=lambda: clock))
+    with serve_wsgi(app) as base:
+        limited = Stack(base, stack.engine, stack.alice_chat, stack.alice_message, stack.bob_chat)
+        assert limited.post(_body(limited, minutes=30)).status_code == 200
+        assert limited.post(_body(limited, minutes=40)).status_code == 200
+        before = confirmation_rows(stack.engine)
+        refused = limited.post(_body(limited, minutes=2400))
+        assert refused.status_code == 429, refused.text
+        assert refused.headers["Retry-After"] == "30"  # the next local midnight
+        assert refused.json()["error"] == "rate_limited" and "2 answers per person and day" in refused.text
+        assert confirmation_rows(stack.engine) == before  # nothing stored, answer_count unchanged
+        assert before[0]["confirmed_minutes"] == 40 and before[0]["answer_count"] == 2
+        # another person has their own allowance
+        bob = limited.post({"chat_id": stack.bob_chat, "user_id": BOB, "minutes": 30})
+        assert bob.status_code == 200, bob.text
+    with stack.engine.connect() as connection:
+        counted = connection.execute(
+            sa.text("SELECT user_id_hash, answer_date, answers FROM feedback_answer_days ORDER BY answers")
+        ).all()
+    alice = pseudonymise_with_settings(ALICE, settings)
+    assert [(row.user_id_hash == alice, str(row.answer_date), row.answers) for row in counted] == [
+        (False, "2026-06-10", 1),
+        (True, "2026-06-10", 2),
+    ]
+    assert all(ALICE not in row.user_id_hash and BOB not in row.user_id_hash for row in counted)

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from functions import analyzer, dispatcher
 from functions.aggregates import recompute_dates
-from functions.success import rated_down, sync_confirmed_no_help
+from functions.success import rated_down, sync_confirmations
 from infra.local_queues import inline_queue
 from infra.openwebui_fixture import OLD_SCHEMA, ChatBuilder, OpenWebUIFixture, raw_json
 from shared.config import get_settings, reset_settings_cache
@@ -163,9 +163,10 @@ def test_a_rated_down_conversation_saves_nothing_in_the_success_adjusted_figure(
     assert row["unsuccessful_count"] == 1
 
 
-def test_ai_did_not_help_makes_an_analysed_conversation_unsuccessful_at_once(
+def test_ai_did_not_help_makes_an_analysed_conversation_unsuccessful_at_the_next_run(
     analytics_engine: Engine,
 ) -> None:
+    """The answer is stored at once; the aggregator's sync (every run) brings it into the figures."""
     day = date(2026, 6, 10)
     add_analysis(analytics_engine, "c1", most_likely=60, active=10, day=day)
     add_analysis(analytics_engine, "c2", most_likely=40, active=10, day=day)
@@ -177,9 +178,12 @@ def test_ai_did_not_help_makes_an_analysed_conversation_unsuccessful_at_once(
         "unsuccessful_count": 0,
     }
     add_confirmation(analytics_engine, "c1", "a" * 64, did_not_help=True)
+    assert _global_row(analytics_engine, day)["unsuccessful_count"] == 0  # nothing rebuilt yet
     with analytics_engine.begin() as connection:
-        assert sync_confirmed_no_help(connection, "c1")
-        assert not sync_confirmed_no_help(connection, "c1")  # unchanged: nothing rebuilt
+        changed = sync_confirmations(connection)
+        assert changed == {day}
+        recompute_dates(connection, changed)
+        assert sync_confirmations(connection) == set()  # unchanged: nothing to rebuild
     assert _global_row(analytics_engine, day) == {
         "total_time_saved": 80,
         "total_time_saved_successful": 30,

@@ -57,6 +57,7 @@ from shared.errors import (
     RetryableError,
 )
 from shared.json_input import refuse_deep_json
+from shared.estimators import registry as estimator_registry
 from shared.logs import configure_logging
 from shared.roles import ADMIN_ONLY, FEEDBACK_WRITERS, PUBLIC, READERS, Access
 
@@ -244,9 +245,11 @@ ROUTES: tuple[Route, ...] = (
         "earlier one. The chat must exist in Open WebUI and belong to `user_id` (404 / 403 "
         "otherwise); the user id is pseudonymised before anything is stored. The estimate the "
         "person was shown is stored with the answer. Minutes are 1–"
-        f"{feedback.MAX_CONFIRMED_MINUTES}; a bad body is 422 and stores nothing.",
+        f"{feedback.MAX_CONFIRMED_MINUTES}; a bad body is 422 and stores nothing. Beyond "
+        "`ANALYTICS_FEEDBACK_DAILY_LIMIT` answers per person and day: 429 with `Retry-After`, "
+        "nothing stored. No figures are rebuilt here: the next run brings the answer in.",
         tag="feedback",
-        errors=feedback.ERRORS,
+        errors=feedback.SUBMIT_ERRORS,
     ),
     _api(
         "/calibration",
@@ -403,7 +406,7 @@ def _rejected(exc: RequestRejected) -> flask.Response:
     if isinstance(exc, InvalidParameter):
         detail = [ParameterProblem(parameter=p.parameter, message=p.message) for p in exc.problems]
         return _error(422, "invalid_parameter", str(exc), detail)
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, RateLimited | feedback.AnswerLimitReached):
         response = _error(429, "rate_limited", str(exc))
         response.headers["Retry-After"] = str(exc.retry_after_seconds)
         return response
@@ -511,6 +514,7 @@ def create_app(settings: Settings | None = None, *, services: ApiServices | None
     # werkzeug answers `//x` with a redirect to an absolute URL built from the Host header
     app.url_map.merge_slashes = False
     app.jinja_env.filters.update(dashboard.TEMPLATE_FILTERS)
+    app.jinja_env.globals["estimator_specs"] = estimator_registry.ESTIMATORS  # read at render time
     for route in ROUTES:
         app.add_url_rule(
             route.path,

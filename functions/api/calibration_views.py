@@ -7,6 +7,7 @@ import flask
 from functions.api import charts
 from functions.api.schemas import NoQuery
 from functions.api.services import ApiServices
+from functions.calibrated import PendingChange, pending_change
 from functions.calibration import (
     CalibrationReport,
     confirmation_report,
@@ -14,7 +15,7 @@ from functions.calibration import (
     scatter_points,
 )
 
-__all__ = ["calibration", "calibration_chart", "dashboard_report"]
+__all__ = ["calibration", "calibration_chart", "dashboard_report", "pending"]
 
 
 def calibration(services: ApiServices, query: NoQuery) -> CalibrationReport:
@@ -26,6 +27,12 @@ def calibration(services: ApiServices, query: NoQuery) -> CalibrationReport:
 def dashboard_report(services: ApiServices) -> CalibrationReport:
     """The report the dashboard's calibration panel shows."""
     return calibration(services, NoQuery())
+
+
+def pending(services: ApiServices) -> PendingChange | None:
+    """The calibration change waiting for an admin's `recalibrate`, if any (the dashboard says so)."""
+    with services.engine.connect() as connection:
+        return pending_change(connection, services.settings)
 
 
 def calibration_chart(services: ApiServices) -> flask.Response:

@@ -32,7 +32,7 @@ from sqlalchemy.engine import Engine
 
 from functions.calibrated import CSV_CALIBRATED_COLUMNS
 from functions.dimensions import DIMENSIONS, Dimension
-from functions.metrics import analysed_rows_sql
+from functions.metrics import analysed_rows_sql, saved_cell
 from functions.value import CSV_VALUE_COLUMNS
 from shared.config import CalibrationMode, get_settings
 
@@ -51,10 +51,10 @@ _COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("manual_time_low_minutes", "manual_time_low", "plain"),
     ("manual_time_most_likely_minutes", "manual_time_most_likely", "plain"),
     ("manual_time_high_minutes", "manual_time_high", "plain"),
-    ("time_saved_minutes", "time_saved_minutes", "plain"),
+    ("time_saved_minutes", saved_cell("time_saved_minutes"), "plain"),  # 0 for new work
     (
         "time_saved_successful_minutes",
-        "CASE WHEN rated_down OR confirmed_no_help THEN 0 ELSE time_saved_minutes END",
+        saved_cell("CASE WHEN rated_down OR confirmed_no_help THEN 0 ELSE time_saved_minutes END"),
         "plain",
     ),
     (
@@ -62,6 +62,7 @@ _COLUMNS: tuple[tuple[str, str, str], ...] = (
         "CASE WHEN confirmed_no_help THEN 'did_not_help' WHEN rated_down THEN 'rated_down' ELSE '' END",
         "text",
     ),
+    ("new_work", "confirmed_new_work", "plain"),  # "I would not have done this without AI"
     ("confidence_level", "confidence_level", "plain"),
     (
         "estimate_flag",

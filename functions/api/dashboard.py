@@ -335,6 +335,7 @@ def dashboard_page(services: ApiServices) -> flask.Response:
         csrf_token=csrf,
         today=services.today(),
         calibration=calibration_views.dashboard_report(services) if is_admin else None,
+        calibration_pending=calibration_views.pending(services) if is_admin else None,
         calibration_note=calibrated,
     )
 

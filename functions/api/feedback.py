@@ -7,6 +7,11 @@ the chat is looked up in Open WebUI's database (read only): it must exist and be
 to that user. The user id is pseudonymised at once; only the pseudonym is stored.
 
 One confirmation per (conversation, person): a later answer replaces the earlier one.
+An answer is minutes by hand (or a preset), "AI did not help", or "I would not have done
+this without AI" (`new_work`: the task is new work, counted apart and never as time saved).
+Each person may answer `ANALYTICS_FEEDBACK_DAILY_LIMIT` times per local day; beyond it the
+endpoint answers 429 with `Retry-After` (the next local midnight) and stores nothing. The
+request rebuilds no aggregates: the next run brings the answer into the figures.
 The estimate the person was shown (low / most likely / high, estimator, model, prompt
 version, category) is copied from the conversation's current analysis; a confirmation
 that arrives before the conversation is analysed is kept without one and joined to the
@@ -19,19 +24,19 @@ these two routes and nothing else) and admins (`shared.roles.FEEDBACK_WRITERS`).
 from __future__ import annotations
 
 import hmac
-from datetime import datetime
+import math
+from datetime import datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
 import flask
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
 from functions.api.schemas import PRINTABLE
 from functions.api.services import ApiServices
 from functions.calibration import MAX_CONFIRMED_MINUTES
-from functions.success import sync_confirmed_no_help
 from shared.errors import InvalidParameter, RequestRejected
 from shared.models import ConversationAnalysis, TimeConfirmation
 from shared.openwebui.reader import load_conversation_ref
@@ -41,6 +46,8 @@ __all__ = [
     "ERRORS",
     "MAX_CONFIRMED_MINUTES",
     "PRESET_MINUTES",
+    "SUBMIT_ERRORS",
+    "AnswerLimitReached",
     "ChatNotFound",
     "FeedbackBody",
     "FeedbackQuery",
@@ -69,6 +76,11 @@ ERRORS = (
     (404, "No chat with this id in Open WebUI."),
 )
 """The feedback routes' own error statuses (for the OpenAPI document)."""
+SUBMIT_ERRORS = (
+    *ERRORS,
+    (429, "This person's answers for today reached `ANALYTICS_FEEDBACK_DAILY_LIMIT`; see `Retry-After`."),
+)
+"""The submit route's: also the daily limit."""
 
 
 class ChatNotFound(RequestRejected):
@@ -84,6 +96,16 @@ class NotTheOwner(RequestRejected):
     error_code = "not_chat_owner"  # tells the Action this is no credential problem
 
 
+class AnswerLimitReached(RequestRejected):
+    """The person gave today's allowed number of answers (429 with `Retry-After`); nothing is stored."""
+
+    status_code = 429
+
+    def __init__(self, limit: int, retry_after_seconds: int) -> None:
+        super().__init__(f"at most {limit} answers per person and day; retry in {retry_after_seconds} s")
+        self.retry_after_seconds = retry_after_seconds
+
+
 # --- request and response models -----------------------------------------------------------
 
 
@@ -97,7 +119,7 @@ class FeedbackQuery(BaseModel):
 
 
 class FeedbackBody(FeedbackQuery):
-    """A person's answer: minutes by hand, a preset, or "AI did not help"."""
+    """A person's answer: minutes by hand, a preset, "AI did not help", or new work."""
 
     message_id: _ID | None = Field(None, description="The assistant message the answer was given under.")
     minutes: Minutes | None = Field(
@@ -109,13 +131,20 @@ class FeedbackBody(FeedbackQuery):
         "`1_4h` (stored as 120), or `more` (with `minutes` over 240).",
     )
     did_not_help: bool = Field(False, description="The person says the AI did not help.")
+    new_work: StrictBool = Field(
+        False,
+        description='"I would not have done this without AI": new work, counted apart, never as time saved.',
+    )
 
     @model_validator(mode="after")
     def _one_answer(self) -> FeedbackBody:
-        if self.did_not_help:
-            if self.minutes is not None or self.preset is not None:
-                raise ValueError("did_not_help takes neither minutes nor a preset")
-            return self
+        if self.did_not_help and self.new_work:
+            raise ValueError("did_not_help and new_work are different answers: give one")
+        for flag in ("did_not_help", "new_work"):
+            if getattr(self, flag):
+                if self.minutes is not None or self.preset is not None:
+                    raise ValueError(f"{flag} takes neither minutes nor a preset")
+                return self
         if self.preset == "more":
             if self.minutes is None or self.minutes <= _MORE_THAN:
                 raise ValueError(f"the preset 'more' needs minutes over {_MORE_THAN}")
@@ -130,7 +159,7 @@ class FeedbackBody(FeedbackQuery):
 
     @property
     def confirmed_minutes(self) -> int | None:
-        if self.did_not_help:
+        if self.did_not_help or self.new_work:
             return None
         if self.preset is not None and self.preset != "more":
             return PRESET_MINUTES[self.preset]
@@ -156,8 +185,11 @@ class ShownEstimate(_Out):
 class Confirmation(_Out):
     """What the person answered last."""
 
-    confirmed_minutes: int | None = Field(description="Minutes by hand; null when the AI did not help.")
+    confirmed_minutes: int | None = Field(
+        description="Minutes by hand; null when the AI did not help or the task is new work."
+    )
     did_not_help: bool = Field(description="The person said the AI did not help.")
+    new_work: bool = Field(description="The person said they would not have done this without AI.")
     preset: str | None = Field(description="The preset chosen, if any.")
     answer_count: int = Field(description="How often this person answered for this conversation.")
     updated_at: datetime = Field(description="When the last answer arrived.")
@@ -229,6 +261,7 @@ def _confirmation(connection: Connection, chat_id: str, user_hash: str) -> Confi
         sa.select(
             table.c.confirmed_minutes,
             table.c.did_not_help,
+            table.c.new_work,
             table.c.preset,
             table.c.answer_count,
             table.c.updated_at,
@@ -248,16 +281,41 @@ def feedback_state(services: ApiServices, query: FeedbackQuery) -> FeedbackState
         )
 
 
+_COUNT_ANSWER = sa.text(
+    "INSERT INTO feedback_answer_days AS days (user_id_hash, answer_date, answers) VALUES (:person, :day, 1) "
+    "ON CONFLICT (user_id_hash, answer_date) DO UPDATE SET answers = days.answers + 1 "
+    "WHERE days.answers < :limit RETURNING answers"
+)
+
+
+def _count_answer(connection: Connection, services: ApiServices, user_hash: str) -> None:
+    """Count one answer of the person today; `AnswerLimitReached` (the caller rolls back) beyond the limit."""
+    limit = services.settings.feedback_daily_limit
+    now = services.now()
+    counted = connection.execute(
+        _COUNT_ANSWER, {"person": user_hash, "day": now.date(), "limit": limit}
+    ).scalar_one_or_none()
+    if counted is None:
+        midnight = datetime.combine(now.date() + timedelta(days=1), time(), now.tzinfo)
+        raise AnswerLimitReached(limit, max(1, math.ceil((midnight - now).total_seconds())))
+
+
 def submit_feedback(services: ApiServices, body: FeedbackBody) -> FeedbackReceipt:
-    """POST: store (or replace) the person's confirmation with the estimate they were shown."""
+    """POST: store (or replace) the person's confirmation with the estimate they were shown.
+
+    Counted against the person's daily limit first (429, nothing stored, beyond it). Nothing
+    is rebuilt here: the next run brings the answer into the figures.
+    """
     user_hash = _owner_hash(services, body)
     table = TimeConfirmation.__table__
     with services.engine.begin() as connection:
+        _count_answer(connection, services, user_hash)
         shown = _estimate(connection, body.chat_id)
         answer: dict[str, Any] = {
             "message_id": body.message_id,
             "confirmed_minutes": body.confirmed_minutes,
             "did_not_help": body.did_not_help,
+            "new_work": body.new_work,
             "preset": body.preset,
             "seen_low": shown.low if shown else None,
             "seen_most_likely": shown.most_likely if shown else None,
@@ -280,7 +338,6 @@ def submit_feedback(services: ApiServices, body: FeedbackBody) -> FeedbackReceip
                 },
             )
         )
-        sync_confirmed_no_help(connection, body.chat_id)  # the success-adjusted figures follow at once
         return FeedbackReceipt(
             chat_id=body.chat_id,
             estimate=shown,

@@ -20,8 +20,9 @@ from sqlalchemy.engine import Engine
 
 from functions import runs
 from functions.api.queries import latest_analysis_date
-from functions.api.schemas import HealthResponse, NextRun, RunInfo, SystemInfo
-from shared.config import DigestMode, EstimatorKind, Settings
+from functions.api.schemas import EstimatorInfo, HealthResponse, NextRun, RunInfo, SystemInfo
+from shared.config import Settings
+from shared.estimators import registry as estimator_registry
 from shared.models import PROCESSING_VERSION
 
 __all__ = ["SchedulerClientFactory", "computed_next_run", "health_report", "next_run"]
@@ -97,30 +98,37 @@ def next_run(
 
 
 def _system_info(settings: Settings) -> SystemInfo:
-    llm = settings.effective_estimator is EstimatorKind.LLM
-    if llm:
-        from shared.estimators.prompt import PROMPT_VERSION
-
-        version = PROMPT_VERSION
-    else:
-        from shared.estimators.heuristic import HEURISTIC_VERSION
-
-        version = HEURISTIC_VERSION
-    if settings.digest_mode is DigestMode.COUNTS:
-        from shared.estimators.prompt import COUNTS_ONLY_SUFFIX
-
-        version += COUNTS_ONLY_SUFFIX  # what new estimates are stamped with
+    configured = settings.effective_estimator.value
+    spec = estimator_registry.get(configured)
     return SystemInfo(
         environment=settings.environment.value,
         timezone=settings.timezone,
         idle_threshold_minutes=settings.idle_threshold_minutes,
-        estimator=settings.effective_estimator.value,
-        estimator_model=settings.openai_model if llm else None,
-        prompt_version=version,
+        estimator=configured,
+        estimator_model=spec.model(settings) if spec else None,
+        prompt_version=spec.version(settings) if spec else None,  # what new estimates are stamped with
         processing_version=PROCESSING_VERSION,
         min_group_size=settings.min_group_size,
         stale_run_minutes=settings.stale_run_minutes,
+        estimators=[
+            EstimatorInfo(
+                name=item.name,
+                label=item.label,
+                description=item.description,
+                settings=[_variable(name) for name in item.settings],
+                price_source=item.price_source,
+                configured=item.name == configured,
+            )
+            for item in estimator_registry.specs()
+        ],
     )
+
+
+def _variable(field_name: str) -> str:
+    """The environment variable of a `Settings` field (its first alias)."""
+    alias = Settings.model_fields[field_name].validation_alias
+    choices = getattr(alias, "choices", None)
+    return str(choices[0]) if choices else field_name.upper()
 
 
 def _info(run: runs.Run | None) -> RunInfo | None:

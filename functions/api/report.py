@@ -39,6 +39,7 @@ from functions.dimensions import CATEGORY, MODEL
 from functions.value import FIRST_RATE_DATE, rate_periods
 from shared.config import Settings
 from shared.errors import InvalidParameter
+from shared.estimators import registry as estimator_registry
 
 __all__ = ["ReportData", "ReportQuery", "collect", "render_report", "report_page", "write_report"]
 
@@ -176,6 +177,7 @@ _ENV = jinja2.Environment(
 )
 _ENV.filters.update(TEMPLATE_FILTERS)
 _ENV.filters.update(money=_money, usd=_usd, number=_number, tokens=_tokens)
+_ENV.globals["estimator_specs"] = estimator_registry.ESTIMATORS  # read at render time
 
 
 def render_report(data: ReportData, *, standalone: bool, chart_src: str = "", css_href: str = "") -> str:

@@ -20,6 +20,7 @@ from functions.metrics import METRICS, MINUTES
 from functions.runs import RunStatus
 from functions.value import ValueStatus
 from shared.errors import InvalidParameter
+from shared.estimators import registry as estimator_registry
 
 __all__ = [
     "MAX_DATE",
@@ -33,6 +34,7 @@ __all__ = [
     "DimensionRow",
     "DisclosureInfo",
     "ErrorResponse",
+    "EstimatorInfo",
     "EstimatorLabel",
     "ExportQuery",
     "Figures",
@@ -291,6 +293,8 @@ class Figures(_Response):
     unsuccessful_count: int = _metric("unsuccessful_count")
     flagged_count: int = _metric("flagged_count")
     flagged_time_saved: int = _metric("flagged_time_saved")
+    new_work_conversations: int = _metric("new_work_conversations")
+    new_work_active_minutes: int = _metric("new_work_active_minutes")
     total_manual_time_estimated: int = _metric("total_manual_time_estimated")
     total_manual_time_low: int = _metric("total_manual_time_low")
     total_manual_time_high: int = _metric("total_manual_time_high")
@@ -616,16 +620,38 @@ class NextRun(_Response):
     error: str | None = Field(description="Why the job could not be read, if it could not.")
 
 
+def _estimator_names(schema: dict[str, Any]) -> None:
+    """The enum of registered estimator names, read from the registry when the schema is made."""
+    schema["enum"] = list(estimator_registry.names())
+
+
+class EstimatorInfo(_Response):
+    """A registered estimator (`shared/estimators/registry.py`)."""
+
+    name: str = Field(description="Stored with every analysis it makes.", json_schema_extra=_estimator_names)
+    label: str = Field(description="Short label, as on the dashboard.")
+    description: str = Field(description="What makes its estimates.")
+    settings: list[str] = Field(description="The environment variables it reads.")
+    price_source: str = Field(description="Where the cost of its own estimates comes from.")
+    configured: bool = Field(description="The estimator new analyses use.")
+
+
 class SystemInfo(_Response):
     environment: str
     timezone: str
     idle_threshold_minutes: int
-    estimator: str = Field(description="Estimator new analyses use: `llm` or `heuristic`.")
+    estimator: str = Field(
+        description="Estimator new analyses use (one of the registered estimators).",
+        json_schema_extra=_estimator_names,
+    )
     estimator_model: str | None
     prompt_version: str | None = Field(description="Version stamped on new estimates.")
     processing_version: str
     min_group_size: int
     stale_run_minutes: int
+    estimators: list[EstimatorInfo] = Field(
+        default_factory=list, description="Every registered estimator, the configured one marked."
+    )
 
 
 class HealthResponse(_Response):

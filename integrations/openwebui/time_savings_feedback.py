@@ -72,6 +72,11 @@ ANSWERS: tuple[tuple[str, dict[str, Any], tuple[str, ...]], ...] = (
         {"did_not_help": True},
         ("did not help", "no help", "not helpful", "didn't help", "none"),
     ),
+    (  # new work, not time saved: counted apart, never as hours saved
+        "I would not have done this without AI",
+        {"new_work": True},
+        ("would not have done this", "wouldn't have done this", "new work", "new"),
+    ),
 )
 """The dialog's answers besides a typed time, in the order it lists them: one line each."""
 _BARE_NUMBER = re.compile(r"^\d+(?:[.,]\d+)?$")
@@ -136,6 +141,8 @@ def describe_estimate(state: dict[str, Any]) -> str:
         before = (
             "that AI did not help"
             if previous.get("did_not_help")
+            else "new work"
+            if previous.get("new_work")
             else f"{previous.get('confirmed_minutes')} min"
         )
         lines.append(f"You answered {before} before; a new answer replaces it.")
@@ -212,6 +219,8 @@ class Action:
             return None
         if confirmation.get("did_not_help"):
             await toast("success", "Thanks: recorded that AI did not help with this.")
+        elif confirmation.get("new_work"):
+            await toast("success", "Thanks: recorded as new work you would not have done without AI.")
         else:
             await toast("success", f"Thanks: recorded {confirmation.get('confirmed_minutes')} min by hand.")
         return None
