@@ -139,10 +139,10 @@ locals {
     ANALYTICS_STALE_RUN_MINUTES             = tostring(var.stale_run_minutes)
     ANALYTICS_CALIBRATION                   = var.calibration
     ANALYTICS_CALIBRATION_MIN_CONFIRMATIONS = tostring(var.calibration_min_confirmations)
-    ANALYTICS_FLAGGED_ESTIMATES         = var.flagged_estimates
-    ANALYTICS_FLAG_MIN_CONFIDENCE       = tostring(var.flag_min_confidence)
-    ANALYTICS_FLAG_MAX_BAND_RATIO       = tostring(var.flag_max_band_ratio)
-    ANALYTICS_FLAG_SAME_ANSWER_SHARE    = tostring(var.flag_same_answer_share)
+    ANALYTICS_FLAGGED_ESTIMATES             = var.flagged_estimates
+    ANALYTICS_FLAG_MIN_CONFIDENCE           = tostring(var.flag_min_confidence)
+    ANALYTICS_FLAG_MAX_BAND_RATIO           = tostring(var.flag_max_band_ratio)
+    ANALYTICS_FLAG_SAME_ANSWER_SHARE        = tostring(var.flag_same_answer_share)
     # calibration that resists poisoning, and the feedback endpoint's daily limit
     ANALYTICS_CALIBRATION_FACTOR_MIN       = tostring(var.calibration_factor_min)
     ANALYTICS_CALIBRATION_FACTOR_MAX       = tostring(var.calibration_factor_max)

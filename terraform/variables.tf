@@ -233,8 +233,8 @@ variable "feedback_daily_limit" {
   default     = 100
 
   validation {
-    condition     = var.feedback_daily_limit >= 1 && var.feedback_daily_limit <= 100000
-    error_message = "feedback_daily_limit must be between 1 and 100000."
+    condition     = var.feedback_daily_limit >= 1 && var.feedback_daily_limit <= 100000 && floor(var.feedback_daily_limit) == var.feedback_daily_limit
+    error_message = "feedback_daily_limit must be a whole number from 1 to 100000."
   }
 }
 

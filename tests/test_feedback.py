@@ -459,7 +459,7 @@ def test_answers_per_person_and_day_are_limited_with_429_and_nothing_stored(
     clock = datetime(2026, 6, 10, 23, 59, 30, tzinfo=settings.zone)
     app = create_app(services=ApiServices(settings, clock=lambda: clock))
     with serve_wsgi(app) as base:
-        limited = Stack(base, stack.engine, stack.alice_chat, stack.alice_message, stack.bob_chat)
+        limited = Stack(base, stack.engine, stack.alice_chat, stack.alice_message, stack.bob_chat, [])
         assert limited.post(_body(limited, minutes=30)).status_code == 200
         assert limited.post(_body(limited, minutes=40)).status_code == 200
         before = confirmation_rows(stack.engine)

@@ -56,8 +56,8 @@ from shared.errors import (
     RequestRejected,
     RetryableError,
 )
-from shared.json_input import refuse_deep_json
 from shared.estimators import registry as estimator_registry
+from shared.json_input import refuse_deep_json
 from shared.logs import configure_logging
 from shared.roles import ADMIN_ONLY, FEEDBACK_WRITERS, PUBLIC, READERS, Access
 
