@@ -11,11 +11,11 @@ from sqlalchemy.engine import Engine
 from functions import dispatcher
 from functions.aggregates import recompute_dates
 from functions.api.app import API_PREFIX, ROUTES, create_app
-from functions.api.csv_export import CSV_COLUMNS
-from functions.api.disclosure import OPENAPI_NOTE
-from functions.api.schemas import BreakdownResponse, ExportQuery, SummaryQuery
 from functions.api.services import ApiServices
 from functions.dimensions import DIMENSIONS, FILTER_DIMENSIONS, STORED_DIMENSIONS, Dimension
+from functions.read.csv_export import CSV_COLUMNS
+from functions.read.disclosure import OPENAPI_NOTE
+from functions.read.schemas import BreakdownResponse, ExportQuery, SummaryQuery
 from infra.local_queues import inline_queue
 from infra.openwebui_fixture import ChatBuilder, OpenWebUIFixture
 from shared.config import get_settings, reset_settings_cache

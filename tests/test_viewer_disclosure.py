@@ -25,8 +25,8 @@ from flask.testing import FlaskClient
 from sqlalchemy.engine import Engine
 
 from functions.api.app import API_PREFIX, create_app
-from functions.api.disclosure import BREAKDOWNS_OF_EVERYONE, EVERYONE_ELSE, _People, _released_groups
 from functions.api.services import ApiServices
+from functions.read.disclosure import BREAKDOWNS_OF_EVERYONE, EVERYONE_ELSE, _People, _released_groups
 from shared.config import get_settings, reset_settings_cache
 from tests.api_dataset import ZONE, analysis_row, insert, pseudonym, sums
 

@@ -21,9 +21,13 @@ from werkzeug.exceptions import HTTPException
 
 from functions.api import calibration_views, dashboard, endpoints, feedback, report
 from functions.api.access_log import install_access_log
-from functions.api.disclosure import OPENAPI_NOTE, FiguresBeingRebuilt
 from functions.api.openapi import build_openapi
-from functions.api.schemas import (
+from functions.api.services import ApiServices
+from functions.calibration import CalibrationReport
+from functions.dates import MAX_RANGE_DAYS
+from functions.dimensions import GROUP, STORED_DIMENSIONS
+from functions.read.disclosure import OPENAPI_NOTE, FiguresBeingRebuilt
+from functions.read.schemas import (
     BreakdownQuery,
     BreakdownResponse,
     ErrorResponse,
@@ -42,11 +46,8 @@ from functions.api.schemas import (
     UserBreakdownQuery,
     UserBreakdownResponse,
 )
-from functions.api.services import ApiServices
-from functions.calibration import CalibrationReport
-from functions.dates import MAX_RANGE_DAYS
-from functions.dimensions import GROUP, STORED_DIMENSIONS
-from shared.auth import authenticate, session_cookie_name
+from functions.read.side import read_side
+from shared.auth import Principal, authenticate, session_cookie_name
 from shared.config import Settings, get_settings
 from shared.errors import (
     AuthenticationFailed,
@@ -93,6 +94,7 @@ class Route:
     description: str = ""
     tag: str = "analytics"
     errors: tuple[tuple[int, str], ...] = ()  # statuses beyond the common ones, for OpenAPI
+    reads: bool = False  # the view reads figures: it gets the read side of the caller's role
 
     @property
     def documented(self) -> bool:
@@ -122,6 +124,7 @@ ROUTES: tuple[Route, ...] = (
         "/summary",
         "summary",
         endpoints.summary,
+        reads=True,
         access=READERS,
         query=SummaryQuery,
         response=SummaryResponse,
@@ -134,6 +137,7 @@ ROUTES: tuple[Route, ...] = (
         "/daily-trend",
         "daily-trend",
         endpoints.daily_trend,
+        reads=True,
         access=READERS,
         query=TrendQuery,
         response=TrendResponse,
@@ -145,6 +149,7 @@ ROUTES: tuple[Route, ...] = (
         "/user-breakdown",
         "user-breakdown",
         endpoints.user_breakdown,
+        reads=True,
         query=UserBreakdownQuery,
         response=UserBreakdownResponse,
         summary="Top users by time saved (pseudonymous)",
@@ -156,6 +161,7 @@ ROUTES: tuple[Route, ...] = (
             dimension.route,
             dimension.endpoint,
             endpoints.dimension_breakdown(dimension),
+            reads=True,
             # overlapping dimensions (people's own labels) stay admin-only until a viewer rule exists
             access=READERS if dimension.disclosure == "partition" else ADMIN_ONLY,
             query=BreakdownQuery,
@@ -169,6 +175,7 @@ ROUTES: tuple[Route, ...] = (
         "/group-breakdown",
         "group-breakdown",
         endpoints.group_breakdown,
+        reads=True,
         access=READERS,
         query=RangeQuery,
         response=GroupBreakdownResponse,
@@ -179,6 +186,7 @@ ROUTES: tuple[Route, ...] = (
         "/export/csv",
         "export-csv",
         endpoints.export_csv,
+        reads=True,
         query=ExportQuery,
         media_type="text/csv",
         summary="The analyses of a range as CSV",
@@ -271,7 +279,15 @@ ROUTES: tuple[Route, ...] = (
         description="The OpenAPI 3.1 description of this API.",
         tag="meta",
     ),
-    Route("/", "dashboard", dashboard.dashboard_page, access=READERS, kind="page", media_type="text/html"),
+    Route(
+        "/",
+        "dashboard",
+        dashboard.dashboard_page,
+        access=READERS,
+        kind="page",
+        media_type="text/html",
+        reads=True,
+    ),
     Route("/login", "login", dashboard.login_page, access=PUBLIC, kind="page", media_type="text/html"),
     Route(
         "/login",
@@ -283,13 +299,14 @@ ROUTES: tuple[Route, ...] = (
         media_type="text/html",
     ),
     Route("/logout", "logout", dashboard.logout, methods=("POST",), access=READERS, kind="page"),
-    Route("/report", "report", report.report_page, kind="page", media_type="text/html"),
+    Route("/report", "report", report.report_page, kind="page", media_type="text/html", reads=True),
     Route(
         f"/charts/<any({_CHART_NAMES}):chart>.svg",
         "chart",
         dashboard.chart,
         access=READERS,
         kind="page",
+        reads=True,
         media_type="image/svg+xml",
     ),
     Route(
@@ -314,7 +331,7 @@ def _services() -> ApiServices:
     return flask.current_app.extensions[_EXTENSION]
 
 
-def _authenticate(route: Route) -> None:
+def _authenticate(route: Route) -> Principal:
     """Let the caller in or raise; a cookie-authenticated unsafe request also needs its CSRF token."""
     current = _services()
     request = flask.request
@@ -336,6 +353,7 @@ def _authenticate(route: Route) -> None:
     if route.access == PUBLIC or principal.role not in route.access:
         raise AuthenticationFailed(f"the {principal.role} role may not call this route", status_code=403)
     flask.g.principal = principal
+    return principal
 
 
 def _request_parameters() -> dict[str, Any]:
@@ -370,17 +388,25 @@ def _adapter(response: Any) -> TypeAdapter[Any]:
 
 def _wrap(route: Route) -> Callable[..., Any]:
     def view(**path_values: Any) -> Any:
+        services = _services()
+        principal: Principal | None = None
         if route.access != PUBLIC:
             try:
-                _authenticate(route)
+                principal = _authenticate(route)
             except AuthenticationFailed as exc:
                 if route.endpoint == "dashboard" and exc.status_code == 401:
                     return flask.redirect(flask.url_for("login"), code=303)
                 raise
+        # the principal is resolved here, once: it picks the read side (none without a principal)
+        arguments: tuple[Any, ...] = (services,)
+        if route.reads:
+            if principal is None:
+                raise AuthenticationFailed("a route that reads figures needs a principal")
+            arguments += (read_side(principal.role, services.settings, services.engine),)
         if route.kind == "page":
-            return route.view(_services(), **path_values)
+            return route.view(*arguments, **path_values)
         query = _parse_query(route.query or NoQuery)
-        result = route.view(_services(), query)
+        result = route.view(*arguments, query)
         if isinstance(result, flask.Response):
             return result
         body = _adapter(route.response).dump_json(result)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import flask
 
 from functions.api import charts
-from functions.api.schemas import NoQuery
 from functions.api.services import ApiServices
 from functions.calibration import (
     CalibrationReport,
@@ -13,6 +12,7 @@ from functions.calibration import (
     load_confirmation_pairs,
     scatter_points,
 )
+from functions.read.schemas import NoQuery
 
 __all__ = ["calibration", "calibration_chart", "dashboard_report"]
 

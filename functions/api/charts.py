@@ -33,7 +33,7 @@ import flask
 import pygal
 from pygal.style import Style
 
-from functions.api.schemas import DailyPoint, Figures, WithheldPoint
+from functions.read.schemas import DailyPoint, Figures, WithheldPoint
 from shared.config import Settings
 from shared.errors import AnalyticsError
 

@@ -28,9 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
-from functions.api.schemas import PRINTABLE
 from functions.api.services import ApiServices
 from functions.calibration import MAX_CONFIRMED_MINUTES
+from functions.read.schemas import PRINTABLE
 from functions.success import sync_confirmed_no_help
 from shared.errors import InvalidParameter, RequestRejected
 from shared.models import ConversationAnalysis, TimeConfirmation

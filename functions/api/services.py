@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from functions.api.health import SchedulerClientFactory
+from functions.read.health import SchedulerClientFactory
 from shared.auth import FailureLimiter, RoleLookup, SessionSigner
 from shared.config import Settings
 from shared.db import analytics_engine, source_engine

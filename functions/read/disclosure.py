@@ -45,28 +45,25 @@ from datetime import date
 from itertools import combinations
 from typing import Any
 
-import flask
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from functions import runs
-from functions.api import queries
-from functions.api.schemas import (
+from functions.calibrated import CALIBRATED_FIELDS, VERSION_RANGE_SQL
+from functions.dimensions import GROUP, Dimension
+from functions.metrics import ESTIMATOR_COUNTS, METRICS, SUM_COLUMNS, analysed_rows_sql
+from functions.read import queries
+from functions.read.schemas import (
     DailyPoint,
     DateRange,
     DimensionRow,
     DisclosureInfo,
     Figures,
     GroupRow,
-    SummaryQuery,
     WithheldPoint,
 )
-from functions.calibrated import CALIBRATED_FIELDS, VERSION_RANGE_SQL
-from functions.dimensions import GROUP, Dimension
-from functions.metrics import ESTIMATOR_COUNTS, METRICS, SUM_COLUMNS, analysed_rows_sql
-from shared.auth import Principal
+from shared.config import Settings
 from shared.errors import RequestRejected, RetryableError
-from shared.roles import DISCLOSURE_CONTROLLED
 
 __all__ = [
     "BREAKDOWNS_OF_EVERYONE",
@@ -76,7 +73,6 @@ __all__ = [
     "FiguresBeingRebuilt",
     "Release",
     "ViewerRefused",
-    "control_for",
     "viewer_note",
 ]
 
@@ -376,7 +372,7 @@ SELECT EXISTS (
 class Control:
     """Disclosure control at floor k for one request of a controlled role (caches what it read)."""
 
-    floor: int
+    settings: Settings
     _releases: dict[tuple[date, date, bool], Release] = field(default_factory=dict, compare=False, repr=False)
     _thin: bool | None = field(default=None, compare=False, repr=False)  # read once, when first needed
 
@@ -384,7 +380,7 @@ class Control:
         """`queries.figure_fields`, without the calibrated fields while a calibration in use rests on
         fewer than k people's answers: calibrated ÷ raw minutes of a category is its factor, the
         median of those few people's own answers (the calibration report is admin-only for this)."""
-        fields = queries.figure_fields(row)
+        fields = queries.figure_fields(row, self.settings)
         if fields.get("calibration_versions") is None:
             return fields  # calibration is off
         if self._thin is None:
@@ -395,16 +391,19 @@ class Control:
             fields.update(dict.fromkeys(CALIBRATED_FIELDS))
         return fields
 
+    @property
+    def floor(self) -> int:
+        return self.settings.min_group_size
+
     # --- what a viewer may ask
 
-    def check_summary(self, query: SummaryQuery) -> None:
+    def check_summary(self, scope: queries.Scope) -> None:
         """Summary and trend: a group is fine; a person or a dimension value is not."""
-        if query.user_id_hash is not None:
+        if scope.user_id_hash is not None:
             raise ViewerRefused("user_id_hash: a viewer sees no figures of one person")
-        chosen = query.dimension_filter()
-        if chosen is not None:
+        if scope.dimension is not None:
             raise ViewerRefused(
-                f"{chosen[0].filter_parameter}: {BREAKDOWNS_OF_EVERYONE}; "
+                f"{scope.dimension.filter_parameter}: {BREAKDOWNS_OF_EVERYONE}; "
                 "filters by model, category or tag are for admins"
             )
 
@@ -555,14 +554,6 @@ class Control:
             withheld_group_days=withheld_cells,
         )
         return rows, info
-
-
-def control_for(min_group_size: int) -> Control | None:
-    """The control for the current request's role; None for a role that sees raw figures (admin)."""
-    principal: Principal | None = flask.g.get("principal")
-    if principal is None or principal.role not in DISCLOSURE_CONTROLLED:
-        return None
-    return Control(floor=min_group_size)
 
 
 def viewer_note(

@@ -19,8 +19,8 @@ from cronsim import CronSim, CronSimError
 from sqlalchemy.engine import Engine
 
 from functions import runs
-from functions.api.queries import latest_analysis_date
-from functions.api.schemas import HealthResponse, NextRun, RunInfo, SystemInfo
+from functions.read.queries import latest_analysis_date
+from functions.read.schemas import HealthResponse, NextRun, RunInfo, SystemInfo
 from shared.config import DigestMode, EstimatorKind, Settings
 from shared.models import PROCESSING_VERSION
 

@@ -145,12 +145,11 @@ class RangeQuery(_Query):
         if self.start_date is None and self.end_date is None:
             days = self.days or DEFAULT_DAYS
             end = today - timedelta(days=1)
-            return DateRange(start_date=end - timedelta(days=days - 1), end_date=end, days=days)
+            return DateRange.between(end - timedelta(days=days - 1), end)
         if self.days is not None:
             raise InvalidParameter("days", "give either days or start_date and end_date, not both")
         start, end = checked_range(self.start_date, self.end_date, "the range")
-        days = (end - start).days + 1
-        return DateRange(start_date=start, end_date=end, days=days)
+        return DateRange.between(start, end)
 
 
 class BreakdownQuery(RangeQuery):
@@ -267,6 +266,26 @@ class DateRange(_Response):
     start_date: date = Field(description="First local date, inclusive.")
     end_date: date = Field(description="Last local date, inclusive.")
     days: int = Field(description="Number of days in the range.", json_schema_extra=_unit("days"))
+
+    @classmethod
+    def between(cls, start: date, end: date) -> DateRange:
+        """The range from `start` to `end`, inclusive: the one way a range is made."""
+        if end < start:
+            raise ValueError(f"a range ends on or after its start ({start} … {end})")
+        return cls(start_date=start, end_date=end, days=(end - start).days + 1)
+
+    @classmethod
+    def ending(cls, end: date, days: int) -> DateRange:
+        """The `days` dates that end on `end`."""
+        return cls.between(end - timedelta(days=days - 1), end)
+
+    def previous(self) -> DateRange:
+        """The range of equal length that ends the day before this one starts."""
+        return DateRange.ending(self.start_date - timedelta(days=1), self.days)
+
+    def through(self, last: DateRange) -> DateRange:
+        """The dates from the start of this range to the end of `last`."""
+        return DateRange.between(self.start_date, last.end_date)
 
     def dates(self) -> list[date]:
         """Every local date of the range, in order."""

@@ -1,0 +1,1 @@
+"""The read side: every figure the dashboard, API, report and CLI show (no web framework here)."""
