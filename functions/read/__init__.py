@@ -1,1 +1,1 @@
-"""The read side: every figure the dashboard, API, report and CLI show (no web framework here)."""
+"""The read side: figures for admins and the releases a viewer reads; no Flask, no HTTP."""
