@@ -122,6 +122,13 @@ class CalibrationMode(StrEnum):
     APPLY = "apply"  # the calibrated figure is the headline; raw still in the API and CSV
 
 
+class ReleasePeriod(StrEnum):
+    """The closed periods a viewer's releases cover (functions/read/releases.py)."""
+
+    WEEK = "week"  # ISO week, Monday to Sunday
+    MONTH = "month"  # calendar month
+
+
 class QueueBackend(StrEnum):
     CLOUD_TASKS = "cloud_tasks"
     LOCAL_HTTP = "local_http"
@@ -411,6 +418,20 @@ class Settings(BaseSettings):
         validation_alias=_env("ANALYTICS_SCHEDULE"),
         description="Cron schedule of the nightly run, in `TZ` (Terraform uses the same value).",
     )
+    release_periods: Annotated[tuple[ReleasePeriod, ...], NoDecode] = Field(
+        (ReleasePeriod.WEEK, ReleasePeriod.MONTH),
+        validation_alias=_env("ANALYTICS_RELEASE_PERIODS"),
+        description="Comma-separated periods a viewer's figures are published for (`week`: ISO "
+        "week, `month`: calendar month); each closed period is published once, audited, and frozen.",
+    )
+    release_grace_days: int = Field(
+        3,
+        ge=0,
+        le=60,
+        validation_alias=_env("ANALYTICS_RELEASE_GRACE_DAYS"),
+        description="Days after a period closes before its release is published, so late arrivals "
+        "are in it; later changes reach the admin's figures only.",
+    )
     lookback_days: int = Field(
         7,
         ge=0,
@@ -618,6 +639,21 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [host.strip().lower() for host in value.split(",") if host.strip()]
         return value
+
+    @field_validator("release_periods", mode="before")
+    @classmethod
+    def _release_periods(cls, value: object) -> object:
+        parts = value.split(",") if isinstance(value, str) else value
+        if not isinstance(parts, list | tuple):
+            return value
+        names = [str(part).strip() for part in parts if str(part).strip()]
+        known = {period.value for period in ReleasePeriod}
+        unknown = [name for name in names if name not in known]
+        if unknown or not names:
+            raise ValueError(
+                f"ANALYTICS_RELEASE_PERIODS: give one or more of {', '.join(sorted(known))} (got {value!r})"
+            )
+        return tuple(ReleasePeriod(name) for name in dict.fromkeys(names))
 
     @field_validator("pii_regions", mode="before")
     @classmethod

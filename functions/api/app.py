@@ -26,7 +26,7 @@ from functions.api.services import ApiServices
 from functions.calibration import CalibrationReport
 from functions.dates import MAX_RANGE_DAYS
 from functions.dimensions import GROUP, STORED_DIMENSIONS
-from functions.read.disclosure import OPENAPI_NOTE, FiguresBeingRebuilt
+from functions.read.releases import OPENAPI_NOTE
 from functions.read.schemas import (
     BreakdownQuery,
     BreakdownResponse,
@@ -162,12 +162,12 @@ ROUTES: tuple[Route, ...] = (
             dimension.endpoint,
             endpoints.dimension_breakdown(dimension),
             reads=True,
-            # overlapping dimensions (people's own labels) stay admin-only until a viewer rule exists
-            access=READERS if dimension.disclosure == "partition" else ADMIN_ONLY,
+            # not in a viewer's releases (functions/read/releases.py): admins only
+            access=ADMIN_ONLY,
             query=BreakdownQuery,
             response=BreakdownResponse,
             summary=dimension.title,
-            description=dimension.description + (OPENAPI_NOTE if dimension.disclosure == "partition" else ""),
+            description=dimension.description,
         )
         for dimension in STORED_DIMENSIONS
     ),
@@ -452,10 +452,7 @@ def _http_error(exc: HTTPException) -> flask.Response:
 
 
 def _unavailable(exc: RetryableError) -> flask.Response:
-    if isinstance(exc, FiguresBeingRebuilt):
-        _log.info("viewer figures paused: %s", exc)  # normal while a run is open: health tells when stuck
-    else:
-        _log.warning("dependency unavailable: %s", exc)
+    _log.warning("dependency unavailable: %s", exc)
     response = _error(503, "unavailable", str(exc))
     if exc.retry_after_seconds is not None:
         response.headers["Retry-After"] = str(round(exc.retry_after_seconds))

@@ -21,7 +21,7 @@ from functions.api import calibration_views, charts
 from functions.api.services import ApiServices
 from functions.calibrated import calibration_note
 from functions.dimensions import DIMENSIONS, GROUP, Dimension, dimension
-from functions.read import disclosure, queries
+from functions.read import queries
 from functions.read.health import health_report
 from functions.read.schemas import (
     BreakdownQuery,
@@ -235,12 +235,7 @@ def dashboard_page(services: ApiServices, read: ReadSide) -> flask.Response:
         except InvalidParameter as exc:
             error = str(exc)
         group_id = group.group_id if group else None
-        try:
-            summary = read.summary(connection, queries.Scope(group_id=group_id), date_range)
-        except disclosure.FiguresBeingRebuilt as exc:
-            paused = _render("paused.html", status=503, message=str(exc), floor=settings.min_group_size)
-            paused.headers["Retry-After"] = str(round(exc.retry_after_seconds or 0))
-            return paused
+        summary = read.summary(connection, queries.Scope(group_id=group_id), date_range)
         groups = read.group_breakdown(connection, date_range)
         breakdowns = [
             read.dimension_breakdown(connection, d, date_range, group_id)
@@ -268,6 +263,7 @@ def dashboard_page(services: ApiServices, read: ReadSide) -> flask.Response:
         settings=settings,
         error=error,
         date_range=date_range,
+        shown_range=summary.range,  # a viewer's range snaps to whole published periods
         previous_range=earlier,
         preset=preset,
         presets=[
@@ -308,10 +304,6 @@ def chart(services: ApiServices, read: ReadSide, chart: str) -> flask.Response:
     except charts.ChartRenderFailed as exc:
         flask.current_app.logger.error("chart %s not drawn: %s", chart, exc)
         return charts.svg_response(charts.ERROR_SVG, status=503)
-    except disclosure.FiguresBeingRebuilt as exc:  # an image, like every answer of this route
-        response = charts.svg_response(charts.ERROR_SVG, status=503)
-        response.headers["Retry-After"] = str(round(exc.retry_after_seconds or 0))
-        return response
 
 
 def _chart(services: ApiServices, read: ReadSide, chart: str) -> flask.Response:
@@ -342,7 +334,7 @@ def _chart(services: ApiServices, read: ReadSide, chart: str) -> flask.Response:
             if split not in read.breakdown_dimensions(None):
                 raise AuthenticationFailed(f"the {split.noun} chart is for admins", status_code=403)
             found = read.dimension_breakdown(connection, split, date_range, group_id).rows
-            labels = [disclosure.EVERYONE_ELSE if row.value is None else row.value for row in found]
+            labels = [row.value or "" for row in found]
             rows = list(found)
     return charts.svg_response(
         charts.breakdown_chart(
