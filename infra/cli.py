@@ -394,6 +394,19 @@ def stats(days: int, as_json: bool) -> None:
 
 
 @cli.command()
+def publish() -> None:
+    """Publish the viewer's releases that are due (closed weeks and months; the aggregator does it after each run)."""
+    from functions.read.releases import publish_due
+
+    settings = ensure_analytics_url(get_settings())
+    with analytics_engine(settings).begin() as connection:
+        counts = publish_due(connection, settings, datetime.now(settings.zone))
+    click.echo(f"releases: {counts['published']} published, {counts['refused']} refused by the auditor")
+    if counts["refused"]:
+        sys.exit(1)
+
+
+@cli.command()
 @click.option("--month", help="Calendar month, YYYY-MM (default: the last full month).")
 @click.option("--start-date", type=_DATE, help="First date of a custom range (with --end-date).")
 @click.option("--end-date", type=_DATE, help="Last date of a custom range.")

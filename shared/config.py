@@ -365,8 +365,8 @@ class Settings(BaseSettings):
         le=1000,
         validation_alias=_env("ANALYTICS_MIN_GROUP_SIZE"),
         description="Groups with fewer members are hidden from group breakdowns; for the viewer role "
-        "also the disclosure floor: no figure, nor a sum or difference of figures, describes fewer "
-        'people (see "What a viewer can and cannot infer").',
+        "also the disclosure floor: no published figure, nor any combination of published figures, "
+        'is the total of fewer people (see "What a viewer can and cannot infer").',
     )
 
     # --- value of time -------------------------------------------------------------

@@ -496,7 +496,9 @@ def _publish(
             published, candidates, lambda atom: atoms_by_id[int(str(atom))].person, settings.min_group_size
         )
         record = selection.record
-        passed = record.passed and not selection.budget_exhausted
+        # a budget that runs out fails closed: what was kept is proven, the rest is suppressed;
+        # only when the figures published before cannot be proven again is the release refused
+        passed = record.passed
         kept = set(selection.kept) if passed else set()
         audit = {
             "figures": record.figures,
