@@ -24,6 +24,7 @@ from shared.errors import (
     RequestRejected,
     RetryableError,
 )
+from shared.json_input import refuse_deep_json
 from shared.logs import configure_logging
 from shared.pipeline_auth import verify_pipeline_caller
 from shared.queue import TASK_RETRY_HEADER
@@ -77,6 +78,7 @@ def _parse(raw: bytes) -> dict[str, Any]:
         raise RequestRejected(f"payload is {len(raw)} bytes; the limit is {MAX_TASK_BODY_BYTES}")
     if not raw.strip():
         return {}
+    refuse_deep_json(raw)
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

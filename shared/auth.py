@@ -15,14 +15,31 @@ The ways in, checked in this order (the roles are defined in `shared.roles`):
   ends every session), naming a session kept on the server (`shared.sessions`), which
   holds its role and ends at sign-out, at its lifetime or when idle.
 
-Wrong credentials are counted per client: after ``max_failures`` failures within
-``window_seconds`` the client gets 429 with ``Retry-After`` until the window slides,
-even with the right password. A client is an IPv4 address or an IPv6 /64 (one
-subscriber's network: rotating addresses inside it does not buy more guesses), and all
-clients together have a global budget of ``global_max_failures`` per window, which
-bounds guessing from many networks (at the price that, under such an attack, everyone
-waits). The counters live in the process: with several function instances the limits
-apply per instance. The client address is ``request.remote_addr``; in production
+Every sign-in attempt (bearer token, login form, a malformed session cookie) goes through
+`FailureLimiter.attempt`, one mechanism with three counters over a sliding window of
+``window_seconds``:
+
+* per **source** (an IPv4 address or an IPv6 /64: one subscriber's network, so rotating
+  addresses inside it buys no guesses): after ``max_failures`` failures the source gets 429
+  with ``Retry-After`` before anything it presents is verified, the right password
+  included: it is the source's own failures that stop it, which is what bounds guessing;
+* per **presented credential** (a keyed hash of it, the key random per process; the
+  credential itself is never stored or logged): a wrong credential that failed
+  ``max_failures`` times is refused from every source. A correct credential never fails,
+  so its counter stays empty;
+* a **global budget** of ``global_max_failures`` wrong attempts from all sources: while it
+  is spent, a credential that fails verification is answered 429 with ``Retry-After``
+  instead of 401. It slows wrong credentials only: a correct credential is verified and let
+  in however many others failed, so 200 wrong guesses from 10 addresses lock out neither
+  the admin, nor the viewer, nor the Open WebUI Action's token.
+
+What bounds guessing from many networks is therefore the per-source limit times the number
+of sources, against secrets of at least 12 (passwords) and 32 (tokens) characters; an
+admin who shares a source with a guesser (one NAT) waits with it. Well-formed but
+unverifiable session cookies (expired, signed out, signed before a password change) are a
+normal end of a session and are not counted; a cookie that is not of the shape this
+product issues is. The counters live in the process: with several function instances the
+limits apply per instance. The client address is ``request.remote_addr``; in production
 (behind Google's front end, which appends the address it saw to ``X-Forwarded-For``)
 the last ``X-Forwarded-For`` entry is used instead, because earlier entries are
 whatever the client sent.
@@ -34,13 +51,14 @@ import base64
 import hashlib
 import hmac
 import ipaddress
+import re
 import secrets
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from shared.config import Settings
 from shared.errors import AuthenticationFailed, RateLimited
@@ -99,8 +117,11 @@ def client_key(address: str) -> str:
     return str(ip)
 
 
+_Verified = TypeVar("_Verified")
+
+
 class FailureLimiter:
-    """Failed attempts per client (see `client_key`) and overall, in sliding windows, in this process."""
+    """Failed sign-ins per source, per presented credential and overall, in sliding windows, in this process."""
 
     def __init__(
         self,
@@ -114,9 +135,11 @@ class FailureLimiter:
         self.window_seconds = window_seconds
         self.global_max_failures = global_max_failures
         self._clock = clock
-        self._max_clients = max_clients  # bounds memory under a spray of spoofed sources
-        self._failures: dict[str, deque[float]] = {}
+        self._max_clients = max_clients  # bounds memory under a spray of spoofed sources or credentials
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()  # source -> failure times
+        self._credential_failures: OrderedDict[bytes, deque[float]] = OrderedDict()
         self._everyone: deque[float] = deque(maxlen=global_max_failures)
+        self._fingerprint_key = secrets.token_bytes(32)
         self._lock = threading.Lock()
 
     @classmethod
@@ -127,53 +150,92 @@ class FailureLimiter:
             global_max_failures=settings.login_global_max_failures,
         )
 
-    def _recent(self, client: str, now: float) -> deque[float]:
-        failures = self._failures.get(client)
-        if failures is None:
-            return deque()
-        while failures and failures[0] <= now - self.window_seconds:
-            failures.popleft()
-        if not failures:
-            del self._failures[client]
-        return failures
+    def _fingerprint(self, credential: str) -> bytes:
+        message = credential.encode("utf-8", "surrogatepass")
+        return hmac.new(self._fingerprint_key, message, hashlib.sha256).digest()[:16]
 
-    def _wait(self, failures: deque[float], limit: int, now: float) -> float:
+    def _wait(self, failures: deque[float] | None, limit: int, now: float) -> float:
         """Seconds until `failures` (oldest first) drop below `limit` in the window; 0 when they are."""
+        if failures is None:
+            return 0.0
         while failures and failures[0] <= now - self.window_seconds:
             failures.popleft()
         if len(failures) < limit:
             return 0.0
         return failures[len(failures) - limit] + self.window_seconds - now
 
-    def check(self, client: str) -> None:
-        """Raise `RateLimited` while `client`, or everyone together, is over the limit."""
-        key = client_key(client)
-        with self._lock:
-            now = self._clock()
-            wait = max(
-                self._wait(self._recent(key, now), self.max_failures, now),
-                self._wait(self._everyone, self.global_max_failures, now),
-            )
-            if wait > 0:
-                raise RateLimited(max(1, int(wait + 0.999)))
+    def _count(self, table: OrderedDict[Any, deque[float]], key: object, now: float) -> None:
+        failures = table.get(key)
+        if failures is None:
+            if len(table) >= self._max_clients:
+                table.popitem(last=False)  # the key whose last failure is oldest
+            failures = table[key] = deque()
+        else:
+            table.move_to_end(key)
+        self._wait(failures, self.max_failures, now)
+        failures.append(now)
 
-    def record_failure(self, client: str) -> None:
-        """Count one failed attempt of `client`."""
+    def check(self, client: str, credential: str | None = None) -> None:
+        """Raise `RateLimited` while `client`'s source, or the presented `credential`, is over its limit."""
         key = client_key(client)
         with self._lock:
             now = self._clock()
-            if key not in self._failures and len(self._failures) >= self._max_clients:
-                oldest = min(self._failures, key=lambda name: self._failures[name][-1])
-                del self._failures[oldest]
-            self._recent(key, now)
-            self._failures.setdefault(key, deque()).append(now)
+            wait = self._wait(self._failures.get(key), self.max_failures, now)
+            if credential is not None:
+                fingerprint = self._fingerprint(credential)
+                wait = max(
+                    wait, self._wait(self._credential_failures.get(fingerprint), self.max_failures, now)
+                )
+        if wait > 0:
+            raise RateLimited(_whole_seconds(wait))
+
+    def record_failure(self, client: str, credential: str | None = None) -> None:
+        """Count one failed attempt of `client` presenting `credential`."""
+        key = client_key(client)
+        fingerprint = None if credential is None else self._fingerprint(credential)
+        with self._lock:
+            now = self._clock()
+            self._count(self._failures, key, now)
+            if fingerprint is not None:
+                self._count(self._credential_failures, fingerprint, now)
             self._everyone.append(now)
+
+    def global_wait(self) -> int:
+        """Whole seconds until the global budget of wrong attempts has room again; 0 while it has."""
+        with self._lock:
+            now = self._clock()
+            wait = self._wait(self._everyone, self.global_max_failures, now)
+        return _whole_seconds(wait) if wait > 0 else 0
+
+    def attempt(self, client: str, credential: str, verify: Callable[[], _Verified]) -> _Verified:
+        """`verify()` (which raises `AuthenticationFailed` for a wrong credential) under the limits.
+
+        The source and the credential are checked before verifying; a correct credential is
+        then let in whatever others did; a wrong one (401) is counted and, while the global
+        budget is spent, answered 429 instead.
+        """
+        self.check(client, credential)
+        try:
+            return verify()
+        except AuthenticationFailed as exc:
+            if exc.status_code != 401:
+                raise
+            self.record_failure(client, credential)
+            wait = self.global_wait()
+            if wait:
+                raise RateLimited(wait) from exc
+            raise
 
     def reset(self) -> None:
         """Forget every failure (tests)."""
         with self._lock:
             self._failures.clear()
+            self._credential_failures.clear()
             self._everyone.clear()
+
+
+def _whole_seconds(wait: float) -> int:
+    return max(1, int(wait + 0.999))
 
 
 def client_address(request: _Request, *, behind_google_front_end: bool) -> str:
@@ -188,6 +250,10 @@ def client_address(request: _Request, *, behind_google_front_end: bool) -> str:
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+# `<expiry>.<id>.<mac>` in ASCII, as `SessionSigner.issue` writes it (ids and macs are base64url)
+_SESSION_SHAPE = re.compile(r"[0-9]{1,12}\.[A-Za-z0-9_-]{1,64}\.[A-Za-z0-9_-]{1,64}")
 
 
 def session_cookie_name(settings: Settings) -> str:
@@ -227,9 +293,14 @@ class SessionSigner:
         payload = f"{int(self._clock()) + self.ttl_seconds}.{_b64(secrets.token_bytes(16))}"
         return f"{payload}.{self._mac(b'session', payload)}"
 
+    @staticmethod
+    def well_formed(value: str) -> bool:
+        """Whether `value` has the shape of a session value (any signer's, expired or not)."""
+        return _SESSION_SHAPE.fullmatch(value) is not None
+
     def verify(self, value: str | None) -> bool:
         """True for an unexpired value this signer issued."""
-        if not value or value.count(".") != 2 or len(value) > 200:
+        if not value or not self.well_formed(value):
             return False
         payload, _, mac = value.rpartition(".")
         if not hmac.compare_digest(mac, self._mac(b"session", payload)):
@@ -247,9 +318,10 @@ class SessionSigner:
         return self._mac(b"csrf", session_value)
 
     def verify_csrf(self, session_value: str | None, token: str | None) -> bool:
-        return bool(session_value and token) and hmac.compare_digest(
-            str(token), self.csrf_token(str(session_value))
-        )
+        if not session_value or not token:
+            return False
+        presented = str(token).encode("utf-8", "surrogatepass")  # compare_digest refuses non-ASCII str
+        return hmac.compare_digest(presented, self.csrf_token(str(session_value)).encode())
 
 
 def _looks_like_jwt(token: str) -> bool:
@@ -343,6 +415,14 @@ def verify_bearer(
     raise AuthenticationFailed("invalid credentials")
 
 
+def _refuse_authorization_header() -> Principal:
+    raise AuthenticationFailed("the Authorization header must be 'Bearer <credentials>'")
+
+
+def _refuse_session_cookie() -> Principal:
+    raise AuthenticationFailed("the session cookie is not one this service issues; sign in again")
+
+
 def authenticate(
     request: _Request,
     settings: Settings,
@@ -354,9 +434,9 @@ def authenticate(
 ) -> Principal:
     """Authenticate `request` by bearer token or (when `signer` is given) session cookie.
 
-    Raises `RateLimited` (429) for a client over the failure limit, `AuthenticationFailed`
-    with 401 for missing or wrong credentials and 403 for a non-admin Open WebUI user.
-    A cookie is accepted only when `sessions` knows it as alive.
+    Raises `RateLimited` (429) under the failure limits (see the module docstring),
+    `AuthenticationFailed` with 401 for missing or wrong credentials and 403 for a non-admin
+    Open WebUI user. A cookie is accepted only when `sessions` knows it as alive.
     """
     client = client_address(request, behind_google_front_end=settings.is_production)
     header = request.headers.get("Authorization", "")
@@ -364,19 +444,14 @@ def authenticate(
     cookie = request.cookies.get(session_cookie_name(settings)) if signer else None
     if not header and not cookie:
         raise AuthenticationFailed("authentication required: send Authorization: Bearer <password>")
-    limiter.check(client)
     if header:
         if token is None:
-            limiter.record_failure(client)
-            raise AuthenticationFailed("the Authorization header must be 'Bearer <credentials>'")
-        try:
-            return verify_bearer(token, settings, role_lookup)
-        except AuthenticationFailed as exc:
-            if exc.status_code == 401:
-                limiter.record_failure(client)
-            raise
-    assert signer is not None
-    if cookie and signer.verify(cookie) and sessions is not None:
+            return limiter.attempt(client, header, _refuse_authorization_header)
+        return limiter.attempt(client, token, lambda: verify_bearer(token, settings, role_lookup))
+    assert signer is not None and cookie
+    if not signer.well_formed(cookie):
+        return limiter.attempt(client, cookie, _refuse_session_cookie)
+    if signer.verify(cookie) and sessions is not None:
         role = sessions.role(signer.session_id(cookie))
         if role is not None:
             return Principal("session", role=role)

@@ -335,7 +335,7 @@ class Settings(BaseSettings):
         le=100_000,
         validation_alias=_env("ANALYTICS_LOGIN_GLOBAL_MAX_FAILURES"),
         description="Failed sign-ins from all clients together per window (per process) before "
-        "every sign-in waits: bounds guessing from many addresses.",
+        "a wrong credential is answered 429 instead of 401; a correct one is always let in.",
     )
     login_failure_window_seconds: int = Field(
         300,

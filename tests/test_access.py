@@ -16,7 +16,7 @@ from functions.api.dashboard import wait_text
 from infra.openwebui_fixture import OpenWebUIFixture
 from shared.auth import FailureLimiter, client_key
 from shared.config import Settings, get_settings, reset_settings_cache
-from shared.errors import ConfigurationError
+from shared.errors import AuthenticationFailed, ConfigurationError, RateLimited
 from shared.roles import PUBLIC, Role
 from tests.test_auth import PASSWORD, SECRET, Clock, _url, bearer, make_client
 
@@ -365,16 +365,26 @@ def test_rotating_ipv6_addresses_inside_a_64_buys_no_guesses(analytics_url: str,
     assert other.status_code == 200
 
 
-def test_the_global_budget_bounds_guessing_from_many_networks(clock: Clock) -> None:
+def test_the_global_budget_slows_wrong_credentials_only(clock: Clock) -> None:
     limiter = FailureLimiter(max_failures=10, window_seconds=300, clock=clock, global_max_failures=50)
     for n in range(50):
         limiter.check(f"198.51.100.{n}")
-        limiter.record_failure(f"198.51.100.{n}")  # one guess each: no client over its own limit
+        limiter.record_failure(
+            f"198.51.100.{n}", f"guess {n}"
+        )  # one guess each: no client over its own limit
         clock.now += 1
-    with pytest.raises(Exception, match="retry in 250 s"):
-        limiter.check("203.0.113.77")  # a new client, but the budget is spent
-    clock.now += 250
-    limiter.check("203.0.113.77")
+    assert limiter.global_wait() == 250
+
+    def wrong() -> None:
+        raise AuthenticationFailed("invalid credentials")
+
+    with pytest.raises(RateLimited, match="retry in 251 s"):  # its own failure counts: one more second
+        limiter.attempt("203.0.113.77", "another guess", wrong)  # a new client, but the budget is spent
+    assert limiter.attempt("203.0.113.77", PASSWORD, lambda: "let in") == "let in"
+    clock.now += 260
+    with pytest.raises(AuthenticationFailed) as refused:
+        limiter.attempt("203.0.113.78", "a later guess", wrong)
+    assert refused.value.status_code == 401
 
 
 def test_the_global_budget_is_a_setting(analytics_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -382,13 +392,16 @@ def test_the_global_budget_is_a_setting(analytics_url: str, monkeypatch: pytest.
     monkeypatch.setenv("ANALYTICS_LOGIN_MAX_FAILURES", "2")
     reset_settings_cache()
     client = make_client()
-    for n in range(3):
-        response = client.post(
+    statuses = [
+        client.post(
             "/login", data={"password": "guess"}, environ_base={"REMOTE_ADDR": f"10.0.0.{n}"}
-        )
-        assert response.status_code == 401
-    response = client.get("/login", environ_base={"REMOTE_ADDR": "10.0.0.200"})
-    assert response.status_code == 429
+        ).status_code
+        for n in range(4)
+    ]
+    assert statuses == [401, 401, 429, 429]  # the third wrong guess spends the budget of 3
+    newcomer = {"REMOTE_ADDR": "10.0.0.200"}
+    assert client.get("/login", environ_base=newcomer).status_code == 200
+    assert client.post("/login", data={"password": PASSWORD}, environ_base=newcomer).status_code == 303
 
 
 def test_the_login_page_says_how_long_to_wait(analytics_url: str, clock: Clock) -> None:

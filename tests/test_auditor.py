@@ -219,7 +219,7 @@ class Case:
     k: int
     active: dict[str, frozenset[int]]
     groups: tuple[frozenset[str], ...]
-    rates: dict[str, int]
+    rates: dict[str, int | Fraction]
     periods: tuple[tuple[int, int], ...]
 
     def candidates(self) -> list[Form]:
@@ -251,10 +251,10 @@ def cases(draw: st.DrawFn) -> Case:
         groups = tuple(frozenset(people[:cut]) for cut in sorted(cuts))
     else:
         groups = tuple(draw(st.lists(st.frozensets(st.sampled_from(people), min_size=1), max_size=3)))
-    rates = {p: draw(st.sampled_from([40, 40, 60, 75])) for p in people}
+    rates = {p: draw(st.sampled_from([40, 40, 60, Fraction(125, 2)])) for p in people}
     period = st.tuples(st.integers(0, days - 1), st.integers(0, days - 1)).map(sorted).map(tuple)
     periods = tuple(draw(st.lists(period, min_size=1, max_size=3, unique=True)))
-    return Case(draw(st.integers(2, 4)), active, groups, rates, periods)  # type: ignore[arg-type]
+    return Case(draw(st.integers(2, 4)), active, groups, rates, periods)
 
 
 PROPERTY_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -268,6 +268,24 @@ def test_with_the_auditor_on_the_attacker_finds_nobody_below_k(case: Case) -> No
     kept = [form for form in candidates if form.figure_id in set(selection.kept)]
     assert attacker(kept, case.k) is None
     assert sorted(selection.kept + selection.suppressed) == sorted(form.figure_id for form in candidates)
+
+
+@PROPERTY_SETTINGS
+@given(cases())
+def test_the_incremental_selection_is_the_naive_greedy_one(case: Case) -> None:
+    candidates = case.candidates()
+    kept: list[Form] = []
+    for candidate in candidates:
+        if audit([*kept, candidate], person, case.k).passed:
+            kept.append(candidate)
+    assert release_safely([], candidates, person, case.k).kept == [form.figure_id for form in kept]
+    published, rest = candidates[: len(candidates) // 2], candidates[len(candidates) // 2 :]
+    if audit(published, person, case.k).passed:
+        selection = release_safely(published, rest, person, case.k)
+        assert selection.record.passed
+        assert audit(
+            [*published, *(f for f in rest if f.figure_id in set(selection.kept))], person, case.k
+        ).passed
 
 
 @PROPERTY_SETTINGS

@@ -262,6 +262,74 @@ def test_failed_logins_are_rate_limited_too(client: FlaskClient) -> None:
     assert "Retry-After" in response.headers
 
 
+_VIEWER = "viewer-password-for-lockout-tests"
+_ACTION_TOKEN = "feedback-token-for-lockout-tests-0123456789"
+
+
+def test_the_right_credentials_get_in_while_200_wrong_ones_arrive_from_10_addresses(
+    analytics_url: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18 item 5: before, 110 wrong tokens from 10 addresses locked everyone out for 5 minutes."""
+    monkeypatch.setenv("ANALYTICS_VIEWER_PASSWORD", _VIEWER)
+    monkeypatch.setenv("ANALYTICS_FEEDBACK_TOKEN", _ACTION_TOKEN)
+    reset_settings_cache()
+    client = make_client(clock=clock)
+    admin, viewer, action = ({"REMOTE_ADDR": f"192.0.2.{n}"} for n in (1, 2, 3))
+    answers = []
+    for attempt in range(200):
+        attacker = {"REMOTE_ADDR": f"198.51.100.{attempt % 10}"}
+        answers.append(
+            client.get(SUMMARY, headers=bearer(f"guess-{attempt}"), environ_base=attacker).status_code
+        )
+        if attempt % 20 == 19:
+            assert client.get(SUMMARY, headers=bearer(PASSWORD), environ_base=admin).status_code == 200
+            assert client.get(SUMMARY, headers=bearer(_VIEWER), environ_base=viewer).status_code == 200
+            state = client.post(
+                API_PREFIX + "/feedback/state", json={}, headers=bearer(_ACTION_TOKEN), environ_base=action
+            )
+            assert state.status_code not in (401, 403, 429), state.get_data(as_text=True)
+            signed_in = client.post("/login", data={"password": _VIEWER}, environ_base=viewer)
+            assert signed_in.status_code == 303, attempt
+            client.delete_cookie(session_cookie_name(get_settings()))
+    assert answers[:99] == [401] * 99
+    assert answers[99] == 429  # the 100th wrong guess spends the global budget: answered "wait"
+    assert set(answers[100:]) == {429}  # and every address is over its own limit: refused unverified
+    # a wrong credential from a fresh address is slowed while the global budget is spent ...
+    fresh = {"REMOTE_ADDR": "203.0.113.50"}
+    slowed = client.get(SUMMARY, headers=bearer("another guess"), environ_base=fresh)
+    assert slowed.status_code == 429 and int(slowed.headers["Retry-After"]) > 0
+    # ... but the right one from that address is let in: others' failures never refuse it
+    assert client.get(SUMMARY, headers=bearer(PASSWORD), environ_base=fresh).status_code == 200
+    # a source that keeps failing stays limited, the right password included
+    attacker = {"REMOTE_ADDR": "198.51.100.3"}
+    assert client.get(SUMMARY, headers=bearer(PASSWORD), environ_base=attacker).status_code == 429
+    login = client.post("/login", data={"password": PASSWORD}, environ_base=attacker)
+    assert login.status_code == 429 and "Too many failed attempts" in login.get_data(as_text=True)
+    clock.now += 301
+    assert client.get(SUMMARY, headers=bearer(PASSWORD), environ_base=attacker).status_code == 200
+
+
+def test_one_wrong_credential_is_limited_from_every_address(client: FlaskClient) -> None:
+    for n in range(10):
+        address = {"REMOTE_ADDR": f"198.51.100.{n}"}
+        assert client.get(SUMMARY, headers=bearer("stale-token"), environ_base=address).status_code == 401
+    elsewhere = {"REMOTE_ADDR": "203.0.113.9"}
+    assert client.get(SUMMARY, headers=bearer("stale-token"), environ_base=elsewhere).status_code == 429
+    assert client.get(SUMMARY, headers=bearer("fresh-guess"), environ_base=elsewhere).status_code == 401
+    assert client.get(SUMMARY, headers=bearer(PASSWORD), environ_base=elsewhere).status_code == 200
+
+
+def test_the_limiter_keeps_a_keyed_hash_of_credentials_never_the_credential(clock: Clock) -> None:
+    limiter = FailureLimiter(clock=clock)
+    limiter.record_failure("10.0.0.1", "a-very-secret-wrong-password")
+    other = FailureLimiter(clock=clock)
+    other.record_failure("10.0.0.1", "a-very-secret-wrong-password")
+    (fingerprint,) = limiter._credential_failures
+    assert b"a-very-secret" not in fingerprint and len(fingerprint) == 16
+    assert fingerprint not in other._credential_failures  # the key is random per process
+    assert "a-very-secret" not in repr(vars(limiter))
+
+
 def test_client_address_behind_google_front_end() -> None:
     request = SimpleNamespace(headers={"X-Forwarded-For": "6.6.6.6, 203.0.113.9"}, remote_addr="169.254.1.1")
     assert client_address(request, behind_google_front_end=True) == "203.0.113.9"

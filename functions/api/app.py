@@ -57,6 +57,7 @@ from shared.errors import (
     RequestRejected,
     RetryableError,
 )
+from shared.json_input import refuse_deep_json
 from shared.logs import configure_logging
 from shared.roles import ADMIN_ONLY, FEEDBACK_WRITERS, PUBLIC, READERS, Access
 
@@ -364,6 +365,7 @@ def _request_parameters() -> dict[str, Any]:
         raise InvalidParameter(repeated[0], "given more than once")
     parameters: dict[str, Any] = args.to_dict()
     if flask.request.method == "POST" and flask.request.get_data(cache=True):
+        refuse_deep_json(flask.request.get_data(cache=True))
         body = flask.request.get_json(silent=True)
         if not isinstance(body, dict):
             raise InvalidParameter("body", "must be a JSON object of the operation's parameters")

@@ -131,13 +131,19 @@ def login_submit(services: ApiServices) -> Response:
         raise AuthenticationFailed("cross-site sign-in refused", status_code=403)
     client = _client(services)
     assert services.limiter is not None and services.signer is not None and services.sessions is not None
+    password = flask.request.form.get("password", "")
+
+    def session_role() -> Role:
+        role = password_role(password, settings, roles=SESSION_ROLES)
+        if role is None:
+            raise AuthenticationFailed("wrong password")
+        return role
+
     try:
-        services.limiter.check(client)
+        role = services.limiter.attempt(client, password, session_role)
     except RateLimited as exc:
         return _locked_out(exc)
-    role = password_role(flask.request.form.get("password", ""), settings, roles=SESSION_ROLES)
-    if role is None:
-        services.limiter.record_failure(client)
+    except AuthenticationFailed:
         return _render("login.html", 401, error="Wrong password.")
     value = services.signer.issue()
     services.sessions.create(services.signer.session_id(value), role)

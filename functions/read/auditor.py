@@ -47,6 +47,12 @@ candidate union generated and every rank test counts against `budget`; when it r
 audit **fails closed** (`budget_exhausted`): `audit` does not pass, and `release_safely`
 suppresses every further candidate that would need a check.
 
+Measured (bench/bench_auditor.py: 60 people, 8 nested and overlapping groups, 57 ISO weeks +
+13 months, everyone + 8 groups × 3 metrics per release, variables per person and day): 1890
+candidates → 2428 atoms, rank 968 at k = 5, about 58 000 candidate checks, 1–2 s for the whole
+history at once and well under a second for one nightly release on top of it; the naive
+greedy (a full audit per candidate) is ~90× slower on the first 8 releases.
+
 What this proves, and what it cannot: no linear combination of the figures isolates fewer
 than k people. It says nothing about outside knowledge (a person known to be alone in a role)
 or about non-linear inference from bounds (a figure known to be non-negative).
@@ -126,10 +132,6 @@ class Selection:
 Row = dict[int, int]
 
 
-class _BudgetExhausted(Exception):
-    """The candidate search ran out of budget: the release is not provable."""
-
-
 def audit(
     forms: Sequence[Form],
     person_of: Callable[[Hashable], str],
@@ -143,12 +145,8 @@ def audit(
     span = _Span(problem, budget)
     for index in range(len(forms)):
         span.insert_published(index)
-    exhausted = False
-    found = None
-    try:
-        found = span.find_leak(span.pivots, span.masks, changed=None)
-    except _BudgetExhausted:
-        exhausted = True
+    found = span.find_leak(span.pivots, span.masks, changed=None)
+    exhausted = span.exhausted
     passed = found is None and not exhausted
     record = span.record(len(forms), time.perf_counter() - started, passed)
     leak = _explain(problem, found) if found is not None else None
@@ -170,11 +168,7 @@ def release_safely(
     for index in range(len(published)):
         span.insert_published(index)
     candidate_ids = [form.figure_id for form in candidates]
-    try:
-        published_leak = span.find_leak(span.pivots, span.masks, changed=None)
-    except _BudgetExhausted:
-        published_leak = None
-        span.exhausted = True
+    published_leak = span.find_leak(span.pivots, span.masks, changed=None)
     if published_leak is not None or span.exhausted:
         record = span.record(len(published), time.perf_counter() - started, passed=False)
         return Selection(kept=[], suppressed=candidate_ids, record=record, budget_exhausted=span.exhausted)
@@ -210,7 +204,7 @@ class _Problem:
         columns: dict[Hashable, list[tuple[int, int]]] = {}
         for row_index, form in enumerate(self.forms):
             exact = {var: _exact(form.figure_id, value) for var, value in form.coefficients.items()}
-            scale = math.lcm(1, *(value.denominator for value in exact.values()))
+            scale = math.lcm(1, *(value.denominator for value in exact.values() if type(value) is not int))
             self.row_scales.append(scale)
             for var, value in exact.items():
                 if value:
@@ -254,6 +248,7 @@ class _Span:
         self.leading: dict[int, tuple[Row, int]] = {}  # big leading column -> (row, provenance mask)
         self.pivots: dict[int, Row] = {}  # R₀ in reduced row echelon form: pivot column -> row
         self.masks: dict[int, int] = {}  # pivot column -> provenance mask (bit i = form i)
+        self.rows_of: dict[int, set[int]] = {}  # column -> pivots of the committed R₀ rows holding it
         self._unions: dict[frozenset[frozenset[str]], list[frozenset[str]]] = {}
 
     def record(self, figures: int, seconds: float, passed: bool) -> AuditRecord:
@@ -270,7 +265,7 @@ class _Span:
         reduced = self._reduce(index)
         if reduced is not None:
             row, mask = reduced
-            self.pivots, self.masks, _ = self._with_small_row(row, mask)
+            self._commit(*self._with_small_row(row, mask))
 
     def try_candidate(self, index: int) -> bool:
         reduced = self._reduce(index)
@@ -280,14 +275,49 @@ class _Span:
             return False
         row, mask = reduced
         pivots, masks, changed = self._with_small_row(row, mask)
-        try:
-            if self.find_leak(pivots, masks, changed) is not None:
-                return False
-        except _BudgetExhausted:
-            self.exhausted = True
+        if self.find_leak(pivots, masks, changed) is not None or self.exhausted:
             return False
-        self.pivots, self.masks = pivots, masks
+        self._commit(pivots, masks, changed)
         return True
+
+    def _commit(self, pivots: dict[int, Row], masks: dict[int, int], changed: set[int]) -> None:
+        for pivot in changed:
+            for column in self.pivots.get(pivot, ()):
+                self.rows_of[column].discard(pivot)
+            for column in pivots[pivot]:
+                self.rows_of.setdefault(column, set()).add(pivot)
+        self.pivots, self.masks = pivots, masks
+
+    def _components_touching(
+        self, pivots: dict[int, Row], changed: set[int]
+    ) -> Iterable[tuple[list[int], set[int]]]:
+        """The components of R₀ (`pivots`: committed rows plus `changed` ones) that hold a changed row."""
+        changed_rows_of: dict[int, list[int]] = {}
+        for pivot in changed:
+            for column in pivots[pivot]:
+                changed_rows_of.setdefault(column, []).append(pivot)
+        seen: set[int] = set()
+        for start in changed:
+            if start in seen:
+                continue
+            seen.add(start)
+            component_pivots: list[int] = []
+            component_columns: set[int] = set()
+            stack = [start]
+            while stack:
+                pivot = stack.pop()
+                component_pivots.append(pivot)
+                for column in pivots[pivot]:
+                    if column in component_columns:
+                        continue
+                    component_columns.add(column)
+                    for neighbour in (*self.rows_of.get(column, ()), *changed_rows_of.get(column, ())):
+                        if neighbour not in seen and (
+                            neighbour not in changed or column in pivots[neighbour]
+                        ):
+                            seen.add(neighbour)
+                            stack.append(neighbour)
+            yield component_pivots, component_columns
 
     def _reduce(self, index: int) -> tuple[Row, int] | None:
         """Reduce form `index`; a row leading on a big atom joins the basis (R₀ unchanged) and None
@@ -339,10 +369,12 @@ class _Span:
         masks[pivot] = mask
         return pivots, masks, changed
 
-    def _spend(self, amount: int = 1) -> None:
+    def _spend(self, amount: int = 1) -> bool:
+        """Count `amount` checks; False (and `exhausted` from now on) once the budget is spent."""
         self.checked += amount
         if self.checked > self.budget:
-            raise _BudgetExhausted
+            self.exhausted = True
+        return not self.exhausted
 
     def find_leak(
         self, pivots: dict[int, Row], masks: dict[int, int], changed: set[int] | None
@@ -350,21 +382,24 @@ class _Span:
         """A dependency (pivot -> coefficient) of R₀ rows supported on fewer than k people, if any.
 
         With `changed`, only components and sets that contain a changed row are tested: every
-        other vector of R₀ already passed."""
+        other vector of R₀ already passed. None with `exhausted` set: the budget ran out first."""
         k = self.problem.k
         people = self.problem.people
-        for component_pivots, component_columns in _components(pivots):
-            if changed is not None and changed.isdisjoint(component_pivots):
-                continue
+        components = _components(pivots) if changed is None else self._components_touching(pivots, changed)
+        for component_pivots, component_columns in components:
             people_sets = frozenset(people[column] for column in component_columns)
-            for union in self._maximal_unions(people_sets, k):
+            unions = self._maximal_unions(people_sets, k)
+            if unions is None:
+                return None
+            for union in unions:
                 inside = {column for column in component_columns if people[column] <= union}
                 inside_pivots = [pivot for pivot in component_pivots if pivot in inside]
                 if not inside_pivots:
                     continue
                 if changed is not None and changed.isdisjoint(inside_pivots):
                     continue
-                self._spend()
+                if not self._spend():
+                    return None
                 restricted = [
                     {column: value for column, value in pivots[pivot].items() if column not in inside}
                     for pivot in inside_pivots
@@ -375,15 +410,16 @@ class _Span:
                     return pivots, masks, combination
         return None
 
-    def _maximal_unions(self, people_sets: frozenset[frozenset[str]], k: int) -> list[frozenset[str]]:
-        """The maximal unions of `people_sets` with fewer than k people (each generated union is spent)."""
+    def _maximal_unions(self, people_sets: frozenset[frozenset[str]], k: int) -> list[frozenset[str]] | None:
+        """The maximal unions of `people_sets` with fewer than k people; None when the budget runs out."""
         cached = self._unions.get(people_sets)
         if cached is not None:
             return cached
         small = [people for people in people_sets if len(people) < k]
         seen: set[frozenset[str]] = set(small)
         frontier = list(seen)
-        self._spend(len(frontier))
+        if not self._spend(len(frontier)):
+            return None
         maximal: list[frozenset[str]] = []
         while frontier:
             union = frontier.pop()
@@ -396,7 +432,8 @@ class _Span:
                     continue
                 extended = True
                 if bigger not in seen:
-                    self._spend()
+                    if not self._spend():
+                        return None
                     seen.add(bigger)
                     frontier.append(bigger)
             if not extended:
@@ -405,7 +442,9 @@ class _Span:
         return maximal
 
 
-def _exact(figure_id: str, value: object) -> Fraction:
+def _exact(figure_id: str, value: object) -> int | Fraction:
+    if type(value) is int or type(value) is Fraction:
+        return value
     if isinstance(value, bool) or not isinstance(value, int | Fraction):
         raise TypeError(
             f"figure {figure_id!r}: coefficients must be int or Fraction, not {type(value).__name__}"
