@@ -553,7 +553,7 @@ def test_health_tells_when_another_run_is_stuck_open(
     body = get(fresh_client, "/health")
     assert body["last_run"]["status"] == "completed"
     assert body["status"] == "unhealthy" and len(body["stale_runs"]) == 1
-    assert "viewers' figures are paused" in body["problems"][0]
+    assert "no release is published" in body["problems"][0]
 
 
 def test_health_after_a_completed_and_a_failed_run(

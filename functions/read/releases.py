@@ -194,7 +194,7 @@ SELECT analysis_date, user_id_hash, coalesce(group_ids, '{{}}') AS group_ids, ho
     CASE WHEN calibration_applied THEN estimator || '/' || coalesce(task_category, 'other') END
         AS calibration_key,
     calibration_factor,
-    {', '.join(f'{m.aggregate} AS {m.column}' for m in METRICS)}
+    {", ".join(f"{m.aggregate} AS {m.column}" for m in METRICS)}
 FROM ({analysed_rows_sql("ca.analysis_date = ANY(:dates)")}) AS analysed
 GROUP BY analysis_date, user_id_hash, coalesce(group_ids, '{{}}'), hourly_rate,
     (rated_down OR confirmed_no_help), coalesce(ai_unpriced_tokens, 0) > 0, ai_cost_usd IS NOT NULL,
@@ -243,7 +243,9 @@ def _freeze(connection: Connection, period: Period, now: datetime) -> None:
             ],
         )
     connection.execute(
-        sa.text("INSERT INTO release_basis_days (analysis_date, frozen_at) SELECT unnest(CAST(:days AS date[])), :now"),
+        sa.text(
+            "INSERT INTO release_basis_days (analysis_date, frozen_at) SELECT unnest(CAST(:days AS date[])), :now"
+        ),
         {"days": new, "now": now},
     )
 
