@@ -257,7 +257,7 @@ def test_the_viewer_dashboard_at_desktop_and_phone_width(viewer_demo_server: str
         assert page.locator(admin_only).count() == 0, admin_only
     expect(page.locator("#by-group")).to_be_visible()
     page.wait_for_function("() => Array.from(document.querySelectorAll('img.chart')).every(i => i.complete)")
-    assert _charts_loaded(page) == 2  # the trend (one point per published week) and the groups
+    assert _charts_loaded(page) == 1  # the trend, one point per published week (breakdown charts: admins)
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 1400
     desktop = ARTIFACTS / "dashboard-viewer-1400.png"
     page.screenshot(path=str(desktop), full_page=True)
@@ -267,7 +267,7 @@ def test_the_viewer_dashboard_at_desktop_and_phone_width(viewer_demo_server: str
     page.wait_for_function(
         "() => Array.from(document.querySelectorAll('img.chart')).every(i => i.complete && i.currentSrc.includes('size=narrow'))"
     )
-    assert _charts_loaded(page) == 2
+    assert _charts_loaded(page) == 1
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
     phone = ARTIFACTS / "dashboard-viewer-390.png"
     page.screenshot(path=str(phone), full_page=True)
