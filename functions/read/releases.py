@@ -64,6 +64,7 @@ from functions.read.schemas import DateRange, GroupInfo
 from shared.config import ReleasePeriod, Settings
 
 __all__ = [
+    "MONEY_OFF",
     "OPENAPI_NOTE",
     "PARTITIONS",
     "Cell",
@@ -86,6 +87,8 @@ OPENAPI_NOTE = (
     "and when they were published), the trend has one point per period, and a figure that could "
     "single out fewer than the minimum group size of people is withheld (null, with the reason)."
 )
+
+MONEY_OFF = "money is off"  # why value figures are null when no rate was set at publication
 
 _LOCK_KEY = 7_291_042_120  # serialises publishers (the aggregator of concurrent runs, the CLI)
 
@@ -410,7 +413,7 @@ def _plan_cell(period: Period, group: GroupInfo | None, atoms: list[Atom], setti
     plan.forms[ADDITIVE] = _forms(period, group_id, ADDITIVE, atoms)
     for family in PARTITIONS:
         if family == "rate" and not settings.money_shown:
-            plan.nulls[family] = "money is off"
+            plan.nulls[family] = MONEY_OFF
             continue
         small = sorted(name for name, who in _subcells(family, atoms).items() if 0 < len(who) < k)
         if small:

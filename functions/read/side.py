@@ -432,9 +432,10 @@ class ViewerReadSide(ReadSide):
         if withheld:
             parts.append(f"{withheld} cell(s) withheld so that no one can be singled out")
         nulls = {**(groups.disclosure.null_figures if groups.disclosure else {}), **info.null_figures}
+        nulls = {name: why for name, why in nulls.items() if why != releases.MONEY_OFF}
         if nulls:
             parts.append(
-                "some figures are null (" + "; ".join(f"{k}: {v}" for k, v in sorted(nulls.items())) + ")"
+                "Some figures are null (" + "; ".join(f"{k}: {v}" for k, v in sorted(nulls.items())) + ")"
             )
         return ". ".join(parts) + "."
 
