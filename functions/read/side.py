@@ -11,6 +11,7 @@ fall-back to raw figures: a role without read access is refused.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,8 +85,8 @@ class GroupBreakdown:
 
 
 @dataclass
-class ReadSide:
-    """What every role's read side shares: the settings, the engine and the group look-up."""
+class ReadSide(ABC):
+    """What every role's read side shares (settings, engine, the group look-up) and must answer."""
 
     settings: Settings
     engine: Engine
@@ -113,29 +114,31 @@ class ReadSide:
 
     # --- the figures: every side implements these, with these signatures
 
+    @abstractmethod
     def breakdown_dimensions(self, group_id: str | None) -> tuple[Dimension, ...]:
         """The stored dimensions this side breaks the scope down by (the dashboard's panels)."""
-        raise NotImplementedError
+        ...
 
-    def summary(self, connection: Connection, scope: queries.Scope, date_range: DateRange) -> Summary:
-        raise NotImplementedError
+    @abstractmethod
+    def summary(self, connection: Connection, scope: queries.Scope, date_range: DateRange) -> Summary: ...
 
-    def trend(self, connection: Connection, scope: queries.Scope, date_range: DateRange) -> Trend:
-        raise NotImplementedError
+    @abstractmethod
+    def trend(self, connection: Connection, scope: queries.Scope, date_range: DateRange) -> Trend: ...
 
+    @abstractmethod
     def dimension_breakdown(
         self, connection: Connection, dimension: Dimension, date_range: DateRange, group_id: str | None
-    ) -> Breakdown:
-        raise NotImplementedError
+    ) -> Breakdown: ...
 
-    def group_breakdown(self, connection: Connection, date_range: DateRange) -> GroupBreakdown:
-        raise NotImplementedError
+    @abstractmethod
+    def group_breakdown(self, connection: Connection, date_range: DateRange) -> GroupBreakdown: ...
 
+    @abstractmethod
     def user_breakdown(
         self, connection: Connection, date_range: DateRange, *, limit: int, group_id: str | None
-    ) -> list[UserRow]:
-        raise NotImplementedError
+    ) -> list[UserRow]: ...
 
+    @abstractmethod
     def csv(
         self,
         date_range: DateRange,
@@ -144,11 +147,12 @@ class ReadSide:
         dimension_filter: tuple[Dimension, str] | None = None,
     ) -> Iterator[bytes]:
         """The analyses of the range as CSV chunks (per conversation: admins only)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def note(self, summary: Summary, breakdowns: list[Breakdown], groups: GroupBreakdown) -> str | None:
         """One line on what this side left out of a page's figures; None when nothing was."""
-        raise NotImplementedError
+        ...
 
 
 @dataclass
