@@ -552,7 +552,8 @@ def _publish(
         },
     )
     if passed:
-        published.extend(form for form in candidates if form.figure_id in set(visible))
+        shown_now = set(visible)
+        published.extend(form for form in candidates if form.figure_id in shown_now)
     else:
         _log.error("release %s %s refused by the auditor: %s", period.kind.value, period.label, audit)
     return "published" if passed else "refused"
