@@ -37,11 +37,10 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from functions.aggregates import recompute_dates
-from functions.api import queries
 from functions.api.app import API_PREFIX, create_app
-from functions.api.endpoints import previous_range
-from functions.api.schemas import DateRange
 from functions.api.services import ApiServices
+from functions.read import queries
+from functions.read.schemas import DateRange
 from infra.embedded_pg import EmbeddedPostgres
 from shared.config import Settings
 from shared.db import make_engine
@@ -241,18 +240,18 @@ def run(analyses: int, users: int, days: int, iterations: int) -> dict[str, Any]
         assert summary["total_time_saved_high"] == raw["total_time_saved_high"]
 
         scope = queries.Scope()
-        date_range = DateRange(start_date=start, end_date=end, days=days)
-        earlier = previous_range(date_range)
+        date_range = DateRange.between(start, end)
+        earlier = date_range.previous()
 
         def aggregate_summary() -> None:
             with engine.connect() as connection:
-                queries.daily_trend(connection, scope, date_range)
-                queries.figures(connection, scope, date_range)
-                queries.figures(connection, scope, earlier)
+                queries.daily_trend(connection, scope, date_range, settings)
+                queries.figures(connection, scope, date_range, settings)
+                queries.figures(connection, scope, earlier, settings)
 
         def aggregate_trend() -> None:
             with engine.connect() as connection:
-                queries.daily_trend(connection, scope, date_range)
+                queries.daily_trend(connection, scope, date_range, settings)
 
         latency: dict[str, Any] = {}
         for label, action in (

@@ -1,14 +1,15 @@
-"""Benchmark of disclosure control: the viewer's answers next to the admin's, in the same run.
+"""Benchmark of the viewer's releases: publication cost, and the viewer's answers next to the admin's.
 
     .venv/bin/python bench/bench_viewer.py                       # 60 000 analyses, 400 users, 365 days
     .venv/bin/python bench/bench_viewer.py --analyses 200000 --users 2000
 
 Generates the analyses with `bench_api.py`'s generator (20 disjoint teams) in a
 temporary embedded PostgreSQL, adds a group that contains half of the teams (nested
-groups and people in two groups, so the group rules have work to do), aggregates with the
-aggregator's `recompute_dates`, then asks the same endpoints over the whole range through
-the app as admin and as viewer, alternating, and prints p50 / p95 per role and the ratio
-viewer ÷ admin of the p50s, with what the viewer's answer withheld.
+groups and people in two groups, so the auditor has work to do), aggregates with the
+aggregator's `recompute_dates`, records a completed run per date and publishes every due
+release (timed: releases, figures, rank, atoms, auditor seconds), then asks the viewer's
+endpoints over the whole range through the app as admin and as viewer, alternating, and
+prints p50 / p95 per role and the ratio viewer ÷ admin of the p50s.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 import uuid
 from datetime import datetime, timedelta
 from datetime import time as clock_time
@@ -30,6 +32,7 @@ from bench.bench_api import TODAY, _percentiles, _populate, _timed
 from functions.aggregates import recompute_dates
 from functions.api.app import API_PREFIX, create_app
 from functions.api.services import ApiServices
+from functions.read.releases import publish_due
 from infra.embedded_pg import EmbeddedPostgres
 from shared.config import Settings
 from shared.db import make_engine
@@ -37,7 +40,7 @@ from shared.migrate import apply_migrations
 
 ADMIN = "local-dev-password"
 VIEWER = "viewer-password-for-the-bench"
-ENDPOINTS = ("summary", "daily-trend", "model-breakdown", "category-breakdown", "group-breakdown")
+ENDPOINTS = ("summary", "daily-trend", "group-breakdown")  # what a viewer reads (releases)
 
 
 def _add_half_group(engine: sa.Engine, days: int) -> None:
@@ -81,10 +84,34 @@ def run(analyses: int, users: int, days: int, iterations: int) -> dict[str, Any]
         report.update(_populate(engine, analyses, users, days))
         _add_half_group(engine, days)
         settings = Settings(analytics_database_url=url, viewer_password=VIEWER)
+        now = datetime.combine(TODAY, clock_time(12), tzinfo=settings.zone)
+        with engine.begin() as connection:  # a completed nightly run for every date
+            connection.execute(
+                sa.text(
+                    "INSERT INTO processing_log (run_date, status, completed_at) "
+                    "SELECT d::date, 'completed', now() FROM generate_series("
+                    "CAST(:first AS date), CAST(:last AS date), interval '1 day') AS d"
+                ),
+                {"first": TODAY - timedelta(days=days), "last": TODAY - timedelta(days=1)},
+            )
+        started = time.perf_counter()
+        with engine.begin() as connection:
+            counts = publish_due(connection, settings, now)
+        publish_seconds = time.perf_counter() - started
+        with engine.connect() as connection:
+            audits = [
+                row[0] for row in connection.execute(sa.text("SELECT audit FROM releases ORDER BY version"))
+            ]
+        report["releases"] = {
+            **counts,
+            "publish_seconds": round(publish_seconds, 1),
+            "auditor_seconds": round(sum(a.get("seconds", 0) for a in audits), 1),
+            "last_audit": audits[-1] if audits else None,
+        }
         services = ApiServices(
             settings,
             engine_factory=lambda: engine,
-            clock=lambda: datetime.combine(TODAY, clock_time(12), tzinfo=settings.zone),
+            clock=lambda: now,
         )
         client = create_app(services=services).test_client()
 
@@ -108,7 +135,7 @@ def run(analyses: int, users: int, days: int, iterations: int) -> dict[str, Any]
                 "admin": admin_p,
                 "viewer": viewer_p,
                 "viewer_over_admin_p50": round(viewer_p["p50_ms"] / admin_p["p50_ms"], 1),
-                "viewer_disclosure": viewer_answer["disclosure"],
+                "viewer_periods": len(viewer_answer["disclosure"]["periods"]),
             }
         report["latency"] = latency
         engine.dispose()

@@ -9,7 +9,8 @@ into the analyses ("AI did not help", new work: `success.sync_confirmations`, th
 rebuilt) and, unless `ANALYTICS_CALIBRATION=off`, a new calibration
 version when the confirmations changed (`calibrated.py`). Then the run is
 completed with its duration, counts, LLM requests, tokens and cost, and other runs
-that made no progress past the stale limit are closed (the ledger's sweep).
+that made no progress past the stale limit are closed (the ledger's sweep). Last, the
+releases of closed periods that are due are published for viewers (`functions/read/releases.py`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sqlalchemy.engine import Engine
 from functions import runs
 from functions.aggregates import recompute_dates
 from functions.calibrated import record_calibration
+from functions.read.releases import publish_due
 from functions.success import sync_confirmations
 from functions.value import record_rates
 from shared.config import CalibrationMode, get_settings
@@ -64,4 +66,9 @@ def aggregate_run(run_id: uuid.UUID, *, engine: Engine | None = None) -> Aggrega
         closed = runs.close_stale_runs(connection)
     if closed:
         _log.warning("closed %d stale run(s) after aggregating %s: %s", len(closed), run_id, closed)
+    try:  # the closed periods that are complete now are published for viewers (audited, frozen)
+        with engine.begin() as connection:
+            publish_due(connection, settings, datetime.now(settings.zone))
+    except Exception:  # the run stays completed; the next run's aggregation publishes what is due
+        _log.exception("publishing releases after run %s failed", run_id)
     return AggregateResult(run_id, dates, completed_now=completed)

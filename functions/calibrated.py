@@ -518,7 +518,7 @@ CSV_CALIBRATED_COLUMNS: tuple[tuple[str, str, str], ...] = (
 
 
 class _Calibrated(Protocol):
-    """The fields of a set of figures the note reads (`functions.api.schemas.Figures`)."""
+    """The fields of a set of figures the note reads (`functions.read.schemas.Figures`)."""
 
     @property
     def conversation_count(self) -> int: ...

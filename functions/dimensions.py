@@ -53,8 +53,9 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,15}$")  # fits daily_breakdowns.dimension
 class Dimension:
     """One breakdown dimension.
 
-    `disclosure` is the rule the access layer applies to less privileged readers
-    (the viewer role):
+    `disclosure` says how a dimension's values relate to the total (a viewer gets no
+    dimension breakdown at all: releases carry the summary and groups, see
+    `functions/read/releases.py`):
 
     * ``"partition"``: every analysed conversation has exactly one value, taken from
       a set the operator controls (the deployed models, the fixed task categories).

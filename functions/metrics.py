@@ -17,13 +17,16 @@ tables check that the counts add up to `conversation_count`; see migration 004).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 from shared.config import FlaggedEstimates, Settings
 
 __all__ = [
+    "ADDITIVE",
+    "ADMIN_ONLY_METRIC",
     "ANALYSED_ROWS_SQL",
     "ESTIMATOR_COUNTS",
+    "FIELD_SOURCES",
     "FLAGGED_COLUMNS",
     "FLAGGED_ROWS_SQL",
     "HEADLINE_ROWS",
@@ -31,13 +34,16 @@ __all__ = [
     "METRIC_COLUMNS",
     "MINUTES",
     "SAVED_ROWS",
+    "SUB_PARTITION",
     "SUM_COLUMNS",
     "Metric",
+    "ViewerRule",
     "aggregate_select_sql",
     "analysed_rows_sql",
     "include_flagged",
     "range_sums_sql",
     "saved_cell",
+    "viewer_rule",
 ]
 
 
@@ -52,6 +58,21 @@ def saved_cell(expression: str) -> str:
     return f"CASE WHEN confirmed_new_work THEN 0 ELSE {expression} END"
 
 
+ViewerRule = Literal["additive", "sub_partition", "admin"]
+"""What a viewer may see of a metric (in a published release, `functions/read/releases.py`):
+
+* `additive`: a sum over people with no weight of its own (conversations, minutes saved with
+  their band, active minutes): releasable per cell of at least k people;
+* `sub_partition`: it depends on how the cell's people split (group rates, category factors,
+  priced and unpriced models, successful and not, estimators): releasable only where every
+  sub-cell behind it has 0 or at least k people, else null with the reason;
+* `admin` (the default): never in a release. A new metric is admin-only until it declares otherwise.
+"""
+ADDITIVE: Final = "additive"
+SUB_PARTITION: Final = "sub_partition"
+ADMIN_ONLY_METRIC: Final = "admin"
+
+
 @dataclass(frozen=True, slots=True)
 class Metric:
     """One summed metric: its column, how a group of analyses fills it, and what it means."""
@@ -63,6 +84,8 @@ class Metric:
     kind: Literal["sum", "counts"] = "sum"  # "counts": a JSON object of counts per value
     summed: bool = True  # False: recorded with the row, not added up over a range
     unit: str | None = None  # "minutes" for time; named in the OpenAPI document (`x-unit`)
+    viewer: ViewerRule = ADMIN_ONLY_METRIC  # what a viewer may see of it (see ViewerRule)
+    partition: str | None = None  # sub_partition: the split it depends on (functions/read/releases.py)
 
     def range_sum_sql(self) -> str:
         """SQL summing this column over the selected aggregate rows, named after the column."""
@@ -87,49 +110,61 @@ def _counts_of(expression: str) -> str:
 
 
 METRICS: tuple[Metric, ...] = (
-    Metric("conversation_count", "count(*)", "Analysed conversations."),
-    Metric("message_count", "coalesce(sum(message_count), 0)", "Messages in those conversations."),
+    Metric("conversation_count", "count(*)", "Analysed conversations.", viewer=ADDITIVE),
+    Metric(
+        "message_count",
+        "coalesce(sum(message_count), 0)",
+        "Messages in those conversations.",
+        viewer=ADDITIVE,
+    ),
     Metric(
         "total_active_time",
         "coalesce(sum(active_duration_minutes), 0)",
         "Minutes people actually worked with the AI.",
         unit=MINUTES,
+        viewer=ADDITIVE,
     ),
     Metric(
         "total_manual_time_estimated",
         "coalesce(sum(manual_time_most_likely), 0)",
         "Minutes the tasks would take by hand, most likely.",
         unit=MINUTES,
+        viewer=ADDITIVE,
     ),
     Metric(
         "total_manual_time_low",
         "coalesce(sum(manual_time_low), 0)",
         "Minutes by hand, sum of the low estimates.",
         unit=MINUTES,
+        viewer=ADDITIVE,
     ),
     Metric(
         "total_manual_time_high",
         "coalesce(sum(manual_time_high), 0)",
         "Minutes by hand, sum of the high estimates.",
         unit=MINUTES,
+        viewer=ADDITIVE,
     ),
     Metric(
         "total_time_saved",
         f"coalesce(sum(time_saved_minutes) {SAVED_ROWS}, 0)",
         "Minutes saved, most likely estimate (new work left out).",
         unit=MINUTES,
+        viewer=ADDITIVE,
     ),
     Metric(
         "total_time_saved_low",
         f"coalesce(sum(GREATEST(0, manual_time_low - active_duration_minutes)) {SAVED_ROWS}, 0)",
         "Minutes saved, sum of the low estimates.",
         unit=MINUTES,
+        viewer=ADDITIVE,
     ),
     Metric(
         "total_time_saved_high",
         f"coalesce(sum(GREATEST(0, manual_time_high - active_duration_minutes)) {SAVED_ROWS}, 0)",
         "Minutes saved, sum of the high estimates.",
         unit=MINUTES,
+        viewer=ADDITIVE,
     ),
     Metric(
         "total_time_saved_successful",
@@ -137,17 +172,22 @@ METRICS: tuple[Metric, ...] = (
         "OR confirmed_new_work)), 0)",
         "Minutes saved, most likely, counting only successful conversations: those whose kept "
         "answers were last rated down in Open WebUI, or whose owner said AI did not help, save 0.",
+        viewer=SUB_PARTITION,
+        partition="success",
     ),
     Metric(
         "unsuccessful_count",
         "count(*) FILTER (WHERE rated_down OR confirmed_no_help)",
         "Conversations counted as unsuccessful (rated down, or AI did not help).",
+        viewer=SUB_PARTITION,
+        partition="success",
     ),
     Metric(
         "confidence_sum",
         "coalesce(sum(confidence_level), 0)",
         "Sum of the estimator confidences (0–100 each), so averages over a range are exact.",
         public=False,
+        viewer=ADDITIVE,
     ),
     Metric(
         "estimator_counts",
@@ -155,6 +195,8 @@ METRICS: tuple[Metric, ...] = (
         'Conversations per estimator that made their estimate, e.g. `{"llm": 12, "heuristic": 3}`.',
         public=False,
         kind="counts",
+        viewer=SUB_PARTITION,
+        partition="estimator",
     ),
 )
 
@@ -165,27 +207,34 @@ METRICS += (
         "ai_input_tokens",
         "coalesce(sum(ai_input_tokens), 0)",
         "Prompt tokens of the AI answers, regenerations included (cached tokens included), in tokens.",
+        viewer=ADDITIVE,
     ),
     Metric(
         "ai_output_tokens",
         "coalesce(sum(ai_output_tokens), 0)",
         "Completion tokens of the AI answers, regenerations included, in tokens.",
+        viewer=ADDITIVE,
     ),
     Metric(
         "ai_cached_tokens",
         "coalesce(sum(ai_cached_tokens), 0)",
         "Of the prompt tokens, those billed at the cached price, in tokens.",
+        viewer=ADDITIVE,
     ),
     Metric(
         "ai_unpriced_tokens",
         "coalesce(sum(ai_unpriced_tokens), 0)",
         "Tokens of models without a price (prompt and completion), in tokens; they are not in ai_cost_usd.",
+        viewer=SUB_PARTITION,
+        partition="pricing",
     ),
     Metric(
         "ai_cost_micro_usd",
         "coalesce(round(sum(ai_cost_usd) * 1000000), 0)",
         "AI cost of the priced models, in millionths of a USD.",
         public=False,
+        viewer=SUB_PARTITION,
+        partition="pricing",
     ),
     Metric(
         "analysis_cost_micro_usd",
@@ -198,18 +247,24 @@ METRICS += (
         _VALUE.format(minutes="time_saved_minutes"),
         "Value of the minutes saved, most likely, in thousandths of the currency.",
         public=False,
+        viewer=SUB_PARTITION,
+        partition="rate",
     ),
     Metric(
         "value_saved_low_milli",
         _VALUE.format(minutes="GREATEST(0, manual_time_low - active_duration_minutes)"),
         "Value of the minutes saved, low, in thousandths of the currency.",
         public=False,
+        viewer=SUB_PARTITION,
+        partition="rate",
     ),
     Metric(
         "value_saved_high_milli",
         _VALUE.format(minutes="GREATEST(0, manual_time_high - active_duration_minutes)"),
         "Value of the minutes saved, high, in thousandths of the currency.",
         public=False,
+        viewer=SUB_PARTITION,
+        partition="rate",
     ),
     Metric(
         "value_rate_id",
@@ -247,30 +302,40 @@ METRICS += (
         "coalesce(sum(manual_time_calibrated), 0)",
         "Minutes by hand, most likely × its estimator's factor for its task category (raw where uncalibrated).",
         public=False,
+        viewer=SUB_PARTITION,
+        partition="calibration",
     ),
     Metric(
         "total_time_saved_calibrated",
         _CALIBRATED_SAVED.format(manual="manual_time_calibrated"),
         "Minutes saved with the calibrated minutes by hand, most likely.",
         public=False,
+        viewer=SUB_PARTITION,
+        partition="calibration",
     ),
     Metric(
         "total_time_saved_calibrated_low",
         _CALIBRATED_SAVED.format(manual="manual_time_calibrated_low"),
         "Minutes saved, calibrated, low end of the band (first quartile of the category's ratio).",
         public=False,
+        viewer=SUB_PARTITION,
+        partition="calibration",
     ),
     Metric(
         "total_time_saved_calibrated_high",
         _CALIBRATED_SAVED.format(manual="manual_time_calibrated_high"),
         "Minutes saved, calibrated, high end of the band (third quartile of the category's ratio).",
         public=False,
+        viewer=SUB_PARTITION,
+        partition="calibration",
     ),
     Metric(
         "calibrated_count",
         "count(*) FILTER (WHERE calibration_applied)",
         "Conversations whose task category had enough confirmations to be calibrated.",
         public=False,
+        viewer=SUB_PARTITION,
+        partition="calibration",
     ),
     Metric(
         "calibration_version",
@@ -279,6 +344,8 @@ METRICS += (
         "spans several; see calibration_versions); null with ANALYTICS_CALIBRATION=off or before "
         "the first calibration.",
         summed=False,
+        viewer=SUB_PARTITION,
+        partition="calibration",
     ),
 )
 
@@ -312,6 +379,44 @@ HEADLINE_ROWS = "(ca.estimate_flag IS NULL OR :include_flagged)"
 def include_flagged(settings: Settings) -> bool:
     """The `:include_flagged` parameter of every analysed-rows query."""
     return settings.flagged_estimates is FlaggedEstimates.INCLUDE
+
+
+_METRIC_RULES = {metric.column: metric.viewer for metric in METRICS}
+
+_BANDS = ("", "_low", "_high")
+FIELD_SOURCES: dict[str, tuple[str, ...]] = {
+    # fields of the API's `Figures` that are not a metric of the same name: the metrics they come from
+    **{f"avg_time_saved_per_conversation{b}": (f"total_time_saved{b}", "conversation_count") for b in _BANDS},
+    "avg_confidence_level": ("confidence_sum", "conversation_count"),
+    **dict.fromkeys(
+        ("llm_estimated_count", "heuristic_estimated_count", "estimator", "estimators"), ("estimator_counts",)
+    ),
+    "ai_cost_usd": ("ai_cost_micro_usd", "ai_unpriced_tokens"),
+    "ai_cost_complete": ("ai_unpriced_tokens",),
+    "analysis_cost_usd": ("analysis_cost_micro_usd",),
+    "currency": ("value_saved_milli",),
+    **{f"value_saved{b}_amount": (f"value_saved{b}_milli",) for b in _BANDS},
+    **{f"hours_saved_per_100_usd{b}": (f"total_time_saved{b}", "ai_cost_micro_usd") for b in _BANDS},
+    **{f"value_per_usd{b}": (f"value_saved{b}_milli", "ai_cost_micro_usd") for b in _BANDS},
+    "time_saved_calibrated_minutes": ("total_time_saved_calibrated",),
+    "time_saved_calibrated_low_minutes": ("total_time_saved_calibrated_low",),
+    "time_saved_calibrated_high_minutes": ("total_time_saved_calibrated_high",),
+    "manual_time_calibrated_minutes": ("total_manual_time_calibrated",),
+    "calibrated_conversation_count": ("calibrated_count",),
+    "calibration_versions": ("calibration_version",),
+}
+"""Where each derived field of `Figures` comes from; a field is as releasable as its least releasable source."""
+
+_ORDER: dict[str, int] = {ADDITIVE: 0, SUB_PARTITION: 1, ADMIN_ONLY_METRIC: 2}
+
+
+def viewer_rule(field: str) -> ViewerRule:
+    """What a viewer may see of a field of `Figures`: the strictest rule of the metrics behind it.
+
+    A field that is neither a metric nor declared in `FIELD_SOURCES` is admin-only."""
+    sources = FIELD_SOURCES.get(field, (field,))
+    rules = [_METRIC_RULES.get(source, ADMIN_ONLY_METRIC) for source in sources]
+    return max(rules, key=_ORDER.__getitem__)
 
 
 def analysed_rows_sql(dates_condition: str, *, flagged_only: bool = False) -> str:

@@ -329,7 +329,7 @@ def backfill(
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def health(as_json: bool) -> None:
     """Last run, stale runs (reported; the pipeline closes them), next scheduled run, the settings that matter."""
-    from functions.api.health import health_report
+    from functions.read.health import health_report
 
     settings = ensure_analytics_url(get_settings())
     report = health_report(analytics_engine(settings), settings, datetime.now(settings.zone))
@@ -364,16 +364,19 @@ def health(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def stats(days: int, as_json: bool) -> None:
     """Time saved over the last days, from the daily aggregates."""
-    from functions.api import queries
-    from functions.api.schemas import DateRange
     from functions.dispatcher import yesterday
+    from functions.read import queries
+    from functions.read.schemas import DateRange
+    from functions.read.side import read_side
+    from shared.roles import Role
 
     settings = ensure_analytics_url(get_settings())
-    end = yesterday(settings)
-    date_range = DateRange(start_date=end - timedelta(days=days - 1), end_date=end, days=days)
-    with analytics_engine(settings).connect() as connection:
-        totals = queries.figures(connection, queries.Scope(), date_range)
-        trend = queries.daily_trend(connection, queries.Scope(), date_range)
+    date_range = DateRange.ending(yesterday(settings), days)
+    engine = analytics_engine(settings)
+    read = read_side(Role.ADMIN, settings, engine)  # the command line acts as an admin
+    with engine.connect() as connection:
+        answer = read.summary(connection, queries.Scope(), date_range)
+    totals, trend = answer.current, answer.trend
     data = {
         "range": date_range.model_dump(mode="json"),
         "totals": totals.model_dump(mode="json"),
@@ -389,6 +392,19 @@ def stats(days: int, as_json: bool) -> None:
         f"active hours {round(totals.total_active_time / 60, 1)}, mean confidence {totals.avg_confidence_level}",
     ]
     _emit(as_json, data, "\n".join(lines))
+
+
+@cli.command()
+def publish() -> None:
+    """Publish the viewer's releases that are due (closed weeks and months; the aggregator does it after each run)."""
+    from functions.read.releases import publish_due
+
+    settings = ensure_analytics_url(get_settings())
+    with analytics_engine(settings).begin() as connection:
+        counts = publish_due(connection, settings, datetime.now(settings.zone))
+    click.echo(f"releases: {counts['published']} published, {counts['refused']} refused by the auditor")
+    if counts["refused"]:
+        sys.exit(1)
 
 
 @cli.command()

@@ -2,7 +2,7 @@
 
 The schedule is the one Terraform gives Cloud Scheduler (`ANALYTICS_SCHEDULE` in
 `TZ`), and the times come from the same function the dashboard's "Next run" uses
-(`functions.api.health.computed_next_run`, built on cronsim), so the page tells
+(`functions.read.health.computed_next_run`, built on cronsim), so the page tells
 the truth locally too. Each firing is delivered the way Cloud Scheduler delivers
 it: a POST of `{}` to the dispatch function (the dispatcher picks yesterday) with
 the `X-CloudScheduler-ScheduleTime` header, so the run is recorded as a
@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import requests
 from cronsim import CronSimError
 
-from functions.api.health import computed_next_run
+from functions.read.health import computed_next_run
 from shared.config import Settings
 from shared.errors import ConfigurationError
 from shared.queue import TASK_SECRET_HEADER

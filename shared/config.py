@@ -146,6 +146,13 @@ class FlaggedEstimates(StrEnum):
     INCLUDE = "include"  # the headline includes them; the "flagged" figure says how much of it they are
 
 
+class ReleasePeriod(StrEnum):
+    """The closed periods a viewer's releases cover (functions/read/releases.py)."""
+
+    WEEK = "week"  # ISO week, Monday to Sunday
+    MONTH = "month"  # calendar month
+
+
 class QueueBackend(StrEnum):
     CLOUD_TASKS = "cloud_tasks"
     LOCAL_HTTP = "local_http"
@@ -382,8 +389,8 @@ class Settings(BaseSettings):
         le=1000,
         validation_alias=_env("ANALYTICS_MIN_GROUP_SIZE"),
         description="Groups with fewer members are hidden from group breakdowns; for the viewer role "
-        "also the disclosure floor: no figure, nor a sum or difference of figures, describes fewer "
-        'people (see "What a viewer can and cannot infer").',
+        "also the disclosure floor: no published figure, nor any combination of published figures, "
+        'is the total of fewer people (see "What a viewer can and cannot infer").',
     )
 
     # --- value of time -------------------------------------------------------------
@@ -434,6 +441,21 @@ class Settings(BaseSettings):
         "30 0 * * *",
         validation_alias=_env("ANALYTICS_SCHEDULE"),
         description="Cron schedule of the nightly run, in `TZ` (Terraform uses the same value).",
+    )
+    release_periods: Annotated[tuple[ReleasePeriod, ...], NoDecode] = Field(
+        "week,month",  # parsed by the validator below (validate_default)
+        validate_default=True,
+        validation_alias=_env("ANALYTICS_RELEASE_PERIODS"),
+        description="Comma-separated periods a viewer's figures are published for (`week`: ISO "
+        "week, `month`: calendar month); each closed period is published once, audited, and frozen.",
+    )
+    release_grace_days: int = Field(
+        3,
+        ge=0,
+        le=60,
+        validation_alias=_env("ANALYTICS_RELEASE_GRACE_DAYS"),
+        description="Days after a period closes before its release is published, so late arrivals "
+        "are in it; later changes reach the admin's figures only.",
     )
     lookback_days: int = Field(
         7,
@@ -704,6 +726,21 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [host.strip().lower() for host in value.split(",") if host.strip()]
         return value
+
+    @field_validator("release_periods", mode="before")
+    @classmethod
+    def _release_periods(cls, value: object) -> object:
+        parts = value.split(",") if isinstance(value, str) else value
+        if not isinstance(parts, list | tuple):
+            return value
+        names = [str(part).strip() for part in parts if str(part).strip()]
+        known = {period.value for period in ReleasePeriod}
+        unknown = [name for name in names if name not in known]
+        if unknown or not names:
+            raise ValueError(
+                f"ANALYTICS_RELEASE_PERIODS: give one or more of {', '.join(sorted(known))} (got {value!r})"
+            )
+        return tuple(ReleasePeriod(name) for name in dict.fromkeys(names))
 
     @field_validator("pii_regions", mode="before")
     @classmethod

@@ -3,7 +3,6 @@
     AnalyticsError                  base, never raised directly
     ├── ConfigurationError          settings cannot work: refuse to start
     ├── RetryableError              transient (LLM 429/5xx/timeout, DB drop): answer non-2xx, the queue retries
-    │   └── FiguresBeingRebuilt     (functions.api.disclosure) a run is open: a viewer's figures wait, 503
     ├── PermanentError              retrying cannot help: record the `reason_code`, answer 2xx
     │   ├── SkipConversation        the conversation cannot be measured (too few timestamps, malformed)
     │   └── EstimationFailed        the estimator refused or kept answering invalid output
@@ -16,7 +15,7 @@
     │   ├── ChatNotFound            (functions.api.feedback) no such chat in Open WebUI: 404
     │   ├── NotTheOwner             (functions.api.feedback) the chat belongs to someone else: 403
     │   ├── AnswerLimitReached      (functions.api.feedback) a person's answers for today are used up: 429
-    │   └── ViewerRefused           (functions.api.disclosure) a filter the viewer role may not use: 403
+    │   └── ViewerRefused           (functions.read.side) a filter or route the viewer role may not use: 403
     ├── ChartRenderFailed           (functions.api.charts) a chart missed its time or memory budget: error image, 503
     └── AlreadyCounted              a concurrent delivery counted this outcome first: roll our writes back
 

@@ -2,13 +2,14 @@
 
 * `admin`: everything, as before (the dashboard password, an Open WebUI admin token, or
   an admin's dashboard session);
-* `viewer`: aggregates for management (`ANALYTICS_VIEWER_PASSWORD`, as a bearer token or
-  through the login form): the summary, daily trend, the breakdowns by model, category,
-  group and tag, the dashboard page without its per-person panel, CSV link and pipeline
-  settings, and the charts; never per-person rows, conversation ids, the CSV export,
-  health details or processing; and every figure under disclosure control
-  (`functions/api/disclosure.py`: no figure, nor a sum or difference of figures, describes
-  fewer than `ANALYTICS_MIN_GROUP_SIZE` people);
+* `viewer`: published releases for management (`ANALYTICS_VIEWER_PASSWORD`, as a bearer
+  token or through the login form): the summary, the trend (one point per published
+  week or month) and the group breakdown of closed periods, audited and frozen
+  (`functions/read/releases.py`: no combination of published figures is the total of
+  fewer than `ANALYTICS_MIN_GROUP_SIZE` people), the dashboard page without its
+  per-person panel, breakdowns by model, category and tag, CSV link and pipeline
+  settings; never per-person rows, conversation ids, the CSV export, health details or
+  processing;
 * `feedback`: `ANALYTICS_FEEDBACK_TOKEN`, a bearer token for Open WebUI's Action that may
   call the feedback endpoint and nothing else (no dashboard session).
 
@@ -51,4 +52,4 @@ FEEDBACK_WRITERS: Final[frozenset[Role]] = frozenset({Role.FEEDBACK, Role.ADMIN}
 SESSION_ROLES: Final[frozenset[Role]] = frozenset({Role.ADMIN, Role.VIEWER})
 """The roles that can sign in to the dashboard (and so hold a session cookie)."""
 DISCLOSURE_CONTROLLED: Final[frozenset[Role]] = frozenset({Role.VIEWER})
-"""Roles whose figures pass disclosure control (functions/api/disclosure.py); admins see raw figures."""
+"""Roles that read published releases (functions/read/side.py: ViewerReadSide); admins see raw figures."""

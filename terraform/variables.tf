@@ -126,6 +126,28 @@ variable "lookback_days" {
   }
 }
 
+variable "release_periods" {
+  description = "Comma-separated periods a viewer's figures are published for: week, month (Settings.release_periods)."
+  type        = string
+  default     = "week,month"
+
+  validation {
+    condition     = length(var.release_periods) > 0 && alltrue([for p in split(",", var.release_periods) : contains(["week", "month"], trimspace(p))])
+    error_message = "release_periods must be a comma-separated list of week and month."
+  }
+}
+
+variable "release_grace_days" {
+  description = "Days after a period closes before its release is published (Settings.release_grace_days)."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.release_grace_days >= 0 && var.release_grace_days <= 60
+    error_message = "release_grace_days must be between 0 and 60."
+  }
+}
+
 variable "idle_threshold_minutes" {
   description = "Gaps between messages longer than this count as idle (Settings.idle_threshold_minutes)."
   type        = number

@@ -22,10 +22,10 @@ from sqlalchemy.engine import Engine
 
 from functions.aggregates import recompute_dates
 from functions.api.app import API_PREFIX, ROUTES, create_app
-from functions.api.csv_export import CSV_COLUMNS, escape_cell
-from functions.api.health import computed_next_run
-from functions.api.schemas import ListResponse
 from functions.api.services import ApiServices
+from functions.read.csv_export import CSV_COLUMNS, escape_cell
+from functions.read.health import computed_next_run
+from functions.read.schemas import ListResponse
 from infra.embedded_pg import EmbeddedPostgres
 from shared.config import get_settings, reset_settings_cache
 from shared.db import make_engine, reset_engines
@@ -458,12 +458,12 @@ def test_csv_export_of_a_group(client: FlaskClient, dataset: Dataset) -> None:
 
 
 def test_csv_export_streams_in_batches(_seeded_database: tuple[str, Dataset]) -> None:
-    from functions.api.csv_export import stream_csv
+    from functions.read.csv_export import stream_csv
 
     url, dataset = _seeded_database
     engine = make_engine(url)
     try:
-        chunks = list(stream_csv(engine, TODAY - timedelta(days=70), TODAY, ZONE, batch_rows=7))
+        chunks = list(stream_csv(engine, get_settings(), TODAY - timedelta(days=70), TODAY, batch_rows=7))
     finally:
         engine.dispose()
     assert len(chunks) > len(dataset.analysed) // 7  # header, then one chunk per batch
@@ -553,7 +553,7 @@ def test_health_tells_when_another_run_is_stuck_open(
     body = get(fresh_client, "/health")
     assert body["last_run"]["status"] == "completed"
     assert body["status"] == "unhealthy" and len(body["stale_runs"]) == 1
-    assert "viewers' figures are paused" in body["problems"][0]
+    assert "no release is published" in body["problems"][0]
 
 
 def test_health_after_a_completed_and_a_failed_run(

@@ -35,7 +35,7 @@ PUBLIC_ROUTES = {
     ("GET", "/healthz"),  # liveness only: {"status": "ok"}, no figures, no settings
     ("HEAD", "/healthz"),
 }
-_SAMPLE_VALUES = {"filename": "dashboard.css", "chart": "model"}
+_SAMPLE_VALUES = {"filename": "dashboard.css", "chart": "group"}  # a chart every reader may see
 
 
 class Clock:

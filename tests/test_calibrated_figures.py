@@ -29,10 +29,10 @@ from sqlalchemy.engine import Engine
 from functions import aggregator, runs
 from functions.api import create_app
 from functions.api.app import API_PREFIX
-from functions.api.csv_export import CSV_COLUMNS, stream_csv
 from functions.api.services import ApiServices
 from functions.calibrated import fingerprint, settings_bounds
 from functions.dimensions import CATEGORY
+from functions.read.csv_export import CSV_COLUMNS, stream_csv
 from infra.cli import cli
 from shared.config import CalibrationMode, Settings, get_settings, reset_settings_cache
 from tests.ground_truth_support import add_analysis, add_confirmation
@@ -170,7 +170,7 @@ def _expected_saved(made: dict[str, dict[str, Any]], factors: dict[str, float], 
 
 
 def _export(engine: Engine, day: date) -> tuple[list[str], dict[str, dict[str, str]]]:
-    text = b"".join(stream_csv(engine, day, day, ZONE)).decode()
+    text = b"".join(stream_csv(engine, get_settings(), day, day)).decode()
     reader = csv.DictReader(io.StringIO(text))
     rows = {row["conversation_id"]: row for row in reader}
     return list(reader.fieldnames or []), rows

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy.engine import Engine
 
-from functions.api.schemas import TriggerQuery
 from functions.dates import MAX_RANGE_DAYS, checked_day, checked_range
+from functions.read.schemas import TriggerQuery
 from infra.cli import cli
 from shared.config import get_settings, reset_settings_cache
 from shared.db import reset_engines

@@ -18,8 +18,8 @@ from flask.testing import FlaskClient
 from sqlalchemy.engine import Engine
 
 from functions.api.app import API_PREFIX, create_app
-from functions.api.csv_export import escape_cell
 from functions.api.services import ApiServices
+from functions.read.csv_export import escape_cell
 from shared.config import get_settings
 from tests.api_dataset import TODAY, ZONE, seed
 from tests.test_auth import PASSWORD, bearer

@@ -147,6 +147,22 @@ UPDATE_SCREENSHOTS = "ANALYTICS_UPDATE_SCREENSHOTS"  # `make screenshots`: refre
 @pytest.fixture
 def demo_server(tmp_path: Path, analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The api app over the demo database as `make run` builds it, its last 60 days processed."""
+    yield from _demo(tmp_path, monkeypatch)
+
+
+VIEWER_PASSWORD = "viewer-password-for-the-browser"
+
+
+@pytest.fixture
+def viewer_demo_server(
+    tmp_path: Path, analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """The demo as above, with a viewer password: its runs publish the closed weeks and months."""
+    monkeypatch.setenv("ANALYTICS_VIEWER_PASSWORD", VIEWER_PASSWORD)
+    yield from _demo(tmp_path, monkeypatch)
+
+
+def _demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     from functions import dispatcher
     from infra.demo_data import build_demo_database
     from infra.local_queues import inline_queue
@@ -223,6 +239,43 @@ def test_demo_dashboard_at_desktop_and_phone_width(demo_server: str, page: Any) 
         SCREENSHOTS.mkdir(exist_ok=True)
         shutil.copyfile(desktop, SCREENSHOTS / "dashboard.png")
         shutil.copyfile(phone, SCREENSHOTS / "dashboard-phone.png")
+
+
+def test_the_viewer_dashboard_at_desktop_and_phone_width(viewer_demo_server: str, page: Any) -> None:
+    """A viewer's page over the demo's releases: published weeks, no per-person panel, no breakdowns
+    by model or category; screenshots at 1400 px and 390 px (and `docs/` with ANALYTICS_UPDATE_SCREENSHOTS=1)."""
+    import os
+
+    expect = playwright_api.expect
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(viewer_demo_server + "/login")
+    page.fill("#password", VIEWER_PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("#disclosure-note")).to_contain_text("as published on")
+    expect(page.locator("#disclosure-note")).to_contain_text("published week")
+    for admin_only in ("#by-user", "#by-model", "#by-category", "#csv-download"):
+        assert page.locator(admin_only).count() == 0, admin_only
+    expect(page.locator("#by-group")).to_be_visible()
+    page.wait_for_function("() => Array.from(document.querySelectorAll('img.chart')).every(i => i.complete)")
+    assert _charts_loaded(page) == 1  # the trend, one point per published week (breakdown charts: admins)
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 1400
+    desktop = ARTIFACTS / "dashboard-viewer-1400.png"
+    page.screenshot(path=str(desktop), full_page=True)
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    page.wait_for_function(
+        "() => Array.from(document.querySelectorAll('img.chart')).every(i => i.complete && i.currentSrc.includes('size=narrow'))"
+    )
+    assert _charts_loaded(page) == 1
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    phone = ARTIFACTS / "dashboard-viewer-390.png"
+    page.screenshot(path=str(phone), full_page=True)
+    assert page.csp_violations == []  # type: ignore[attr-defined]
+    if os.environ.get(UPDATE_SCREENSHOTS) == "1":
+        SCREENSHOTS.mkdir(exist_ok=True)
+        shutil.copyfile(desktop, SCREENSHOTS / "dashboard-viewer.png")
+        shutil.copyfile(phone, SCREENSHOTS / "dashboard-viewer-phone.png")
 
 
 def test_the_calibration_panel_in_the_browser(analytics_engine: Engine, page: Any) -> None:

@@ -11,17 +11,17 @@ from sqlalchemy.engine import Engine
 from functions import dispatcher
 from functions.aggregates import recompute_dates
 from functions.api.app import API_PREFIX, ROUTES, create_app
-from functions.api.csv_export import CSV_COLUMNS
-from functions.api.disclosure import OPENAPI_NOTE
-from functions.api.schemas import BreakdownResponse, ExportQuery, SummaryQuery
 from functions.api.services import ApiServices
 from functions.dimensions import DIMENSIONS, FILTER_DIMENSIONS, STORED_DIMENSIONS, Dimension
+from functions.read.csv_export import CSV_COLUMNS
+from functions.read.schemas import BreakdownResponse, ExportQuery, SummaryQuery
 from infra.local_queues import inline_queue
 from infra.openwebui_fixture import ChatBuilder, OpenWebUIFixture
 from shared.config import get_settings, reset_settings_cache
 from shared.conversation import MAX_TAG_LENGTH, MAX_TAGS, bounded_tags
 from shared.db import reset_engines
 from shared.openwebui import reader
+from shared.roles import ADMIN_ONLY
 from tests.pipeline_support import CHAT_TAGS, assert_books_balance, build_dataset, rows
 from tests.test_schema import _analysis, _insert_analysis
 
@@ -37,9 +37,9 @@ def test_every_stored_dimension_has_its_breakdown_route_and_filter() -> None:
         route = routes[API_PREFIX + dimension.route]
         assert route.response is BreakdownResponse
         assert route.summary == dimension.title
-        # a partition's route also says how the viewer role's figures are made
-        viewer_note = OPENAPI_NOTE if dimension.disclosure == "partition" else ""
-        assert route.description == dimension.description + viewer_note
+        # breakdowns by a stored dimension are not in a viewer's releases: admin-only
+        assert route.description == dimension.description
+        assert route.access == ADMIN_ONLY
     for dimension in FILTER_DIMENSIONS:
         assert dimension.filter_parameter in SummaryQuery.model_fields
         assert dimension.filter_parameter in ExportQuery.model_fields

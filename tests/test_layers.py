@@ -137,3 +137,39 @@ def test_the_checker_sees_lazy_imports_and_cycles() -> None:
     """The graph walk is not vacuous: a lazy import inside a function is an edge, and a loop is found."""
     assert "functions.wiring" in _graph()[0]["functions.pipeline"]
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def _web_imports(graph: dict[str, set[str]], foreign: dict[str, list[str]]) -> list[str]:
+    """Imports of the web framework, or of the web package, by a module of the read side."""
+    found = [
+        f"{source} imports {target}"
+        for source, targets in graph.items()
+        for target in targets
+        if source.startswith("functions.read") and target.startswith("functions.api")
+    ]
+    found += [
+        f"{source} imports {name}"
+        for source, names in foreign.items()
+        if source.startswith("functions.read")
+        for name in names
+        if name.split(".")[0] in ("flask", "werkzeug", "jinja2")
+    ]
+    return sorted(found)
+
+
+def _third_party_imports() -> dict[str, list[str]]:
+    return {
+        name: [imported for imported, _ in _imports(name, path)] for name, path in _deployed_modules().items()
+    }
+
+
+def test_the_read_side_imports_no_web_framework_and_not_the_web_package() -> None:
+    """functions/read/ is the read model: Flask, werkzeug, jinja2 and functions.api stay out of it."""
+    graph, _ = _graph()
+    assert any(name.startswith("functions.read.") for name in graph), "the read side is in the graph"
+    assert _web_imports(graph, _third_party_imports()) == []
+    # the check is not vacuous: a read-side module importing flask or the web package is caught
+    assert _web_imports({"functions.read.x": {"functions.api.app"}}, {"functions.read.y": ["flask"]}) == [
+        "functions.read.x imports functions.api.app",
+        "functions.read.y imports flask",
+    ]

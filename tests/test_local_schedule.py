@@ -13,8 +13,8 @@ import functions_framework
 import pytest
 from sqlalchemy.engine import Engine
 
-from functions.api.health import next_run
 from functions.dispatcher import yesterday
+from functions.read.health import next_run
 from infra.local_schedule import MAX_SLEEP_SECONDS, LocalSchedule, scheduled_dispatch
 from infra.openwebui_fixture import ChatBuilder, OpenWebUIFixture
 from shared.config import REPO_ROOT, get_settings, reset_settings_cache

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from functions.api.schemas import Figures
 from functions.metrics import METRIC_COLUMNS, METRICS
+from functions.read.schemas import Figures
 from shared.models import DailyAggregate, DailyBreakdown
 
 

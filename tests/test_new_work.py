@@ -22,9 +22,9 @@ from sqlalchemy.engine import Engine
 
 from functions.api import create_app
 from functions.api.app import API_PREFIX
-from functions.api.csv_export import stream_csv
 from functions.api.services import ApiServices
 from functions.calibration import confirmation_report
+from functions.read.csv_export import stream_csv
 from shared.config import get_settings, reset_settings_cache
 from tests.ground_truth_support import add_analysis, add_confirmation
 from tests.test_calibrated_figures import night
@@ -109,7 +109,7 @@ def test_new_work_counts_apart_and_never_as_hours_saved(engine: Engine) -> None:
     (coding,) = [row for row in breakdown.get_json()["rows"] if row["value"] == "coding"]
     assert (coding["total_time_saved"], coding["new_work_conversations"]) == (saved, 1)
 
-    text = b"".join(stream_csv(engine, DAY, DAY, ZONE)).decode()
+    text = b"".join(stream_csv(engine, get_settings(), DAY, DAY)).decode()
     rows = {row["conversation_id"]: row for row in csv.DictReader(io.StringIO(text))}
     assert rows["c3"]["new_work"] == "true" and rows["c1"]["new_work"] == "false"
     assert rows["c3"]["time_saved_minutes"] == "0" and rows["c1"]["time_saved_minutes"] == "50"

@@ -18,8 +18,8 @@ from sqlalchemy.engine import Engine
 
 from functions import dispatcher
 from functions.api.app import API_PREFIX, create_app
-from functions.api.health import health_report
 from functions.api.services import ApiServices
+from functions.read.health import health_report
 from infra.cli import cli
 from infra.local_queues import inline_queue
 from infra.openwebui_fixture import AUTO, OMIT, ChatBuilder

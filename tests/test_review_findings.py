@@ -88,7 +88,8 @@ def test_the_viewer_dashboard_does_not_give_the_conversation_count_of_a_withheld
     viewer = _viewer(analytics_engine, monkeypatch)
     span = {"start_date": YESTERDAY.isoformat(), "end_date": YESTERDAY.isoformat()}
     trend = _get(viewer, API_PREFIX + "/daily-trend", **span).get_json()
-    assert trend["rows"][0]["withheld"] is True  # one person: the JSON withholds the day
+    # releases: a viewer has no per-day figure at all (and yesterday's week is not published yet)
+    assert all(row["analysis_date"] != YESTERDAY.isoformat() for row in trend["rows"])
     page = _get(viewer, "/", **span).get_data(as_text=True)
     footer = page[page.index('id="status"') :]
     # ... but the footer says how many conversations that one person had that day
@@ -176,14 +177,11 @@ def test_a_viewer_cannot_read_the_answers_of_fewer_than_k_confirmers(
         "start_date": (TODAY - timedelta(days=11)).isoformat(),
         "end_date": (TODAY - timedelta(days=2)).isoformat(),
     }
-    rows = _get(viewer, API_PREFIX + "/category-breakdown", **span).get_json()["rows"]
-    coding = next((row for row in rows if row["value"] == "coding"), None)
-    assert coding is not None, [(r["value"], r.get("merged")) for r in rows]
-    # before: calibrated ÷ raw minutes of the row was the median of one person's confirmed ÷
-    # estimated minutes. Now one person's answers calibrate nothing (fewer than k people behind
-    # the factor), so the row's calibrated minutes are its raw ones: the ratio says nothing.
+    # before: calibrated ÷ raw minutes of the viewer's category row was the median of one
+    # person's confirmed ÷ estimated minutes. Now one person's answers calibrate nothing (fewer
+    # than k people behind the factor), and the category breakdown is not published to viewers
     assert factor == 1.0
-    assert coding["manual_time_calibrated_minutes"] in (None, coding["total_manual_time_estimated"])
+    assert _get(viewer, API_PREFIX + "/category-breakdown", **span).status_code == 403
     admin = _get_as(viewer, "local-dev-password", API_PREFIX + "/category-breakdown", **span).get_json()
     admin_coding = next(row for row in admin["rows"] if row["value"] == "coding")
     assert admin_coding["manual_time_calibrated_minutes"] == admin_coding["total_manual_time_estimated"]
@@ -240,28 +238,31 @@ def test_a_late_arrival_that_failed_transiently_is_planned_again_the_next_night(
 
 
 # --- 4. release decisions and figures come from different tables: a run in progress opens a gap ---
+# Releases close the gap: nothing is published while a run is open, a published release is
+# frozen, and the auditor keeps everyone − a group from being one person.
 
 
 def test_a_run_in_progress_does_not_let_everyone_minus_a_group_single_out_one_person(
     analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from functions import aggregator, runs
+    from functions.read.releases import due_periods
+    from tests.release_support import complete_runs
+
     ten, outsider = PEOPLE[0:10], PEOPLE[11]
     groups = {"grp-ten": ("Ten", ten)}
-    day = TODAY - timedelta(days=3)
+    day = date(2026, 6, 3)  # its week closed on 7 June: due on 15 June
     rng = random.Random(11)
     analyses = [
         analysis_row(rng, n, day, person, "analyzed", groups) for n, person in enumerate([*ten, outsider])
     ]
     insert(analytics_engine, analyses, groups)
+    complete_runs(analytics_engine, date(2026, 6, 1), date(2026, 6, 7), NOW)
     viewer = _viewer(analytics_engine, monkeypatch)
-    span = {"start_date": day.isoformat(), "end_date": day.isoformat()}
-    before = _get(viewer, API_PREFIX + "/summary", group="grp-ten", **span).get_json()
-    assert before["conversation_count"] == 0  # rule 3b: everyone − Ten would be the outsider alone
+    span = {"start_date": "2026-06-01", "end_date": "2026-06-07"}
     # tonight's run re-analyses the outsider's conversation, which continued the next day: the
     # analyzer has moved it, the aggregator has not rebuilt the dates yet (it runs at the end)
     import uuid
-
-    from functions import aggregator, runs
 
     with analytics_engine.begin() as connection:
         opened = runs.open_run(
@@ -277,15 +278,12 @@ def test_a_run_in_progress_does_not_let_everyone_minus_a_group_single_out_one_pe
             sa.text("UPDATE conversation_analysis SET analysis_date = :d WHERE user_id_hash = :u"),
             {"d": day + timedelta(days=1), "u": outsider},
         )
-    # while the run is open a viewer's figures wait (release decisions and aggregates could differ)
-    for path in ("/summary", "/daily-trend", "/category-breakdown", "/group-breakdown"):
-        paused = _get(viewer, API_PREFIX + path, **span)
-        assert paused.status_code == 503 and paused.headers["Retry-After"] == "120", path
-        assert "run in progress" in paused.get_json()["message"]
-    page = _get(viewer, "/", **span)
-    assert page.status_code == 503 and 'id="paused-message"' in page.get_data(as_text=True)
-    chart = _get(viewer, "/charts/daily-trend.svg", **span)  # an image, like every answer of the route
-    assert chart.status_code == 503 and chart.mimetype == "image/svg+xml" and chart.headers["Retry-After"]
+        assert due_periods(connection, get_settings(), TODAY) == []  # nothing is published meanwhile
+    # a viewer is not paused any more: there is simply no release yet (no live figures)
+    for path in ("/summary", "/daily-trend", "/group-breakdown"):
+        answer = _get(viewer, API_PREFIX + path, **span)
+        assert answer.status_code == 200, path
+        assert answer.get_json()["disclosure"]["periods"] == [], path
     admin = _get_as(viewer, "local-dev-password", API_PREFIX + "/summary", **span)
     assert admin.status_code == 200  # admins see raw figures anyway
 
@@ -302,6 +300,7 @@ def test_a_run_in_progress_does_not_let_everyone_minus_a_group_single_out_one_pe
         )
     assert aggregator.aggregate_run(opened.run.run_id, engine=analytics_engine).completed_now
     everyone = _get(viewer, API_PREFIX + "/summary", **span).get_json()
+    assert [p["period"] for p in everyone["disclosure"]["periods"]] == ["2026-W23"]  # published now
     group = _get(viewer, API_PREFIX + "/summary", group="grp-ten", **span).get_json()
     difference = everyone["total_time_saved"] - group["total_time_saved"]
     outsider_row = analyses[-1]
@@ -383,11 +382,14 @@ def test_the_eta_of_a_backfill_counts_the_days_not_dispatched_yet() -> None:
 
 
 # --- 8. the viewer's Everyone else group row has calibrated minutes but no calibration version ----
+# Releases have no Everyone else row; a published group row's calibrated minutes name their version.
 
 
 def test_the_everyone_else_group_row_names_its_calibration_version(
     analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from tests.release_support import complete_runs, publish
+
     groups = {"grp-half": ("Half", PEOPLE[0:6])}
     analyses = _dataset()
     for row in analyses:
@@ -402,11 +404,17 @@ def test_the_everyone_else_group_row_names_its_calibration_version(
     reset_settings_cache()
     with analytics_engine.begin() as connection:
         recompute_dates(connection, record_calibration(connection, get_settings()))
+    complete_runs(analytics_engine, date(2026, 5, 11), YESTERDAY, NOW)
+    publish(analytics_engine, get_settings(), NOW + timedelta(days=7))
     viewer = _viewer(analytics_engine, monkeypatch, ANALYTICS_CALIBRATION="show")
-    rows = _get(viewer, API_PREFIX + "/group-breakdown", days="30").get_json()["rows"]
-    (everyone_else,) = [row for row in rows if row["group_id"] is None]
-    assert everyone_else["calibrated_conversation_count"] > 0
-    assert everyone_else["calibration_versions"] == [1] and everyone_else["calibration_version"] == 1
+    answer = _get(viewer, API_PREFIX + "/group-breakdown", days="30").get_json()
+    assert answer["disclosure"]["periods"]
+    assert all(row["group_id"] is not None for row in answer["rows"])  # no Everyone else row
+    for row in answer["rows"]:
+        if row["time_saved_calibrated_minutes"] is None:  # a calibrated category of too few people
+            assert "calibration" in answer["disclosure"]["null_figures"]
+        else:
+            assert row["calibration_versions"] == [1] and row["calibration_version"] == 1
 
 
 # --- 9. the viewer's health banner shows a failed run's error message -----------------------------

@@ -13,14 +13,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from functions.aggregates import recompute_dates
-from functions.api import queries
-from functions.api.schemas import DateRange
 from functions.dimensions import MODEL
+from functions.read import queries
+from functions.read.schemas import DateRange
 from functions.value import FIRST_RATE_DATE, record_rates, reprice
 from shared.config import Settings, get_settings, reset_settings_cache
 from tests.value_dataset import DAY, GROUP_RATES, RATE, insert_dataset
 
-ONE_DAY = DateRange(start_date=DAY, end_date=DAY, days=1)
+ONE_DAY = DateRange.between(DAY, DAY)
 
 
 def _money(
@@ -48,7 +48,7 @@ def test_figures_equal_the_hand_computed_ones(
 ) -> None:
     _seed(analytics_engine, _money(monkeypatch))
     with analytics_engine.connect() as connection:
-        figures = queries.figures(connection, queries.Scope(), ONE_DAY)
+        figures = queries.figures(connection, queries.Scope(), ONE_DAY, get_settings())
 
     assert (figures.total_time_saved, figures.total_time_saved_low, figures.total_time_saved_high) == (
         120,
@@ -81,7 +81,9 @@ def test_by_model_return_and_unpriced_models(
 ) -> None:
     _seed(analytics_engine, _money(monkeypatch))
     with analytics_engine.connect() as connection:
-        rows = {row.value: row for row in queries.dimension_breakdown(connection, MODEL, ONE_DAY)}
+        rows = {
+            row.value: row for row in queries.dimension_breakdown(connection, MODEL, ONE_DAY, get_settings())
+        }
 
     # cost goes with the conversation's primary model (the model its time saved is counted under)
     assert rows["gpt-4o"].ai_cost_usd == 3.25
@@ -101,7 +103,7 @@ def test_an_unpriced_model_alone_has_no_cost_not_zero(
         connection.execute(sa.text("DELETE FROM conversation_model_usage WHERE model <> 'llama3.1:8b'"))
         record_rates(connection, settings, DAY)
         recompute_dates(connection, [DAY])
-        figures = queries.figures(connection, queries.Scope(), ONE_DAY)
+        figures = queries.figures(connection, queries.Scope(), ONE_DAY, get_settings())
     assert figures.ai_cost_usd is None
     assert figures.ai_unpriced_tokens == 6_000
     assert figures.hours_saved_per_100_usd is None and figures.value_per_usd is None
@@ -112,9 +114,11 @@ def test_per_group_rates_and_a_person_in_two_groups(
 ) -> None:
     _seed(analytics_engine, _money(monkeypatch))
     with analytics_engine.connect() as connection:
-        groups, _ = queries.group_breakdown(connection, ONE_DAY, min_group_size=1)
+        groups, _ = queries.group_breakdown(
+            connection, ONE_DAY, get_settings().model_copy(update={"min_group_size": 1})
+        )
         by_name = {row.name: row for row in groups}
-        person_b = queries.figures(connection, queries.Scope(user_id_hash="b" * 64), ONE_DAY)
+        person_b = queries.figures(connection, queries.Scope(user_id_hash="b" * 64), ONE_DAY, get_settings())
     # Legal: A at 90 (45) and B, also in Support, at the lower 30 (15)
     assert by_name["Legal"].value_saved_amount == 60.0
     assert by_name["Support"].value_saved_amount == 15.0
@@ -128,7 +132,7 @@ def test_no_money_without_rate_and_currency(
     settings = _money(monkeypatch, rate=None)
     _seed(analytics_engine, settings)
     with analytics_engine.connect() as connection:
-        figures = queries.figures(connection, queries.Scope(), ONE_DAY)
+        figures = queries.figures(connection, queries.Scope(), ONE_DAY, get_settings())
         recorded = connection.execute(sa.text("SELECT count(*) FROM value_rates")).scalar_one()
     assert recorded == 0
     assert figures.currency is None and figures.value_saved_amount is None and figures.ai_cost_usd is None
@@ -150,10 +154,8 @@ def test_a_rate_is_recorded_with_the_aggregate_and_a_change_does_not_rewrite_it(
         periods = connection.execute(
             sa.text("SELECT effective_from, hourly_rate FROM value_rates ORDER BY effective_from")
         ).all()
-        then = queries.figures(connection, queries.Scope(), ONE_DAY)
-        now = queries.figures(
-            connection, queries.Scope(), DateRange(start_date=later, end_date=later, days=1)
-        )
+        then = queries.figures(connection, queries.Scope(), ONE_DAY, get_settings())
+        now = queries.figures(connection, queries.Scope(), DateRange.between(later, later), get_settings())
         rate_ids = connection.execute(
             sa.text("SELECT analysis_date, value_rate_id FROM daily_aggregates WHERE user_id_hash IS NULL")
         ).all()
@@ -168,7 +170,7 @@ def test_a_rate_is_recorded_with_the_aggregate_and_a_change_does_not_rewrite_it(
     with analytics_engine.begin() as connection:  # re-price history on purpose
         dates = reprice(connection, raised, DAY)
         recompute_dates(connection, dates)
-        repriced = queries.figures(connection, queries.Scope(), ONE_DAY)
+        repriced = queries.figures(connection, queries.Scope(), ONE_DAY, get_settings())
     assert dates == [DAY, later]
     assert repriced.value_saved_amount == 120.0
 
@@ -181,7 +183,7 @@ def test_a_new_currency_revalues_every_date(
     with analytics_engine.begin() as connection:
         rebuild = record_rates(connection, dollars, DAY + timedelta(days=30))
         recompute_dates(connection, rebuild)
-        figures = queries.figures(connection, queries.Scope(), ONE_DAY)
+        figures = queries.figures(connection, queries.Scope(), ONE_DAY, get_settings())
     assert rebuild == [DAY]
     assert figures.currency == "USD"
     assert figures.value_saved_amount == 45 + 15 + 50.0
@@ -206,12 +208,11 @@ def test_csv_carries_value_and_cost_columns(
 ) -> None:
     import csv
     import io
-    from zoneinfo import ZoneInfo
 
-    from functions.api.csv_export import stream_csv
+    from functions.read.csv_export import stream_csv
 
     def export() -> dict[str, dict[str, str]]:
-        text = b"".join(stream_csv(analytics_engine, DAY, DAY, ZoneInfo("Europe/Budapest"))).decode()
+        text = b"".join(stream_csv(analytics_engine, get_settings(), DAY, DAY)).decode()
         return {row["conversation_id"]: row for row in csv.DictReader(io.StringIO(text))}
 
     _seed(analytics_engine, _money(monkeypatch))
@@ -339,7 +340,8 @@ def test_the_pipeline_records_usage_per_model_and_the_aggregator_records_rates(
             figures = queries.figures(
                 connection,
                 queries.Scope(),
-                DateRange(start_date=date(2026, 11, 20), end_date=date(2026, 11, 20), days=1),
+                DateRange.between(date(2026, 11, 20), date(2026, 11, 20)),
+                settings,
             )
             rate_ids = (
                 connection.execute(sa.text("SELECT DISTINCT value_rate_id FROM daily_aggregates"))

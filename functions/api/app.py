@@ -21,9 +21,13 @@ from werkzeug.exceptions import HTTPException
 
 from functions.api import calibration_views, dashboard, endpoints, feedback, report
 from functions.api.access_log import install_access_log
-from functions.api.disclosure import OPENAPI_NOTE, FiguresBeingRebuilt
 from functions.api.openapi import build_openapi
-from functions.api.schemas import (
+from functions.api.services import ApiServices
+from functions.calibration import CalibrationReport
+from functions.dates import MAX_RANGE_DAYS
+from functions.dimensions import GROUP, STORED_DIMENSIONS
+from functions.read.releases import OPENAPI_NOTE
+from functions.read.schemas import (
     BreakdownQuery,
     BreakdownResponse,
     ErrorResponse,
@@ -42,11 +46,8 @@ from functions.api.schemas import (
     UserBreakdownQuery,
     UserBreakdownResponse,
 )
-from functions.api.services import ApiServices
-from functions.calibration import CalibrationReport
-from functions.dates import MAX_RANGE_DAYS
-from functions.dimensions import GROUP, STORED_DIMENSIONS
-from shared.auth import authenticate, session_cookie_name
+from functions.read.side import read_side
+from shared.auth import Principal, authenticate, session_cookie_name
 from shared.config import Settings, get_settings
 from shared.errors import (
     AuthenticationFailed,
@@ -95,6 +96,7 @@ class Route:
     description: str = ""
     tag: str = "analytics"
     errors: tuple[tuple[int, str], ...] = ()  # statuses beyond the common ones, for OpenAPI
+    reads: bool = False  # the view reads figures: it gets the read side of the caller's role
 
     @property
     def documented(self) -> bool:
@@ -124,6 +126,7 @@ ROUTES: tuple[Route, ...] = (
         "/summary",
         "summary",
         endpoints.summary,
+        reads=True,
         access=READERS,
         query=SummaryQuery,
         response=SummaryResponse,
@@ -136,6 +139,7 @@ ROUTES: tuple[Route, ...] = (
         "/daily-trend",
         "daily-trend",
         endpoints.daily_trend,
+        reads=True,
         access=READERS,
         query=TrendQuery,
         response=TrendResponse,
@@ -147,6 +151,7 @@ ROUTES: tuple[Route, ...] = (
         "/user-breakdown",
         "user-breakdown",
         endpoints.user_breakdown,
+        reads=True,
         query=UserBreakdownQuery,
         response=UserBreakdownResponse,
         summary="Top users by time saved (pseudonymous)",
@@ -158,12 +163,13 @@ ROUTES: tuple[Route, ...] = (
             dimension.route,
             dimension.endpoint,
             endpoints.dimension_breakdown(dimension),
-            # overlapping dimensions (people's own labels) stay admin-only until a viewer rule exists
-            access=READERS if dimension.disclosure == "partition" else ADMIN_ONLY,
+            reads=True,
+            # not in a viewer's releases (functions/read/releases.py): admins only
+            access=ADMIN_ONLY,
             query=BreakdownQuery,
             response=BreakdownResponse,
             summary=dimension.title,
-            description=dimension.description + (OPENAPI_NOTE if dimension.disclosure == "partition" else ""),
+            description=dimension.description,
         )
         for dimension in STORED_DIMENSIONS
     ),
@@ -171,6 +177,7 @@ ROUTES: tuple[Route, ...] = (
         "/group-breakdown",
         "group-breakdown",
         endpoints.group_breakdown,
+        reads=True,
         access=READERS,
         query=RangeQuery,
         response=GroupBreakdownResponse,
@@ -181,6 +188,7 @@ ROUTES: tuple[Route, ...] = (
         "/export/csv",
         "export-csv",
         endpoints.export_csv,
+        reads=True,
         query=ExportQuery,
         media_type="text/csv",
         summary="The analyses of a range as CSV",
@@ -275,7 +283,15 @@ ROUTES: tuple[Route, ...] = (
         description="The OpenAPI 3.1 description of this API.",
         tag="meta",
     ),
-    Route("/", "dashboard", dashboard.dashboard_page, access=READERS, kind="page", media_type="text/html"),
+    Route(
+        "/",
+        "dashboard",
+        dashboard.dashboard_page,
+        access=READERS,
+        kind="page",
+        media_type="text/html",
+        reads=True,
+    ),
     Route("/login", "login", dashboard.login_page, access=PUBLIC, kind="page", media_type="text/html"),
     Route(
         "/login",
@@ -287,13 +303,14 @@ ROUTES: tuple[Route, ...] = (
         media_type="text/html",
     ),
     Route("/logout", "logout", dashboard.logout, methods=("POST",), access=READERS, kind="page"),
-    Route("/report", "report", report.report_page, kind="page", media_type="text/html"),
+    Route("/report", "report", report.report_page, kind="page", media_type="text/html", reads=True),
     Route(
         f"/charts/<any({_CHART_NAMES}):chart>.svg",
         "chart",
         dashboard.chart,
         access=READERS,
         kind="page",
+        reads=True,
         media_type="image/svg+xml",
     ),
     Route(
@@ -318,7 +335,7 @@ def _services() -> ApiServices:
     return flask.current_app.extensions[_EXTENSION]
 
 
-def _authenticate(route: Route) -> None:
+def _authenticate(route: Route) -> Principal:
     """Let the caller in or raise; a cookie-authenticated unsafe request also needs its CSRF token."""
     current = _services()
     request = flask.request
@@ -340,6 +357,7 @@ def _authenticate(route: Route) -> None:
     if route.access == PUBLIC or principal.role not in route.access:
         raise AuthenticationFailed(f"the {principal.role} role may not call this route", status_code=403)
     flask.g.principal = principal
+    return principal
 
 
 def _request_parameters() -> dict[str, Any]:
@@ -375,17 +393,25 @@ def _adapter(response: Any) -> TypeAdapter[Any]:
 
 def _wrap(route: Route) -> Callable[..., Any]:
     def view(**path_values: Any) -> Any:
+        services = _services()
+        principal: Principal | None = None
         if route.access != PUBLIC:
             try:
-                _authenticate(route)
+                principal = _authenticate(route)
             except AuthenticationFailed as exc:
                 if route.endpoint == "dashboard" and exc.status_code == 401:
                     return flask.redirect(flask.url_for("login"), code=303)
                 raise
+        # the principal is resolved here, once: it picks the read side (none without a principal)
+        arguments: tuple[Any, ...] = (services,)
+        if route.reads:
+            if principal is None:
+                raise AuthenticationFailed("a route that reads figures needs a principal")
+            arguments += (read_side(principal.role, services.settings, services.engine),)
         if route.kind == "page":
-            return route.view(_services(), **path_values)
+            return route.view(*arguments, **path_values)
         query = _parse_query(route.query or NoQuery)
-        result = route.view(_services(), query)
+        result = route.view(*arguments, query)
         if isinstance(result, flask.Response):
             return result
         body = _adapter(route.response).dump_json(result)
@@ -433,10 +459,7 @@ def _http_error(exc: HTTPException) -> flask.Response:
 
 
 def _unavailable(exc: RetryableError) -> flask.Response:
-    if isinstance(exc, FiguresBeingRebuilt):
-        _log.info("viewer figures paused: %s", exc)  # normal while a run is open: health tells when stuck
-    else:
-        _log.warning("dependency unavailable: %s", exc)
+    _log.warning("dependency unavailable: %s", exc)
     response = _error(503, "unavailable", str(exc))
     if exc.retry_after_seconds is not None:
         response.headers["Retry-After"] = str(round(exc.retry_after_seconds))

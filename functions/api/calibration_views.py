@@ -5,7 +5,6 @@ from __future__ import annotations
 import flask
 
 from functions.api import charts
-from functions.api.schemas import NoQuery
 from functions.api.services import ApiServices
 from functions.calibrated import PendingChange, pending_change
 from functions.calibration import (
@@ -14,6 +13,7 @@ from functions.calibration import (
     load_confirmation_pairs,
     scatter_points,
 )
+from functions.read.schemas import NoQuery
 
 __all__ = ["calibration", "calibration_chart", "dashboard_report", "pending"]
 

@@ -33,7 +33,7 @@ import flask
 import pygal
 from pygal.style import Style
 
-from functions.api.schemas import DailyPoint, Figures, WithheldPoint
+from functions.read.schemas import DailyPoint, Figures, WithheldPoint
 from shared.config import Settings
 from shared.errors import AnalyticsError
 
@@ -229,7 +229,10 @@ def trend_chart(
         include_x_axis=True,
         show_minor_x_labels=False,
         x_labels_major_every=_label_step(len(points), date_labels),
-        y_title="Hours saved per day",
+        # a viewer's points are published periods (PeriodPoint: a week or a month each)
+        y_title="Hours saved per period"
+        if any(hasattr(p, "period") for p in points)
+        else "Hours saved per day",
         x_label_rotation=0,
     )
     chart.x_labels = [point.analysis_date.strftime("%d %b") for point in points]

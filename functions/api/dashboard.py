@@ -17,10 +17,13 @@ import flask
 from pydantic import ValidationError
 from werkzeug.wrappers import Response
 
-from functions.api import calibration_views, charts, disclosure, queries
-from functions.api.endpoints import checked_group, previous_range, span
-from functions.api.health import health_report
-from functions.api.schemas import (
+from functions.api import calibration_views, charts
+from functions.api.services import ApiServices
+from functions.calibrated import calibration_note
+from functions.dimensions import DIMENSIONS, GROUP, Dimension, dimension
+from functions.read import queries
+from functions.read.health import health_report
+from functions.read.schemas import (
     BreakdownQuery,
     DateRange,
     DimensionRow,
@@ -28,10 +31,8 @@ from functions.api.schemas import (
     GroupInfo,
     HealthResponse,
 )
-from functions.api.services import ApiServices
-from functions.calibrated import calibration_note
-from functions.dimensions import DIMENSIONS, GROUP, STORED_DIMENSIONS, Dimension, dimension
-from shared.auth import Principal, client_address, password_role, session_cookie_name
+from functions.read.side import ReadSide
+from shared.auth import client_address, password_role, session_cookie_name
 from shared.errors import AuthenticationFailed, InvalidParameter, RateLimited, validation_problems
 from shared.roles import SESSION_ROLES, Role
 
@@ -227,76 +228,35 @@ def _health(services: ApiServices) -> HealthResponse | None:
         return None
 
 
-def _role() -> Role:
-    principal: Principal | None = flask.g.get("principal")
-    return principal.role if principal else Role.ADMIN
-
-
-def dashboard_page(services: ApiServices) -> flask.Response:
+def dashboard_page(services: ApiServices, read: ReadSide) -> flask.Response:
     """The page; a viewer gets it without the per-person panel, the CSV link and pipeline settings."""
     settings = services.settings
-    is_admin = _role() is Role.ADMIN
+    is_admin = read.role is Role.ADMIN
     filters = _filters(services, flask.request.args.to_dict())
     date_range, error = filters.date_range, filters.error
-    earlier = previous_range(date_range)
     group: GroupInfo | None = None
-    with services.engine.connect() as connection:
+    with read.engine.connect() as connection:
         try:
-            group = checked_group(connection, services, filters.query.group)
+            group = read.group(connection, filters.query.group)
         except InvalidParameter as exc:
             error = str(exc)
         group_id = group.group_id if group else None
-        scope = queries.Scope(group_id=group_id)
-        control = disclosure.control_for(settings.min_group_size)
-        if control is None:
-            groups, hidden_groups = queries.group_breakdown(
-                connection, date_range, min_group_size=settings.min_group_size
-            )
-        else:  # the viewer's group rows come from the released cells (below)
-            hidden_groups = queries.hidden_group_count(connection, settings.min_group_size)
-        note: str | None = None  # what the disclosure control withheld, for a viewer
-        trend: list[Any]
-        if control is None:
-            current = queries.figures(connection, scope, date_range)
-            previous = queries.figures(connection, scope, earlier)
-            trend = list(queries.daily_trend(connection, scope, date_range))
-            users = (
-                queries.user_breakdown(connection, date_range, limit=_TOP_USERS, group_id=group_id)
-                if is_admin
-                else []
-            )
-            # overlapping dimensions (people's own labels) are shown to admins only, like their routes
-            panels = [
-                Panel(d, queries.dimension_breakdown(connection, d, date_range, group_id=group_id))
-                for d in STORED_DIMENSIONS
-                if is_admin or d.disclosure == "partition"
-            ]
-        else:
-            try:
-                release = control.release(connection, span(earlier, date_range), group_id)
-            except disclosure.FiguresBeingRebuilt as exc:
-                paused = _render("paused.html", status=503, message=str(exc), floor=control.floor)
-                paused.headers["Retry-After"] = str(round(exc.retry_after_seconds or 0))
-                return paused
-            current = control.figures(connection, release, date_range, group_id)
-            previous = control.figures(connection, release, earlier, group_id)
-            trend = control.trend(connection, release, date_range, group_id)
-            users = []
-            panels, merged = [], 0
-            if group_id is None:  # a viewer sees breakdowns of everyone only
-                for d in STORED_DIMENSIONS:
-                    if d.disclosure == "partition":
-                        rows, info = control.dimension_breakdown(connection, d, date_range)
-                        panels.append(Panel(d, rows))
-                        merged += info.merged_values
-            groups, group_info = control.group_breakdown(connection, date_range)
-            note = disclosure.viewer_note(
-                control.floor,
-                withheld_days=release.withheld_days(date_range, group_id),
-                merged_values=merged,
-                withheld_group_days=group_info.withheld_group_days,
-            )
+        summary = read.summary(connection, queries.Scope(group_id=group_id), date_range)
+        groups = read.group_breakdown(connection, date_range)
+        breakdowns = [
+            read.dimension_breakdown(connection, d, date_range, group_id)
+            for d in read.breakdown_dimensions(group_id)
+        ]
+        users = (
+            read.user_breakdown(connection, date_range, limit=_TOP_USERS, group_id=group_id)
+            if read.people_visible
+            else []
+        )
+        note = read.note(summary, breakdowns, groups)  # what disclosure control withheld, if anything
+        current, previous, trend = summary.current, summary.previous, summary.trend
+        panels = [Panel(b.dimension, b.rows) for b in breakdowns]
         calibrated = calibration_note(connection, current, settings)
+        earlier = summary.previous_range
     ends_yesterday = date_range.end_date == services.today() - timedelta(days=1)
     preset = date_range.days if ends_yesterday and date_range.days in PRESET_DAYS else None
     query_string = _query_string(date_range, group_id, preset=preset)
@@ -309,20 +269,21 @@ def dashboard_page(services: ApiServices) -> flask.Response:
         settings=settings,
         error=error,
         date_range=date_range,
+        shown_range=summary.range,  # a viewer's range snaps to whole published periods
         previous_range=earlier,
         preset=preset,
         presets=[
             (days, _query_string(date_range, group_id, preset=days), days == preset) for days in PRESET_DAYS
         ],
         group=group,
-        groups=groups,
+        groups=groups.rows,
         group_rows=[
             (row, _query_string(date_range, row.group_id, preset=preset) if row.group_id else None)
-            for row in groups
+            for row in groups.rows
         ],
         disclosure_note=note,
         viewer_group_breakdowns=not is_admin and group_id is not None,
-        hidden_groups=hidden_groups,
+        hidden_groups=groups.hidden_group_count,
         current=current,
         previous=previous,
         trend=trend,
@@ -343,37 +304,27 @@ def dashboard_page(services: ApiServices) -> flask.Response:
 # --- charts ------------------------------------------------------------------------------
 
 
-def chart(services: ApiServices, chart: str) -> flask.Response:
+def chart(services: ApiServices, read: ReadSide, chart: str) -> flask.Response:
     """One chart of the dashboard; an error image (503) when it cannot be drawn within its budget."""
     try:
-        return _chart(services, chart)
+        return _chart(services, read, chart)
     except charts.ChartRenderFailed as exc:
         flask.current_app.logger.error("chart %s not drawn: %s", chart, exc)
         return charts.svg_response(charts.ERROR_SVG, status=503)
-    except disclosure.FiguresBeingRebuilt as exc:  # an image, like every answer of this route
-        response = charts.svg_response(charts.ERROR_SVG, status=503)
-        response.headers["Retry-After"] = str(round(exc.retry_after_seconds or 0))
-        return response
 
 
-def _chart(services: ApiServices, chart: str) -> flask.Response:
+def _chart(services: ApiServices, read: ReadSide, chart: str) -> flask.Response:
     """One chart of the dashboard, for the same `days`/`start_date`/`end_date`/`group` as the page."""
     filters = _filters(services, flask.request.args.to_dict())
     if filters.error:
         raise InvalidParameter("range", filters.error)
     date_range = filters.date_range
     narrow = flask.request.args.get("size") == "narrow"  # the phone variant (see charts.NARROW_TREND)
-    with services.engine.connect() as connection:
-        group = checked_group(connection, services, filters.query.group)
+    with read.engine.connect() as connection:
+        group = read.group(connection, filters.query.group)
         group_id = group.group_id if group else None
-        control = disclosure.control_for(services.settings.min_group_size)
         if chart == TREND_CHART:
-            points: list[Any]
-            if control is None:
-                points = list(queries.daily_trend(connection, queries.Scope(group_id=group_id), date_range))
-            else:
-                release = control.release(connection, date_range, group_id)
-                points = control.trend(connection, release, date_range, group_id)
+            points = read.trend(connection, queries.Scope(group_id=group_id), date_range).rows
             return charts.svg_response(
                 charts.trend_chart(
                     points,
@@ -383,23 +334,14 @@ def _chart(services: ApiServices, chart: str) -> flask.Response:
             )
         rows: list[Figures]
         split = dimension(chart)
-        if split is not GROUP and split.disclosure != "partition" and _role() is not Role.ADMIN:
-            raise AuthenticationFailed(f"the {split.noun} chart is for admins", status_code=403)
         if split is GROUP:
-            if control is None:
-                shown, _ = queries.group_breakdown(
-                    connection, date_range, min_group_size=services.settings.min_group_size
-                )
-            else:
-                shown, _info = control.group_breakdown(connection, date_range)
+            shown = read.group_breakdown(connection, date_range).rows
             labels, rows = [row.name for row in shown], list(shown)
         else:
-            if control is None:
-                found = queries.dimension_breakdown(connection, split, date_range, group_id=group_id)
-            else:
-                control.check_breakdown(group_id)
-                found, _info = control.dimension_breakdown(connection, split, date_range)
-            labels = [disclosure.EVERYONE_ELSE if row.value is None else row.value for row in found]
+            if split not in read.breakdown_dimensions(None):
+                raise AuthenticationFailed(f"the {split.noun} chart is for admins", status_code=403)
+            found = read.dimension_breakdown(connection, split, date_range, group_id).rows
+            labels = [row.value or "" for row in found]
             rows = list(found)
     return charts.svg_response(
         charts.breakdown_chart(

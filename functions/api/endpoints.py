@@ -7,23 +7,20 @@ by the route wrapper in `app.py`; these functions only answer the question.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 import flask
-from sqlalchemy.engine import Connection
 
-from functions.api import disclosure, queries
-from functions.api.csv_export import stream_csv
-from functions.api.health import health_report
-from functions.api.schemas import (
+from functions.api.services import ApiServices
+from functions.dimensions import Dimension
+from functions.read import queries
+from functions.read.health import health_report
+from functions.read.schemas import (
     BreakdownQuery,
     BreakdownResponse,
-    DateRange,
     DimensionFilter,
     ExportQuery,
     GroupBreakdownResponse,
-    GroupInfo,
     HealthResponse,
     InvalidParameter,
     NoQuery,
@@ -39,44 +36,18 @@ from functions.api.schemas import (
     UserBreakdownQuery,
     UserBreakdownResponse,
 )
-from functions.api.services import ApiServices
-from functions.dimensions import Dimension
+from functions.read.side import ReadSide
 
 __all__ = [
-    "checked_group",
     "daily_trend",
     "dimension_breakdown",
     "export_csv",
     "group_breakdown",
     "health",
-    "previous_range",
-    "span",
     "summary",
     "trigger_processing",
     "user_breakdown",
 ]
-
-
-def checked_group(connection: Connection, services: ApiServices, group_id: str | None) -> GroupInfo | None:
-    """The group a `group` filter names; 422 when it is unknown or too small to show."""
-    if group_id is None:
-        return None
-    group = queries.load_group(connection, group_id)
-    if group is None:
-        raise InvalidParameter("group", f"no group with id {group_id!r}")
-    minimum = services.settings.min_group_size
-    if group.member_count < minimum:
-        raise InvalidParameter(
-            "group",
-            f"groups with fewer than {minimum} members are hidden so no individual can be singled out",
-        )
-    return group
-
-
-def previous_range(date_range: DateRange) -> DateRange:
-    """The range of equal length that ends the day before `date_range` starts."""
-    end = date_range.start_date - timedelta(days=1)
-    return DateRange(start_date=end - timedelta(days=date_range.days - 1), end_date=end, days=date_range.days)
 
 
 def _change_pct(current: int, previous: int) -> float | None:
@@ -98,37 +69,18 @@ def _scope(query: SummaryQuery) -> queries.Scope:
     )
 
 
-def span(first: DateRange, last: DateRange) -> DateRange:
-    """The dates from the start of `first` to the end of `last`."""
-    days = (last.end_date - first.start_date).days + 1
-    return DateRange(start_date=first.start_date, end_date=last.end_date, days=days)
-
-
-def summary(services: ApiServices, query: SummaryQuery) -> SummaryResponse:
+def summary(services: ApiServices, read: ReadSide, query: SummaryQuery) -> SummaryResponse:
     query.check_scope()
-    control = disclosure.control_for(services.settings.min_group_size)
-    if control is not None:
-        control.check_summary(query)
+    scope = _scope(query)
     date_range = query.date_range(services.today())
-    earlier = previous_range(date_range)
-    info = None
-    with services.engine.connect() as connection:
-        group = checked_group(connection, services, query.group)
-        scope = _scope(query)
-        trend: list[Any]
-        if control is None:
-            trend = list(queries.daily_trend(connection, scope, date_range))
-            current = queries.figures(connection, scope, date_range).model_dump()
-            before = queries.figures(connection, scope, earlier)
-        else:
-            release = control.release(connection, span(earlier, date_range), query.group)
-            trend = control.trend(connection, release, date_range, query.group)
-            current = control.figures(connection, release, date_range, query.group).model_dump()
-            before = control.figures(connection, release, earlier, query.group)
-            info = control.info(release, date_range, query.group)
+    with read.engine.connect() as connection:
+        group = read.group(connection, query.group)
+        answer = read.summary(connection, scope, date_range)
+    current = answer.current.model_dump()
+    before = answer.previous
     return SummaryResponse(
         **current,
-        range=date_range,
+        range=answer.range,
         timezone=services.settings.timezone,
         group=group,
         user_id_hash=query.user_id_hash,
@@ -136,114 +88,89 @@ def summary(services: ApiServices, query: SummaryQuery) -> SummaryResponse:
         total_conversations=current["conversation_count"],
         confidence_level=current["avg_confidence_level"],
         previous_period=PeriodComparison(
-            range=earlier,
+            range=answer.previous_range,
             figures=before,
             time_saved_change_pct=_change_pct(current["total_time_saved"], before.total_time_saved),
             conversation_change_pct=_change_pct(current["conversation_count"], before.conversation_count),
         ),
-        daily_trend=trend,
-        disclosure=info,
+        daily_trend=answer.trend,
+        disclosure=answer.disclosure,
     )
 
 
-def daily_trend(services: ApiServices, query: TrendQuery) -> TrendResponse:
+def daily_trend(services: ApiServices, read: ReadSide, query: TrendQuery) -> TrendResponse:
     query.check_scope()
-    control = disclosure.control_for(services.settings.min_group_size)
-    if control is not None:
-        control.check_summary(query)
-    date_range = query.date_range(services.today())
     scope = _scope(query)
-    info = None
-    with services.engine.connect() as connection:
-        group = checked_group(connection, services, query.group)
-        points: list[Any]
-        if control is None:
-            points = list(queries.daily_trend(connection, scope, date_range))
-        else:
-            release = control.release(connection, date_range, query.group)
-            points = control.trend(connection, release, date_range, query.group)
-            info = control.info(release, date_range, query.group)
+    date_range = query.date_range(services.today())
+    with read.engine.connect() as connection:
+        group = read.group(connection, query.group)
+        answer = read.trend(connection, scope, date_range)
     return TrendResponse(
-        range=date_range,
+        range=answer.range,
         timezone=services.settings.timezone,
         group=group,
         user_id_hash=query.user_id_hash,
         filter=_applied_filter(scope),
-        rows=points,
-        disclosure=info,
+        rows=answer.rows,
+        disclosure=answer.disclosure,
     )
 
 
-def user_breakdown(services: ApiServices, query: UserBreakdownQuery) -> UserBreakdownResponse:
+def user_breakdown(services: ApiServices, read: ReadSide, query: UserBreakdownQuery) -> UserBreakdownResponse:
     date_range = query.date_range(services.today())
-    with services.engine.connect() as connection:
-        group = checked_group(connection, services, query.group)
-        rows = queries.user_breakdown(connection, date_range, limit=query.limit, group_id=query.group)
+    with read.engine.connect() as connection:
+        group = read.group(connection, query.group)
+        rows = read.user_breakdown(connection, date_range, limit=query.limit, group_id=query.group)
     return UserBreakdownResponse(
         range=date_range, timezone=services.settings.timezone, group=group, limit=query.limit, rows=rows
     )
 
 
-def dimension_breakdown(dimension: Dimension) -> Callable[[ApiServices, BreakdownQuery], BreakdownResponse]:
+def dimension_breakdown(
+    dimension: Dimension,
+) -> Callable[[ApiServices, ReadSide, BreakdownQuery], BreakdownResponse]:
     """The handler of `dimension`'s breakdown route."""
 
-    def handler(services: ApiServices, query: BreakdownQuery) -> BreakdownResponse:
-        control = disclosure.control_for(services.settings.min_group_size)
-        if control is not None:
-            control.check_breakdown(query.group)
+    def handler(services: ApiServices, read: ReadSide, query: BreakdownQuery) -> BreakdownResponse:
         date_range = query.date_range(services.today())
-        info = None
-        with services.engine.connect() as connection:
-            group = checked_group(connection, services, query.group)
-            if control is None:
-                rows = queries.dimension_breakdown(connection, dimension, date_range, group_id=query.group)
-            else:
-                rows, info = control.dimension_breakdown(connection, dimension, date_range)
+        with read.engine.connect() as connection:
+            group = read.group(connection, query.group)
+            answer = read.dimension_breakdown(connection, dimension, date_range, query.group)
         return BreakdownResponse(
             range=date_range,
             timezone=services.settings.timezone,
             group=group,
             dimension=dimension.name,
-            rows=rows,
-            disclosure=info,
+            rows=answer.rows,
+            disclosure=answer.disclosure,
         )
 
     handler.__name__ = f"{dimension.name}_breakdown"
     return handler
 
 
-def group_breakdown(services: ApiServices, query: RangeQuery) -> GroupBreakdownResponse:
+def group_breakdown(services: ApiServices, read: ReadSide, query: RangeQuery) -> GroupBreakdownResponse:
     date_range = query.date_range(services.today())
-    minimum = services.settings.min_group_size
-    control = disclosure.control_for(minimum)
-    info = None
-    with services.engine.connect() as connection:
-        if control is None:
-            rows, hidden = queries.group_breakdown(connection, date_range, min_group_size=minimum)
-        else:  # the viewer's rows come from the released cells; only the hidden count is shared
-            rows, info = control.group_breakdown(connection, date_range)
-            hidden = queries.hidden_group_count(connection, minimum)
+    with read.engine.connect() as connection:
+        answer = read.group_breakdown(connection, date_range)
     return GroupBreakdownResponse(
         range=date_range,
         timezone=services.settings.timezone,
         group=None,
-        min_group_size=minimum,
-        hidden_group_count=hidden,
-        rows=rows,
-        disclosure=info,
+        min_group_size=read.settings.min_group_size,
+        hidden_group_count=answer.hidden_group_count,
+        rows=answer.rows,
+        disclosure=answer.disclosure,
     )
 
 
-def export_csv(services: ApiServices, query: ExportQuery) -> flask.Response:
+def export_csv(services: ApiServices, read: ReadSide, query: ExportQuery) -> flask.Response:
     date_range = query.date_range(services.today())
-    with services.engine.connect() as connection:
-        checked_group(connection, services, query.group)
+    with read.engine.connect() as connection:
+        read.group(connection, query.group)
     name = f"time-savings-{date_range.start_date.isoformat()}-to-{date_range.end_date.isoformat()}.csv"
-    chunks = stream_csv(
-        services.engine,
-        date_range.start_date,
-        date_range.end_date,
-        services.settings.zone,
+    chunks = read.csv(
+        date_range,
         group_id=query.group,
         dimension_filter=query.dimension_filter(),
     )

@@ -34,9 +34,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
-from functions.api.schemas import PRINTABLE
 from functions.api.services import ApiServices
 from functions.calibration import MAX_CONFIRMED_MINUTES
+from functions.read.schemas import PRINTABLE
 from shared.errors import InvalidParameter, RequestRejected
 from shared.models import ConversationAnalysis, TimeConfirmation
 from shared.openwebui.reader import load_conversation_ref

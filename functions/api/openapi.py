@@ -13,7 +13,7 @@ from typing import Any, Protocol, get_args, get_origin
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from functions.api.schemas import RANGE_RULES, ErrorResponse
+from functions.read.schemas import RANGE_RULES, ErrorResponse
 from shared.roles import Access
 
 __all__ = ["PSEUDONYM_NOTE", "Route", "build_openapi"]

@@ -4,7 +4,7 @@
 report --month YYYY-MM --out FILE.html` writes the same page to a self-contained file
 (styles inlined, the trend chart embedded) for e-mailing. No JavaScript: print CSS only.
 
-Everything on it comes from `functions.api.queries` (the figures the API and the
+Everything on it comes from `functions.read.queries` (the figures the API and the
 dashboard show, with the same minimum group size) and the recorded rate periods.
 """
 
@@ -23,23 +23,26 @@ import jinja2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.engine import Connection, Engine
 
-from functions.api import charts, queries
+from functions.api import charts
 from functions.api.dashboard import TEMPLATE_FILTERS
-from functions.api.schemas import (
-    DateRange,
-    DimensionRow,
-    Figures,
-    GroupRow,
-)
 from functions.api.services import ApiServices
 from functions.calibrated import calibration_note
 from functions.calibration import calibration_status, confirmation_report
 from functions.dates import MAX_DATE, MIN_DATE, checked_range
 from functions.dimensions import CATEGORY, MODEL
+from functions.read import queries
+from functions.read.schemas import (
+    DateRange,
+    DimensionRow,
+    Figures,
+    GroupRow,
+)
+from functions.read.side import ReadSide, read_side
 from functions.value import FIRST_RATE_DATE, rate_periods
 from shared.config import Settings
 from shared.errors import InvalidParameter
 from shared.estimators import registry as estimator_registry
+from shared.roles import Role
 
 __all__ = ["ReportData", "ReportQuery", "collect", "render_report", "report_page", "write_report"]
 
@@ -71,7 +74,7 @@ class ReportQuery(BaseModel):
         else:
             end = today.replace(day=1) - timedelta(days=1)
             start = end.replace(day=1)
-        return DateRange(start_date=start, end_date=end, days=(end - start).days + 1)
+        return DateRange.between(start, end)
 
 
 @dataclass
@@ -109,26 +112,22 @@ def _by_return(rows: list[DimensionRow]) -> list[DimensionRow]:
     )
 
 
-def collect(connection: Connection, settings: Settings, date_range: DateRange, now: datetime) -> ReportData:
-    """The figures of the report, all from the aggregate queries the API uses."""
-    scope = queries.Scope()
-    earlier_end = date_range.start_date - timedelta(days=1)
-    earlier = DateRange(
-        start_date=earlier_end - timedelta(days=date_range.days - 1),
-        end_date=earlier_end,
-        days=date_range.days,
-    )
-    models = _by_return(queries.dimension_breakdown(connection, MODEL, date_range))
-    groups, hidden = queries.group_breakdown(connection, date_range, min_group_size=settings.min_group_size)
-    groups = [row for row in groups if row.conversation_count]
+def collect(read: ReadSide, connection: Connection, date_range: DateRange, now: datetime) -> ReportData:
+    """The figures of the report, from the read side the API uses (an admin's)."""
+    settings = read.settings
+    summary = read.summary(connection, queries.Scope(), date_range)
+    models = _by_return(read.dimension_breakdown(connection, MODEL, date_range, None).rows)
+    group_answer = read.group_breakdown(connection, date_range)
+    groups = [row for row in group_answer.rows if row.conversation_count]
+    hidden = group_answer.hidden_group_count
     priced = [row for row in models if row.hours_saved_per_100_usd is not None]
-    figures = queries.figures(connection, scope, date_range)
+    figures = summary.current
     return ReportData(
         date_range=date_range,
         figures=figures,
-        previous=queries.figures(connection, scope, earlier),
-        trend=queries.daily_trend(connection, scope, date_range),
-        categories=queries.dimension_breakdown(connection, CATEGORY, date_range),
+        previous=summary.previous,
+        trend=summary.trend,
+        categories=read.dimension_breakdown(connection, CATEGORY, date_range, None).rows,
         models=models[:_TOP_ROWS],
         other_models=max(0, len(models) - _TOP_ROWS),
         groups=groups[:_TOP_ROWS],
@@ -197,15 +196,15 @@ def render_report(data: ReportData, *, standalone: bool, chart_src: str = "", cs
     )
 
 
-def report_page(services: ApiServices) -> flask.Response:
+def report_page(services: ApiServices, read: ReadSide) -> flask.Response:
     """`/report`: the report of a month or range, as a print-ready page."""
     try:
         query = ReportQuery.model_validate(flask.request.args.to_dict())
     except ValidationError as exc:
         raise InvalidParameter.from_validation(exc) from exc
     date_range = query.date_range(services.today())
-    with services.engine.connect() as connection:
-        data = collect(connection, services.settings, date_range, services.now())
+    with read.engine.connect() as connection:
+        data = collect(read, connection, date_range, services.now())
     params = urlencode(
         {"start_date": date_range.start_date.isoformat(), "end_date": date_range.end_date.isoformat()}
     )
@@ -226,7 +225,8 @@ def write_report(
     """Write the standalone report of `query` to `out`; returns the range it covers."""
     now = now or datetime.now(settings.zone)
     date_range = query.date_range(now.date())
+    read = read_side(Role.ADMIN, settings, engine)  # the command line acts as an admin
     with engine.connect() as connection:
-        data = collect(connection, settings, date_range, now)
+        data = collect(read, connection, date_range, now)
     out.write_text(render_report(data, standalone=True), encoding="utf-8")
     return date_range

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from functions.api.health import SchedulerClientFactory
+from functions.read.health import SchedulerClientFactory
 from functions.value import ensure_rates
 from shared.auth import FailureLimiter, RoleLookup, SessionSigner
 from shared.config import Settings

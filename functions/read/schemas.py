@@ -148,12 +148,11 @@ class RangeQuery(_Query):
         if self.start_date is None and self.end_date is None:
             days = self.days or DEFAULT_DAYS
             end = today - timedelta(days=1)
-            return DateRange(start_date=end - timedelta(days=days - 1), end_date=end, days=days)
+            return DateRange.between(end - timedelta(days=days - 1), end)
         if self.days is not None:
             raise InvalidParameter("days", "give either days or start_date and end_date, not both")
         start, end = checked_range(self.start_date, self.end_date, "the range")
-        days = (end - start).days + 1
-        return DateRange(start_date=start, end_date=end, days=days)
+        return DateRange.between(start, end)
 
 
 class BreakdownQuery(RangeQuery):
@@ -271,6 +270,26 @@ class DateRange(_Response):
     end_date: date = Field(description="Last local date, inclusive.")
     days: int = Field(description="Number of days in the range.", json_schema_extra=_unit("days"))
 
+    @classmethod
+    def between(cls, start: date, end: date) -> DateRange:
+        """The range from `start` to `end`, inclusive: the one way a range is made."""
+        if end < start:
+            raise ValueError(f"a range ends on or after its start ({start} … {end})")
+        return cls(start_date=start, end_date=end, days=(end - start).days + 1)
+
+    @classmethod
+    def ending(cls, end: date, days: int) -> DateRange:
+        """The `days` dates that end on `end`."""
+        return cls.between(end - timedelta(days=days - 1), end)
+
+    def previous(self) -> DateRange:
+        """The range of equal length that ends the day before this one starts."""
+        return DateRange.ending(self.start_date - timedelta(days=1), self.days)
+
+    def through(self, last: DateRange) -> DateRange:
+        """The dates from the start of this range to the end of `last`."""
+        return DateRange.between(self.start_date, last.end_date)
+
     def dates(self) -> list[date]:
         """Every local date of the range, in order."""
         return [self.start_date + timedelta(days=offset) for offset in range(self.days)]
@@ -281,7 +300,12 @@ class DateRange(_Response):
 
 
 class Figures(_Response):
-    """Totals over a set of analyses; time in minutes, each with its low–high band."""
+    """Totals over a set of analyses; time in minutes, each with its low–high band.
+
+    In a viewer's answer (published releases) a figure that depends on a sub-partition
+    (rates, success, estimators, priced and unpriced models, calibration) is null where a
+    sub-cell behind it has fewer people than the minimum group size; `disclosure` says why.
+    """
 
     conversation_count: int = _metric("conversation_count")
     message_count: int = _metric("message_count")
@@ -289,8 +313,8 @@ class Figures(_Response):
     total_time_saved: int = _metric("total_time_saved")
     total_time_saved_low: int = _metric("total_time_saved_low")
     total_time_saved_high: int = _metric("total_time_saved_high")
-    total_time_saved_successful: int = _metric("total_time_saved_successful")
-    unsuccessful_count: int = _metric("unsuccessful_count")
+    total_time_saved_successful: int | None = _metric("total_time_saved_successful")
+    unsuccessful_count: int | None = _metric("unsuccessful_count")
     flagged_count: int = _metric("flagged_count")
     flagged_time_saved: int = _metric("flagged_time_saved")
     new_work_conversations: int = _metric("new_work_conversations")
@@ -310,13 +334,15 @@ class Figures(_Response):
     avg_confidence_level: float | None = Field(
         description="Mean estimator confidence, 0–100.", json_schema_extra=_unit("percent")
     )
-    llm_estimated_count: int = Field(description="Conversations estimated by the LLM.")
-    heuristic_estimated_count: int = Field(description="Conversations estimated by the offline heuristic.")
-    estimator: EstimatorLabel = Field(
+    llm_estimated_count: int | None = Field(description="Conversations estimated by the LLM.")
+    heuristic_estimated_count: int | None = Field(
+        description="Conversations estimated by the offline heuristic."
+    )
+    estimator: EstimatorLabel | None = Field(
         description="Which estimator made these figures: `llm`, `heuristic` (a rough rule-based "
         "estimate), `mixed`, or `none` without conversations. With another estimator, its name."
     )
-    estimators: dict[str, int] = Field(
+    estimators: dict[str, int] | None = Field(
         description=_METRIC_TEXT["estimator_counts"]
         + " Only estimators with at least one conversation; the counts add up to conversation_count."
     )
@@ -325,12 +351,12 @@ class Figures(_Response):
     ai_input_tokens: int = Field(description=_METRIC_TEXT["ai_input_tokens"])
     ai_output_tokens: int = Field(description=_METRIC_TEXT["ai_output_tokens"])
     ai_cached_tokens: int = Field(description=_METRIC_TEXT["ai_cached_tokens"])
-    ai_unpriced_tokens: int = Field(description=_METRIC_TEXT["ai_unpriced_tokens"])
+    ai_unpriced_tokens: int | None = Field(description=_METRIC_TEXT["ai_unpriced_tokens"])
     ai_cost_usd: float | None = Field(
         description="What the AI answers cost, in USD, priced models only (see ai_cost_complete); "
         "null when money is off or every model is unpriced."
     )
-    ai_cost_complete: bool = Field(
+    ai_cost_complete: bool | None = Field(
         description="False when some tokens come from unpriced models: ai_cost_usd is then a lower bound."
     )
     analysis_cost_usd: float | None = Field(
@@ -395,6 +421,15 @@ class DailyPoint(Figures):
     analysis_date: date = Field(description="Local date the conversations are attributed to.")
 
 
+class PeriodPoint(DailyPoint):
+    """One published period of a viewer's trend: `analysis_date` is its first date."""
+
+    period: str = Field(description="The period: an ISO week (`2026-W05`) or a month (`2026-05`).")
+    period_end: date = Field(description="Its last date, inclusive.")
+    release_version: int = Field(description="The version of the release these figures are from.")
+    published_at: datetime = Field(description="When that release was published (and frozen).")
+
+
 def _viewer_only(description: str, default: Any = None) -> Any:
     """A field only disclosure-controlled answers (the viewer role) carry; absent when None."""
     return Field(default, description=description, exclude_if=lambda value: value is None)
@@ -410,35 +445,49 @@ else:
     WithheldPoint = create_model(
         "WithheldPoint",
         __base__=_Response,
-        __doc__="A date the viewer role does not see: fewer people than the minimum group size "
-        "were active in the scope that day. Every figure is null.",
-        analysis_date=(date, Field(description="Local date that was withheld.")),
-        withheld=(Literal[True], Field(True, description="Always true: this date's figures are withheld.")),
+        __doc__="A published period of a viewer's trend whose cell of the scope is withheld (fewer "
+        "people than the minimum group size, or the release audit). Every figure is null.",
+        analysis_date=(date, Field(description="First date of the withheld period.")),
+        withheld=(Literal[True], Field(True, description="Always true: this period's figures are withheld.")),
         **{name: (None, Field(None, description="Withheld.")) for name in Figures.model_fields},
     )
 
 
+class PublishedPeriod(_Response):
+    """A published release a viewer's answer is made of."""
+
+    period: str = Field(description="An ISO week (`2026-W05`) or a month (`2026-05`).")
+    start_date: date
+    end_date: date
+    release_version: int
+    published_at: datetime = Field(description="When the release was published; it never changes after.")
+    withheld: str | None = Field(
+        None, description="Why this period's cell of the scope is withheld (then it adds nothing)."
+    )
+
+
 class DisclosureInfo(_Response):
-    """What disclosure control withheld from this answer (the viewer role only)."""
+    """Which published releases a viewer's answer is made of, and what they withhold."""
 
     floor: int = Field(
-        description="The minimum group size: every figure shown, and every sum or difference of "
-        "them over dates, rows and groups, describes 0 or at least this many people."
+        description="The minimum group size: no published figure, nor any combination of published "
+        "figures, is the total of fewer people (proved by the release auditor before publication)."
     )
-    withheld_days: int = Field(
-        description="Dates of the range with activity that add nothing to these figures: fewer "
-        "people than the floor in the scope that day (a summary's previous period is treated alike).",
-        json_schema_extra=_unit("days"),
+    period_kind: str | None = Field(
+        description="`week` or `month`: the periods the range snapped to; null before any release."
     )
-    withheld_group_days: int = Field(
-        0,
-        description="Group-breakdown: group-days left out of their group's row (they count in "
-        "Everyone else), so that no difference of groups singles out fewer people than the floor.",
+    requested_range: DateRange = Field(description="The range asked for; `range` is the snapped one.")
+    periods: list[PublishedPeriod] = Field(description="The published periods of `range`, oldest first.")
+    as_published_on: datetime | None = Field(
+        description="The latest publication time of those releases: the figures are as published then."
     )
-    merged_values: int = Field(
-        0,
-        description="Values merged into the Everyone else row on at least one date (too few "
-        "people behind them that day).",
+    withheld_periods: int = Field(
+        0, description="Periods whose cell of the scope is withheld (fewer people, or the audit)."
+    )
+    null_figures: dict[str, str] = Field(
+        default_factory=dict,
+        description="Sub-partitions whose figures are null in at least one period, with the reason "
+        "(e.g. `rate`: fewer people than the floor behind one hourly rate).",
     )
 
 
@@ -489,10 +538,13 @@ class SummaryResponse(Figures):
         json_schema_extra=_unit("percent"),
     )
     previous_period: PeriodComparison
-    daily_trend: list[DailyPoint | WithheldPoint] = Field(
-        description="One point per local date of the range (a withheld point for the viewer role)."
+    daily_trend: list[PeriodPoint | DailyPoint | WithheldPoint] = Field(
+        description="One point per local date of the range; for the viewer role one point per "
+        "published period (a withheld point where that period's cell is withheld)."
     )
-    disclosure: DisclosureInfo | None = _viewer_only("What was withheld (the viewer role only).")
+    disclosure: DisclosureInfo | None = _viewer_only(
+        "The published releases the figures come from, and what they withhold (the viewer role only)."
+    )
 
 
 class ListResponse(_Response):
@@ -510,10 +562,13 @@ class TrendResponse(ListResponse):
     dimension: Literal["date"] = "date"
     user_id_hash: str | None = Field(description="The user filter, if any.")
     filter: DimensionFilter | None = Field(description="The dimension filter (`model`, `tag`, ...), if any.")
-    rows: list[DailyPoint | WithheldPoint] = Field(
-        description="One point per local date of the range, oldest first (withheld points for the viewer role)."
+    rows: list[PeriodPoint | DailyPoint | WithheldPoint] = Field(
+        description="One point per local date of the range, oldest first; for the viewer role one "
+        "point per published period (withheld points where its cell is withheld)."
     )
-    disclosure: DisclosureInfo | None = _viewer_only("What was withheld (the viewer role only).")
+    disclosure: DisclosureInfo | None = _viewer_only(
+        "The published releases the figures come from, and what they withhold (the viewer role only)."
+    )
 
 
 class UserRow(Figures):
@@ -549,7 +604,9 @@ class BreakdownResponse(ListResponse):
     rows: list[DimensionRow] = Field(
         description="Most time saved first (the viewer role's Everyone else row last)."
     )
-    disclosure: DisclosureInfo | None = _viewer_only("What was withheld (the viewer role only).")
+    disclosure: DisclosureInfo | None = _viewer_only(
+        "The published releases the figures come from, and what they withhold (the viewer role only)."
+    )
 
 
 class GroupRow(Figures):
@@ -569,7 +626,9 @@ class GroupBreakdownResponse(ListResponse):
         description="Every group large enough to show, most time saved first (the viewer role's "
         "Everyone else row last)."
     )
-    disclosure: DisclosureInfo | None = _viewer_only("What was withheld (the viewer role only).")
+    disclosure: DisclosureInfo | None = _viewer_only(
+        "The published releases the figures come from, and what they withhold (the viewer role only)."
+    )
 
 
 class RunInfo(_Response):

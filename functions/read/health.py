@@ -15,12 +15,13 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from cronsim import CronSim, CronSimError
 from sqlalchemy.engine import Engine
 
 from functions import runs
-from functions.api.queries import latest_analysis_date
-from functions.api.schemas import EstimatorInfo, HealthResponse, NextRun, RunInfo, SystemInfo
+from functions.read.queries import latest_analysis_date
+from functions.read.schemas import EstimatorInfo, HealthResponse, NextRun, RunInfo, SystemInfo
 from shared.config import Settings
 from shared.estimators import registry as estimator_registry
 from shared.models import PROCESSING_VERSION
@@ -150,10 +151,10 @@ def _status(
             f"the last run (for {last.run_date.isoformat()}) made no progress for "
             f"{settings.stale_run_minutes} minutes; the next dispatch closes it as stale"
         ]
-    if stale:  # another run is stuck open: its dates wait for aggregation, and viewers wait with them
+    if stale:  # another run is stuck open: its dates wait for aggregation, and releases with them
         return "unhealthy", [
             f"{len(stale)} run(s) made no progress for {settings.stale_run_minutes} minutes; the next "
-            "dispatch closes them as stale, and until then viewers' figures are paused"
+            "dispatch closes them as stale, and until then no release is published"
         ]
     if last.status is runs.RunStatus.COMPLETED:
         return "healthy", []
@@ -187,7 +188,19 @@ def health_report(
         stale = runs.stale_runs(connection, settings)
         recent = runs.recent_runs(connection, exclude=last.id if last is not None else None)
         latest_date = latest_analysis_date(connection)
+        refused = connection.execute(
+            sa.text(
+                "SELECT period_kind, period_start FROM releases WHERE status = 'refused' ORDER BY period_start"
+            )
+        ).all()
     status, problems = _status(last, stale, settings, yesterday, len(recent))
+    if refused:  # the auditor could not pass these releases: viewers do not get them
+        status = "unhealthy"
+        problems = [
+            *problems,
+            f"{len(refused)} release(s) not published: the auditor could not prove them safe "
+            f"(first: {refused[0][0]} from {refused[0][1].isoformat()})",
+        ]
     return HealthResponse(
         status=status,
         problems=problems,

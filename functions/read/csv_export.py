@@ -25,7 +25,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import date
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -34,7 +33,7 @@ from functions.calibrated import CSV_CALIBRATED_COLUMNS
 from functions.dimensions import DIMENSIONS, Dimension
 from functions.metrics import analysed_rows_sql, saved_cell
 from functions.value import CSV_VALUE_COLUMNS
-from shared.config import CalibrationMode, get_settings
+from shared.config import CalibrationMode, Settings
 
 __all__ = ["CSV_COLUMNS", "csv_columns", "escape_cell", "stream_csv"]
 
@@ -132,9 +131,9 @@ def csv_columns(*, calibrated: bool) -> tuple[str, ...]:
 
 def stream_csv(
     engine: Engine,
+    settings: Settings,
     start_date: date,
     end_date: date,
-    zone: ZoneInfo,
     *,
     group_id: str | None = None,
     dimension_filter: tuple[Dimension, str] | None = None,
@@ -145,7 +144,7 @@ def stream_csv(
     `group_id` keeps the analyses of that group's members, `dimension_filter` those
     with that value of the dimension (e.g. a tag).
     """
-    calibrated = get_settings().calibration is not CalibrationMode.OFF
+    calibrated = settings.calibration is not CalibrationMode.OFF
     yield (",".join(csv_columns(calibrated=calibrated)) + "\r\n").encode("utf-8")
     filters = "AND :group_id = ANY(group_ids)" if group_id is not None else ""
     params: dict[str, object] = {
@@ -155,7 +154,7 @@ def stream_csv(
         "include_flagged": True,  # every analysed conversation, flagged ones with their flag
         "formula_pattern": _FORMULA_PATTERN,
         "formula_replacement": "\\1\\2'",
-        "money": get_settings().money_shown,  # the value and cost cells stay empty without money
+        "money": settings.money_shown,  # the value and cost cells stay empty without money
     }
     if dimension_filter is not None:
         dimension, value = dimension_filter
@@ -163,7 +162,7 @@ def stream_csv(
         params["dimension_value"] = value
     with engine.connect() as connection:
         # timestamps carry the offset of the configured zone, not the database server's
-        connection.execute(sa.text("SELECT set_config('TimeZone', :zone, true)"), {"zone": zone.key})
+        connection.execute(sa.text("SELECT set_config('TimeZone', :zone, true)"), {"zone": settings.zone.key})
         result = connection.execution_options(stream_results=True, max_row_buffer=batch_rows).execute(
             sa.text(_QUERIES[calibrated].format(filters=filters)), params
         )

@@ -17,7 +17,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
-from functions.api.schemas import (
+from functions.calibrated import CALIBRATED_COLUMNS, VERSION_RANGE_SQL, calibrated_figures
+from functions.dimensions import TOTAL, Dimension
+from functions.metrics import ESTIMATOR_COUNTS, SUM_COLUMNS, range_sums_sql
+from functions.read.schemas import (
     DailyPoint,
     DateRange,
     DimensionRow,
@@ -26,11 +29,8 @@ from functions.api.schemas import (
     GroupRow,
     UserRow,
 )
-from functions.calibrated import CALIBRATED_COLUMNS, VERSION_RANGE_SQL, calibrated_figures
-from functions.dimensions import TOTAL, Dimension
-from functions.metrics import ESTIMATOR_COUNTS, SUM_COLUMNS, range_sums_sql
 from functions.value import MONEY_COLUMNS, UNVALUED_SQL, money_figures
-from shared.config import EstimatorKind, get_settings
+from shared.config import EstimatorKind, Settings
 
 __all__ = [
     "Scope",
@@ -108,13 +108,12 @@ def _estimator(counts: Mapping[str, int]) -> str:
     return used[0] if used else "none"
 
 
-def figure_fields(row: RowMapping | Mapping[str, Any]) -> dict[str, Any]:
-    """Figures fields from a row of summed columns."""
+def figure_fields(row: RowMapping | Mapping[str, Any], settings: Settings) -> dict[str, Any]:
+    """Figures fields from a row of summed columns (money and calibration as `settings` say)."""
     values = {column: int(row.get(column) or 0) for column in SUM_COLUMNS}
     count = values["conversation_count"]
     confidence_sum = values.pop("confidence_sum")
     estimators = {str(name): int(n) for name, n in sorted((row.get(ESTIMATOR_COUNTS) or {}).items()) if n}
-    settings = get_settings()
     money = money_figures(
         values,
         settings,
@@ -142,7 +141,7 @@ def figure_fields(row: RowMapping | Mapping[str, Any]) -> dict[str, Any]:
 _DATES = "analysis_date BETWEEN :start_date AND :end_date"
 
 
-def figures(connection: Connection, scope: Scope, date_range: DateRange) -> Figures:
+def figures(connection: Connection, scope: Scope, date_range: DateRange, settings: Settings) -> Figures:
     """Totals of `scope` over `date_range`."""
     source, params = scope.source()
     row = (
@@ -152,7 +151,7 @@ def figures(connection: Connection, scope: Scope, date_range: DateRange) -> Figu
         .mappings()
         .one()
     )
-    return Figures(**figure_fields(row))
+    return Figures(**figure_fields(row, settings))
 
 
 def daily_sums(connection: Connection, scope: Scope, date_range: DateRange) -> dict[date, RowMapping]:
@@ -209,17 +208,25 @@ def listed_groups(connection: Connection, min_group_size: int) -> list[GroupInfo
     return [GroupInfo(**row) for row in rows]
 
 
-def daily_trend(connection: Connection, scope: Scope, date_range: DateRange) -> list[DailyPoint]:
+def daily_trend(
+    connection: Connection, scope: Scope, date_range: DateRange, settings: Settings
+) -> list[DailyPoint]:
     """One point per date of the range; dates without analyses are zero points."""
     by_date = daily_sums(connection, scope, date_range)
     empty: dict[str, Any] = {}
     return [
-        DailyPoint(analysis_date=day, **figure_fields(by_date.get(day, empty))) for day in date_range.dates()
+        DailyPoint(analysis_date=day, **figure_fields(by_date.get(day, empty), settings))
+        for day in date_range.dates()
     ]
 
 
 def user_breakdown(
-    connection: Connection, date_range: DateRange, *, limit: int, group_id: str | None = None
+    connection: Connection,
+    date_range: DateRange,
+    settings: Settings,
+    *,
+    limit: int,
+    group_id: str | None = None,
 ) -> list[UserRow]:
     """The `limit` users who saved the most time, optionally among a group's current members."""
     member_filter = (
@@ -239,7 +246,11 @@ def user_breakdown(
         {**date_range.sql_params(), "limit": limit, "group_id": group_id},
     ).mappings()
     return [
-        UserRow(user_id_hash=row["user_id_hash"], active_days=int(row["active_days"]), **figure_fields(row))
+        UserRow(
+            user_id_hash=row["user_id_hash"],
+            active_days=int(row["active_days"]),
+            **figure_fields(row, settings),
+        )
         for row in rows
     ]
 
@@ -248,6 +259,7 @@ def dimension_breakdown(
     connection: Connection,
     dimension: Dimension,
     date_range: DateRange,
+    settings: Settings,
     *,
     group_id: str | None = None,
 ) -> list[DimensionRow]:
@@ -261,13 +273,14 @@ def dimension_breakdown(
         ),
         {**date_range.sql_params(), "dimension": dimension.name, "group_id": group_id or ""},
     ).mappings()
-    return [DimensionRow(value=row["dimension_value"], **figure_fields(row)) for row in rows]
+    return [DimensionRow(value=row["dimension_value"], **figure_fields(row, settings)) for row in rows]
 
 
 def group_breakdown(
-    connection: Connection, date_range: DateRange, *, min_group_size: int
+    connection: Connection, date_range: DateRange, settings: Settings
 ) -> tuple[list[GroupRow], int]:
-    """Totals per group with at least `min_group_size` members, and how many were hidden."""
+    """Totals per group with at least `settings.min_group_size` members, and how many were hidden."""
+    min_group_size = settings.min_group_size
     rows = connection.execute(
         sa.text(
             f"SELECT g.group_id, g.name, g.member_count, {_SUMS_SQL} "
@@ -282,7 +295,10 @@ def group_breakdown(
     ).mappings()
     shown = [
         GroupRow(
-            group_id=row["group_id"], name=row["name"], member_count=row["member_count"], **figure_fields(row)
+            group_id=row["group_id"],
+            name=row["name"],
+            member_count=row["member_count"],
+            **figure_fields(row, settings),
         )
         for row in rows
     ]
