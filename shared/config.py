@@ -443,8 +443,7 @@ class Settings(BaseSettings):
         description="Cron schedule of the nightly run, in `TZ` (Terraform uses the same value).",
     )
     release_periods: Annotated[tuple[ReleasePeriod, ...], NoDecode] = Field(
-        "week,month",  # parsed by the validator below (validate_default)
-        validate_default=True,
+        (ReleasePeriod.WEEK, ReleasePeriod.MONTH),
         validation_alias=_env("ANALYTICS_RELEASE_PERIODS"),
         description="Comma-separated periods a viewer's figures are published for (`week`: ISO "
         "week, `month`: calendar month); each closed period is published once, audited, and frozen.",

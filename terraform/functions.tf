@@ -109,7 +109,7 @@ locals {
     ANALYTICS_IDLE_THRESHOLD            = tostring(var.idle_threshold_minutes)
     ANALYTICS_MAX_CONVERSATIONS         = tostring(var.max_conversations_per_run)
     ANALYTICS_LOOKBACK_DAYS             = tostring(var.lookback_days)
-    ANALYTICS_RELEASE_PERIODS           = var.release_periods
+    ANALYTICS_RELEASE_PERIODS           = join(",", var.release_periods)
     ANALYTICS_RELEASE_GRACE_DAYS        = tostring(var.release_grace_days)
     ANALYTICS_QUEUE_BACKEND             = "cloud_tasks"
     ANALYTICS_GCP_PROJECT               = var.project_id

@@ -127,13 +127,13 @@ variable "lookback_days" {
 }
 
 variable "release_periods" {
-  description = "Comma-separated periods a viewer's figures are published for: week, month (Settings.release_periods)."
-  type        = string
-  default     = "week,month"
+  description = "Periods a viewer's figures are published for: week (ISO week), month (calendar month) (Settings.release_periods)."
+  type        = list(string)
+  default     = ["week", "month"]
 
   validation {
-    condition     = length(var.release_periods) > 0 && alltrue([for p in split(",", var.release_periods) : contains(["week", "month"], trimspace(p))])
-    error_message = "release_periods must be a comma-separated list of week and month."
+    condition     = length(var.release_periods) > 0 && alltrue([for period in var.release_periods : contains(["week", "month"], period)])
+    error_message = "release_periods must list week, month or both."
   }
 }
 
@@ -143,8 +143,8 @@ variable "release_grace_days" {
   default     = 3
 
   validation {
-    condition     = var.release_grace_days >= 0 && var.release_grace_days <= 60
-    error_message = "release_grace_days must be between 0 and 60."
+    condition     = var.release_grace_days >= 0 && var.release_grace_days <= 60 && floor(var.release_grace_days) == var.release_grace_days
+    error_message = "release_grace_days must be a whole number from 0 to 60."
   }
 }
 

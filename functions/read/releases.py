@@ -56,6 +56,7 @@ from functions.metrics import (
     SUB_PARTITION,
     SUM_COLUMNS,
     analysed_rows_sql,
+    include_flagged,
     viewer_rule,
 )
 from functions.read import queries
@@ -211,8 +212,9 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _freeze(connection: Connection, period: Period, now: datetime) -> None:
-    """Freeze the days of `period` that no release has frozen yet."""
+def _freeze(connection: Connection, settings: Settings, period: Period, now: datetime) -> None:
+    """Freeze the days of `period` that no release has frozen yet (the headline's rows: flagged
+    estimates apart or included, as ANALYTICS_FLAGGED_ESTIMATES says)."""
     days = period.range.dates()
     frozen = {
         day
@@ -224,7 +226,11 @@ def _freeze(connection: Connection, period: Period, now: datetime) -> None:
     new = [day for day in days if day not in frozen]
     if not new:
         return
-    rows = connection.execute(sa.text(_BASIS_SQL), {"dates": new}).mappings().all()
+    rows = (
+        connection.execute(sa.text(_BASIS_SQL), {"dates": new, "include_flagged": include_flagged(settings)})
+        .mappings()
+        .all()
+    )
     if rows:
         connection.execute(
             sa.text(
@@ -483,7 +489,7 @@ def _publish(
     *,
     audited: bool,
 ) -> str:
-    _freeze(connection, period, now)
+    _freeze(connection, settings, period, now)
     atoms = _load_atoms(connection, period.start, period.end)
     atoms_by_id.update((atom.id, atom) for atom in atoms)
     groups = sorted(
