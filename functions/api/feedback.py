@@ -33,9 +33,9 @@ from functions.api.services import ApiServices
 from functions.calibration import MAX_CONFIRMED_MINUTES
 from functions.success import sync_confirmed_no_help
 from shared.errors import InvalidParameter, RequestRejected
-from shared.models import ConversationAnalysis, TimeConfirmation
 from shared.openwebui.reader import load_conversation_ref
 from shared.pseudonym import pseudonymise_with_settings
+from shared.tables import conversation_analysis, time_confirmations
 
 __all__ = [
     "ERRORS",
@@ -197,7 +197,7 @@ def _owner_hash(services: ApiServices, query: FeedbackQuery) -> str:
 
 
 def _estimate(connection: Connection, chat_id: str) -> ShownEstimate | None:
-    analysis = ConversationAnalysis.__table__
+    analysis = conversation_analysis
     row = connection.execute(
         sa.select(
             analysis.c.manual_time_low,
@@ -223,7 +223,7 @@ def _estimate(connection: Connection, chat_id: str) -> ShownEstimate | None:
 
 
 def _confirmation(connection: Connection, chat_id: str, user_hash: str) -> Confirmation | None:
-    table = TimeConfirmation.__table__
+    table = time_confirmations
     row = connection.execute(
         sa.select(
             table.c.confirmed_minutes,
@@ -250,7 +250,7 @@ def feedback_state(services: ApiServices, query: FeedbackQuery) -> FeedbackState
 def submit_feedback(services: ApiServices, body: FeedbackBody) -> FeedbackReceipt:
     """POST: store (or replace) the person's confirmation with the estimate they were shown."""
     user_hash = _owner_hash(services, body)
-    table = TimeConfirmation.__table__
+    table = time_confirmations
     with services.engine.begin() as connection:
         shown = _estimate(connection, body.chat_id)
         answer: dict[str, Any] = {
@@ -266,7 +266,7 @@ def submit_feedback(services: ApiServices, body: FeedbackBody) -> FeedbackReceip
             "seen_prompt_version": shown.prompt_version if shown else None,
             "seen_task_category": shown.task_category if shown else None,
         }
-        statement = insert(TimeConfirmation).values(
+        statement = insert(time_confirmations).values(
             conversation_id=body.chat_id, user_id_hash=user_hash, **answer
         )
         connection.execute(

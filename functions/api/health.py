@@ -22,7 +22,7 @@ from functions import runs
 from functions.api.queries import latest_analysis_date
 from functions.api.schemas import HealthResponse, NextRun, RunInfo, SystemInfo
 from shared.config import DigestMode, EstimatorKind, Settings
-from shared.models import PROCESSING_VERSION
+from shared.tables import PROCESSING_VERSION
 
 __all__ = ["SchedulerClientFactory", "computed_next_run", "health_report", "next_run"]
 
