@@ -42,11 +42,11 @@ from shared.errors import (
 )
 from shared.estimators.base import Estimate, EstimateUsage, Estimator
 from shared.estimators.flags import answer_flag
-from shared.models import PROCESSING_VERSION, ConversationAnalysis
 from shared.openwebui import reader
 from shared.openwebui.document import primary_model
 from shared.pseudonym import pseudonymise
 from shared.queue import TaskQueue
+from shared.tables import PROCESSING_VERSION, conversation_analysis
 from shared.timing import attribution_date, measure
 
 __all__ = ["DUPLICATE", "PROCESSING_VERSION", "AnalyzePayload", "AnalyzeResult", "analyze", "parse_payload"]
@@ -84,7 +84,7 @@ def parse_payload(body: dict[str, Any]) -> AnalyzePayload:
 
 def _stored(connection: Connection, conversation_id: str) -> Row[Any] | None:
     """The stored analysis row of the conversation, if any."""
-    table = ConversationAnalysis.__table__
+    table = conversation_analysis
     return connection.execute(sa.select(table).where(table.c.conversation_id == conversation_id)).first()
 
 
@@ -118,7 +118,7 @@ def _estimate_from_row(row: Row[Any]) -> Estimate:
 
 
 def _upsert(connection: Connection, values: dict[str, Any]) -> None:
-    statement = insert(ConversationAnalysis).values(**values)
+    statement = insert(conversation_analysis).values(**values)
     updates: dict[str, Any] = {name: statement.excluded[name] for name in values if name != "conversation_id"}
     updates["processed_at"] = sa.func.now()
     connection.execute(statement.on_conflict_do_update(index_elements=["conversation_id"], set_=updates))

@@ -1,4 +1,9 @@
-"""The pipeline's HTTP endpoints: each builds its collaborators through `functions.wiring`."""
+"""The pipeline's HTTP endpoints: each builds its collaborators through `functions.wiring`.
+
+Each endpoint imports its own function's module when it is first called: the three
+pipeline functions deploy the same source, and the dispatcher must not pay for the
+analyzer's reader, redaction and estimators at a cold start (nor they for it).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from typing import Any
 import flask
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from functions import aggregator, analyzer, dispatcher, wiring
+from functions import wiring
 from functions.http import TaskRequest, pipeline_response
 from shared.config import get_settings
 from shared.errors import RequestRejected, validation_problems
@@ -39,6 +44,8 @@ def _dispatch(task: TaskRequest, request: flask.Request) -> dict[str, Any]:
         body = _DispatchBody.model_validate(task.body)
     except ValidationError as exc:
         raise RequestRejected(f"invalid dispatch body: {validation_problems(exc, whole='body')[0]}") from exc
+    from functions import dispatcher
+
     schedule_time = request.headers.get("X-CloudScheduler-ScheduleTime")
     settings = get_settings()
     result = dispatcher.dispatch(
@@ -62,17 +69,28 @@ def dispatch_endpoint(request: flask.Request) -> flask.Response:
     )
 
 
+def _analyze(task: TaskRequest) -> dict[str, Any]:
+    from functions import analyzer
+
+    result = analyzer.analyze(
+        task.body, attempt=task.attempt, estimator=wiring.estimator(), queue=wiring.queue()
+    )
+    return dataclasses.asdict(result)
+
+
+def _aggregate(task: TaskRequest) -> dict[str, Any]:
+    from functions import aggregator
+
+    return dataclasses.asdict(aggregator.aggregate_run(run_id_of(task.body)))
+
+
 def analyze_endpoint(request: flask.Request) -> flask.Response:
     return pipeline_response(
         request,
         function_name="analyze",
         audience=lambda s: s.analyzer_url,
         caller=lambda s: s.tasks_invoker_service_account,
-        handler=lambda task: dataclasses.asdict(
-            analyzer.analyze(
-                task.body, attempt=task.attempt, estimator=wiring.estimator(), queue=wiring.queue()
-            )
-        ),
+        handler=_analyze,
     )
 
 
@@ -82,5 +100,5 @@ def aggregate_endpoint(request: flask.Request) -> flask.Response:
         function_name="aggregate",
         audience=lambda s: s.aggregator_url,
         caller=lambda s: s.tasks_invoker_service_account,
-        handler=lambda task: dataclasses.asdict(aggregator.aggregate_run(run_id_of(task.body))),
+        handler=_aggregate,
     )

@@ -103,33 +103,50 @@ class CloudTasksQueue:
     """Google Cloud Tasks: HTTP target, OIDC token, named (deduplicated) tasks."""
 
     def __init__(self, settings: Settings, client: Any = None) -> None:
-        from google.cloud import tasks_v2
-
-        self._tasks_v2 = tasks_v2
+        # The Tasks client (gRPC, protobuf: about half a second of imports) is built on the
+        # first enqueue: an analyzer enqueues only when its outcome completes a run.
         self._settings = settings
-        if client is None:
-            if settings.tasks_emulator_host:
-                import grpc
-                from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
-
-                channel = grpc.insecure_channel(settings.tasks_emulator_host)
-                client = tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
-            else:
-                client = tasks_v2.CloudTasksClient()
         self._client = client
-        self._parent = client.queue_path(settings.gcp_project, settings.gcp_region, settings.tasks_queue)
+        self._lock = threading.Lock()
+        self._parent: str | None = None
         self._urls = {"analyze": settings.analyzer_url, "aggregate": settings.aggregator_url}
+
+    def _connected(self) -> tuple[Any, str]:
+        """The Tasks client and the queue's path, created on first use (once per process)."""
+        with self._lock:
+            if self._parent is None:
+                from google.cloud import tasks_v2
+
+                settings = self._settings
+                if self._client is None:
+                    if settings.tasks_emulator_host:
+                        import grpc
+                        from google.cloud.tasks_v2.services.cloud_tasks.transports import (
+                            CloudTasksGrpcTransport,
+                        )
+
+                        channel = grpc.insecure_channel(settings.tasks_emulator_host)
+                        self._client = tasks_v2.CloudTasksClient(
+                            transport=CloudTasksGrpcTransport(channel=channel)
+                        )
+                    else:
+                        self._client = tasks_v2.CloudTasksClient()
+                self._parent = self._client.queue_path(
+                    settings.gcp_project, settings.gcp_region, settings.tasks_queue
+                )
+            return self._client, self._parent
 
     @property
     def queue_path(self) -> str:
-        return self._parent
+        return self._connected()[1]
 
     def enqueue(self, target: str, payload: dict[str, Any], *, name: str) -> bool:
         from google.api_core.exceptions import AlreadyExists
+        from google.cloud import tasks_v2
         from google.protobuf import duration_pb2
 
         check_target(target)
-        tasks_v2 = self._tasks_v2
+        client, parent = self._connected()
         url = self._urls[target]
         headers = {"Content-Type": "application/json"}
         if self._settings.tasks_emulator_host:
@@ -143,12 +160,12 @@ class CloudTasksQueue:
                 service_account_email=self._settings.tasks_invoker_service_account, audience=url
             )
         task = tasks_v2.Task(
-            name=f"{self._parent}/tasks/{name}",
+            name=f"{parent}/tasks/{name}",
             http_request=http_request,
             dispatch_deadline=duration_pb2.Duration(seconds=self._settings.task_deadline_seconds),
         )
         try:
-            self._client.create_task(request=tasks_v2.CreateTaskRequest(parent=self._parent, task=task))
+            client.create_task(request=tasks_v2.CreateTaskRequest(parent=parent, task=task))
         except AlreadyExists:
             return False
         return True

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from shared.models import ConversationAnalysis, TimeConfirmation
+from shared.tables import conversation_analysis, time_confirmations
 
 __all__ = ["add_analysis", "add_confirmation", "confirmation_rows"]
 
@@ -58,14 +58,14 @@ def add_analysis(
         **extra,
     }
     with engine.begin() as connection:
-        connection.execute(sa.insert(ConversationAnalysis.__table__).values(values))
+        connection.execute(sa.insert(conversation_analysis).values(values))
 
 
 def add_confirmation(engine: Engine, conversation_id: str, user_id_hash: str, **values: Any) -> None:
     """One confirmation row (no `seen_*` unless given)."""
     with engine.begin() as connection:
         connection.execute(
-            sa.insert(TimeConfirmation.__table__).values(
+            sa.insert(time_confirmations).values(
                 conversation_id=conversation_id, user_id_hash=user_id_hash, **values
             )
         )
@@ -76,6 +76,6 @@ def confirmation_rows(engine: Engine) -> list[dict[str, Any]]:
         return [
             dict(row._mapping)
             for row in connection.execute(
-                sa.select(TimeConfirmation.__table__).order_by(TimeConfirmation.__table__.c.conversation_id)
+                sa.select(time_confirmations).order_by(time_confirmations.c.conversation_id)
             )
         ]

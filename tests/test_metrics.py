@@ -1,4 +1,4 @@
-"""The metric registry matches the aggregate tables, the ORM models and the API's figures."""
+"""The metric registry matches the aggregate tables and the API's figures."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from sqlalchemy.engine import Engine
 
 from functions.metrics import METRIC_COLUMNS, METRICS
 from functions.read.schemas import Figures
-from shared.models import DailyAggregate, DailyBreakdown
 
 
 def test_every_metric_is_a_column_of_both_aggregate_tables(analytics_engine: Engine) -> None:
@@ -16,11 +15,6 @@ def test_every_metric_is_a_column_of_both_aggregate_tables(analytics_engine: Eng
         columns = {column["name"] for column in inspector.get_columns(table)}
         missing = set(METRIC_COLUMNS) - columns
         assert not missing, f"{table} lacks {sorted(missing)}"
-
-
-def test_every_metric_is_mapped_by_the_models() -> None:
-    for model in (DailyAggregate, DailyBreakdown):
-        assert set(METRIC_COLUMNS) <= set(model.__table__.columns.keys())
 
 
 def test_public_metrics_are_figures_fields_described_once() -> None:

@@ -38,9 +38,9 @@ from functions.api.services import ApiServices
 from functions.calibration import MAX_CONFIRMED_MINUTES
 from functions.read.schemas import PRINTABLE
 from shared.errors import InvalidParameter, RequestRejected
-from shared.models import ConversationAnalysis, TimeConfirmation
 from shared.openwebui.reader import load_conversation_ref
 from shared.pseudonym import pseudonymise_with_settings
+from shared.tables import conversation_analysis, time_confirmations
 
 __all__ = [
     "ERRORS",
@@ -230,7 +230,7 @@ def _owner_hash(services: ApiServices, query: FeedbackQuery) -> str:
 
 
 def _estimate(connection: Connection, chat_id: str) -> ShownEstimate | None:
-    analysis = ConversationAnalysis.__table__
+    analysis = conversation_analysis
     row = connection.execute(
         sa.select(
             analysis.c.manual_time_low,
@@ -256,7 +256,7 @@ def _estimate(connection: Connection, chat_id: str) -> ShownEstimate | None:
 
 
 def _confirmation(connection: Connection, chat_id: str, user_hash: str) -> Confirmation | None:
-    table = TimeConfirmation.__table__
+    table = time_confirmations
     row = connection.execute(
         sa.select(
             table.c.confirmed_minutes,
@@ -307,7 +307,7 @@ def submit_feedback(services: ApiServices, body: FeedbackBody) -> FeedbackReceip
     is rebuilt here: the next run brings the answer into the figures.
     """
     user_hash = _owner_hash(services, body)
-    table = TimeConfirmation.__table__
+    table = time_confirmations
     with services.engine.begin() as connection:
         _count_answer(connection, services, user_hash)
         shown = _estimate(connection, body.chat_id)
@@ -325,7 +325,7 @@ def submit_feedback(services: ApiServices, body: FeedbackBody) -> FeedbackReceip
             "seen_prompt_version": shown.prompt_version if shown else None,
             "seen_task_category": shown.task_category if shown else None,
         }
-        statement = insert(TimeConfirmation).values(
+        statement = insert(time_confirmations).values(
             conversation_id=body.chat_id, user_id_hash=user_hash, **answer
         )
         connection.execute(

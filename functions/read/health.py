@@ -24,7 +24,7 @@ from functions.read.queries import latest_analysis_date
 from functions.read.schemas import EstimatorInfo, HealthResponse, NextRun, RunInfo, SystemInfo
 from shared.config import Settings
 from shared.estimators import registry as estimator_registry
-from shared.models import PROCESSING_VERSION
+from shared.tables import PROCESSING_VERSION
 
 __all__ = ["SchedulerClientFactory", "computed_next_run", "health_report", "next_run"]
 
