@@ -92,6 +92,9 @@ CSV_COLUMNS: tuple[str, ...] = tuple(name for name, _, _ in _COLUMNS)
 # Python's `re` and PostgreSQL's regular expressions read this pattern the same way.
 _FORMULA_PATTERN = r'(^|[,;\t\r\n])("*)(?=[=+\-@\t\r])'
 _FORMULA = re.compile(_FORMULA_PATTERN)
+# the pattern's two character classes in SQL: the separators and the formula characters
+_SEPARATORS_SQL = "',;' || chr(9) || chr(13) || chr(10)"
+_FORMULA_CHARACTERS_SQL = "('=', '+', '-', '@', chr(9), chr(13))"
 _BATCH_ROWS = 5000
 
 
@@ -106,7 +109,16 @@ def _cell_sql(expression: str, kind: str) -> str:
         return f"coalesce({expression}::text, '')"
     if kind == "timestamp":  # ISO 8601 with the offset of the session zone, set per export
         return f"""coalesce(to_char({expression}, 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM'), '')"""
-    escaped = f"regexp_replace({expression}, :formula_pattern, :formula_replacement, 'g')"
+    # The pattern can only match at the start or after a separator: a cell with no separator and
+    # no formula character first (after quotes) is left as it is without running the regex.
+    needs_regex = (
+        f"(left(ltrim({expression}, '\"'), 1) IN {_FORMULA_CHARACTERS_SQL} "
+        f"OR translate({expression}, {_SEPARATORS_SQL}, '') <> {expression})"
+    )
+    escaped = (
+        f"CASE WHEN {needs_regex} "
+        f"THEN regexp_replace({expression}, :formula_pattern, :formula_replacement, 'g') ELSE {expression} END"
+    )
     return f"coalesce('\"' || replace({escaped}, '\"', '\"\"') || '\"', '')"
 
 
