@@ -490,6 +490,17 @@ def _ratio(numerator: float, denominator: float, scale: float = 1.0) -> float | 
     return round(numerator * scale / denominator, 2) if denominator > 0 else None
 
 
+def _analysis_cost(values: Mapping[str, int]) -> float | None:
+    """The estimator's own cost, priced models only; None when it is all unpriced (never a made-up 0).
+
+    The aggregates keep the priced cost and the unpriced tokens, not the priced tokens: unpriced
+    tokens with no priced cost are taken as nothing priced."""
+    cost = values["analysis_cost_micro_usd"]
+    if values["analysis_unpriced_tokens"] > 0 and cost == 0:
+        return None
+    return round(cost / MICRO, 6)
+
+
 ValueStatus = Literal["valued", "pending"]
 VALUE_PENDING_NOTE = (
     "Not valued yet with the configured rates: valued as soon as the api or the pipeline starts "
@@ -549,7 +560,7 @@ def money_figures(
         value_saved_low_amount=round(value["_low"], 2),
         value_saved_high_amount=round(value["_high"], 2),
         ai_cost_usd=round(cost, 6) if priced_anything or tokens == 0 else None,
-        analysis_cost_usd=round(values["analysis_cost_micro_usd"] / MICRO, 6),
+        analysis_cost_usd=_analysis_cost(values),
     )
     minutes = {"": values["total_time_saved"], "_low": values["total_time_saved_low"]}
     minutes["_high"] = values["total_time_saved_high"]
