@@ -9,21 +9,24 @@ shows its exact cost.
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 from sqlalchemy.engine import Engine
 
 from functions import dispatcher, runs
 from infra.cli import cli
 from shared.config import get_settings, reset_settings_cache
-from shared.db import reset_engines
+from shared.db import make_engine, reset_engines
 from shared.estimators.base import EstimateUsage
 from shared.estimators.heuristic import HeuristicEstimator
 from shared.estimators.pricing import describe_cost
+from shared.migrate import MIGRATIONS_DIR, apply_migrations
 from tests.fake_openai import FakeOpenAIServer, fake_openai_fixture  # noqa: F401 - fixture
 from tests.pipeline_support import Dataset, assert_books_balance, build_dataset, rows
 from tests.test_estimators import make_digest
@@ -198,3 +201,59 @@ def test_a_cost_is_described_priced_part_and_unpriced_tokens(
     cost: Decimal | float | None, unpriced: int, shown: str
 ) -> None:
     assert describe_cost(cost, unpriced) == shown
+
+
+def test_the_migration_turns_a_recorded_0_with_tokens_into_unpriced(
+    fresh_database_url: str, tmp_path: Path
+) -> None:
+    """History: a 0 the estimator recorded with tokens is not known now (NULL); a 0 without requests stays."""
+    before = tmp_path / "migrations"
+    before.mkdir()
+    for migration in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        if int(migration.name[:3]) < 13:
+            shutil.copy(migration, before / migration.name)
+    engine = make_engine(fresh_database_url)
+    try:
+        apply_migrations(engine, before)
+        with engine.begin() as connection:
+            run_id = connection.execute(
+                sa.text(
+                    "INSERT INTO processing_log (run_date, trigger, status, conversations_expected, "
+                    "conversations_failed, total_llm_requests, total_prompt_tokens, total_llm_cost_usd) "
+                    "VALUES ('2026-11-20', 'manual', 'completed', 2, 2, 1, 900, 0) RETURNING id"
+                )
+            ).scalar_one()
+            for conversation_id, requests, prompt in (("old-llm", 1, 900), ("old-free", 0, 0)):
+                connection.execute(
+                    sa.text(
+                        "INSERT INTO conversation_analysis (conversation_id, user_id_hash, status, skip_reason, "
+                        "estimator, source_updated_at, content_fingerprint, llm_requests, prompt_tokens, "
+                        "completion_tokens, llm_cost_usd) VALUES (:c, 'h', 'failed', 'refused', 'llm', now(), "
+                        "'f', :r, :p, :r * 100, 0)"
+                    ),
+                    {"c": conversation_id, "r": requests, "p": prompt},
+                )
+                connection.execute(
+                    sa.text(
+                        "INSERT INTO run_outcomes (run_id, conversation_id, outcome, llm_requests, prompt_tokens, "
+                        "completion_tokens, llm_cost_usd) VALUES (:run, :c, 'failed', :r, :p, :r * 100, 0)"
+                    ),
+                    {"run": run_id, "c": conversation_id, "r": requests, "p": prompt},
+                )
+        assert [m.version for m in apply_migrations(engine)] == [13]
+        with engine.connect() as connection:
+            analyses = dict(
+                connection.execute(
+                    sa.text("SELECT conversation_id, llm_cost_usd FROM conversation_analysis")
+                ).all()
+            )
+            outcomes = dict(
+                connection.execute(sa.text("SELECT conversation_id, llm_cost_usd FROM run_outcomes")).all()
+            )
+            run = connection.execute(
+                sa.text("SELECT total_llm_cost_usd, total_llm_unpriced_tokens FROM processing_log")
+            ).one()
+    finally:
+        engine.dispose()
+    assert analyses == outcomes == {"old-llm": None, "old-free": Decimal(0)}
+    assert tuple(run) == (None, 1000)
