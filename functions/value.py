@@ -458,7 +458,12 @@ CSV_VALUE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("ai_cached_tokens", "ai_cached_tokens", "plain"),
     ("ai_unpriced_tokens", "ai_unpriced_tokens", "plain"),
     ("ai_cost_usd", _MONEY.format("round(ai_cost_usd, 6)"), "plain"),  # empty: nothing priced
-    ("analysis_cost_usd", _MONEY.format("llm_cost_usd"), "plain"),
+    ("analysis_cost_usd", _MONEY.format("llm_cost_usd"), "plain"),  # empty: unpriced (or money off)
+    (
+        "analysis_unpriced_tokens",
+        "CASE WHEN llm_cost_usd IS NULL THEN prompt_tokens + completion_tokens ELSE 0 END",
+        "plain",
+    ),
     ("currency", _MONEY.format("value_currency"), "text"),
     ("hourly_rate", _MONEY.format("hourly_rate"), "plain"),
     (

@@ -8,6 +8,8 @@ shows its exact cost.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 from datetime import date
@@ -20,6 +22,7 @@ from click.testing import CliRunner
 from sqlalchemy.engine import Engine
 
 from functions import dispatcher, runs
+from functions.read.csv_export import stream_csv
 from infra.cli import cli
 from shared.config import get_settings, reset_settings_cache
 from shared.db import make_engine, reset_engines
@@ -80,6 +83,7 @@ def test_an_unpriced_model_is_null_with_its_tokens_everywhere(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _use_model(monkeypatch, UNPRICED_MODEL)
+    day = dispatcher.yesterday(get_settings())
     code, output = _invoke("run", "--inline")
     assert code == 0, output
     assert "$0" not in output
@@ -109,6 +113,13 @@ def test_an_unpriced_model_is_null_with_its_tokens_everywhere(
     assert code == 0, output
     totals = json.loads(output)["totals"]
     assert totals["analysis_cost_usd"] is None and totals["analysis_unpriced_tokens"] == tokens
+    exported = list(
+        csv.DictReader(io.StringIO(b"".join(stream_csv(analytics_engine, get_settings(), day, day)).decode()))
+    )
+    assert len(exported) == CHATS
+    assert {(row["analysis_cost_usd"], row["analysis_unpriced_tokens"]) for row in exported} == {
+        ("", str(fake_openai.prompt_tokens + fake_openai.completion_tokens))
+    }
     code, output = _invoke("stats")
     assert code == 0, output
     assert f"estimating cost: unpriced ({tokens:,} tokens)" in output
