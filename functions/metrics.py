@@ -249,6 +249,13 @@ METRICS += (
         "in tokens; they are not in analysis_cost_usd.",
     ),
     Metric(
+        "analysis_priced_tokens",
+        "coalesce(sum(prompt_tokens + completion_tokens) FILTER (WHERE llm_cost_usd IS NOT NULL), 0)",
+        "Tokens of the estimator's own requests to priced models, in tokens (analysis_cost_usd is null "
+        "when there are none and some are unpriced).",
+        public=False,
+    ),
+    Metric(
         "value_saved_milli",
         _VALUE.format(minutes="time_saved_minutes"),
         "Value of the minutes saved, most likely, in thousandths of the currency.",
@@ -399,7 +406,7 @@ FIELD_SOURCES: dict[str, tuple[str, ...]] = {
     ),
     "ai_cost_usd": ("ai_cost_micro_usd", "ai_unpriced_tokens"),
     "ai_cost_complete": ("ai_unpriced_tokens",),
-    "analysis_cost_usd": ("analysis_cost_micro_usd", "analysis_unpriced_tokens"),
+    "analysis_cost_usd": ("analysis_cost_micro_usd", "analysis_priced_tokens", "analysis_unpriced_tokens"),
     "currency": ("value_saved_milli",),
     **{f"value_saved{b}_amount": (f"value_saved{b}_milli",) for b in _BANDS},
     **{f"hours_saved_per_100_usd{b}": (f"total_time_saved{b}", "ai_cost_micro_usd") for b in _BANDS},

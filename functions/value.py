@@ -77,6 +77,7 @@ PER_USD = 100  # the return is quoted per 100 USD of AI cost
 MONEY_COLUMNS = (
     "ai_cost_micro_usd",
     "analysis_cost_micro_usd",
+    "analysis_priced_tokens",
     "value_saved_milli",
     "value_saved_low_milli",
     "value_saved_high_milli",
@@ -496,14 +497,10 @@ def _ratio(numerator: float, denominator: float, scale: float = 1.0) -> float | 
 
 
 def _analysis_cost(values: Mapping[str, int]) -> float | None:
-    """The estimator's own cost, priced models only; None when it is all unpriced (never a made-up 0).
-
-    The aggregates keep the priced cost and the unpriced tokens, not the priced tokens: unpriced
-    tokens with no priced cost are taken as nothing priced."""
-    cost = values["analysis_cost_micro_usd"]
-    if values["analysis_unpriced_tokens"] > 0 and cost == 0:
+    """The estimator's own cost, priced models only; None when none of it was priced (never a made-up 0)."""
+    if values["analysis_unpriced_tokens"] > 0 and values["analysis_priced_tokens"] == 0:
         return None
-    return round(cost / MICRO, 6)
+    return round(values["analysis_cost_micro_usd"] / MICRO, 6)
 
 
 ValueStatus = Literal["valued", "pending"]

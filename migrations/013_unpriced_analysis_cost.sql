@@ -7,13 +7,14 @@
 --   * processing_log.total_llm_cost_usd: the run's priced cost, NULL when none of its
 --     estimator tokens was priced; total_llm_unpriced_tokens: the run's estimator tokens
 --     (prompt and completion) whose cost is NULL.
---   * the aggregate tables gain analysis_unpriced_tokens (functions/metrics.py).
+--   * the aggregate tables gain analysis_unpriced_tokens and analysis_priced_tokens
+--     (functions/metrics.py): analysis_cost_usd is null when only unpriced tokens are behind it.
 --
 -- History: the price a 0 was recorded with is not known now (the table may have changed
 -- since). A recorded 0 with tokens can only be an unpriced model or one priced at 0; it is
 -- treated as not known (NULL), as an unpriced cost is recorded from now on; completed runs
 -- still holding their outcomes get their totals again from them. Aggregate rows get their
--- analysis_unpriced_tokens when their dates are next rebuilt (0 until then).
+-- token columns when their dates are next rebuilt (0 until then: their cost reads as before).
 -- Runs inside the migration runner's transaction; no BEGIN/COMMIT here.
 
 ALTER TABLE conversation_analysis ALTER COLUMN llm_cost_usd DROP NOT NULL;
@@ -43,8 +44,10 @@ WHERE processing_log.id = totals.run_id AND processing_log.status = 'completed';
 
 ALTER TABLE daily_aggregates
     ADD COLUMN analysis_unpriced_tokens BIGINT NOT NULL DEFAULT 0,
-    ADD CONSTRAINT daily_aggregates_analysis_unpriced CHECK (analysis_unpriced_tokens >= 0);
+    ADD COLUMN analysis_priced_tokens BIGINT NOT NULL DEFAULT 0,
+    ADD CONSTRAINT daily_aggregates_analysis_tokens CHECK (analysis_unpriced_tokens >= 0 AND analysis_priced_tokens >= 0);
 
 ALTER TABLE daily_breakdowns
     ADD COLUMN analysis_unpriced_tokens BIGINT NOT NULL DEFAULT 0,
-    ADD CONSTRAINT daily_breakdowns_analysis_unpriced CHECK (analysis_unpriced_tokens >= 0);
+    ADD COLUMN analysis_priced_tokens BIGINT NOT NULL DEFAULT 0,
+    ADD CONSTRAINT daily_breakdowns_analysis_tokens CHECK (analysis_unpriced_tokens >= 0 AND analysis_priced_tokens >= 0);

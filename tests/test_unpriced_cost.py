@@ -22,7 +22,9 @@ from click.testing import CliRunner
 from sqlalchemy.engine import Engine
 
 from functions import dispatcher, runs
+from functions.metrics import SUM_COLUMNS
 from functions.read.csv_export import stream_csv
+from functions.value import money_figures
 from infra.cli import cli
 from shared.config import get_settings, reset_settings_cache
 from shared.db import make_engine, reset_engines
@@ -268,3 +270,30 @@ def test_the_migration_turns_a_recorded_0_with_tokens_into_unpriced(
         engine.dispose()
     assert analyses == outcomes == {"old-llm": None, "old-free": Decimal(0)}
     assert tuple(run) == (None, 1000)
+
+
+@pytest.mark.parametrize(
+    ("cost_micro", "priced_tokens", "unpriced_tokens", "expected"),
+    [
+        (0, 0, 5000, None),  # only unpriced requests: unpriced, not $0
+        (213, 1280, 5000, 0.000213),  # priced part, a lower bound beside the unpriced tokens
+        (0, 1280, 0, 0.0),  # a model priced at 0 is a true 0
+        (0, 0, 0, 0.0),  # no request at all (heuristic, reused): exactly 0
+    ],
+)
+def test_the_summed_analysis_cost_is_null_only_when_nothing_was_priced(
+    cost_micro: int,
+    priced_tokens: int,
+    unpriced_tokens: int,
+    expected: float | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ANALYTICS_HOURLY_RATE", "50")
+    monkeypatch.setenv("ANALYTICS_CURRENCY", "EUR")
+    reset_settings_cache()
+    values = dict.fromkeys(SUM_COLUMNS, 0) | {
+        "analysis_cost_micro_usd": cost_micro,
+        "analysis_priced_tokens": priced_tokens,
+        "analysis_unpriced_tokens": unpriced_tokens,
+    }
+    assert money_figures(values, get_settings())["analysis_cost_usd"] == expected
