@@ -34,6 +34,7 @@ from infra.embedded_pg import EmbeddedPostgres  # noqa: E402
 from infra.local_stack import LocalStack  # noqa: E402
 from infra.openwebui_fixture import BulkChat, OpenWebUIFixture, realistic_chat  # noqa: E402
 from shared.db import make_engine  # noqa: E402
+from shared.estimators.pricing import describe_cost  # noqa: E402
 from shared.migrate import apply_migrations  # noqa: E402
 from shared.queue import TASK_SECRET_HEADER  # noqa: E402
 from tests.fake_openai import FakeOpenAIServer  # noqa: E402
@@ -114,7 +115,8 @@ def main() -> None:
         bound = arguments.count / arguments.rpm * 60
         print(
             f"run {run['status']}: {run['conversations_processed']:,} analysed, {run['conversations_skipped']} skipped, "
-            f"{run['conversations_failed']} failed, {run['total_llm_requests']:,} LLM requests (${run['total_llm_cost_usd']})"
+            f"{run['conversations_failed']} failed, {run['total_llm_requests']:,} LLM requests ("
+            f"{describe_cost(run['total_llm_cost_usd'], run['total_llm_unpriced_tokens'])})"
         )
         print(f"dispatch (select + plan + enqueue {arguments.count:,}): {dispatched:.1f} s")
         print(

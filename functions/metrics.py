@@ -239,7 +239,20 @@ METRICS += (
     Metric(
         "analysis_cost_micro_usd",
         "coalesce(round(sum(llm_cost_usd) * 1000000), 0)",
-        "The estimator's own LLM cost, in millionths of a USD.",
+        "The estimator's own LLM cost, priced models only, in millionths of a USD.",
+        public=False,
+    ),
+    Metric(
+        "analysis_unpriced_tokens",
+        "coalesce(sum(prompt_tokens + completion_tokens) FILTER (WHERE llm_cost_usd IS NULL), 0)",
+        "Tokens (prompt and completion) of the estimator's own requests to models without a price, "
+        "in tokens; they are not in analysis_cost_usd.",
+    ),
+    Metric(
+        "analysis_priced_tokens",
+        "coalesce(sum(prompt_tokens + completion_tokens) FILTER (WHERE llm_cost_usd IS NOT NULL), 0)",
+        "Tokens of the estimator's own requests to priced models, in tokens (analysis_cost_usd is null "
+        "when there are none and some are unpriced).",
         public=False,
     ),
     Metric(
@@ -393,7 +406,7 @@ FIELD_SOURCES: dict[str, tuple[str, ...]] = {
     ),
     "ai_cost_usd": ("ai_cost_micro_usd", "ai_unpriced_tokens"),
     "ai_cost_complete": ("ai_unpriced_tokens",),
-    "analysis_cost_usd": ("analysis_cost_micro_usd",),
+    "analysis_cost_usd": ("analysis_cost_micro_usd", "analysis_priced_tokens", "analysis_unpriced_tokens"),
     "currency": ("value_saved_milli",),
     **{f"value_saved{b}_amount": (f"value_saved{b}_milli",) for b in _BANDS},
     **{f"hours_saved_per_100_usd{b}": (f"total_time_saved{b}", "ai_cost_micro_usd") for b in _BANDS},

@@ -159,7 +159,8 @@ class Run:
     total_prompt_tokens: int
     total_completion_tokens: int
     total_cached_tokens: int
-    total_llm_cost_usd: Decimal
+    total_llm_cost_usd: Decimal | None  # the priced part; None when none of its tokens was priced
+    total_llm_unpriced_tokens: int  # estimator tokens (prompt + completion) of models without a price
     error_message: str | None
 
     @property
@@ -242,13 +243,19 @@ UPDATE processing_log SET
     total_prompt_tokens = totals.prompt_tokens,
     total_completion_tokens = totals.completion_tokens,
     total_cached_tokens = totals.cached_tokens,
-    total_llm_cost_usd = totals.cost
+    total_llm_cost_usd = CASE WHEN totals.unpriced_tokens > 0 AND totals.priced_tokens = 0 THEN NULL
+        ELSE totals.cost END,
+    total_llm_unpriced_tokens = totals.unpriced_tokens
 FROM (
     SELECT coalesce(sum(llm_requests), 0) AS requests,
            coalesce(sum(prompt_tokens), 0) AS prompt_tokens,
            coalesce(sum(completion_tokens), 0) AS completion_tokens,
            coalesce(sum(cached_tokens), 0) AS cached_tokens,
-           coalesce(sum(llm_cost_usd), 0) AS cost
+           coalesce(sum(llm_cost_usd), 0) AS cost,
+           coalesce(sum(prompt_tokens + completion_tokens) FILTER (WHERE llm_cost_usd IS NULL), 0)
+               AS unpriced_tokens,
+           coalesce(sum(prompt_tokens + completion_tokens) FILTER (WHERE llm_cost_usd IS NOT NULL), 0)
+               AS priced_tokens
     FROM run_outcomes WHERE run_id = :run
 ) AS totals
 WHERE processing_log.id = :run AND processing_log.status = :from_status

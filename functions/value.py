@@ -77,6 +77,7 @@ PER_USD = 100  # the return is quoted per 100 USD of AI cost
 MONEY_COLUMNS = (
     "ai_cost_micro_usd",
     "analysis_cost_micro_usd",
+    "analysis_priced_tokens",
     "value_saved_milli",
     "value_saved_low_milli",
     "value_saved_high_milli",
@@ -458,7 +459,12 @@ CSV_VALUE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("ai_cached_tokens", "ai_cached_tokens", "plain"),
     ("ai_unpriced_tokens", "ai_unpriced_tokens", "plain"),
     ("ai_cost_usd", _MONEY.format("round(ai_cost_usd, 6)"), "plain"),  # empty: nothing priced
-    ("analysis_cost_usd", _MONEY.format("llm_cost_usd"), "plain"),
+    ("analysis_cost_usd", _MONEY.format("llm_cost_usd"), "plain"),  # empty: unpriced (or money off)
+    (
+        "analysis_unpriced_tokens",
+        "CASE WHEN llm_cost_usd IS NULL THEN prompt_tokens + completion_tokens ELSE 0 END",
+        "plain",
+    ),
     ("currency", _MONEY.format("value_currency"), "text"),
     ("hourly_rate", _MONEY.format("hourly_rate"), "plain"),
     (
@@ -488,6 +494,13 @@ CSV_VALUE_COLUMNS: tuple[tuple[str, str, str], ...] = (
 
 def _ratio(numerator: float, denominator: float, scale: float = 1.0) -> float | None:
     return round(numerator * scale / denominator, 2) if denominator > 0 else None
+
+
+def _analysis_cost(values: Mapping[str, int]) -> float | None:
+    """The estimator's own cost, priced models only; None when none of it was priced (never a made-up 0)."""
+    if values["analysis_unpriced_tokens"] > 0 and values["analysis_priced_tokens"] == 0:
+        return None
+    return round(values["analysis_cost_micro_usd"] / MICRO, 6)
 
 
 ValueStatus = Literal["valued", "pending"]
@@ -549,7 +562,7 @@ def money_figures(
         value_saved_low_amount=round(value["_low"], 2),
         value_saved_high_amount=round(value["_high"], 2),
         ai_cost_usd=round(cost, 6) if priced_anything or tokens == 0 else None,
-        analysis_cost_usd=round(values["analysis_cost_micro_usd"] / MICRO, 6),
+        analysis_cost_usd=_analysis_cost(values),
     )
     minutes = {"": values["total_time_saved"], "_low": values["total_time_saved_low"]}
     minutes["_high"] = values["total_time_saved_high"]

@@ -34,6 +34,7 @@ from infra.demo_data import DEMO_DAYS, DEMO_USERS, build_demo_database
 from infra.progress import RunProgress, watch_runs
 from shared.config import QueueBackend, Settings, get_settings, reset_settings_cache
 from shared.db import analytics_engine
+from shared.estimators.pricing import describe_cost
 from shared.logs import configure_logging
 from shared.migrate import apply_migrations
 from shared.pseudonym import pseudonymise
@@ -201,7 +202,8 @@ def _describe_run(row: dict[str, Any]) -> str:
         f"{row['conversations_skipped']} skipped, {row['conversations_failed']} failed, "
         f"{row['conversations_deferred']} deferred, {row['late_arrivals']} late arrivals; "
         f"{row['total_llm_requests']} LLM requests, "
-        f"${row['total_llm_cost_usd']}" + (f"  ({row['error_message']})" if row.get("error_message") else "")
+        + describe_cost(row["total_llm_cost_usd"], row["total_llm_unpriced_tokens"])
+        + (f"  ({row['error_message']})" if row.get("error_message") else "")
     )
 
 
@@ -339,7 +341,8 @@ def health(as_json: bool) -> None:
         f"status: {report.status}" + (f" ({'; '.join(report.problems)})" if report.problems else ""),
         f"last run: {last.run_date} {last.status}, {last.conversations_processed} analysed, "
         f"{last.conversations_skipped} skipped, {last.conversations_failed} failed, "
-        f"{last.late_arrivals} late arrivals"
+        f"{last.late_arrivals} late arrivals; {last.total_llm_requests} LLM requests, "
+        + describe_cost(last.total_llm_cost_usd, last.total_llm_unpriced_tokens)
         if last
         else "last run: none yet",
         *([f"flagged estimates: {last.flag_note}"] if last and last.flag_note else []),
@@ -390,6 +393,13 @@ def stats(days: int, as_json: bool) -> None:
         f"{date_range.start_date} … {date_range.end_date} ({days} days, {settings.timezone}), estimator: {totals.estimator}",
         f"conversations {totals.conversation_count}, hours saved {hours[1]} (band {hours[0]}–{hours[2]}), "
         f"active hours {round(totals.total_active_time / 60, 1)}, mean confidence {totals.avg_confidence_level}",
+        *(
+            [
+                f"estimating cost: {describe_cost(totals.analysis_cost_usd, totals.analysis_unpriced_tokens or 0)}"
+            ]
+            if settings.money_shown
+            else []
+        ),
     ]
     _emit(as_json, data, "\n".join(lines))
 

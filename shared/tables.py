@@ -93,7 +93,7 @@ conversation_analysis = Table(
     _count("prompt_tokens"),
     _count("completion_tokens"),
     _count("cached_tokens"),
-    Column("llm_cost_usd", Numeric(12, 6), nullable=False, server_default=text("0")),
+    Column("llm_cost_usd", Numeric(12, 6), server_default=text("0")),  # migration 013: NULL = unpriced
     Column("conversation_summary", Text),
     Column("llm_response", JSONB),
     Column("estimate_flag", String(32)),  # migration 010: why the estimate is not trusted

@@ -527,14 +527,14 @@ def test_dated_model_names_use_their_base_price() -> None:
     assert cost == Decimal("0.60")
 
 
-def test_unknown_model_costs_nothing_and_warns_once(caplog: pytest.LogCaptureFixture) -> None:
+def test_unknown_model_is_unpriced_not_free_and_warns_once(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="shared.estimators.pricing"):
         costs = [
             request_cost_usd("mystery-model-x", PRICES, prompt_tokens=10, completion_tokens=10)
             for _ in range(3)
         ]
 
-    assert costs == [Decimal(0)] * 3
+    assert costs == [None] * 3
     assert len([record for record in caplog.records if "mystery-model-x" in record.getMessage()]) == 1
 
 

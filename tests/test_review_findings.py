@@ -465,6 +465,7 @@ def test_the_cli_exit_status_says_when_a_run_did_not_complete(
         "late_arrivals": 0,
         "total_llm_requests": 0,
         "total_llm_cost_usd": 0,
+        "total_llm_unpriced_tokens": 0,
         "error_message": "boom" if status == "failed" else None,
     }
     monkeypatch.setattr(cli_module, "_run_dates", lambda *args, **kwargs: [row])

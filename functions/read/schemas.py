@@ -360,8 +360,11 @@ class Figures(_Response):
         description="False when some tokens come from unpriced models: ai_cost_usd is then a lower bound."
     )
     analysis_cost_usd: float | None = Field(
-        description="What estimating these conversations cost (this product's own LLM requests), in USD."
+        description="What estimating these conversations cost (this product's own LLM requests), in USD, "
+        "priced models only: a lower bound when analysis_unpriced_tokens is not 0; null when money is "
+        "off or none of those requests was priced (an unpriced model is never $0)."
     )
+    analysis_unpriced_tokens: int | None = _metric("analysis_unpriced_tokens")
     currency: str | None = Field(description="ISO 4217 currency of the value fields; null when money is off.")
     value_saved_amount: float | None = Field(
         description="Value of the time saved, most likely, in `currency` (minutes saved × hourly rate)."
@@ -663,7 +666,14 @@ class RunInfo(_Response):
         'conversations; 16 of 16 estimates flagged (same answer as most others 16)".'
     )
     total_llm_requests: int
-    total_llm_cost_usd: float
+    total_llm_cost_usd: float | None = Field(
+        description="What the run's own LLM requests cost, in USD, priced models only (a lower bound "
+        "when total_llm_unpriced_tokens is not 0); null when none of them was priced, never $0 for "
+        "an unpriced model."
+    )
+    total_llm_unpriced_tokens: int = Field(
+        description="Tokens (prompt and completion) of the run's own requests to models without a price."
+    )
     error_message: str | None
 
 

@@ -29,13 +29,16 @@ TASK_CATEGORIES: tuple[str, ...] = (
 
 @dataclass(frozen=True, slots=True)
 class EstimateUsage:
-    """What producing an estimate cost."""
+    """What producing an estimate cost: `cost_usd` is None when its model has no price (unpriced).
+
+    The default, no request, costs exactly 0 (the heuristic is free, not unpriced).
+    """
 
     requests: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
-    cost_usd: Decimal = Decimal("0")
+    cost_usd: Decimal | None = Decimal("0")
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,9 @@ are billed at the cached price; the rest of the prompt at the input price.
 A model is looked up by exact name, then by the longest table entry it extends with
 a dash (so `gpt-4o-mini-2024-07-18` is priced as `gpt-4o-mini`), then the same for
 the part after the last `/` (a provider prefix such as `openai/gpt-4o`). A model
-found nowhere is *unpriced*: `usage_cost_usd` says so with None. The estimator's own
-request cost (`request_cost_usd`) keeps its NOT NULL column at 0 for an unpriced
-model and logs it once per process.
+found nowhere is *unpriced*: `usage_cost_usd` says so with None, and so does the
+estimator's own request cost (`request_cost_usd`, which also logs it once per process):
+an unpriced cost is recorded as NULL beside its tokens, never as 0.
 """
 
 from __future__ import annotations
@@ -21,7 +21,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-__all__ = ["Price", "model_price", "request_cost_usd", "tokens_cost_usd", "usage_cost_usd"]
+__all__ = [
+    "Price",
+    "describe_cost",
+    "model_price",
+    "request_cost_usd",
+    "tokens_cost_usd",
+    "usage_cost_usd",
+]
 
 _log = logging.getLogger(__name__)
 _PER_TOKENS = Decimal(1_000_000)
@@ -95,7 +102,11 @@ def _warn_unknown_once(model: str) -> None:
         if model in _warned_models:
             return
         _warned_models.add(model)
-    _log.warning("no price for LLM model %r in ANALYTICS_MODEL_PRICES; its cost is recorded as 0", model)
+    _log.warning(
+        "no price for LLM model %r in ANALYTICS_MODEL_PRICES; its cost is recorded as unpriced "
+        "(NULL, with its tokens)",
+        model,
+    )
 
 
 def request_cost_usd(
@@ -105,8 +116,8 @@ def request_cost_usd(
     prompt_tokens: int,
     completion_tokens: int,
     cached_tokens: int = 0,
-) -> Decimal:
-    """Cost in USD of the estimator's own request; 0 (logged once) for an unpriced model."""
+) -> Decimal | None:
+    """Cost in USD of the estimator's own request; None (logged once) for an unpriced model."""
     cost = usage_cost_usd(
         model,
         prices,
@@ -116,5 +127,15 @@ def request_cost_usd(
     )
     if cost is None:
         _warn_unknown_once(model)
-        return Decimal(0)
     return cost
+
+
+def describe_cost(cost_usd: Decimal | float | None, unpriced_tokens: int) -> str:
+    """A cost for people: `$0.001234`, `$0.001234 + unpriced (5,000 tokens)` or `unpriced (5,000 tokens)`.
+
+    `cost_usd` is the priced part (None when nothing was priced); an unpriced cost is never `$0`."""
+    unpriced = f"unpriced ({unpriced_tokens:,} tokens)"
+    if cost_usd is None:
+        return unpriced
+    priced = f"${cost_usd:.6f}"
+    return f"{priced} + {unpriced}" if unpriced_tokens > 0 else priced
