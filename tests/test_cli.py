@@ -160,6 +160,7 @@ def test_every_command_prepares_its_environment() -> None:
     assert without_database == {"hash-user", "demo-data"}
 
 
+@pytest.mark.database  # starts its own embedded PostgreSQL, as a user's command does
 def test_with_nothing_configured_the_newer_commands_start_the_local_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
