@@ -13,7 +13,9 @@
   groups takes the lowest), else `ANALYTICS_HOURLY_RATE`.
 * `money_figures`: the API's money fields from summed aggregate columns: value in the
   currency, AI cost and the analysis's own LLM cost in USD, and the return (hours
-  saved per 100 USD of AI cost, value per USD of AI cost), each with its band.
+  saved per 100 USD of AI cost, value per USD of AI cost), each with its band. A
+  figure whose tokens are more than `MAX_UNPRICED_SHARE` unpriced has no return: its
+  cost is not known (`ai_cost_known` false), so it is never quoted nor named best value.
 """
 
 from __future__ import annotations
@@ -32,9 +34,12 @@ from shared.conversation import ModelUsage
 from shared.estimators.pricing import usage_cost_usd
 
 __all__ = [
+    "COST_UNKNOWN",
     "CSV_VALUE_COLUMNS",
     "FIRST_RATE_DATE",
+    "MAX_UNPRICED_SHARE",
     "MONEY_COLUMNS",
+    "cost_known",
     "dates_with_aggregates",
     "money_figures",
     "rate_periods",
@@ -48,6 +53,10 @@ FIRST_RATE_DATE = MIN_DATE  # the first rates recorded apply to every date
 MICRO = 1_000_000  # ai_cost_micro_usd, analysis_cost_micro_usd: millionths of a USD
 MILLI = 1_000  # value_saved_*_milli: thousandths of the currency unit
 PER_USD = 100  # the return is quoted per 100 USD of AI cost
+MAX_UNPRICED_SHARE = 0.1
+"""More than this share of a figure's AI tokens unpriced: its cost is unknown, it has no return."""
+COST_UNKNOWN = "cost unknown: not priced"
+"""What the report and the dashboard say where a return would be, when the cost is unknown."""
 
 # summed aggregate columns that are read only through the money fields below
 MONEY_COLUMNS = (
@@ -317,10 +326,20 @@ def _ratio(numerator: float, denominator: float, scale: float = 1.0) -> float | 
     return round(numerator * scale / denominator, 2) if denominator > 0 else None
 
 
+def cost_known(tokens: int, unpriced: int) -> bool:
+    """True when at most `MAX_UNPRICED_SHARE` of `tokens` are unpriced (no tokens: nothing unknown)."""
+    return unpriced <= MAX_UNPRICED_SHARE * tokens
+
+
 def money_figures(values: Mapping[str, int], settings: Settings) -> dict[str, Any]:
-    """The money fields of `Figures` from summed aggregate columns (nulls when money is off)."""
+    """The money fields of `Figures` from summed aggregate columns (nulls when money is off).
+
+    The return (hours and value per USD) is computed only where the cost is known
+    (`cost_known`): a cost that is mostly unpriced would make any ratio absurd.
+    """
     tokens = values["ai_input_tokens"] + values["ai_output_tokens"]
     unpriced = values["ai_unpriced_tokens"]
+    known = cost_known(tokens, unpriced)
     fields: dict[str, Any] = {
         "currency": None,
         "value_saved_amount": None,
@@ -328,6 +347,7 @@ def money_figures(values: Mapping[str, int], settings: Settings) -> dict[str, An
         "value_saved_high_amount": None,
         "ai_cost_usd": None,
         "ai_cost_complete": unpriced == 0,
+        "ai_cost_known": known,
         "analysis_cost_usd": None,
         "hours_saved_per_100_usd": None,
         "hours_saved_per_100_usd_low": None,
@@ -351,6 +371,8 @@ def money_figures(values: Mapping[str, int], settings: Settings) -> dict[str, An
     )
     minutes = {"": values["total_time_saved"], "_low": values["total_time_saved_low"]}
     minutes["_high"] = values["total_time_saved_high"]
+    if not known:
+        return fields
     for band in ("", "_low", "_high"):
         fields[f"hours_saved_per_100_usd{band}"] = _ratio(minutes[band] / 60, cost, PER_USD)
         fields[f"value_per_usd{band}"] = _ratio(value[band], cost)

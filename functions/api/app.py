@@ -507,6 +507,7 @@ def create_app(settings: Settings | None = None, *, services: ApiServices | None
     # werkzeug answers `//x` with a redirect to an absolute URL built from the Host header
     app.url_map.merge_slashes = False
     app.jinja_env.filters.update(dashboard.TEMPLATE_FILTERS)
+    app.jinja_env.globals.update(dashboard.TEMPLATE_GLOBALS)
     for route in ROUTES:
         app.add_url_rule(
             route.path,

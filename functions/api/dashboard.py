@@ -31,6 +31,7 @@ from functions.api.schemas import (
 from functions.api.services import ApiServices
 from functions.calibrated import calibration_note
 from functions.dimensions import DIMENSIONS, GROUP, STORED_DIMENSIONS, Dimension, dimension
+from functions.value import COST_UNKNOWN, MAX_UNPRICED_SHARE
 from shared.auth import Principal, client_address, password_role, session_cookie_name
 from shared.errors import AuthenticationFailed, InvalidParameter, RateLimited, validation_problems
 from shared.roles import SESSION_ROLES, Role
@@ -39,6 +40,7 @@ __all__ = [
     "CHART_NAMES",
     "PRESET_DAYS",
     "TEMPLATE_FILTERS",
+    "TEMPLATE_GLOBALS",
     "chart",
     "dashboard_page",
     "login_page",
@@ -440,6 +442,9 @@ def _trend_class(current: int, previous: int) -> str:
 def _pseudonym(user_id_hash: str) -> str:
     return user_id_hash[:10]
 
+
+# what a return says when the cost is not known, and the share of unpriced tokens that makes it so
+TEMPLATE_GLOBALS = {"COST_UNKNOWN": COST_UNKNOWN, "MAX_UNPRICED_SHARE": MAX_UNPRICED_SHARE}
 
 TEMPLATE_FILTERS = {
     "hours": _hours,

@@ -18,6 +18,7 @@ from functions.dates import MAX_DATE, MAX_DAYS, MAX_RANGE_DAYS, MIN_DATE, checke
 from functions.dimensions import FILTER_DIMENSIONS, STORED_DIMENSIONS, Dimension
 from functions.metrics import METRICS, MINUTES
 from functions.runs import RunStatus
+from functions.value import MAX_UNPRICED_SHARE
 from shared.errors import InvalidParameter
 
 __all__ = [
@@ -326,6 +327,11 @@ class Figures(_Response):
     ai_cost_complete: bool = Field(
         description="False when some tokens come from unpriced models: ai_cost_usd is then a lower bound."
     )
+    ai_cost_known: bool = Field(
+        description=f"False when more than {MAX_UNPRICED_SHARE:.0%} of the tokens come from unpriced "
+        "models: the cost is unknown, so the return fields (hours_saved_per_100_usd, value_per_usd) "
+        "are null."
+    )
     analysis_cost_usd: float | None = Field(
         description="What estimating these conversations cost (this product's own LLM requests), in USD."
     )
@@ -336,7 +342,8 @@ class Figures(_Response):
     value_saved_low_amount: float | None = Field(description="Value of the time saved, low, in `currency`.")
     value_saved_high_amount: float | None = Field(description="Value of the time saved, high, in `currency`.")
     hours_saved_per_100_usd: float | None = Field(
-        description="Hours saved per 100 USD of AI cost, most likely (null without AI cost)."
+        description="Hours saved per 100 USD of AI cost, most likely (null without AI cost, or when "
+        "the cost is unknown: see ai_cost_known)."
     )
     hours_saved_per_100_usd_low: float | None = Field(description="Hours saved per 100 USD of AI cost, low.")
     hours_saved_per_100_usd_high: float | None = Field(
