@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import date, datetime, timedelta
@@ -34,6 +34,7 @@ from typing import Any
 import click
 import requests
 
+from functions.backfill_progress import clear_backfill, write_backfill
 from functions.dates import MAX_DAYS
 from infra import local_queues
 from infra.demo_data import DEMO_DAYS, DEMO_USERS, build_demo_database
@@ -120,15 +121,25 @@ def _dispatch_over_http(settings: Settings, url: str, day: date, force: bool) ->
 
 
 def _dispatch_all_over_http(
-    settings: Settings, url: str, days: list[date], force: bool, progress: RunProgress | None
+    settings: Settings,
+    url: str,
+    days: list[date],
+    force: bool,
+    progress: RunProgress | None,
+    on_dispatched: Callable[[list[uuid.UUID]], None] | None = None,
 ) -> list[uuid.UUID]:
-    """Dispatch each date; the runs already open report their progress while the rest are dispatched."""
+    """Dispatch each date; the runs already open report their progress while the rest are dispatched.
+
+    `on_dispatched` is called with the run ids so far after each date is dispatched.
+    """
     from functions import runs
 
     run_ids: list[uuid.UUID] = []
     last_read = time.monotonic()
     for day in days:
         run_ids.append(uuid.UUID(str(_dispatch_over_http(settings, url, day, force)["run_id"])))
+        if on_dispatched is not None:
+            on_dispatched(run_ids)
         if progress is not None and time.monotonic() - last_read >= _POLL_SECONDS:
             with analytics_engine(settings).connect() as connection:
                 progress.update(runs.get_runs(connection, run_ids))
@@ -612,15 +623,9 @@ def serve(port: int, days: int | None) -> None:
     click.echo("starting dispatch, analyze, aggregate and api under functions-framework ...")
     with stack:
         last = yesterday(settings)
-        click.echo(
-            f"processing the last {days} days through the pipeline ({settings.effective_estimator} estimator) ..."
-        )
-        progress = _progress(days, False, "  ")
         dates = [last - timedelta(days=back) for back in range(days - 1, -1, -1)]
-        run_ids = _dispatch_all_over_http(settings, stack.urls["dispatch"], dates, False, progress)
-        watch_runs(analytics_engine(settings), run_ids, progress, timeout=3600)
+        backfill = _ServeBackfill(settings, stack.urls["dispatch"], dates)
         password = settings.dashboard_password.get_secret_value()
-        click.echo("")
         click.echo(f"dashboard:  {stack.urls['api']}")
         click.echo(
             f"analytics:  {environment['COGNIFORCE_DATABASE_URL']}  (psql: host=<unix_sock folder>, user postgres)"
@@ -636,15 +641,56 @@ def serve(port: int, days: int | None) -> None:
             f"schedule:   {settings.schedule} in {settings.timezone}, "
             f"next run {schedule.next_run():%Y-%m-%d %H:%M %Z} (run by this process)"
         )
+        click.echo(
+            f"processing the last {days} days through the pipeline ({settings.effective_estimator} estimator) "
+            "in the background; the dashboard shows the progress and fills in as dates complete"
+        )
         click.echo("press Ctrl-C to stop")
-        reported = set(run_ids)
+        backfill.start()
+        reported: set[uuid.UUID] = set()
         try:
             while True:
-                time.sleep(60)
+                backfill.join(60)
+                if backfill.is_alive():
+                    continue  # its own lines report the backfill's runs
+                reported.update(backfill.run_ids)
                 _sweep_stale_runs(settings)
                 _report_finished_runs(settings, reported)
         finally:
             schedule.stop()
+            clear_backfill(settings)
+
+
+class _ServeBackfill(threading.Thread):
+    """`serve`'s first backfill, behind the dashboard: dispatch every date, watch the runs, report.
+
+    What it dispatched is recorded for the dashboard (`functions.backfill_progress`).
+    """
+
+    def __init__(self, settings: Settings, dispatch_url: str, dates: list[date]) -> None:
+        super().__init__(name="serve-backfill", daemon=True)
+        self.settings, self.url, self.dates = settings, dispatch_url, dates
+        self.run_ids: list[uuid.UUID] = []
+        self.started_at = datetime.now(settings.zone)
+        write_backfill(settings, len(dates), self.started_at, self.run_ids)
+
+    def run(self) -> None:
+        progress = _progress(len(self.dates), False, "  ")
+        try:
+            self.run_ids = _dispatch_all_over_http(
+                self.settings, self.url, self.dates, False, progress, on_dispatched=self._record
+            )
+            watch_runs(analytics_engine(self.settings), self.run_ids, progress, timeout=3600)
+            click.echo(f"processed {len(self.dates)} days: the dashboard shows them all")
+        except Exception as exc:  # the dashboard keeps serving what is there; the reason is said
+            logging.getLogger(__name__).debug("serve backfill failed", exc_info=True)
+            click.echo(f"processing stopped: {exc}", err=True)
+        finally:
+            clear_backfill(self.settings)
+
+    def _record(self, run_ids: list[uuid.UUID]) -> None:
+        self.run_ids = list(run_ids)
+        write_backfill(self.settings, len(self.dates), self.started_at, self.run_ids)
 
 
 def _report_finished_runs(settings: Settings, reported: set[uuid.UUID]) -> None:

@@ -29,6 +29,7 @@ from functions.api.schemas import (
     HealthResponse,
 )
 from functions.api.services import ApiServices
+from functions.backfill_progress import BackfillProgress, read_backfill
 from functions.calibrated import calibration_note
 from functions.dimensions import DIMENSIONS, GROUP, STORED_DIMENSIONS, Dimension, dimension
 from functions.value import COST_UNKNOWN, MAX_UNPRICED_SHARE
@@ -213,6 +214,12 @@ def _query_string(date_range: DateRange, group: str | None, *, preset: int | Non
     return urlencode(params)
 
 
+def _processing(services: ApiServices) -> BackfillProgress | None:
+    """Locally, how far `serve`'s backfill is (the page shows it and refreshes until done)."""
+    with services.engine.connect() as connection:
+        return read_backfill(connection, services.settings, services.now())
+
+
 def _health(services: ApiServices) -> HealthResponse | None:
     try:
         return health_report(
@@ -327,6 +334,7 @@ def dashboard_page(services: ApiServices) -> flask.Response:
         query_string=query_string,
         csv_query=_query_string(date_range, group_id, preset=None),
         health=_health(services),
+        processing=_processing(services),
         is_admin=is_admin,
         csrf_token=csrf,
         today=services.today(),
