@@ -7,7 +7,7 @@ Locally, with nothing configured, commands start the embedded PostgreSQL, build
 the demo Open WebUI database when needed, and run the pipeline through the four
 functions under functions-framework on loopback (`--inline` runs it in-process).
 
-Every command is registered through `Commands` (`@cli.command()`), which prepares
+Every command is registered through the group's `PreparedCommand` (`@cli.command()`), which prepares
 its environment before the body runs (settings read and checked; the analytics
 database started or joined and migrated, unless the command says
 `needs_database=False`) and turns a user's error (configuration, dates, files) into
@@ -46,7 +46,7 @@ from shared.migrate import apply_migrations
 from shared.pseudonym import pseudonymise
 from shared.queue import TASK_SECRET_HEADER
 
-__all__ = ["cli"]
+__all__ = ["USER_ERROR_EXIT", "PreparedCommand", "UserError", "cli", "prepare_environment"]
 
 _POLL_SECONDS = 0.5  # how often a waiting command reads the run ledger
 
@@ -356,7 +356,7 @@ class PreparedCommand(click.Command):
             return super().invoke(ctx)
 
 
-class Commands(click.Group):
+class _Commands(click.Group):
     """The command group: every `@cli.command()` is a `PreparedCommand`."""
 
     command_class = PreparedCommand
@@ -370,7 +370,7 @@ def _verbose(ctx: click.Context) -> bool:
     return bool(ctx.find_root().params.get("verbose"))
 
 
-@click.group(cls=Commands)
+@click.group(cls=_Commands)
 @click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level; a user's error shows its traceback.")
 def cli(verbose: bool) -> None:
     """Time Savings Analytics: how much working time Open WebUI saves your people."""
