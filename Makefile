@@ -1,12 +1,13 @@
-# The two commands: `make run` (the whole product locally) and `make test` (the whole suite).
-# Both create the virtual environment first; only Python 3.11+ and make are needed.
+# The two commands: `make run` (the whole product locally) and `make test` (the whole suite);
+# `make check` is the fast inner loop. All create the virtual environment first; only
+# Python 3.11+ and make are needed.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench screenshots clean
+.PHONY: run test check lint format bench screenshots clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +23,14 @@ test: $(STAMP)
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 	$(PY) -m pytest
+
+# Lint, types and the tests that need neither a database nor a browser (nor minutes):
+# tests/conftest.py marks every test that uses PostgreSQL as `database`.
+check: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+	$(PY) -m pytest -q -m "not database and not browser and not slow"
 
 # Refresh the README's dashboard screenshots (docs/*.png) from the browser test.
 screenshots: $(STAMP)

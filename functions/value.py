@@ -24,6 +24,8 @@
   never a 0 that was not computed: where aggregate rows were not valued with the
   configured currency (`UNVALUED_SQL`), the value fields are null and `value_status`
   says `pending`, with when they will be valued.
+  A figure whose tokens are more than `MAX_UNPRICED_SHARE` unpriced has no return: its
+  cost is not known (`ai_cost_known` false), so it is never quoted nor named best value.
 """
 
 from __future__ import annotations
@@ -49,12 +51,15 @@ from shared.conversation import ModelUsage
 from shared.estimators.pricing import usage_cost_usd
 
 __all__ = [
+    "COST_UNKNOWN",
     "CSV_VALUE_COLUMNS",
     "FIRST_RATE_DATE",
+    "MAX_UNPRICED_SHARE",
     "MONEY_COLUMNS",
     "UNVALUED_SQL",
     "VALUE_PENDING_NOTE",
     "ValueStatus",
+    "cost_known",
     "dates_with_aggregates",
     "ensure_rates",
     "money_figures",
@@ -72,6 +77,10 @@ FIRST_RATE_DATE = MIN_DATE  # the first rates recorded apply to every date
 MICRO = 1_000_000  # ai_cost_micro_usd, analysis_cost_micro_usd: millionths of a USD
 MILLI = 1_000  # value_saved_*_milli: thousandths of the currency unit
 PER_USD = 100  # the return is quoted per 100 USD of AI cost
+MAX_UNPRICED_SHARE = 0.1
+"""More than this share of a figure's AI tokens unpriced: its cost is unknown, it has no return."""
+COST_UNKNOWN = "cost unknown: not priced"
+"""What the report and the dashboard say where a return would be, when the cost is unknown."""
 
 # summed aggregate columns that are read only through the money fields below
 MONEY_COLUMNS = (
@@ -518,6 +527,11 @@ UNVALUED_SQL = (
 )
 
 
+def cost_known(tokens: int, unpriced: int) -> bool:
+    """True when at most `MAX_UNPRICED_SHARE` of `tokens` are unpriced (no tokens: nothing unknown)."""
+    return unpriced <= MAX_UNPRICED_SHARE * tokens
+
+
 def money_figures(
     values: Mapping[str, int],
     settings: Settings,
@@ -529,9 +543,12 @@ def money_figures(
 
     `unvalued_rows` and `valued_currency` come from `UNVALUED_SQL`: with rows not valued in
     the configured currency the value fields are null and `value_status` is `pending`.
+    The return (hours and value per USD) is computed only where the cost is known
+    (`cost_known`): a cost that is mostly unpriced would make any ratio absurd.
     """
     tokens = values["ai_input_tokens"] + values["ai_output_tokens"]
     unpriced = values["ai_unpriced_tokens"]
+    known = cost_known(tokens, unpriced)
     fields: dict[str, Any] = {
         "currency": None,
         "value_saved_amount": None,
@@ -539,6 +556,7 @@ def money_figures(
         "value_saved_high_amount": None,
         "ai_cost_usd": None,
         "ai_cost_complete": unpriced == 0,
+        "ai_cost_known": known,
         "analysis_cost_usd": None,
         "hours_saved_per_100_usd": None,
         "hours_saved_per_100_usd_low": None,
@@ -566,9 +584,10 @@ def money_figures(
     )
     minutes = {"": values["total_time_saved"], "_low": values["total_time_saved_low"]}
     minutes["_high"] = values["total_time_saved_high"]
-    for band in ("", "_low", "_high"):
-        fields[f"hours_saved_per_100_usd{band}"] = _ratio(minutes[band] / 60, cost, PER_USD)
-        fields[f"value_per_usd{band}"] = _ratio(value[band], cost)
+    if known:  # a ratio over a mostly unpriced cost would be absurd
+        for band in ("", "_low", "_high"):
+            fields[f"hours_saved_per_100_usd{band}"] = _ratio(minutes[band] / 60, cost, PER_USD)
+            fields[f"value_per_usd{band}"] = _ratio(value[band], cost)
     fields["value_status"] = "pending" if pending else "valued"
     if pending:  # never a 0 that was not computed
         for band in ("", "_low", "_high"):

@@ -6,6 +6,12 @@ dev dependency here (functions-framework brings it too).
 Locally, with nothing configured, commands start the embedded PostgreSQL, build
 the demo Open WebUI database when needed, and run the pipeline through the four
 functions under functions-framework on loopback (`--inline` runs it in-process).
+
+Every command is registered through the group's `PreparedCommand` (`@cli.command()`), which prepares
+its environment before the body runs (settings read and checked; the analytics
+database started or joined and migrated, unless the command says
+`needs_database=False`) and turns a user's error (configuration, dates, files) into
+one line on stderr with exit status 2; `-v` adds the traceback.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import date, datetime, timedelta
@@ -28,6 +34,7 @@ from typing import Any, NoReturn
 import click
 import requests
 
+from functions.backfill_progress import clear_backfill, write_backfill
 from functions.dates import MAX_DAYS
 from infra import local_queues
 from infra.demo_data import DEMO_DAYS, DEMO_USERS, build_demo_database
@@ -40,7 +47,7 @@ from shared.migrate import apply_migrations
 from shared.pseudonym import pseudonymise
 from shared.queue import TASK_SECRET_HEADER
 
-__all__ = ["cli"]
+__all__ = ["USER_ERROR_EXIT", "PreparedCommand", "UserError", "cli", "prepare_environment"]
 
 _POLL_SECONDS = 0.5  # how often a waiting command reads the run ledger
 
@@ -115,15 +122,25 @@ def _dispatch_over_http(settings: Settings, url: str, day: date, force: bool) ->
 
 
 def _dispatch_all_over_http(
-    settings: Settings, url: str, days: list[date], force: bool, progress: RunProgress | None
+    settings: Settings,
+    url: str,
+    days: list[date],
+    force: bool,
+    progress: RunProgress | None,
+    on_dispatched: Callable[[list[uuid.UUID]], None] | None = None,
 ) -> list[uuid.UUID]:
-    """Dispatch each date; the runs already open report their progress while the rest are dispatched."""
+    """Dispatch each date; the runs already open report their progress while the rest are dispatched.
+
+    `on_dispatched` is called with the run ids so far after each date is dispatched.
+    """
     from functions import runs
 
     run_ids: list[uuid.UUID] = []
     last_read = time.monotonic()
     for day in days:
         run_ids.append(uuid.UUID(str(_dispatch_over_http(settings, url, day, force)["run_id"])))
+        if on_dispatched is not None:
+            on_dispatched(run_ids)
         if progress is not None and time.monotonic() - last_read >= _POLL_SECONDS:
             with analytics_engine(settings).connect() as connection:
                 progress.update(runs.get_runs(connection, run_ids))
@@ -248,15 +265,122 @@ def _report_runs(rows: list[dict[str, Any]], as_json: bool, progress: RunProgres
         sys.exit(1)
 
 
-@click.group()
-@click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
+USER_ERROR_EXIT = 2
+"""Exit status of a user's error (as click's own usage errors): bad settings, dates or files."""
+
+
+class UserError(click.ClickException):
+    """A user's error, shown as one line (`Error: ...`) with exit status 2."""
+
+    exit_code = USER_ERROR_EXIT
+
+
+def _settings_problem(exc: Exception) -> str:
+    """A settings validation error as one line naming the environment variables at fault."""
+    problems = []
+    for item in exc.errors(include_url=False):  # type: ignore[attr-defined]
+        field = Settings.model_fields.get(str(item["loc"][0])) if item["loc"] else None
+        aliases = getattr(field.validation_alias, "choices", None) if field else None
+        name = " / ".join(map(str, aliases)) if aliases else ".".join(map(str, item["loc"])) or "settings"
+        problems.append(f"{name}: {item['msg']}")
+    return "invalid configuration: " + "; ".join(problems)
+
+
+def _user_error(exc: BaseException) -> str | None:
+    """The one-line message of a user's error, or None for anything else (a bug: traceback)."""
+    import sqlalchemy.exc
+    from pydantic import ValidationError
+
+    from shared.errors import ConfigurationError, RequestRejected
+
+    if isinstance(exc, ValidationError) and exc.title == Settings.__name__:
+        return _settings_problem(exc)
+    if isinstance(exc, ConfigurationError | RequestRejected):
+        return str(exc)
+    if isinstance(exc, OSError):  # a file that cannot be read or written
+        return f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)
+    if isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+        return f"cannot use the database (check its URL and that it is reachable): {exc.orig}"
+    return None
+
+
+@contextmanager
+def _user_errors(verbose: bool) -> Iterator[None]:
+    """A user's error ends the command with one line and exit status 2; `verbose` prints the traceback first."""
+    try:
+        yield
+    except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        message = _user_error(exc)
+        if message is None:
+            raise
+        if verbose:
+            import traceback
+
+            traceback.print_exception(exc, file=sys.stderr)
+        raise UserError(message) from exc
+
+
+def prepare_environment(*, needs_database: bool = True, migrate_first: bool = True) -> Settings:
+    """What every command runs first: settings read and checked, the analytics database ready.
+
+    Locally with no `COGNIFORCE_DATABASE_URL`, the embedded PostgreSQL is started (or a
+    running one, e.g. `serve`'s, joined) and, unless `migrate_first` is False, migrated;
+    a configured database is used as it is.
+    """
+    settings = get_settings()  # reading them validates them (production: every secret)
+    if needs_database:
+        local = not (settings.analytics_database_url or settings.is_production)
+        settings = ensure_analytics_url(settings)
+        if local and migrate_first:
+            apply_migrations(analytics_engine(settings))
+    return settings
+
+
+class PreparedCommand(click.Command):
+    """A command whose environment is prepared before its body runs (see `prepare_environment`).
+
+    `@cli.command(needs_database=False)` for a command that reads no database;
+    `migrate_first=False` for one that reports on the migrations itself.
+    """
+
+    def __init__(
+        self, *args: Any, needs_database: bool = True, migrate_first: bool = True, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.needs_database = needs_database
+        self.migrate_first = migrate_first
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _user_errors(_verbose(ctx)):
+            prepare_environment(needs_database=self.needs_database, migrate_first=self.migrate_first)
+            return super().invoke(ctx)
+
+
+class _Commands(click.Group):
+    """The command group: every `@cli.command()` is a `PreparedCommand`."""
+
+    command_class = PreparedCommand
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _user_errors(bool(ctx.params.get("verbose"))):
+            return super().invoke(ctx)
+
+
+def _verbose(ctx: click.Context) -> bool:
+    return bool(ctx.find_root().params.get("verbose"))
+
+
+@click.group(cls=_Commands)
+@click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level; a user's error shows its traceback.")
 def cli(verbose: bool) -> None:
     """Time Savings Analytics: how much working time Open WebUI saves your people."""
     local_queues.register()
     configure_logging(get_settings().log_format, logging.DEBUG if verbose else logging.WARNING)
 
 
-@cli.command()
+@cli.command(migrate_first=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def migrate(as_json: bool) -> None:
     """Apply pending analytics schema migrations (safe to run concurrently and repeatedly)."""
@@ -480,7 +604,7 @@ def recalibrate(since: datetime) -> None:
     click.echo(f"recalibrated {len(dates)} dates from {since.date()} with calibration version {latest}")
 
 
-@cli.command("hash-user")
+@cli.command("hash-user", needs_database=False)
 @click.argument("user_id")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def hash_user(user_id: str, as_json: bool) -> None:
@@ -489,7 +613,7 @@ def hash_user(user_id: str, as_json: bool) -> None:
     _emit(as_json, {"user_id_hash": pseudonym}, pseudonym)
 
 
-@cli.command("demo-data")
+@cli.command("demo-data", needs_database=False)
 @click.option("--days", default=DEMO_DAYS, show_default=True, help="Days of synthetic history.")
 @click.option("--users", default=DEMO_USERS, show_default=True, help="Synthetic users.")
 def demo_data(days: int, users: int) -> None:
@@ -529,15 +653,9 @@ def serve(port: int, days: int | None) -> None:
     click.echo("starting dispatch, analyze, aggregate and api under functions-framework ...")
     with stack:
         last = yesterday(settings)
-        click.echo(
-            f"processing the last {days} days through the pipeline ({settings.effective_estimator} estimator) ..."
-        )
-        progress = _progress(days, False, "  ")
         dates = [last - timedelta(days=back) for back in range(days - 1, -1, -1)]
-        run_ids = _dispatch_all_over_http(settings, stack.urls["dispatch"], dates, False, progress)
-        watch_runs(analytics_engine(settings), run_ids, progress, timeout=3600)
+        backfill = _ServeBackfill(settings, stack.urls["dispatch"], dates)
         password = settings.dashboard_password.get_secret_value()
-        click.echo("")
         click.echo(f"dashboard:  {stack.urls['api']}")
         click.echo(
             f"analytics:  {environment['COGNIFORCE_DATABASE_URL']}  (psql: host=<unix_sock folder>, user postgres)"
@@ -553,15 +671,56 @@ def serve(port: int, days: int | None) -> None:
             f"schedule:   {settings.schedule} in {settings.timezone}, "
             f"next run {schedule.next_run():%Y-%m-%d %H:%M %Z} (run by this process)"
         )
+        click.echo(
+            f"processing the last {days} days through the pipeline ({settings.effective_estimator} estimator) "
+            "in the background; the dashboard shows the progress and fills in as dates complete"
+        )
         click.echo("press Ctrl-C to stop")
-        reported = set(run_ids)
+        backfill.start()
+        reported: set[uuid.UUID] = set()
         try:
             while True:
-                time.sleep(60)
+                backfill.join(60)
+                if backfill.is_alive():
+                    continue  # its own lines report the backfill's runs
+                reported.update(backfill.run_ids)
                 _sweep_stale_runs(settings)
                 _report_finished_runs(settings, reported)
         finally:
             schedule.stop()
+            clear_backfill(settings)
+
+
+class _ServeBackfill(threading.Thread):
+    """`serve`'s first backfill, behind the dashboard: dispatch every date, watch the runs, report.
+
+    What it dispatched is recorded for the dashboard (`functions.backfill_progress`).
+    """
+
+    def __init__(self, settings: Settings, dispatch_url: str, dates: list[date]) -> None:
+        super().__init__(name="serve-backfill", daemon=True)
+        self.settings, self.url, self.dates = settings, dispatch_url, dates
+        self.run_ids: list[uuid.UUID] = []
+        self.started_at = datetime.now(settings.zone)
+        write_backfill(settings, len(dates), self.started_at, self.run_ids)
+
+    def run(self) -> None:
+        progress = _progress(len(self.dates), False, "  ")
+        try:
+            self.run_ids = _dispatch_all_over_http(
+                self.settings, self.url, self.dates, False, progress, on_dispatched=self._record
+            )
+            watch_runs(analytics_engine(self.settings), self.run_ids, progress, timeout=3600)
+            click.echo(f"processed {len(self.dates)} days: the dashboard shows them all")
+        except Exception as exc:  # the dashboard keeps serving what is there; the reason is said
+            logging.getLogger(__name__).debug("serve backfill failed", exc_info=True)
+            click.echo(f"processing stopped: {exc}", err=True)
+        finally:
+            clear_backfill(self.settings)
+
+    def _record(self, run_ids: list[uuid.UUID]) -> None:
+        self.run_ids = list(run_ids)
+        write_backfill(self.settings, len(self.dates), self.started_at, self.run_ids)
 
 
 def _report_finished_runs(settings: Settings, reported: set[uuid.UUID]) -> None:

@@ -1,4 +1,9 @@
-"""Shared fixtures: a real embedded PostgreSQL for the whole session, a fresh database per test."""
+"""Shared fixtures: a real embedded PostgreSQL for the whole session, a fresh database per test.
+
+A test that uses the PostgreSQL fixtures is marked `database` here, automatically, so
+`make check` can run the rest (`-m "not database and not browser and not slow"`).
+Each test's analytics database is a copy of one template migrated once per session.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +36,23 @@ _ISOLATED_VARIABLES = (
     "ANALYTICS_QUEUE_BACKEND",
     "WEBUI_SECRET_KEY",
 )
+
+
+_DATABASE_FIXTURES = frozenset({"postgres_server"})
+"""Using any of these (directly or through another fixture) makes a test a `database` test."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark as `database` every test whose fixtures reach the embedded PostgreSQL.
+
+    That is a fixture of `_DATABASE_FIXTURES` in its closure, or a parameter `"postgres"`:
+    the source fixtures parametrised over SQLite and PostgreSQL ask for a database late.
+    """
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        parameters = callspec.params.values() if callspec is not None else ()
+        if _DATABASE_FIXTURES & set(getattr(item, "fixturenames", ())) or "postgres" in parameters:
+            item.add_marker(pytest.mark.database)
 
 
 @pytest.fixture(autouse=True)
@@ -76,17 +98,40 @@ def fresh_database_url(postgres_server: EmbeddedPostgres, _admin_engine: Engine)
         connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture
-def analytics_url(fresh_database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A freshly migrated analytics database, also set as COGNIFORCE_DATABASE_URL."""
-    engine = make_engine(fresh_database_url)
+_TEMPLATE = "t_template"
+
+
+@pytest.fixture(scope="session")
+def _migrated_template(postgres_server: EmbeddedPostgres, _admin_engine: Engine) -> str:
+    """One database migrated once per session; each test's analytics database is a copy of it."""
+    with _admin_engine.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{_TEMPLATE}"')
+    engine = make_engine(postgres_server.url(_TEMPLATE))
     try:
         apply_migrations(engine)
     finally:
-        engine.dispose()
-    monkeypatch.setenv("COGNIFORCE_DATABASE_URL", fresh_database_url)
+        engine.dispose()  # CREATE DATABASE ... TEMPLATE needs the template without connections
+    return _TEMPLATE
+
+
+@pytest.fixture
+def analytics_url(
+    postgres_server: EmbeddedPostgres,
+    _admin_engine: Engine,
+    _migrated_template: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[str]:
+    """A freshly migrated analytics database (a copy of the template), also set as COGNIFORCE_DATABASE_URL."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with _admin_engine.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{_migrated_template}"')
+    url = postgres_server.url(name)
+    monkeypatch.setenv("COGNIFORCE_DATABASE_URL", url)
     reset_settings_cache()
-    return fresh_database_url
+    yield url
+    reset_engines()
+    with _admin_engine.connect() as connection:
+        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -26,6 +26,8 @@ import pytest
 
 from tests.archive_support import REPO_ROOT, build_archive
 
+pytestmark = pytest.mark.slow  # installs the runtime requirements into a new venv
+
 ENTRY_POINTS = ("dispatch", "analyze", "aggregate", "api")
 
 _PROBE = textwrap.dedent(

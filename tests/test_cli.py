@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +16,7 @@ from sqlalchemy.engine import Engine
 from functions.dates import MAX_RANGE_DAYS, checked_day, checked_range
 from functions.read.schemas import TriggerQuery
 from infra.cli import cli
-from shared.config import get_settings, reset_settings_cache
+from shared.config import REPO_ROOT, get_settings, reset_settings_cache
 from shared.db import reset_engines
 from shared.errors import InvalidParameter
 from shared.pseudonym import pseudonymise
@@ -144,3 +147,102 @@ def test_hash_user_prints_the_pseudonym(dataset: Dataset) -> None:
     code, output = _invoke("hash-user", "user-42")
     assert code == 0
     assert output.strip() == pseudonymise("user-42", get_settings().hmac_key.get_secret_value())
+
+
+def test_every_command_prepares_its_environment() -> None:
+    """Each registered command goes through the one preparation, so none can forget the database."""
+    from infra.cli import PreparedCommand
+
+    assert cli.commands
+    unprepared = [name for name, command in cli.commands.items() if not isinstance(command, PreparedCommand)]
+    assert unprepared == []
+    without_database = {name for name, command in cli.commands.items() if not command.needs_database}  # type: ignore[attr-defined]
+    assert without_database == {"hash-user", "demo-data"}
+
+
+@pytest.mark.database  # starts its own embedded PostgreSQL, as a user's command does
+def test_with_nothing_configured_the_newer_commands_start_the_local_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """report, calibration, evaluate, reprice, recalibrate: no COGNIFORCE_DATABASE_URL, no traceback."""
+    from infra.embedded_pg import EmbeddedPostgres
+
+    monkeypatch.setenv("ANALYTICS_LOCAL_STATE_DIR", str(tmp_path / "state"))
+    reset_settings_cache()
+    labels = tmp_path / "labels.csv"
+    labels.write_text("conversation_id,minutes\nchat-1,30\n", encoding="utf-8")
+    try:
+        runner = CliRunner()
+        for arguments, expected_exit in [
+            (["report", "--month", "2026-11", "--out", str(tmp_path / "report.html")], 0),
+            (["calibration", "--json"], 0),
+            (["evaluate", "--labels", str(labels), "--json"], 0),
+            (["reprice", "--from", "2026-11-01"], 0),
+            (["recalibrate", "--from", "2026-11-01"], 1),  # no calibration yet: said in one line
+        ]:
+            result = runner.invoke(cli, arguments)
+            assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+            assert result.exit_code == expected_exit, (arguments, result.output)
+            assert "Traceback" not in result.output and "COGNIFORCE_DATABASE_URL" not in result.output
+        assert "no calibration yet" in result.output
+        assert (tmp_path / "report.html").read_text(encoding="utf-8").startswith("<!doctype html>")
+    finally:
+        EmbeddedPostgres(tmp_path / "state" / "pgdata").start().stop()  # join it to stop it
+        os.environ.pop("COGNIFORCE_DATABASE_URL", None)  # the command set it for its process
+
+
+def _main(*arguments: str, **environment: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("ANALYTICS_", "COGNIFORCE_"))}
+    return subprocess.run(
+        [sys.executable, "main.py", *arguments],
+        cwd=REPO_ROOT,
+        env={**clean, **environment},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_bad_setting_is_one_line_and_exit_2_and_v_shows_the_traceback() -> None:
+    result = _main("hash-user", "user-1", ANALYTICS_HOURLY_RATE="fifty")
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "Error: invalid configuration: ANALYTICS_HOURLY_RATE: Input should be a valid number, "
+        "unable to parse string as a number"
+    ]
+    verbose = _main("-v", "hash-user", "user-1", ANALYTICS_HOURLY_RATE="fifty")
+    assert verbose.returncode == 2
+    assert "Traceback (most recent call last)" in verbose.stderr
+    assert (
+        verbose.stderr.strip()
+        .splitlines()[-1]
+        .startswith("Error: invalid configuration: ANALYTICS_HOURLY_RATE")
+    )
+
+
+def test_an_unwritable_file_and_an_unreachable_database_are_user_errors(
+    analytics_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = CliRunner().invoke(
+        cli, ["report", "--month", "2026-11", "--out", str(tmp_path / "no" / "r.html")]
+    )
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == f"Error: No such file or directory: {tmp_path / 'no' / 'r.html'}"
+
+    monkeypatch.setenv("COGNIFORCE_DATABASE_URL", "postgresql+pg8000://analytics@127.0.0.1:1/analytics")
+    reset_settings_cache()
+    reset_engines()
+    result = CliRunner().invoke(cli, ["calibration"])
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("Error: cannot use the database (check its URL and that it is reachable): ")
+
+
+def test_a_bug_is_not_disguised_as_a_user_error() -> None:
+    """Anything that is not a user's error keeps its traceback (exit 1), so it gets reported."""
+    from infra.cli import _user_error
+
+    assert _user_error(KeyError("run_id")) is None
+    assert _user_error(ValueError("boom")) is None

@@ -23,6 +23,8 @@ from shared.config import Settings, get_settings, reset_settings_cache
 from shared.db import make_engine, reset_engines
 from tests.pipeline_support import rows
 
+pytestmark = pytest.mark.slow  # every test reads the whole 400-day demo, built first (about 10 s)
+
 ZONE = ZoneInfo("Europe/Budapest")
 TODAY = date(2026, 12, 2)
 _PIPELINE_DAYS = 90
@@ -172,7 +174,6 @@ def test_the_same_seed_builds_the_same_database(tmp_path: Path, demo: tuple[Path
     assert digest(again) == digest(twice)
 
 
-@pytest.mark.slow
 def test_the_pipeline_over_the_whole_demo(
     demo: tuple[Path, str, float], analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -754,6 +754,7 @@ def test_every_checkov_skip_has_a_reason():
         assert len(reason) >= 20, f"{file_name}:{number}: skip of {check} needs a one-line reason"
 
 
+@pytest.mark.slow  # runs checkov from its own venv (built on first use)
 def test_checkov_passes():
     report = run_checkov(TERRAFORM_DIR)
     summary = report["summary"]

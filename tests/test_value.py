@@ -424,7 +424,7 @@ def test_a_rate_set_on_an_aggregated_database_values_all_history_at_once(
     _aggregated_without_money(analytics_engine, monkeypatch)
     settings = _rates(monkeypatch, 50, "EUR")  # the ANALYTICS_HOURLY_RATE=50 ANALYTICS_CURRENCY=EUR
     with analytics_engine.connect() as connection:  # what the stored aggregates say before any process starts
-        before = queries.figures(connection, queries.Scope(), ONE_DAY)
+        before = queries.figures(connection, queries.Scope(), ONE_DAY, settings)
     assert before.value_status == "pending" and before.value_saved_amount is None  # not 0
     assert before.value_note and "nightly" in before.value_note
 
@@ -493,7 +493,7 @@ def test_group_rates_set_later_are_rebuilt_from_the_analyses(
     assert ensure_rates(analytics_engine, settings, DAY + timedelta(days=3)) == [DAY]
     assert ensure_rates(analytics_engine, settings, DAY + timedelta(days=3)) == []  # once per process
     with analytics_engine.connect() as connection:
-        figures = queries.figures(connection, queries.Scope(), ONE_DAY)
+        figures = queries.figures(connection, queries.Scope(), ONE_DAY, settings)
     assert (figures.value_status, figures.value_saved_amount, figures.value_saved_high_amount) == (
         "valued",
         105.0,
@@ -516,13 +516,9 @@ def test_rates_after_a_time_without_money_value_that_time_too(
     on = _rates(monkeypatch, 60, "EUR")
     assert ensure_rates(analytics_engine, on, later + timedelta(days=5)) == [later]
     with analytics_engine.connect() as connection:
-        then = queries.figures(connection, queries.Scope(), ONE_DAY)
-        gap = queries.figures(
-            connection, queries.Scope(), DateRange(start_date=later, end_date=later, days=1)
-        )
-        both = queries.figures(
-            connection, queries.Scope(), DateRange(start_date=DAY, end_date=later, days=21)
-        )
+        then = queries.figures(connection, queries.Scope(), ONE_DAY, on)
+        gap = queries.figures(connection, queries.Scope(), DateRange.between(later, later), on)
+        both = queries.figures(connection, queries.Scope(), DateRange.between(DAY, later), on)
     assert then.value_saved_amount == 90.0  # 120 minutes at 45, as valued then
     assert (gap.value_status, gap.value_saved_amount) == ("valued", 120.0)  # at 60: never valued before
     assert both.value_saved_amount == 210.0

@@ -538,6 +538,7 @@ def create_app(settings: Settings | None = None, *, services: ApiServices | None
     app.url_map.merge_slashes = False
     app.jinja_env.filters.update(dashboard.TEMPLATE_FILTERS)
     app.jinja_env.globals["estimator_specs"] = estimator_registry.ESTIMATORS  # read at render time
+    app.jinja_env.globals.update(dashboard.TEMPLATE_GLOBALS)
     for route in ROUTES:
         app.add_url_rule(
             route.path,

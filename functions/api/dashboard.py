@@ -19,6 +19,7 @@ from werkzeug.wrappers import Response
 
 from functions.api import calibration_views, charts
 from functions.api.services import ApiServices
+from functions.backfill_progress import BackfillProgress, read_backfill
 from functions.calibrated import calibration_note
 from functions.dimensions import DIMENSIONS, GROUP, Dimension, dimension
 from functions.read import queries
@@ -32,6 +33,7 @@ from functions.read.schemas import (
     HealthResponse,
 )
 from functions.read.side import ReadSide
+from functions.value import COST_UNKNOWN, MAX_UNPRICED_SHARE
 from shared.auth import client_address, password_role, session_cookie_name
 from shared.errors import AuthenticationFailed, InvalidParameter, RateLimited, validation_problems
 from shared.roles import SESSION_ROLES, Role
@@ -40,6 +42,7 @@ __all__ = [
     "CHART_NAMES",
     "PRESET_DAYS",
     "TEMPLATE_FILTERS",
+    "TEMPLATE_GLOBALS",
     "chart",
     "dashboard_page",
     "login_page",
@@ -218,6 +221,12 @@ def _query_string(date_range: DateRange, group: str | None, *, preset: int | Non
     return urlencode(params)
 
 
+def _processing(services: ApiServices) -> BackfillProgress | None:
+    """Locally, how far `serve`'s backfill is (the page shows it and refreshes until done)."""
+    with services.engine.connect() as connection:
+        return read_backfill(connection, services.settings, services.now())
+
+
 def _health(services: ApiServices) -> HealthResponse | None:
     try:
         return health_report(
@@ -292,6 +301,7 @@ def dashboard_page(services: ApiServices, read: ReadSide) -> flask.Response:
         query_string=query_string,
         csv_query=_query_string(date_range, group_id, preset=None),
         health=_health(services),
+        processing=_processing(services),
         is_admin=is_admin,
         csrf_token=csrf,
         today=services.today(),
@@ -389,6 +399,9 @@ def _trend_class(current: int, previous: int) -> str:
 def _pseudonym(user_id_hash: str) -> str:
     return user_id_hash[:10]
 
+
+# what a return says when the cost is not known, and the share of unpriced tokens that makes it so
+TEMPLATE_GLOBALS = {"COST_UNKNOWN": COST_UNKNOWN, "MAX_UNPRICED_SHARE": MAX_UNPRICED_SHARE}
 
 TEMPLATE_FILTERS = {
     "hours": _hours,

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.engine import Connection, Engine
 
 from functions.api import charts
-from functions.api.dashboard import TEMPLATE_FILTERS
+from functions.api.dashboard import TEMPLATE_FILTERS, TEMPLATE_GLOBALS
 from functions.api.services import ApiServices
 from functions.calibrated import calibration_note
 from functions.calibration import calibration_status, confirmation_report
@@ -175,6 +175,7 @@ _ENV = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
 )
 _ENV.filters.update(TEMPLATE_FILTERS)
+_ENV.globals.update(TEMPLATE_GLOBALS)
 _ENV.filters.update(money=_money, usd=_usd, number=_number, tokens=_tokens)
 _ENV.globals["estimator_specs"] = estimator_registry.ESTIMATORS  # read at render time
 

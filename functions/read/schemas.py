@@ -18,7 +18,7 @@ from functions.dates import MAX_DATE, MAX_DAYS, MAX_RANGE_DAYS, MIN_DATE, checke
 from functions.dimensions import FILTER_DIMENSIONS, STORED_DIMENSIONS, Dimension
 from functions.metrics import METRICS, MINUTES
 from functions.runs import RunStatus
-from functions.value import ValueStatus
+from functions.value import MAX_UNPRICED_SHARE, ValueStatus
 from shared.errors import InvalidParameter
 from shared.estimators import registry as estimator_registry
 
@@ -359,6 +359,11 @@ class Figures(_Response):
     ai_cost_complete: bool | None = Field(
         description="False when some tokens come from unpriced models: ai_cost_usd is then a lower bound."
     )
+    ai_cost_known: bool = Field(
+        description=f"False when more than {MAX_UNPRICED_SHARE:.0%} of the tokens come from unpriced "
+        "models: the cost is unknown, so the return fields (hours_saved_per_100_usd, value_per_usd) "
+        "are null."
+    )
     analysis_cost_usd: float | None = Field(
         description="What estimating these conversations cost (this product's own LLM requests), in USD, "
         "priced models only: a lower bound when analysis_unpriced_tokens is not 0; null when money is "
@@ -379,7 +384,8 @@ class Figures(_Response):
     )
     value_note: str | None = Field(None, description="When pending values will be valued; null otherwise.")
     hours_saved_per_100_usd: float | None = Field(
-        description="Hours saved per 100 USD of AI cost, most likely (null without AI cost)."
+        description="Hours saved per 100 USD of AI cost, most likely (null without AI cost, or when "
+        "the cost is unknown: see ai_cost_known)."
     )
     hours_saved_per_100_usd_low: float | None = Field(description="Hours saved per 100 USD of AI cost, low.")
     hours_saved_per_100_usd_high: float | None = Field(
