@@ -253,7 +253,7 @@ def test_the_migration_turns_a_recorded_0_with_tokens_into_unpriced(
                     ),
                     {"run": run_id, "c": conversation_id, "r": requests, "p": prompt},
                 )
-        assert [m.version for m in apply_migrations(engine)] == [13]
+        assert 13 in [m.version for m in apply_migrations(engine)]
         with engine.connect() as connection:
             analyses = dict(
                 connection.execute(

@@ -42,6 +42,9 @@ def _values(tokens: int, unpriced: int, cost_micro_usd: int) -> dict[str, int]:
         "ai_unpriced_tokens": unpriced,
         "ai_cost_micro_usd": cost_micro_usd,
         "analysis_cost_micro_usd": 0,
+        "analysis_unpriced_tokens": 0,
+        "analysis_priced_tokens": 0,
+        "conversation_count": 0,  # no aggregate rows behind the sums: nothing pending valuation
         "value_saved_milli": 45_000,
         "value_saved_low_milli": 15_000,
         "value_saved_high_milli": 90_000,

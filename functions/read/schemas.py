@@ -359,7 +359,7 @@ class Figures(_Response):
     ai_cost_complete: bool | None = Field(
         description="False when some tokens come from unpriced models: ai_cost_usd is then a lower bound."
     )
-    ai_cost_known: bool = Field(
+    ai_cost_known: bool | None = Field(
         description=f"False when more than {MAX_UNPRICED_SHARE:.0%} of the tokens come from unpriced "
         "models: the cost is unknown, so the return fields (hours_saved_per_100_usd, value_per_usd) "
         "are null."
