@@ -23,9 +23,9 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.errors import ConfigurationError
-from shared.redaction import DEFAULT_PII_REGIONS, check_regions
 
 __all__ = [
+    "DEFAULT_PII_REGIONS",
     "LOCAL_HOSTS",
     "LOCAL_ONLY",
     "LOCAL_STATE_DIR",
@@ -117,6 +117,12 @@ LOCAL_ONLY: Mapping[str, str] = MappingProxyType(
         "serve_host": "`main.py serve` only; Cloud Functions choose their own listener",
     }
 )
+
+
+DEFAULT_PII_REGIONS: tuple[str, ...] = (
+    "HU", "DE", "AT", "GB", "FR", "IT", "ES", "NL", "PL", "CZ", "SK", "RO", "US", "CA",
+)  # fmt: skip
+"""The regions whose national phone formats the redaction recognises by default (`shared.redaction`)."""
 
 
 class Environment(StrEnum):
@@ -747,6 +753,8 @@ class Settings(BaseSettings):
         parts = value.split(",") if isinstance(value, str) else value
         if not isinstance(parts, list | tuple):
             return value
+        from shared.redaction import check_regions  # phonenumbers: only when regions are given
+
         try:
             return check_regions(str(part) for part in parts if str(part).strip())
         except ValueError as exc:

@@ -34,6 +34,7 @@ from typing import NamedTuple
 
 import phonenumbers
 
+from shared.config import DEFAULT_PII_REGIONS
 from shared.redaction_names import find_marked_names
 
 __all__ = ["DEFAULT_PII_REGIONS", "Redaction", "check_regions", "redact", "redact_counts"]
@@ -535,9 +536,6 @@ def _labelled_id(text: str, start: int) -> bool:
 
 # --- phone numbers -------------------------------------------------------------------------
 
-DEFAULT_PII_REGIONS: tuple[str, ...] = (
-    "HU", "DE", "AT", "GB", "FR", "IT", "ES", "NL", "PL", "CZ", "SK", "RO", "US", "CA",
-)  # fmt: skip
 _PHONE_SEPARATOR = r"(?:[^\S\r\n]|[-‐‑‒–—―−ー－/／.．()（）\[\]［］~⁓∼～\u00ad\u200b\u2060])"
 _PHONE_RUN = re.compile(rf"\d(?:{_PHONE_SEPARATOR}{{0,4}}\d)*+")
 _PHONE_RUN_LEAD = re.compile(r"(?:[+＋]|[(（][+＋]?)\Z")  # "+" or "(" right before a run belongs to it

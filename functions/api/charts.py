@@ -20,6 +20,7 @@ after `RENDER_BUDGET_SECONDS` instead of hanging.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import re
@@ -28,17 +29,15 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 import flask
-import pygal
-from pygal.style import Style
 
 from functions.read.schemas import DailyPoint, Figures, WithheldPoint
 from shared.config import Settings
 from shared.errors import AnalyticsError
 
 __all__ = [
-    "CHART_STYLE",
     "ERROR_SVG",
     "MAX_LABEL_CHARS",
     "NARROW_BREAKDOWN",
@@ -170,12 +169,30 @@ _STYLE_OPTIONS: dict[str, object] = dict(
     guide_stroke_dasharray="0",
     major_guide_stroke_dasharray="0",
 )
-CHART_STYLE = Style(**_STYLE_OPTIONS)
-_BAR_STYLE = Style(**{**_STYLE_OPTIONS, "colors": ("#2563eb",), "ci_colors": ("#111827",)})
+_STYLE_VARIANTS: dict[str, dict[str, object]] = {
+    "chart": {},
+    "bar": {"colors": ("#2563eb",), "ci_colors": ("#111827",)},
+    "scatter": {"colors": ("#9ca3af", "#2563eb", "#f97316", "#16a34a", "#9333ea", "#dc2626", "#0891b2")},
+}
+
+
+@functools.cache
+def _pygal() -> Any:
+    """pygal, imported on the first chart: most requests draw none (about 30 ms of a cold start)."""
+    import pygal
+
+    return pygal
+
+
+@functools.cache
+def _style(variant: str) -> Any:
+    from pygal.style import Style
+
+    return Style(**{**_STYLE_OPTIONS, **_STYLE_VARIANTS[variant]})
+
 
 _COMMON = {
     "js": [],  # pygal links a tooltip script from a CDN by default: never
-    "style": CHART_STYLE,
     "show_legend": False,
     "no_data_text": "No analysed conversations in this range",
     "truncate_label": -1,
@@ -192,7 +209,7 @@ NARROW_BREAKDOWN: dict[str, int] = {"width": 360, "label_chars": 16, "value_labe
 _SCRIPT = re.compile(rb"<script\b.*?</script>", re.DOTALL)
 
 
-def _render(chart: pygal.graph.graph.Graph, budget_seconds: float) -> bytes:
+def _render(chart: Any, budget_seconds: float) -> bytes:
     """The SVG, drawn within the budget, without pygal's inline config script (nothing runs in our charts)."""
     return _SCRIPT.sub(b"", render_bounded(chart.render, budget_seconds))
 
@@ -220,8 +237,9 @@ def trend_chart(
     date_labels: int = 8,
 ) -> bytes:
     """Hours saved per day: the most likely line inside the low–high band."""
-    chart = pygal.Line(
+    chart = _pygal().Line(
         **_COMMON,
+        style=_style("chart"),
         width=width,
         height=height,
         show_dots=len(points) <= 1,
@@ -266,8 +284,8 @@ def breakdown_chart(
     if label_chars:
         labels = [label if len(label) <= label_chars else label[: label_chars - 1] + "…" for label in labels]
     top = max((_hours(row.total_time_saved_high) for row in rows), default=0.0)
-    chart = pygal.HorizontalBar(
-        **{**_COMMON, "style": _BAR_STYLE},
+    chart = _pygal().HorizontalBar(
+        **{**_COMMON, "style": _style("bar")},
         width=width,
         height=height or max(160, 48 + 34 * len(rows)),
         x_title="Hours saved",
@@ -294,12 +312,6 @@ def breakdown_chart(
     return _render(chart, budget_seconds)
 
 
-_SCATTER_STYLE = Style(
-    **{
-        **_STYLE_OPTIONS,
-        "colors": ("#9ca3af", "#2563eb", "#f97316", "#16a34a", "#9333ea", "#dc2626", "#0891b2"),
-    }
-)
 _MAX_SERIES = 6
 
 
@@ -316,8 +328,8 @@ def calibration_chart(
     took longer by hand than estimated. Minutes below 1 are drawn at 1 (a log axis has
     no 0). Estimator labels go through `chart_label`; after six estimators the rest are "other".
     """
-    chart = pygal.XY(
-        **{**_COMMON, "style": _SCATTER_STYLE, "show_legend": bool(points)},
+    chart = _pygal().XY(
+        **{**_COMMON, "style": _style("scatter"), "show_legend": bool(points)},
         width=width,
         height=height,
         logarithmic=True,
