@@ -23,9 +23,9 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.errors import ConfigurationError
+from shared.pii_regions import DEFAULT_PII_REGIONS
 
 __all__ = [
-    "DEFAULT_PII_REGIONS",
     "LOCAL_HOSTS",
     "LOCAL_ONLY",
     "LOCAL_STATE_DIR",
@@ -117,12 +117,6 @@ LOCAL_ONLY: Mapping[str, str] = MappingProxyType(
         "serve_host": "`main.py serve` only; Cloud Functions choose their own listener",
     }
 )
-
-
-DEFAULT_PII_REGIONS: tuple[str, ...] = (
-    "HU", "DE", "AT", "GB", "FR", "IT", "ES", "NL", "PL", "CZ", "SK", "RO", "US", "CA",
-)  # fmt: skip
-"""The regions whose national phone formats the redaction recognises by default (`shared.redaction`)."""
 
 
 class Environment(StrEnum):

@@ -34,7 +34,7 @@ from typing import NamedTuple
 
 import phonenumbers
 
-from shared.config import DEFAULT_PII_REGIONS
+from shared.pii_regions import DEFAULT_PII_REGIONS
 from shared.redaction_names import find_marked_names
 
 __all__ = ["DEFAULT_PII_REGIONS", "Redaction", "check_regions", "redact", "redact_counts"]
