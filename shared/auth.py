@@ -77,6 +77,7 @@ __all__ = [
     "client_key",
     "password_role",
     "session_cookie_name",
+    "valid_for_some_role",
     "verify_bearer",
 ]
 
@@ -139,6 +140,8 @@ class FailureLimiter:
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()  # source -> failure times
         self._credential_failures: OrderedDict[bytes, deque[float]] = OrderedDict()
         self._everyone: deque[float] = deque(maxlen=global_max_failures)
+        # per table: the earliest time one of its entries stops limiting, while it is full of limiting ones
+        self._saturated_until: dict[int, float] = {}
         self._fingerprint_key = secrets.token_bytes(32)
         self._lock = threading.Lock()
 
@@ -164,11 +167,34 @@ class FailureLimiter:
             return 0.0
         return failures[len(failures) - limit] + self.window_seconds - now
 
+    def _make_room(self, table: OrderedDict[Any, deque[float]], now: float, *, evict: bool = True) -> bool:
+        """Room for one more key in `table` (made when `evict`): False when it is full of limiting keys.
+
+        An entry that is limiting (`max_failures` in the window) is never dropped, whatever
+        others do; the one dropped is the least recently failed of those that are not.
+        """
+        if len(table) < self._max_clients:
+            return True
+        if self._saturated_until.get(id(table), 0.0) > now:
+            return False
+        next_unlock = float("inf")
+        for key, failures in table.items():  # least recently failed first
+            wait = self._wait(failures, self.max_failures, now)
+            if wait <= 0:
+                if evict:
+                    del table[key]
+                self._saturated_until.pop(id(table), None)
+                return True
+            next_unlock = min(next_unlock, now + wait)
+        self._saturated_until[id(table)] = next_unlock
+        return False
+
     def _count(self, table: OrderedDict[Any, deque[float]], key: object, now: float) -> None:
+        """Count one failure of `key`; a key the full table has no room for is not tracked."""
         failures = table.get(key)
         if failures is None:
-            if len(table) >= self._max_clients:
-                table.popitem(last=False)  # the key whose last failure is oldest
+            if not self._make_room(table, now):
+                return  # counted by the global budget alone (see `check`)
             failures = table[key] = deque()
         else:
             table.move_to_end(key)
@@ -181,6 +207,10 @@ class FailureLimiter:
         with self._lock:
             now = self._clock()
             wait = self._wait(self._failures.get(key), self.max_failures, now)
+            if key not in self._failures and not self._make_room(self._failures, now, evict=False):
+                # a source this process cannot track (every tracked one is limiting) guesses
+                # only while the global budget has room: it has no limit of its own
+                wait = max(wait, self._wait(self._everyone, self.global_max_failures, now))
             if credential is not None:
                 fingerprint = self._fingerprint(credential)
                 wait = max(
@@ -189,10 +219,14 @@ class FailureLimiter:
         if wait > 0:
             raise RateLimited(_whole_seconds(wait))
 
-    def record_failure(self, client: str, credential: str | None = None) -> None:
-        """Count one failed attempt of `client` presenting `credential`."""
+    def record_failure(self, client: str, credential: str | None = None, *, known: bool = False) -> None:
+        """Count one failed attempt of `client` presenting `credential`.
+
+        `known`: the credential is valid for some role, only not here (a wrong route): it is
+        counted against the source and never against itself, so nobody can lock it out.
+        """
         key = client_key(client)
-        fingerprint = None if credential is None else self._fingerprint(credential)
+        fingerprint = None if credential is None or known else self._fingerprint(credential)
         with self._lock:
             now = self._clock()
             self._count(self._failures, key, now)
@@ -207,12 +241,21 @@ class FailureLimiter:
             wait = self._wait(self._everyone, self.global_max_failures, now)
         return _whole_seconds(wait) if wait > 0 else 0
 
-    def attempt(self, client: str, credential: str, verify: Callable[[], _Verified]) -> _Verified:
+    def attempt(
+        self,
+        client: str,
+        credential: str,
+        verify: Callable[[], _Verified],
+        *,
+        known: Callable[[], bool] | None = None,
+    ) -> _Verified:
         """`verify()` (which raises `AuthenticationFailed` for a wrong credential) under the limits.
 
         The source and the credential are checked before verifying; a correct credential is
         then let in whatever others did; a wrong one (401) is counted and, while the global
-        budget is spent, answered 429 instead.
+        budget is spent, answered 429 instead. `known()`, asked only after a 401, says whether
+        the credential is valid for some role elsewhere (the feedback token typed into the
+        login form): then it is refused and counted against the source, not against itself.
         """
         self.check(client, credential)
         try:
@@ -220,9 +263,10 @@ class FailureLimiter:
         except AuthenticationFailed as exc:
             if exc.status_code != 401:
                 raise
-            self.record_failure(client, credential)
+            valid_elsewhere = known is not None and known()
+            self.record_failure(client, credential, known=valid_elsewhere)
             wait = self.global_wait()
-            if wait:
+            if wait and not valid_elsewhere:
                 raise RateLimited(wait) from exc
             raise
 
@@ -232,6 +276,7 @@ class FailureLimiter:
             self._failures.clear()
             self._credential_failures.clear()
             self._everyone.clear()
+            self._saturated_until.clear()
 
 
 def _whole_seconds(wait: float) -> int:
@@ -413,6 +458,20 @@ def verify_bearer(
             raise AuthenticationFailed("an Open WebUI admin account is required", status_code=403)
         return Principal("openwebui", role=Role.ADMIN, user_id=user_id)
     raise AuthenticationFailed("invalid credentials")
+
+
+def valid_for_some_role(secret: str, settings: Settings, role_lookup: RoleLookup | None) -> bool:
+    """Whether `secret` is a credential `verify_bearer` admits (a password, the feedback token, an Open WebUI admin token).
+
+    A route that refuses such a credential (the login form, which offers only the session
+    roles) passes this to `FailureLimiter.attempt` as `known`: a valid credential at the wrong
+    door is refused, but never counted against itself.
+    """
+    try:
+        verify_bearer(secret, settings, role_lookup)
+    except AuthenticationFailed:
+        return False
+    return True
 
 
 def _refuse_authorization_header() -> Principal:

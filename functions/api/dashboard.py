@@ -32,7 +32,7 @@ from functions.read.schemas import (
     HealthResponse,
 )
 from functions.read.side import ReadSide
-from shared.auth import client_address, password_role, session_cookie_name
+from shared.auth import client_address, password_role, session_cookie_name, valid_for_some_role
 from shared.errors import AuthenticationFailed, InvalidParameter, RateLimited, validation_problems
 from shared.roles import SESSION_ROLES, Role
 
@@ -140,7 +140,12 @@ def login_submit(services: ApiServices) -> Response:
         return role
 
     try:
-        role = services.limiter.attempt(client, password, session_role)
+        role = services.limiter.attempt(
+            client,
+            password,
+            session_role,
+            known=lambda: valid_for_some_role(password, settings, services.role_lookup),
+        )
     except RateLimited as exc:
         return _locked_out(exc)
     except AuthenticationFailed:
