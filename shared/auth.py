@@ -26,15 +26,24 @@ Every sign-in attempt (bearer token, login form, a malformed session cookie) goe
 * per **presented credential** (a keyed hash of it, the key random per process; the
   credential itself is never stored or logged): a wrong credential that failed
   ``max_failures`` times is refused from every source. A correct credential never fails,
-  so its counter stays empty;
+  so its counter stays empty; nor is one counted that is valid for some role but was
+  presented where that role is not accepted (the feedback token or an Open WebUI admin
+  token typed into the login form): it is refused and counted against the source only;
 * a **global budget** of ``global_max_failures`` wrong attempts from all sources: while it
   is spent, a credential that fails verification is answered 429 with ``Retry-After``
   instead of 401. It slows wrong credentials only: a correct credential is verified and let
   in however many others failed, so 200 wrong guesses from 10 addresses lock out neither
   the admin, nor the viewer, nor the Open WebUI Action's token.
 
-What bounds guessing from many networks is therefore the per-source limit times the number
-of sources, against secrets of at least 12 (passwords) and 32 (tokens) characters; an
+The tables of sources and of credentials hold at most ``max_clients`` entries each. An
+entry that is limiting is never dropped, however many others fail: when a table is full,
+a newcomer takes the place of the least recently failed entry that is not limiting, and
+when every entry is limiting the newcomer is not tracked; such an untracked source is
+verified only while the global budget has room (the one case where a correct credential
+waits because others failed: at least ``max_clients`` x ``max_failures`` failures in the
+window). What bounds guessing from many networks is therefore the per-source limit times
+the number of sources, plus the global budget for sources beyond ``max_clients`` limited
+ones, against secrets of at least 12 (passwords) and 32 (tokens) characters; an
 admin who shares a source with a guesser (one NAT) waits with it. Well-formed but
 unverifiable session cookies (expired, signed out, signed before a password change) are a
 normal end of a session and are not counted; a cookie that is not of the shape this
@@ -49,6 +58,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import heapq
 import hmac
 import ipaddress
 import re
@@ -56,9 +66,9 @@ import secrets
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from shared.config import Settings
 from shared.errors import AuthenticationFailed, RateLimited
@@ -77,6 +87,7 @@ __all__ = [
     "client_key",
     "password_role",
     "session_cookie_name",
+    "valid_for_some_role",
     "verify_bearer",
 ]
 
@@ -118,6 +129,93 @@ def client_key(address: str) -> str:
 
 
 _Verified = TypeVar("_Verified")
+_Key = TypeVar("_Key", str, bytes)
+
+
+def _wait(failures: deque[float] | None, limit: int, window: float, now: float) -> float:
+    """Seconds until `failures` (oldest first) drop below `limit` in the window; 0 when they are."""
+    if failures is None:
+        return 0.0
+    while failures and failures[0] <= now - window:
+        failures.popleft()
+    if len(failures) < limit:
+        return 0.0
+    return failures[len(failures) - limit] + window - now
+
+
+class _FailureTable(Generic[_Key]):
+    """Failure times per key for at most `max_keys` keys; a key that is limiting is never dropped.
+
+    When the table is full, a new key takes the place of the least recently failed key that
+    is not limiting; when every key is limiting, the new key is not tracked (`has_room`
+    says so). Keys that were limiting when last counted wait in a heap by the time they may
+    stop, so finding room costs O(log n), not a scan.
+    """
+
+    def __init__(self, limit: int, window: float, max_keys: int) -> None:
+        self.limit = limit
+        self.window = window
+        self.max_keys = max_keys
+        self._entries: dict[_Key, deque[float]] = {}
+        self._open: OrderedDict[_Key, None] = OrderedDict()  # not limiting; least recently failed first
+        self._limiting: list[tuple[float, _Key]] = []  # heap of (when it may stop limiting, key)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[_Key]:
+        return iter(self._entries)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
+    def wait(self, key: _Key, now: float) -> float:
+        return _wait(self._entries.get(key), self.limit, self.window, now)
+
+    def _release(self, now: float) -> None:
+        while self._limiting and self._limiting[0][0] <= now:
+            _, key = heapq.heappop(self._limiting)
+            wait = _wait(self._entries[key], self.limit, self.window, now)
+            if wait > 0:  # it failed again meanwhile
+                heapq.heappush(self._limiting, (now + wait, key))
+            else:
+                self._open[key] = None
+                self._open.move_to_end(key, last=False)
+
+    def has_room(self, now: float, *, make: bool) -> bool:
+        """Whether a new key can be tracked; `make` drops the key that makes room."""
+        if len(self._entries) < self.max_keys:
+            return True
+        self._release(now)
+        if not self._open:
+            return False
+        if make:
+            key, _ = self._open.popitem(last=False)
+            del self._entries[key]
+        return True
+
+    def count(self, key: _Key, now: float) -> None:
+        """One failure of `key` now (not tracked when the table is full of limiting keys)."""
+        failures = self._entries.get(key)
+        if failures is None:
+            if not self.has_room(now, make=True):
+                return
+            failures = self._entries[key] = deque()
+            self._open[key] = None
+        elif key in self._open:
+            self._open.move_to_end(key)
+        _wait(failures, self.limit, self.window, now)
+        failures.append(now)
+        if key in self._open:
+            wait = _wait(failures, self.limit, self.window, now)
+            if wait > 0:
+                del self._open[key]
+                heapq.heappush(self._limiting, (now + wait, key))
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._open.clear()
+        self._limiting.clear()
 
 
 class FailureLimiter:
@@ -135,9 +233,11 @@ class FailureLimiter:
         self.window_seconds = window_seconds
         self.global_max_failures = global_max_failures
         self._clock = clock
-        self._max_clients = max_clients  # bounds memory under a spray of spoofed sources or credentials
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()  # source -> failure times
-        self._credential_failures: OrderedDict[bytes, deque[float]] = OrderedDict()
+        # max_clients bounds memory under a spray of spoofed sources or credentials
+        self._failures: _FailureTable[str] = _FailureTable(max_failures, window_seconds, max_clients)
+        self._credential_failures: _FailureTable[bytes] = _FailureTable(
+            max_failures, window_seconds, max_clients
+        )
         self._everyone: deque[float] = deque(maxlen=global_max_failures)
         self._fingerprint_key = secrets.token_bytes(32)
         self._lock = threading.Lock()
@@ -154,65 +254,58 @@ class FailureLimiter:
         message = credential.encode("utf-8", "surrogatepass")
         return hmac.new(self._fingerprint_key, message, hashlib.sha256).digest()[:16]
 
-    def _wait(self, failures: deque[float] | None, limit: int, now: float) -> float:
-        """Seconds until `failures` (oldest first) drop below `limit` in the window; 0 when they are."""
-        if failures is None:
-            return 0.0
-        while failures and failures[0] <= now - self.window_seconds:
-            failures.popleft()
-        if len(failures) < limit:
-            return 0.0
-        return failures[len(failures) - limit] + self.window_seconds - now
-
-    def _count(self, table: OrderedDict[Any, deque[float]], key: object, now: float) -> None:
-        failures = table.get(key)
-        if failures is None:
-            if len(table) >= self._max_clients:
-                table.popitem(last=False)  # the key whose last failure is oldest
-            failures = table[key] = deque()
-        else:
-            table.move_to_end(key)
-        self._wait(failures, self.max_failures, now)
-        failures.append(now)
-
     def check(self, client: str, credential: str | None = None) -> None:
         """Raise `RateLimited` while `client`'s source, or the presented `credential`, is over its limit."""
         key = client_key(client)
         with self._lock:
             now = self._clock()
-            wait = self._wait(self._failures.get(key), self.max_failures, now)
+            wait = self._failures.wait(key, now)
+            if key not in self._failures and not self._failures.has_room(now, make=False):
+                # a source this process cannot track (every tracked one is limiting) has no limit
+                # of its own: it may try only while the global budget has room
+                wait = max(wait, _wait(self._everyone, self.global_max_failures, self.window_seconds, now))
             if credential is not None:
-                fingerprint = self._fingerprint(credential)
-                wait = max(
-                    wait, self._wait(self._credential_failures.get(fingerprint), self.max_failures, now)
-                )
+                wait = max(wait, self._credential_failures.wait(self._fingerprint(credential), now))
         if wait > 0:
             raise RateLimited(_whole_seconds(wait))
 
-    def record_failure(self, client: str, credential: str | None = None) -> None:
-        """Count one failed attempt of `client` presenting `credential`."""
+    def record_failure(self, client: str, credential: str | None = None, *, known: bool = False) -> None:
+        """Count one failed attempt of `client` presenting `credential`.
+
+        `known`: the credential is valid for some role, only not here (a wrong route): it is
+        counted against the source and never against itself, so nobody can lock it out.
+        """
         key = client_key(client)
-        fingerprint = None if credential is None else self._fingerprint(credential)
+        fingerprint = None if credential is None or known else self._fingerprint(credential)
         with self._lock:
             now = self._clock()
-            self._count(self._failures, key, now)
+            self._failures.count(key, now)
             if fingerprint is not None:
-                self._count(self._credential_failures, fingerprint, now)
+                self._credential_failures.count(fingerprint, now)
             self._everyone.append(now)
 
     def global_wait(self) -> int:
         """Whole seconds until the global budget of wrong attempts has room again; 0 while it has."""
         with self._lock:
             now = self._clock()
-            wait = self._wait(self._everyone, self.global_max_failures, now)
+            wait = _wait(self._everyone, self.global_max_failures, self.window_seconds, now)
         return _whole_seconds(wait) if wait > 0 else 0
 
-    def attempt(self, client: str, credential: str, verify: Callable[[], _Verified]) -> _Verified:
+    def attempt(
+        self,
+        client: str,
+        credential: str,
+        verify: Callable[[], _Verified],
+        *,
+        known: Callable[[], bool] | None = None,
+    ) -> _Verified:
         """`verify()` (which raises `AuthenticationFailed` for a wrong credential) under the limits.
 
         The source and the credential are checked before verifying; a correct credential is
         then let in whatever others did; a wrong one (401) is counted and, while the global
-        budget is spent, answered 429 instead.
+        budget is spent, answered 429 instead. `known()`, asked only after a 401, says whether
+        the credential is valid for some role elsewhere (the feedback token typed into the
+        login form): then it is refused and counted against the source, not against itself.
         """
         self.check(client, credential)
         try:
@@ -220,9 +313,10 @@ class FailureLimiter:
         except AuthenticationFailed as exc:
             if exc.status_code != 401:
                 raise
-            self.record_failure(client, credential)
+            valid_elsewhere = known is not None and known()
+            self.record_failure(client, credential, known=valid_elsewhere)
             wait = self.global_wait()
-            if wait:
+            if wait and not valid_elsewhere:
                 raise RateLimited(wait) from exc
             raise
 
@@ -413,6 +507,20 @@ def verify_bearer(
             raise AuthenticationFailed("an Open WebUI admin account is required", status_code=403)
         return Principal("openwebui", role=Role.ADMIN, user_id=user_id)
     raise AuthenticationFailed("invalid credentials")
+
+
+def valid_for_some_role(secret: str, settings: Settings, role_lookup: RoleLookup | None) -> bool:
+    """Whether `secret` is a credential `verify_bearer` admits (a password, the feedback token, an Open WebUI admin token).
+
+    A route that refuses such a credential (the login form, which offers only the session
+    roles) passes this to `FailureLimiter.attempt` as `known`: a valid credential at the wrong
+    door is refused, but never counted against itself.
+    """
+    try:
+        verify_bearer(secret, settings, role_lookup)
+    except AuthenticationFailed:
+        return False
+    return True
 
 
 def _refuse_authorization_header() -> Principal:

@@ -359,7 +359,8 @@ class Settings(BaseSettings):
         le=100_000,
         validation_alias=_env("ANALYTICS_LOGIN_GLOBAL_MAX_FAILURES"),
         description="Failed sign-ins from all clients together per window (per process) before "
-        "a wrong credential is answered 429 instead of 401; a correct one is always let in.",
+        "a wrong credential is answered 429 instead of 401; a correct one is let in "
+        "(while fewer than 10 000 sources are limited at once).",
     )
     login_failure_window_seconds: int = Field(
         300,

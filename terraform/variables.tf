@@ -569,7 +569,7 @@ variable "login_max_failures" {
 }
 
 variable "login_global_max_failures" {
-  description = "Failed sign-ins from all clients together per window before every sign-in waits (Settings.login_global_max_failures)."
+  description = "Failed sign-ins from all clients together per window before a wrong credential is answered 429 instead of 401 (Settings.login_global_max_failures)."
   type        = number
   default     = 100
 

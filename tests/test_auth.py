@@ -19,7 +19,7 @@ from functions.api.services import ApiServices
 from infra.openwebui_fixture import OpenWebUIFixture
 from shared.auth import FailureLimiter, SessionSigner, client_address, session_cookie_name
 from shared.config import Settings, get_settings, reset_settings_cache
-from shared.errors import ConfigurationError
+from shared.errors import AuthenticationFailed, ConfigurationError, RateLimited
 
 PASSWORD = "local-dev-password"
 SECRET = "open-webui-secret-key-for-tests-" + "x" * 40
@@ -347,6 +347,65 @@ def test_the_limiter_forgets_old_failures_and_bounds_its_memory(clock: Clock) ->
         limiter.check("d")
     clock.now += 10
     limiter.check("d")
+
+
+def test_a_full_table_of_limited_sources_keeps_them_and_holds_new_ones_to_the_global_budget(
+    clock: Clock,
+) -> None:
+    limiter = FailureLimiter(
+        max_failures=2, window_seconds=10, clock=clock, max_clients=2, global_max_failures=6
+    )
+    verified: list[str] = []
+
+    def wrong(client: str) -> Any:
+        def verify() -> None:
+            verified.append(client)
+            raise AuthenticationFailed("invalid credentials")
+
+        return verify
+
+    for client in ("10.0.0.1", "10.0.0.2"):  # both tracked sources are limited: the table is full
+        for n in range(2):
+            with pytest.raises(AuthenticationFailed) as failed:
+                limiter.attempt(client, f"{client}-guess-{n}", wrong(client))
+            assert failed.value.status_code == 401
+    for n in range(2):  # a third source is not tracked: the global budget (6) still has room
+        with pytest.raises(AuthenticationFailed) as failed:
+            limiter.attempt("10.0.0.3", f"third-guess-{n}", wrong("10.0.0.3"))
+        assert failed.value.status_code == (401 if n == 0 else 429)
+    assert "10.0.0.3" not in limiter._failures and len(limiter._failures) == 2
+    del verified[:]
+    with pytest.raises(RateLimited):  # the budget is spent: refused before anything is verified
+        limiter.attempt("10.0.0.3", "third-guess-2", wrong("10.0.0.3"))
+    for client in ("10.0.0.1", "10.0.0.2"):
+        with pytest.raises(RateLimited):
+            limiter.attempt(client, "again", wrong(client))
+    assert verified == []
+    clock.now += 10  # the window has passed: every source guesses again, tracked
+    with pytest.raises(AuthenticationFailed) as failed:
+        limiter.attempt("10.0.0.3", "third-guess-3", wrong("10.0.0.3"))
+    assert failed.value.status_code == 401 and "10.0.0.3" in limiter._failures
+
+
+def test_an_open_webui_admin_token_tried_at_the_login_form_is_not_locked_out(
+    webui: dict[str, str], clock: Clock
+) -> None:
+    client = make_client(clock=clock)
+    admin = token(webui["admin"])
+    for n in range(12):  # an admin pastes the Open WebUI token into the dashboard's form
+        response = client.post(
+            "/login", data={"password": admin}, environ_base={"REMOTE_ADDR": f"10.0.1.{n}"}
+        )
+        assert response.status_code == 401
+    elsewhere = {"REMOTE_ADDR": "192.0.2.60"}
+    assert client.get(SUMMARY, headers=bearer(admin), environ_base=elsewhere).status_code == 200
+    guess = "an-unknown-password-guess"
+    for n in range(10):  # an unknown credential still counts against itself
+        response = client.post(
+            "/login", data={"password": guess}, environ_base={"REMOTE_ADDR": f"10.0.2.{n}"}
+        )
+        assert response.status_code == 401
+    assert client.post("/login", data={"password": guess}, environ_base=elsewhere).status_code == 429
 
 
 # --- dashboard session ---------------------------------------------------------------------------

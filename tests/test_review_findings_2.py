@@ -271,12 +271,6 @@ def test_raising_the_floor_stops_serving_cells_below_it(
 # --- 5. the lockout: a locked-out source unlocks itself by spraying other sources -----------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the per-source table evicts its oldest key when it holds max_clients sources, so a "
-    "source over its limit is let guess again after failing from max_clients other sources "
-    "(10 000 IPv6 /64s: a /50): the bound 'per-source limit x sources' does not hold",
-)
 def test_a_locked_out_source_stays_locked_while_others_fail() -> None:
     from shared.auth import FailureLimiter
     from shared.errors import AuthenticationFailed, RateLimited
@@ -300,12 +294,6 @@ def test_a_locked_out_source_stays_locked_while_others_fail() -> None:
         limiter.attempt("2001:db8:0:1::1", "guess-4", wrong)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the login form refuses the feedback token (not a session role) as a wrong password and "
-    "counts it against that credential: 10 sign-ins with it, from 10 addresses, lock the Open WebUI "
-    "Action's correct token out of /feedback/state from every address for the window (429)",
-)
 def test_the_feedback_token_tried_at_the_login_form_does_not_lock_out_the_action(
     analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

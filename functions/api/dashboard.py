@@ -34,7 +34,7 @@ from functions.read.schemas import (
 )
 from functions.read.side import ReadSide
 from functions.value import COST_UNKNOWN, MAX_UNPRICED_SHARE
-from shared.auth import client_address, password_role, session_cookie_name
+from shared.auth import client_address, password_role, session_cookie_name, valid_for_some_role
 from shared.errors import AuthenticationFailed, InvalidParameter, RateLimited, validation_problems
 from shared.roles import SESSION_ROLES, Role
 
@@ -143,7 +143,12 @@ def login_submit(services: ApiServices) -> Response:
         return role
 
     try:
-        role = services.limiter.attempt(client, password, session_role)
+        role = services.limiter.attempt(
+            client,
+            password,
+            session_role,
+            known=lambda: valid_for_some_role(password, settings, services.role_lookup),
+        )
     except RateLimited as exc:
         return _locked_out(exc)
     except AuthenticationFailed:
