@@ -11,6 +11,7 @@ fails the test.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -72,6 +73,7 @@ def filled(command: str, folder: Path, today: date) -> list[str] | None:
             "FILE.html": str(folder / "report.html"),
             "report.html": str(folder / "report.html"),
             "FILE.csv": str(folder / "labels.csv"),
+            "FILE.jsonl": str(folder / "tasks.jsonl"),
         }.get(word, word)
         words.append(word)
     return words
@@ -181,6 +183,14 @@ def test_every_readme_command_on_a_fresh_clone_idle_and_while_serving(tmp_path: 
     folder = tmp_path / "files"
     folder.mkdir()
     (folder / "labels.csv").write_text("conversation_id,minutes\nno-such-chat,30\n", encoding="utf-8")
+    task = {
+        "id": "T-1",
+        "task_text": "Rename a field in the settings form",
+        "answer_text": "Done: renamed it.",
+        "human_minutes_low": 15,
+        "human_minutes_high": 60,
+    }
+    (folder / "tasks.jsonl").write_text(json.dumps(task) + "\n", encoding="utf-8")
 
     with _serving(clone, f"processed {SERVE_DAYS} days") as (_, _lines, url_after):
         print(f"fresh clone: dashboard URL after {url_after:.1f} s")
