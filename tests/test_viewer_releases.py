@@ -345,5 +345,7 @@ def test_before_any_release_a_viewer_gets_no_figures(
     reset_settings_cache()
     viewer, admin = _clients(NOW)
     answer = viewer.get("/summary")
-    assert answer["conversation_count"] == 0 and answer["disclosure"]["periods"] == []
+    # nothing published reads as null (not 0: "nothing saved" would be a false figure)
+    assert answer["conversation_count"] is None and answer["total_time_saved"] is None
+    assert answer["disclosure"]["periods"] == []
     assert admin.get("/summary")["conversation_count"] > 0

@@ -66,6 +66,7 @@ from shared.config import ReleasePeriod, Settings
 
 __all__ = [
     "MONEY_OFF",
+    "VIEWER_ADMIN_ONLY",
     "OPENAPI_NOTE",
     "PARTITIONS",
     "Cell",
@@ -88,6 +89,13 @@ OPENAPI_NOTE = (
     "and when they were published), the trend has one point per period, and a figure that could "
     "single out fewer than the minimum group size of people is withheld (null, with the reason)."
 )
+
+VIEWER_ADMIN_ONLY: dict[str, str] = {
+    "calibration": "admin-only for a viewer: calibrated - raw minutes would split a cell by task category",
+    "manual_time": "admin-only for a viewer: manual - active - saved minutes would be a few conversations' "
+    "new work or overrun",
+}
+"""Figures a viewer never gets, with the reason (`functions/metrics.py` declares them admin-only)."""
 
 MONEY_OFF = "money is off"  # why value figures are null when no rate was set at publication
 
@@ -459,7 +467,7 @@ def _cell_json(plan: _CellPlan, shown: set[str]) -> dict[str, Any]:
             nulls[family] = "withheld by the audit"
     hidden_columns = {column for family in nulls for column in _FAMILY_COLUMNS[family]}
     hidden_columns |= {m.column for m in METRICS if m.viewer == ADMIN_ONLY_METRIC}
-    if "calibration" in nulls:
+    if "calibration" in nulls or viewer_rule("calibration_versions") == ADMIN_ONLY_METRIC:
         hidden_columns.add("calibration_versions")
     if "estimator" in nulls:
         hidden_columns.add(ESTIMATOR_COUNTS)
@@ -663,11 +671,13 @@ def load_releases(connection: Connection, kind: ReleasePeriod) -> list[Release]:
     ]
 
 
-def sum_cells(cells: Sequence[Cell]) -> dict[str, Any] | None:
-    """The summed columns of several released cells; a column null in any of them is null."""
-    shown = [cell.sums for cell in cells if cell.sums is not None]
-    if not shown:
+def sum_cells(cells: Sequence[Cell | None]) -> dict[str, Any] | None:
+    """The summed columns of several released cells; a column null in any of them is null, and
+    all are null (None) when there is no cell or one is missing or withheld: nothing published
+    never reads as 0, nor a part of the range as the whole."""
+    if not cells or any(cell is None or cell.sums is None for cell in cells):
         return None
+    shown = [cell.sums for cell in cells if cell is not None and cell.sums is not None]
     total: dict[str, Any] = {}
     for sums in shown:
         for column, value in sums.items():
@@ -689,7 +699,8 @@ def sum_cells(cells: Sequence[Cell]) -> dict[str, Any] | None:
 
 def released_fields(sums: Mapping[str, Any] | None, settings: Settings) -> dict[str, Any]:
     """`Figures` fields of released sums: a field is null when it is admin-only or any source is null."""
-    sums = sums or {}
+    if sums is None:  # nothing published: every figure null, never 0
+        return dict.fromkeys(queries.figure_fields({}, settings), None)
     missing = {column for column, value in sums.items() if value is None}
     present = {column: value for column, value in sums.items() if value is not None}
     fields = queries.figure_fields(present, settings)

@@ -300,6 +300,7 @@ class ViewerReadSide(ReadSide):
         for cell in cells:
             withheld += cell.withheld is not None
             nulls.update({name: why for name, why in cell.nulls.items() if name not in nulls})
+        nulls.update(releases.VIEWER_ADMIN_ONLY)
         return DisclosureInfo(
             floor=self.settings.min_group_size,
             period_kind=kind.value if chosen else None,
@@ -311,7 +312,7 @@ class ViewerReadSide(ReadSide):
         )
 
     def _figures(self, chosen: Sequence[releases.Release], group_id: str | None) -> Figures:
-        cells = [cell for cell in (r.cell(group_id) for r in chosen) if cell is not None]
+        cells = [r.cell(group_id) for r in chosen]
         return Figures(**releases.released_fields(releases.sum_cells(cells), self.settings))
 
     def _points(self, chosen: Sequence[releases.Release], group_id: str | None) -> list[Any]:
@@ -386,7 +387,7 @@ class ViewerReadSide(ReadSide):
                 cells.setdefault(group.group_id, []).append(cell)
         rows = []
         for group_id, group in groups.items():
-            sums = releases.sum_cells(cells[group_id])
+            sums = releases.sum_cells([release.cell(group_id) for release in chosen])
             if sums is None:
                 continue  # withheld in every period of the range
             rows.append(
@@ -397,7 +398,7 @@ class ViewerReadSide(ReadSide):
                     **releases.released_fields(sums, self.settings),
                 )
             )
-        rows.sort(key=lambda row: (-row.total_time_saved, row.name, row.group_id or ""))
+        rows.sort(key=lambda row: (-(row.total_time_saved or 0), row.name, row.group_id or ""))
         info = self._info(
             kind, date_range, chosen, None, cells=[c for found in cells.values() for c in found]
         )
@@ -436,7 +437,11 @@ class ViewerReadSide(ReadSide):
         if withheld:
             parts.append(f"{withheld} cell(s) withheld so that no one can be singled out")
         nulls = {**(groups.disclosure.null_figures if groups.disclosure else {}), **info.null_figures}
-        nulls = {name: why for name, why in nulls.items() if why != releases.MONEY_OFF}
+        nulls = {
+            name: why
+            for name, why in nulls.items()
+            if why != releases.MONEY_OFF and name not in releases.VIEWER_ADMIN_ONLY
+        }
         if nulls:
             parts.append(
                 "Some figures are null (" + "; ".join(f"{k}: {v}" for k, v in sorted(nulls.items())) + ")"
