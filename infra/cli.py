@@ -383,13 +383,13 @@ def stats(days: int, as_json: bool) -> None:
         "daily": [point.model_dump(mode="json") for point in trend],
     }
     hours = [
-        round(v / 60, 1)
+        round((v or 0) / 60, 1)
         for v in (totals.total_time_saved_low, totals.total_time_saved, totals.total_time_saved_high)
     ]
     lines = [
         f"{date_range.start_date} … {date_range.end_date} ({days} days, {settings.timezone}), estimator: {totals.estimator}",
         f"conversations {totals.conversation_count}, hours saved {hours[1]} (band {hours[0]}–{hours[2]}), "
-        f"active hours {round(totals.total_active_time / 60, 1)}, mean confidence {totals.avg_confidence_level}",
+        f"active hours {round((totals.total_active_time or 0) / 60, 1)}, mean confidence {totals.avg_confidence_level}",
     ]
     _emit(as_json, data, "\n".join(lines))
 

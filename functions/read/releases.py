@@ -66,9 +66,9 @@ from shared.config import ReleasePeriod, Settings
 
 __all__ = [
     "MONEY_OFF",
-    "VIEWER_ADMIN_ONLY",
     "OPENAPI_NOTE",
     "PARTITIONS",
+    "VIEWER_ADMIN_ONLY",
     "Cell",
     "Period",
     "Release",
