@@ -397,13 +397,20 @@ def stats(days: int, as_json: bool) -> None:
 @cli.command()
 def publish() -> None:
     """Publish the viewer's releases that are due (closed weeks and months; the aggregator does it after each run)."""
-    from functions.read.releases import publish_due
+    from functions.read.releases import out_of_budget, publish_due
 
     settings = ensure_analytics_url(get_settings())
+    now = datetime.now(settings.zone)
     with analytics_engine(settings).begin() as connection:
-        counts = publish_due(connection, settings, datetime.now(settings.zone))
+        counts = publish_due(connection, settings, now)
+        short = out_of_budget(connection, since=now)
     click.echo(f"releases: {counts['published']} published, {counts['refused']} refused by the auditor")
-    if counts["refused"]:
+    if short:
+        click.echo(
+            f"the auditor's budget ran out in {', '.join(short)}: cells it could not prove are withheld",
+            err=True,
+        )
+    if counts["refused"] or short:
         sys.exit(1)
 
 

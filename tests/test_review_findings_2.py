@@ -150,12 +150,6 @@ def test_before_any_release_the_viewer_gets_null_figures_not_zeros(
     assert answer["conversation_count"] is None and answer["total_time_saved"] is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a viewer's page on a fresh install says 'No release is published yet: a viewer sees the "
-    "figures of closed weeks and months, 3 days after they close' but not when the first one will "
-    "be (here 25 June 2026), and shows '0.0 h' and '0' conversations as if they were figures",
-)
 def test_the_fresh_install_page_says_when_the_first_release_comes(
     analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -186,13 +180,6 @@ def test_a_withheld_week_is_null_not_zero(analytics_engine: Engine, monkeypatch:
 # --- 3. the auditor's budget runs out: everything withheld, for a false reason, health healthy
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="when the auditor's budget runs out (here on the very first figure, everyone's total of "
-    "30 people at k = 20), every cell is withheld with the reason 'with figures published before, "
-    "it would single out fewer people' (nothing was published before), the release is stored as "
-    "published, and health stays healthy: audit.budget_exhausted is recorded but read by no one",
-)
 def test_health_says_when_the_auditors_budget_ran_out(
     analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -227,13 +214,6 @@ def test_health_says_when_the_auditors_budget_ran_out(
 # --- 4. the floor is raised: releases proven at the old k are still served under the new one
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="releases are proven at the k of their publication and served whatever k is now: after "
-    "ANALYTICS_MIN_GROUP_SIZE goes from 5 to 10 a viewer still reads everyone's total of 6 people, "
-    "under disclosure.floor = 10 (and every later release is refused for ever, as the old ones "
-    "cannot be proven at k = 10)",
-)
 def test_raising_the_floor_stops_serving_cells_below_it(
     analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -311,12 +291,6 @@ def test_the_feedback_token_tried_at_the_login_form_does_not_lock_out_the_action
 # --- 6. a date without a completed run holds its week and month back for ever, silently -----
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a release waits for a completed run of every date of its period; a night whose run "
-    "failed (and was never re-run) holds its week and month back for ever, while health, with "
-    "every later run completed, says healthy and names no release that is overdue",
-)
 def test_health_names_a_release_held_back_by_a_date_without_a_completed_run(
     analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -252,7 +252,9 @@ def dashboard_page(services: ApiServices, read: ReadSide) -> flask.Response:
             if read.people_visible
             else []
         )
-        note = read.note(summary, breakdowns, groups)  # what disclosure control withheld, if anything
+        note = read.note(
+            connection, summary, breakdowns, groups, services.today()
+        )  # what disclosure control withheld, if anything
         current, previous, trend = summary.current, summary.previous, summary.trend
         panels = [Panel(b.dimension, b.rows) for b in breakdowns]
         calibrated = calibration_note(connection, current, settings)

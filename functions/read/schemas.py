@@ -718,7 +718,9 @@ class SystemInfo(_Response):
 class HealthResponse(_Response):
     status: Literal["healthy", "running", "unhealthy"] = Field(
         description="`healthy`: the last run completed; `running`: one is in progress; "
-        "`unhealthy`: the last run failed or went stale, or there is none."
+        "`unhealthy`: the last run failed or went stale, or there is none, or a release viewers are "
+        "due is refused by the auditor, held back by a date without a completed run, or published "
+        "with cells the auditor's budget could not prove."
     )
     problems: list[str] = Field(description="Human-readable reasons for a status other than healthy.")
     last_run: RunInfo | None
