@@ -357,12 +357,16 @@ def _chart(services: ApiServices, read: ReadSide, chart: str) -> flask.Response:
 
 def _hours(minutes: float | None) -> str:
     """Minutes as hours for people: `12.5 h`, `1,234 h`."""
-    hours = (minutes or 0) / 60
+    if minutes is None:  # not published (a viewer's withheld figure): never "0.0 h"
+        return "–"
+    hours = minutes / 60
     return f"{hours:,.0f} h" if hours >= 100 else f"{hours:,.1f} h"
 
 
 def _hours_number(minutes: float | None) -> str:
-    hours = (minutes or 0) / 60
+    if minutes is None:
+        return "–"
+    hours = minutes / 60
     return f"{hours:,.0f}" if hours >= 100 else f"{hours:,.1f}"
 
 
