@@ -180,9 +180,8 @@ def test_a_withheld_week_is_null_not_zero(analytics_engine: Engine, monkeypatch:
 # --- 3. the auditor's budget runs out: everything withheld, for a false reason, health healthy
 
 
-def test_health_says_when_the_auditors_budget_ran_out(
-    analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _budget_case(analytics_engine: Engine) -> None:
+    """30 people in 6 overlapping groups of 22: at k = 20 the auditor's budget runs out."""
     rng = random.Random(31)
     people = [pseudonym(f"review2-budget-{n}") for n in range(30)]
     groups = {f"grp-{g}": (f"Team {g}", sorted(rng.sample(people, 22))) for g in range(6)}
@@ -193,6 +192,29 @@ def test_health_says_when_the_auditors_budget_ran_out(
         rows.append(row)
     insert(analytics_engine, rows, groups)
     complete_runs(analytics_engine, WEEK[0], TODAY - timedelta(days=1), NOW)
+
+
+def test_publish_says_when_the_auditors_budget_ran_out_and_exits_non_zero(
+    analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from infra.cli import cli
+    from shared.db import reset_engines
+
+    _budget_case(analytics_engine)
+    monkeypatch.setenv("ANALYTICS_MIN_GROUP_SIZE", "20")
+    reset_settings_cache()
+    reset_engines()
+    result = CliRunner().invoke(cli, ["publish"], catch_exceptions=False)
+    assert result.exit_code == 1, result.output
+    assert "budget ran out in 2026-W23" in result.output, result.output
+
+
+def test_health_says_when_the_auditors_budget_ran_out(
+    analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _budget_case(analytics_engine)
     client = _client(analytics_engine, monkeypatch, ANALYTICS_MIN_GROUP_SIZE="20")
     assert publish(analytics_engine, get_settings(), NOW) == {"published": 1, "refused": 0}
     with analytics_engine.connect() as connection:
