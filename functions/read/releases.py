@@ -18,9 +18,14 @@ every published figure is a linear form over the same variables: the basis rows.
 
 * `additive` metrics of a cell with at least k people (0 people: zeros);
 * a `sub_partition` metric only where every sub-cell behind it (its rates, successful and
-  not, estimators, priced and unpriced usage, calibrated categories) has 0 or at least k
-  people; else null with the reason;
-* nothing admin-only (a metric without a declaration).
+  not, estimators, priced and unpriced usage) has 0 or at least k people; else null with
+  the reason;
+* nothing admin-only (a metric without a declaration): among them the minutes by hand
+  (manual - active - saved would be new work and overruns) and the calibrated figures
+  (their bands use factor_low/high, which the auditor does not model), `VIEWER_ADMIN_ONLY`.
+
+Nothing published (no release, a withheld or missing cell) is null, never 0; a release
+records its floor (`audit.k`) and is served withheld once the floor is above it.
 
 Then the auditor (`auditor.release_safely`) gets every figure as a `Form` over the basis
 rows (a value weighted by each row's hourly rate, a calibrated figure by its factor) with
