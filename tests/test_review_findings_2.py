@@ -253,6 +253,29 @@ def test_raising_the_floor_stops_serving_cells_below_it(
     assert answer["conversation_count"] is None, "a total of 6 people under a floor of 10"
 
 
+def test_after_raising_the_floor_health_gives_the_recovery(
+    analytics_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [
+        _row(n, WEEK[0] + timedelta(days=n % 12), person, active=10, manual=30)
+        for n, person in enumerate(PEOPLE * 12)
+    ]
+    insert(analytics_engine, rows, GROUPS)
+    complete_runs(analytics_engine, WEEK[0], TODAY - timedelta(days=1), NOW)
+    _client(analytics_engine, monkeypatch)  # k = 5: the week of 1 June is published
+    assert publish(analytics_engine, get_settings(), NOW) == {"published": 1, "refused": 0}
+    later = NOW + timedelta(days=7)
+    complete_runs(analytics_engine, TODAY, TODAY + timedelta(days=6), later)
+    _client(analytics_engine, monkeypatch, ANALYTICS_MIN_GROUP_SIZE="10")
+    # viewers saw the releases at k = 5: audited against them, the next one cannot pass at k = 10
+    assert publish(analytics_engine, get_settings(), later)["refused"] >= 1
+    report = health_report(analytics_engine, get_settings(), later)
+    assert report.status == "unhealthy"
+    assert any("ANALYTICS_MIN_GROUP_SIZE back to 5" in problem for problem in report.problems), (
+        report.problems
+    )
+
+
 # --- 5. the lockout: a locked-out source unlocks itself by spraying other sources -----------
 
 
