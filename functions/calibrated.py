@@ -521,7 +521,7 @@ class _Calibrated(Protocol):
     """The fields of a set of figures the note reads (`functions.read.schemas.Figures`)."""
 
     @property
-    def conversation_count(self) -> int: ...
+    def conversation_count(self) -> int | None: ...
     @property
     def calibrated_conversation_count(self) -> int | None: ...
     @property
@@ -544,6 +544,6 @@ def calibration_note(connection: Connection, figures: _Calibrated, settings: Set
         parts[0] = "days calibrated with " + parts[0]
     return (
         " and ".join(parts)
-        + f"; {figures.calibrated_conversation_count or 0:,} of {figures.conversation_count:,} conversations "
+        + f"; {figures.calibrated_conversation_count or 0:,} of {figures.conversation_count or 0:,} conversations "
         "in calibrated task categories"
     )

@@ -510,13 +510,13 @@ def stats(days: int, as_json: bool) -> None:
         "daily": [point.model_dump(mode="json") for point in trend],
     }
     hours = [
-        round(v / 60, 1)
+        round((v or 0) / 60, 1)
         for v in (totals.total_time_saved_low, totals.total_time_saved, totals.total_time_saved_high)
     ]
     lines = [
         f"{date_range.start_date} … {date_range.end_date} ({days} days, {settings.timezone}), estimator: {totals.estimator}",
         f"conversations {totals.conversation_count}, hours saved {hours[1]} (band {hours[0]}–{hours[2]}), "
-        f"active hours {round(totals.total_active_time / 60, 1)}, mean confidence {totals.avg_confidence_level}",
+        f"active hours {round((totals.total_active_time or 0) / 60, 1)}, mean confidence {totals.avg_confidence_level}",
         *(
             [
                 f"estimating cost: {describe_cost(totals.analysis_cost_usd, totals.analysis_unpriced_tokens or 0)}"
@@ -531,13 +531,20 @@ def stats(days: int, as_json: bool) -> None:
 @cli.command()
 def publish() -> None:
     """Publish the viewer's releases that are due (closed weeks and months; the aggregator does it after each run)."""
-    from functions.read.releases import publish_due
+    from functions.read.releases import out_of_budget, publish_due
 
     settings = ensure_analytics_url(get_settings())
+    now = datetime.now(settings.zone)
     with analytics_engine(settings).begin() as connection:
-        counts = publish_due(connection, settings, datetime.now(settings.zone))
+        counts = publish_due(connection, settings, now)
+        short = out_of_budget(connection, since=now)
     click.echo(f"releases: {counts['published']} published, {counts['refused']} refused by the auditor")
-    if counts["refused"]:
+    if short:
+        click.echo(
+            f"the auditor's budget ran out in {', '.join(short)}: cells it could not prove are withheld",
+            err=True,
+        )
+    if counts["refused"] or short:
         sys.exit(1)
 
 

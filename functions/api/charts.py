@@ -214,8 +214,8 @@ def _render(chart: Any, budget_seconds: float) -> bytes:
     return _SCRIPT.sub(b"", render_bounded(chart.render, budget_seconds))
 
 
-def _hours(minutes: float) -> float:
-    return round(minutes / 60, 2)
+def _hours(minutes: float | None) -> float:
+    return round((minutes or 0) / 60, 2)  # null (nothing published): no bar
 
 
 def _point_hours(point: DailyPoint | WithheldPoint, field: str) -> float | None:

@@ -266,7 +266,9 @@ def dashboard_page(services: ApiServices, read: ReadSide) -> flask.Response:
             if read.people_visible
             else []
         )
-        note = read.note(summary, breakdowns, groups)  # what disclosure control withheld, if anything
+        note = read.note(
+            connection, summary, breakdowns, groups, services.today()
+        )  # what disclosure control withheld, if anything
         current, previous, trend = summary.current, summary.previous, summary.trend
         panels = [Panel(b.dimension, b.rows) for b in breakdowns]
         calibrated = calibration_note(connection, current, settings)
@@ -370,12 +372,16 @@ def _chart(services: ApiServices, read: ReadSide, chart: str) -> flask.Response:
 
 def _hours(minutes: float | None) -> str:
     """Minutes as hours for people: `12.5 h`, `1,234 h`."""
-    hours = (minutes or 0) / 60
+    if minutes is None:  # not published (a viewer's withheld figure): never "0.0 h"
+        return "–"
+    hours = minutes / 60
     return f"{hours:,.0f} h" if hours >= 100 else f"{hours:,.1f} h"
 
 
 def _hours_number(minutes: float | None) -> str:
-    hours = (minutes or 0) / 60
+    if minutes is None:
+        return "–"
+    hours = minutes / 60
     return f"{hours:,.0f}" if hours >= 100 else f"{hours:,.1f}"
 
 

@@ -50,8 +50,10 @@ __all__ = [
 ]
 
 
-def _change_pct(current: int, previous: int) -> float | None:
-    return round((current - previous) * 100 / previous, 1) if previous else None
+def _change_pct(current: int | None, previous: int | None) -> float | None:
+    if current is None or not previous:  # nothing published, or nothing to compare with
+        return None
+    return round((current - previous) * 100 / previous, 1)
 
 
 def _applied_filter(scope: queries.Scope) -> DimensionFilter | None:

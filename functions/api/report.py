@@ -106,7 +106,7 @@ def _by_return(rows: list[DimensionRow]) -> list[DimensionRow]:
         key=lambda row: (
             row.hours_saved_per_100_usd is None,
             -(row.hours_saved_per_100_usd or 0),
-            -row.total_time_saved,
+            -(row.total_time_saved or 0),
             row.value,
         ),
     )

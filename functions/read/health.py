@@ -8,6 +8,7 @@ in `TZ`, the same values Terraform gives the job.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import uuid
@@ -17,9 +18,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from cronsim import CronSim, CronSimError
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from functions import runs
+from functions.read import releases
 from functions.read.queries import latest_analysis_date
 from functions.read.schemas import EstimatorInfo, HealthResponse, NextRun, RunInfo, SystemInfo
 from shared.config import Settings
@@ -169,6 +171,34 @@ def _status(
     return "unhealthy", [f"the last run (for {last.run_date.isoformat()}) failed{detail}"]
 
 
+@dataclasses.dataclass(frozen=True)
+class _ReleaseProblems:
+    messages: list[str]
+    floors: list[int]  # floors (k) of published releases below today's
+
+
+def _release_problems(connection: Connection, settings: Settings, today: date) -> _ReleaseProblems:
+    """What keeps a viewer from figures they are due: an auditor out of budget, a release held
+    back by a date without a completed run (and the command that recovers it)."""
+    messages = []
+    short = releases.out_of_budget(connection)
+    if short:
+        messages.append(
+            f"{len(short)} release(s) published with cells withheld unproven: the auditor's budget ran "
+            f"out (first: {short[0]}); fewer groups (or a higher ANALYTICS_MIN_GROUP_SIZE for groups "
+            "listed) keep the audit within it"
+        )
+    for period, missing in releases.held_back(connection, settings, today):
+        dates = ", ".join(day.isoformat() for day in missing[:3]) + (" …" if len(missing) > 3 else "")
+        messages.append(
+            f"release {period.label} ({period.start.isoformat()} … {period.end.isoformat()}) was due on "
+            f"{releases.due_date(period, settings).isoformat()} and is held back: {dates} "
+            f"{'has' if len(missing) == 1 else 'have'} no completed run; run `python main.py backfill "
+            f"--start-date {missing[0].isoformat()} --end-date {missing[-1].isoformat()}`"
+        )
+    return _ReleaseProblems(messages, releases.lower_floors(connection, settings.min_group_size))
+
+
 def health_report(
     engine: Engine,
     settings: Settings,
@@ -193,6 +223,7 @@ def health_report(
                 "SELECT period_kind, period_start FROM releases WHERE status = 'refused' ORDER BY period_start"
             )
         ).all()
+        release_problems = _release_problems(connection, settings, yesterday + timedelta(days=1))
     status, problems = _status(last, stale, settings, yesterday, len(recent))
     if refused:  # the auditor could not pass these releases: viewers do not get them
         status = "unhealthy"
@@ -201,6 +232,17 @@ def health_report(
             f"{len(refused)} release(s) not published: the auditor could not prove them safe "
             f"(first: {refused[0][0]} from {refused[0][1].isoformat()})",
         ]
+        if release_problems.floors:
+            problems.append(
+                f"releases published under a lower floor (k = {', '.join(map(str, release_problems.floors))}) "
+                f"are withheld from viewers now (ANALYTICS_MIN_GROUP_SIZE={settings.min_group_size}), but "
+                "viewers saw them, so later releases are audited against them and cannot pass: set "
+                f"ANALYTICS_MIN_GROUP_SIZE back to {release_problems.floors[-1]} to publish again (README: "
+                "raising the floor)"
+            )
+    if release_problems.messages:
+        status = "unhealthy"
+        problems = [*problems, *release_problems.messages]
     return HealthResponse(
         status=status,
         problems=problems,

@@ -18,9 +18,14 @@ every published figure is a linear form over the same variables: the basis rows.
 
 * `additive` metrics of a cell with at least k people (0 people: zeros);
 * a `sub_partition` metric only where every sub-cell behind it (its rates, successful and
-  not, estimators, priced and unpriced usage, calibrated categories) has 0 or at least k
-  people; else null with the reason;
-* nothing admin-only (a metric without a declaration).
+  not, estimators, priced and unpriced usage) has 0 or at least k people; else null with
+  the reason;
+* nothing admin-only (a metric without a declaration): among them the minutes by hand
+  (manual - active - saved would be new work and overruns) and the calibrated figures
+  (their bands use factor_low/high, which the auditor does not model), `VIEWER_ADMIN_ONLY`.
+
+Nothing published (no release, a withheld or missing cell) is null, never 0; a release
+records its floor (`audit.k`) and is served withheld once the floor is above it.
 
 Then the auditor (`auditor.release_safely`) gets every figure as a `Form` over the basis
 rows (a value weighted by each row's hourly rate, a calibrated figure by its factor) with
@@ -65,15 +70,25 @@ from functions.read.schemas import DateRange, GroupInfo
 from shared.config import ReleasePeriod, Settings
 
 __all__ = [
+    "AUDIT_WITHHELD",
+    "LOWER_FLOOR",
     "MONEY_OFF",
     "OPENAPI_NOTE",
+    "OUT_OF_BUDGET",
     "PARTITIONS",
+    "VIEWER_ADMIN_ONLY",
     "Cell",
     "Period",
     "Release",
     "candidate_forms",
+    "due_date",
     "due_periods",
+    "first_release_due",
+    "held_back",
     "load_releases",
+    "lower_floors",
+    "out_of_budget",
+    "pending_periods",
     "period_of",
     "publish_due",
     "released_fields",
@@ -88,6 +103,13 @@ OPENAPI_NOTE = (
     "and when they were published), the trend has one point per period, and a figure that could "
     "single out fewer than the minimum group size of people is withheld (null, with the reason)."
 )
+
+VIEWER_ADMIN_ONLY: dict[str, str] = {
+    "calibration": "admin-only for a viewer: calibrated - raw minutes would split a cell by task category",
+    "manual_time": "admin-only for a viewer: manual - active - saved minutes would be a few conversations' "
+    "new work or overrun",
+}
+"""Figures a viewer never gets, with the reason (`functions/metrics.py` declares them admin-only)."""
 
 MONEY_OFF = "money is off"  # why value figures are null when no rate was set at publication
 
@@ -153,18 +175,8 @@ def _periods(kind: ReleasePeriod, first: date, last: date) -> list[Period]:
     return found
 
 
-def due_periods(connection: Connection, settings: Settings, today: date) -> list[Period]:
-    """Closed periods not released yet whose dates all have a completed run, grace days after
-    their end; weeks before months of the same end. Nothing while a run is open."""
-    if runs.any_open(connection):
-        return []
-    first = connection.execute(
-        sa.text("SELECT min(run_date) FROM processing_log WHERE status = 'completed'")
-    ).scalar_one()
-    if first is None:
-        return []
-    last = today - timedelta(days=settings.release_grace_days + 1)
-    completed = {
+def _completed_days(connection: Connection, first: date, last: date) -> set[date]:
+    return {
         day
         for (day,) in connection.execute(
             sa.text(
@@ -174,18 +186,78 @@ def due_periods(connection: Connection, settings: Settings, today: date) -> list
             {"first": first, "last": last},
         )
     }
+
+
+def _first_completed(connection: Connection) -> date | None:
+    first: date | None = connection.execute(
+        sa.text("SELECT min(run_date) FROM processing_log WHERE status = 'completed'")
+    ).scalar_one()
+    return first
+
+
+def due_date(period: Period, settings: Settings) -> date:
+    """The first day a period's release may be published: its end, the grace days, and one more."""
+    return period.end + timedelta(days=settings.release_grace_days + 1)
+
+
+def pending_periods(
+    connection: Connection, settings: Settings, today: date
+) -> list[tuple[Period, list[date]]]:
+    """Closed periods past their grace days and not released yet, each with the dates (from the
+    first completed run on) that have no completed run: due when there are none."""
+    first = _first_completed(connection)
+    if first is None:
+        return []
+    last = today - timedelta(days=settings.release_grace_days + 1)
+    completed = _completed_days(connection, first, last)
     released = {
         (kind, start)
         for kind, start in connection.execute(sa.text("SELECT period_kind, period_start FROM releases"))
     }
-    due = [
-        period
+    pending = [
+        (period, [day for day in period.range.dates() if day not in completed])
         for kind in settings.release_periods
         for period in _periods(kind, first, last)
         if (period.kind.value, period.start) not in released
-        and all(day in completed for day in period.range.dates())
     ]
-    return sorted(due, key=lambda p: (p.end, p.kind is ReleasePeriod.MONTH, p.start))
+    return sorted(pending, key=lambda p: (p[0].end, p[0].kind is ReleasePeriod.MONTH, p[0].start))
+
+
+def held_back(connection: Connection, settings: Settings, today: date) -> list[tuple[Period, list[date]]]:
+    """Releases past due that a date without a completed run holds back (for health), with those
+    dates; dates before the first completed run (before the install) hold nothing back."""
+    first = _first_completed(connection)
+    return [
+        (period, blocking)
+        for period, missing in pending_periods(connection, settings, today)
+        if first is not None and (blocking := [day for day in missing if day >= first])
+    ]
+
+
+def first_release_due(connection: Connection, settings: Settings, today: date) -> tuple[Period, date] | None:
+    """Before any release: the first period whose every date has (or, for dates to come, may get) a
+    completed run, and the day its release is due; None before the first completed run."""
+    first = _first_completed(connection)
+    if first is None:
+        return None
+    yesterday = today - timedelta(days=1)
+    completed = _completed_days(connection, first, yesterday)
+    found = []
+    for kind in settings.release_periods:
+        period = period_of(kind, first)
+        while not all(day in completed or day > yesterday for day in period.range.dates()):
+            period = period_of(kind, period.end + timedelta(days=1))
+        found.append(period)
+    period = min(found, key=lambda p: (p.end, p.kind is ReleasePeriod.MONTH))
+    return period, max(due_date(period, settings), today)
+
+
+def due_periods(connection: Connection, settings: Settings, today: date) -> list[Period]:
+    """Closed periods not released yet whose dates all have a completed run, grace days after
+    their end; weeks before months of the same end. Nothing while a run is open."""
+    if runs.any_open(connection):
+        return []
+    return [period for period, missing in pending_periods(connection, settings, today) if not missing]
 
 
 # --- the basis ---------------------------------------------------------------------------
@@ -443,13 +515,16 @@ def _sums(atoms: Iterable[Atom]) -> dict[str, Any]:
     return {**total, ESTIMATOR_COUNTS: counts, "calibration_versions": sorted(versions)}
 
 
-def _cell_json(plan: _CellPlan, shown: set[str]) -> dict[str, Any]:
+AUDIT_WITHHELD = "withheld by the audit: with figures published before, it would single out fewer people"
+OUT_OF_BUDGET = "withheld: it could not be proven within the auditor's budget"
+LOWER_FLOOR = "published under a lower floor"  # ANALYTICS_MIN_GROUP_SIZE was raised since
+
+
+def _cell_json(plan: _CellPlan, shown: set[str], audit_reason: str = AUDIT_WITHHELD) -> dict[str, Any]:
     group = plan.group.model_dump() if plan.group else {}
     additive = [form.figure_id for form in plan.forms.get(ADDITIVE, [])]
     if plan.withheld is None and not all(figure in shown for figure in additive):
-        plan.withheld = (
-            "withheld by the audit: with figures published before, it would single out fewer people"
-        )
+        plan.withheld = audit_reason
     if plan.withheld is not None:
         return {**group, "sums": None, "withheld": plan.withheld, "nulls": {}}
     sums = _sums(plan.atoms)
@@ -459,7 +534,7 @@ def _cell_json(plan: _CellPlan, shown: set[str]) -> dict[str, Any]:
             nulls[family] = "withheld by the audit"
     hidden_columns = {column for family in nulls for column in _FAMILY_COLUMNS[family]}
     hidden_columns |= {m.column for m in METRICS if m.viewer == ADMIN_ONLY_METRIC}
-    if "calibration" in nulls:
+    if "calibration" in nulls or viewer_rule("calibration_versions") == ADMIN_ONLY_METRIC:
         hidden_columns.add("calibration_versions")
     if "estimator" in nulls:
         hidden_columns.add(ESTIMATOR_COUNTS)
@@ -521,11 +596,13 @@ def _publish(
             "kept": len(selection.kept),
             "suppressed": len(selection.suppressed),
             "budget_exhausted": selection.budget_exhausted,
+            "k": settings.min_group_size,
         }
     else:  # only for tests that prove the attacker finds what an unaudited release leaks
         passed, kept = True, {form.figure_id for form in candidates}
-        audit = {"passed": True, "unaudited": True}
-    cells = [_cell_json(plan, kept) for plan in plans]
+        audit = {"passed": True, "unaudited": True, "k": settings.min_group_size}
+    reason = OUT_OF_BUDGET if audit.get("budget_exhausted") else AUDIT_WITHHELD
+    cells = [_cell_json(plan, kept, reason) for plan in plans]
     shown = sorted(
         figure for plan in plans if plan.withheld is None for figure in _cell_ids(plan) if figure in kept
     )
@@ -606,6 +683,33 @@ def publish_due(
     return counts
 
 
+def out_of_budget(connection: Connection, since: datetime | None = None) -> list[str]:
+    """Labels of published releases in which the auditor's budget ran out (published at or after
+    `since`): cells of them are withheld unproven, which health and `main.py publish` report."""
+    rows = connection.execute(
+        sa.text(
+            "SELECT period_kind, period_start FROM releases WHERE status = 'published' "
+            "AND (audit->>'budget_exhausted')::boolean AND (CAST(:since AS timestamptz) IS NULL "
+            "OR published_at >= :since) ORDER BY period_start"
+        ),
+        {"since": since},
+    ).all()
+    return [period_of(ReleasePeriod(kind), start).label for kind, start in rows]
+
+
+def lower_floors(connection: Connection, floor: int) -> list[int]:
+    """The floors (k) of published releases below `floor`: viewers saw them, so later releases are
+    audited against them and may not pass at the higher floor."""
+    rows = connection.execute(
+        sa.text(
+            "SELECT DISTINCT coalesce((audit->>'k')::int, 0) FROM releases WHERE status = 'published' "
+            "AND coalesce((audit->>'k')::int, 0) < :floor ORDER BY 1"
+        ),
+        {"floor": floor},
+    ).all()
+    return [k for (k,) in rows]
+
+
 # --- reading -----------------------------------------------------------------------------
 
 
@@ -636,11 +740,20 @@ def _cell(data: Mapping[str, Any]) -> Cell:
     return Cell(sums=data["sums"], withheld=data["withheld"], nulls=data.get("nulls") or {})
 
 
-def load_releases(connection: Connection, kind: ReleasePeriod) -> list[Release]:
-    """The published releases of `kind`, oldest first."""
+def _floor_cell(cell: Cell, recorded: int | None, floor: int) -> Cell:
+    """A cell published under a lower floor than today's is withheld (with the floor it had)."""
+    if recorded is not None and recorded >= floor:
+        return cell
+    was = f"k = {recorded}" if recorded is not None else "k not recorded"
+    return Cell(sums=None, withheld=f"{LOWER_FLOOR} ({was}; the floor is {floor} now)", nulls={})
+
+
+def load_releases(connection: Connection, kind: ReleasePeriod, floor: int) -> list[Release]:
+    """The published releases of `kind`, oldest first. A release published under a lower floor
+    than `floor` (ANALYTICS_MIN_GROUP_SIZE raised since) is listed with every cell withheld."""
     rows = connection.execute(
         sa.text(
-            "SELECT version, period_start, published_at, cells FROM releases "
+            "SELECT version, period_start, published_at, cells, (audit->>'k')::int AS k FROM releases "
             "WHERE status = 'published' AND period_kind = :kind ORDER BY period_start"
         ),
         {"kind": kind.value},
@@ -650,11 +763,11 @@ def load_releases(connection: Connection, kind: ReleasePeriod) -> list[Release]:
             version=row["version"],
             period=period_of(kind, row["period_start"]),
             published_at=row["published_at"],
-            everyone=_cell(row["cells"]["everyone"]),
+            everyone=_floor_cell(_cell(row["cells"]["everyone"]), row["k"], floor),
             groups=tuple(
                 (
                     GroupInfo(group_id=g["group_id"], name=g["name"], member_count=g["member_count"]),
-                    _cell(g),
+                    _floor_cell(_cell(g), row["k"], floor),
                 )
                 for g in row["cells"]["groups"]
             ),
@@ -663,11 +776,13 @@ def load_releases(connection: Connection, kind: ReleasePeriod) -> list[Release]:
     ]
 
 
-def sum_cells(cells: Sequence[Cell]) -> dict[str, Any] | None:
-    """The summed columns of several released cells; a column null in any of them is null."""
-    shown = [cell.sums for cell in cells if cell.sums is not None]
-    if not shown:
+def sum_cells(cells: Sequence[Cell | None]) -> dict[str, Any] | None:
+    """The summed columns of several released cells; a column null in any of them is null, and
+    all are null (None) when there is no cell or one is missing or withheld: nothing published
+    never reads as 0, nor a part of the range as the whole."""
+    if not cells or any(cell is None or cell.sums is None for cell in cells):
         return None
+    shown = [cell.sums for cell in cells if cell is not None and cell.sums is not None]
     total: dict[str, Any] = {}
     for sums in shown:
         for column, value in sums.items():
@@ -689,7 +804,8 @@ def sum_cells(cells: Sequence[Cell]) -> dict[str, Any] | None:
 
 def released_fields(sums: Mapping[str, Any] | None, settings: Settings) -> dict[str, Any]:
     """`Figures` fields of released sums: a field is null when it is admin-only or any source is null."""
-    sums = sums or {}
+    if sums is None:  # nothing published: every figure null, never 0
+        return dict.fromkeys(queries.figure_fields({}, settings), None)
     missing = {column for column, value in sums.items() if value is None}
     present = {column: value for column, value in sums.items() if value is not None}
     fields = queries.figure_fields(present, settings)

@@ -305,23 +305,25 @@ class Figures(_Response):
     In a viewer's answer (published releases) a figure that depends on a sub-partition
     (rates, success, estimators, priced and unpriced models, calibration) is null where a
     sub-cell behind it has fewer people than the minimum group size; `disclosure` says why.
+    Every figure is null where nothing is published (before the first release, a withheld
+    period, a group no release lists): nothing published never reads as 0.
     """
 
-    conversation_count: int = _metric("conversation_count")
-    message_count: int = _metric("message_count")
-    total_active_time: int = _metric("total_active_time")
-    total_time_saved: int = _metric("total_time_saved")
-    total_time_saved_low: int = _metric("total_time_saved_low")
-    total_time_saved_high: int = _metric("total_time_saved_high")
+    conversation_count: int | None = _metric("conversation_count")
+    message_count: int | None = _metric("message_count")
+    total_active_time: int | None = _metric("total_active_time")
+    total_time_saved: int | None = _metric("total_time_saved")
+    total_time_saved_low: int | None = _metric("total_time_saved_low")
+    total_time_saved_high: int | None = _metric("total_time_saved_high")
     total_time_saved_successful: int | None = _metric("total_time_saved_successful")
     unsuccessful_count: int | None = _metric("unsuccessful_count")
     flagged_count: int | None = _metric("flagged_count")
     flagged_time_saved: int | None = _metric("flagged_time_saved")
     new_work_conversations: int | None = _metric("new_work_conversations")
     new_work_active_minutes: int | None = _metric("new_work_active_minutes")
-    total_manual_time_estimated: int = _metric("total_manual_time_estimated")
-    total_manual_time_low: int = _metric("total_manual_time_low")
-    total_manual_time_high: int = _metric("total_manual_time_high")
+    total_manual_time_estimated: int | None = _metric("total_manual_time_estimated")
+    total_manual_time_low: int | None = _metric("total_manual_time_low")
+    total_manual_time_high: int | None = _metric("total_manual_time_high")
     avg_time_saved_per_conversation: float | None = _minutes(
         "Minutes saved per conversation, most likely (null without conversations)."
     )
@@ -348,9 +350,9 @@ class Figures(_Response):
     )
     # value and cost (functions/value.py); money fields are null unless ANALYTICS_HOURLY_RATE
     # and ANALYTICS_CURRENCY are set
-    ai_input_tokens: int = Field(description=_METRIC_TEXT["ai_input_tokens"])
-    ai_output_tokens: int = Field(description=_METRIC_TEXT["ai_output_tokens"])
-    ai_cached_tokens: int = Field(description=_METRIC_TEXT["ai_cached_tokens"])
+    ai_input_tokens: int | None = Field(description=_METRIC_TEXT["ai_input_tokens"])
+    ai_output_tokens: int | None = Field(description=_METRIC_TEXT["ai_output_tokens"])
+    ai_cached_tokens: int | None = Field(description=_METRIC_TEXT["ai_cached_tokens"])
     ai_unpriced_tokens: int | None = Field(description=_METRIC_TEXT["ai_unpriced_tokens"])
     ai_cost_usd: float | None = Field(
         description="What the AI answers cost, in USD, priced models only (see ai_cost_complete); "
@@ -539,7 +541,7 @@ class SummaryResponse(Figures):
     group: GroupInfo | None = Field(description="The group filter, if any.")
     user_id_hash: str | None = Field(description="The user filter, if any.")
     filter: DimensionFilter | None = Field(description="The dimension filter (`model`, `tag`, ...), if any.")
-    total_conversations: int = Field(
+    total_conversations: int | None = Field(
         description="The specification's name for conversation_count (the same value)."
     )
     confidence_level: float | None = Field(
@@ -732,7 +734,9 @@ class SystemInfo(_Response):
 class HealthResponse(_Response):
     status: Literal["healthy", "running", "unhealthy"] = Field(
         description="`healthy`: the last run completed; `running`: one is in progress; "
-        "`unhealthy`: the last run failed or went stale, or there is none."
+        "`unhealthy`: the last run failed or went stale, or there is none, or a release viewers are "
+        "due is refused by the auditor, held back by a date without a completed run, or published "
+        "with cells the auditor's budget could not prove."
     )
     problems: list[str] = Field(description="Human-readable reasons for a status other than healthy.")
     last_run: RunInfo | None

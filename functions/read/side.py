@@ -14,6 +14,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
@@ -150,7 +151,14 @@ class ReadSide(ABC):
         ...
 
     @abstractmethod
-    def note(self, summary: Summary, breakdowns: list[Breakdown], groups: GroupBreakdown) -> str | None:
+    def note(
+        self,
+        connection: Connection,
+        summary: Summary,
+        breakdowns: list[Breakdown],
+        groups: GroupBreakdown,
+        today: date,
+    ) -> str | None:
         """One line on what this side left out of a page's figures; None when nothing was."""
         ...
 
@@ -215,7 +223,14 @@ class AdminReadSide(ReadSide):
             dimension_filter=dimension_filter,
         )
 
-    def note(self, summary: Summary, breakdowns: list[Breakdown], groups: GroupBreakdown) -> str | None:
+    def note(
+        self,
+        connection: Connection,
+        summary: Summary,
+        breakdowns: list[Breakdown],
+        groups: GroupBreakdown,
+        today: date,
+    ) -> str | None:
         return None
 
 
@@ -247,7 +262,7 @@ class ViewerReadSide(ReadSide):
 
     def _published(self, connection: Connection, kind: ReleasePeriod) -> list[releases.Release]:
         if kind not in self._releases:
-            self._releases[kind] = releases.load_releases(connection, kind)
+            self._releases[kind] = releases.load_releases(connection, kind, self.settings.min_group_size)
         return self._releases[kind]
 
     def _snap(
@@ -300,6 +315,7 @@ class ViewerReadSide(ReadSide):
         for cell in cells:
             withheld += cell.withheld is not None
             nulls.update({name: why for name, why in cell.nulls.items() if name not in nulls})
+        nulls.update(releases.VIEWER_ADMIN_ONLY)
         return DisclosureInfo(
             floor=self.settings.min_group_size,
             period_kind=kind.value if chosen else None,
@@ -311,7 +327,7 @@ class ViewerReadSide(ReadSide):
         )
 
     def _figures(self, chosen: Sequence[releases.Release], group_id: str | None) -> Figures:
-        cells = [cell for cell in (r.cell(group_id) for r in chosen) if cell is not None]
+        cells = [r.cell(group_id) for r in chosen]
         return Figures(**releases.released_fields(releases.sum_cells(cells), self.settings))
 
     def _points(self, chosen: Sequence[releases.Release], group_id: str | None) -> list[Any]:
@@ -386,7 +402,7 @@ class ViewerReadSide(ReadSide):
                 cells.setdefault(group.group_id, []).append(cell)
         rows = []
         for group_id, group in groups.items():
-            sums = releases.sum_cells(cells[group_id])
+            sums = releases.sum_cells([release.cell(group_id) for release in chosen])
             if sums is None:
                 continue  # withheld in every period of the range
             rows.append(
@@ -397,7 +413,7 @@ class ViewerReadSide(ReadSide):
                     **releases.released_fields(sums, self.settings),
                 )
             )
-        rows.sort(key=lambda row: (-row.total_time_saved, row.name, row.group_id or ""))
+        rows.sort(key=lambda row: (-(row.total_time_saved or 0), row.name, row.group_id or ""))
         info = self._info(
             kind, date_range, chosen, None, cells=[c for found in cells.values() for c in found]
         )
@@ -419,13 +435,29 @@ class ViewerReadSide(ReadSide):
     ) -> Iterator[bytes]:
         raise ViewerRefused("the export lists conversations: a viewer sees no such rows")
 
-    def note(self, summary: Summary, breakdowns: list[Breakdown], groups: GroupBreakdown) -> str | None:
+    def note(
+        self,
+        connection: Connection,
+        summary: Summary,
+        breakdowns: list[Breakdown],
+        groups: GroupBreakdown,
+        today: date,
+    ) -> str | None:
         info = summary.disclosure
         if info is None or not info.periods:
-            return (
+            text = (
                 "No release is published yet: a viewer sees the figures of closed weeks and months, "
-                f"{self.settings.release_grace_days} days after they close."
+                f"{self.settings.release_grace_days} days after they close"
             )
+            if releases.load_releases(connection, ReleasePeriod.WEEK, 0) or releases.load_releases(
+                connection, ReleasePeriod.MONTH, 0
+            ):
+                return text + ". None is published for this range."
+            coming = releases.first_release_due(connection, self.settings, today)
+            if coming is None:
+                return text + ". The first is due once the nightly runs have completed a whole week."
+            period, due = coming
+            return f"{text}. The first release, {_period_text(period)}, is due on {due:%d %b %Y}."
         first, last = info.periods[0], info.periods[-1]
         which = first.period if first is last else f"{first.period} … {last.period}"
         published = info.as_published_on.date().isoformat() if info.as_published_on else "?"
@@ -436,12 +468,23 @@ class ViewerReadSide(ReadSide):
         if withheld:
             parts.append(f"{withheld} cell(s) withheld so that no one can be singled out")
         nulls = {**(groups.disclosure.null_figures if groups.disclosure else {}), **info.null_figures}
-        nulls = {name: why for name, why in nulls.items() if why != releases.MONEY_OFF}
+        nulls = {
+            name: why
+            for name, why in nulls.items()
+            if why != releases.MONEY_OFF and name not in releases.VIEWER_ADMIN_ONLY
+        }
         if nulls:
             parts.append(
                 "Some figures are null (" + "; ".join(f"{k}: {v}" for k, v in sorted(nulls.items())) + ")"
             )
         return ". ".join(parts) + "."
+
+
+def _period_text(period: releases.Period) -> str:
+    """'week of 15–21 Jun 2026' or 'month of June 2026'."""
+    if period.kind is ReleasePeriod.MONTH:
+        return f"month of {period.start:%B %Y}"
+    return f"week of {period.start:%d %b} – {period.end:%d %b %Y}"
 
 
 _MONTHS_FROM_DAYS = 56  # a range of 8 weeks or more snaps to months (when months are published)
