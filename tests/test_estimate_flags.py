@@ -191,7 +191,10 @@ def test_the_same_answer_to_every_conversation_is_flagged_and_kept_out_of_the_he
     assert 'id="calibration-flags"' in page and 'id="status-flags"' in page
     assert page.count(sentence) >= 2  # the status line and the calibration panel
     cli_health = CliRunner().invoke(cli, ["health"], catch_exceptions=False)
-    assert cli_health.exit_code == 0 and f"flagged estimates: {sentence}" in cli_health.output
+    assert f"flagged estimates: {sentence}" in cli_health.output
+    # the one run is days before today: the releases of the dates after it are held back, and
+    # health is unhealthy for that (and says so)
+    assert cli_health.exit_code == 0 or "is held back" in cli_health.output, cli_health.output
     report = client.get("/report", query_string={"start_date": DAY, "end_date": DAY}, headers=AUTH)
     assert report.status_code == 200
     assert f"not in these figures: {analysed} flagged estimates" in report.get_data(as_text=True)
